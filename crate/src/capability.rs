@@ -1,0 +1,105 @@
+//! Capabilities, as the core sees them: a numeric id granted under an import name with a
+//! declared signature. The functions behind the ids live with the caller (the page's `WeakMap`,
+//! the worker, or a native closure); the core only ever suspends with an id and resumes with
+//! the caller's answer.
+
+use core::fmt;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::value::{Signature, Value};
+
+/// The id of a granted capability. Meaningful only to whoever granted it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct CapabilityId(pub u32);
+
+impl fmt::Display for CapabilityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// One granted import: `module.name` is answered by capability `id`, whose function has
+/// `signature`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Grant {
+    /// Import namespace, e.g. `env`.
+    pub module: String,
+    /// Import field, e.g. `log`.
+    pub name: String,
+    /// The capability that answers calls.
+    pub capability: CapabilityId,
+    /// The signature the grantor declared; checked against the guest's import at link time.
+    pub signature: Signature,
+}
+
+impl Grant {
+    /// The normalised name, `module.name`.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.module, self.name)
+    }
+}
+
+/// The set of imports granted to one instance.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Grants {
+    list: Vec<Grant>,
+}
+
+impl Grants {
+    /// No grants: the guest can only compute.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Grants `module.name` as capability `capability` with `signature` (builder style).
+    ///
+    /// # Errors
+    ///
+    /// `INVALID_ARGUMENT` if `module.name` is already granted.
+    pub fn grant(
+        mut self,
+        module: impl Into<String>,
+        name: impl Into<String>,
+        capability: CapabilityId,
+        signature: Signature,
+    ) -> Result<Self, Error> {
+        let (module, name) = (module.into(), name.into());
+        if self.find(&module, &name).is_some() {
+            return Err(Error::invalid_argument(format!(
+                "import {module}.{name} is granted twice"
+            )));
+        }
+        self.list.push(Grant {
+            module,
+            name,
+            capability,
+            signature,
+        });
+        Ok(self)
+    }
+
+    /// The grant for `module.name`, if any.
+    pub fn find(&self, module: &str, name: &str) -> Option<&Grant> {
+        self.list
+            .iter()
+            .find(|g| g.module == module && g.name == name)
+    }
+
+    /// All grants, in the order they were made.
+    pub fn iter(&self) -> impl Iterator<Item = &Grant> {
+        self.list.iter()
+    }
+}
+
+/// A guest's call of a granted import, waiting for the host's answer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HostCall {
+    /// The capability that must answer.
+    pub capability: CapabilityId,
+    /// The import the guest called, `module.name`.
+    pub import: String,
+    /// The guest's arguments, typed as the granted signature says.
+    pub args: Vec<Value>,
+}

@@ -1,0 +1,802 @@
+//! An instance and its call loop: execution in resumable steps.
+//!
+//! A call is driven by wasmi's `call_resumable`:
+//!
+//! - when a **fuel slice** runs out, the call suspends and [`Step::Yield`] goes back to the
+//!   caller, who may yield to its event loop, cancel, or [`Instance::resume`];
+//! - when the guest calls a **granted import**, the trampoline suspends the call and
+//!   [`Step::HostCall`] carries the capability id and the arguments; the caller runs the host
+//!   function (synchronously or not) and answers with [`Instance::resume_host`];
+//! - [`Step::Finished`] carries the results and the metrics.
+//!
+//! The fuel budget, the deadline and the host-call charge are enforced here, between steps.
+//! A call that ends in an error (trap, limit, cancellation) *poisons* the instance: the guest
+//! may have been stopped half-way through updating its own state, so later calls fail with
+//! `POISONED` until the module is instantiated again. The sandbox itself is never affected.
+
+use serde::Serialize;
+use wasmi::{Linker, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel, Store};
+use web_time::Instant;
+
+use crate::capability::{CapabilityId, Grants, HostCall};
+use crate::engine::InstanceSlot;
+use crate::error::{Error, ErrorCode, TrapCode};
+use crate::limits::{Limiter, Limits};
+use crate::memory::GuestMemory;
+use crate::metrics::Metrics;
+use crate::module::{ItemKind, Module};
+use crate::value::{Signature, Value, ValueType};
+
+/// Per-call options. They can only tighten the sandbox's [`Limits`], never loosen them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// Fuel budget for this call (at most `Limits::fuel`).
+    pub fuel: Option<u64>,
+    /// Wall-clock limit for this call in milliseconds (at most `Limits::timeout_ms`).
+    pub timeout_ms: Option<u64>,
+}
+
+/// A call that finished.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// The export's results (empty when the guest exited through `proc_exit`).
+    pub results: Vec<Value>,
+    /// The status the guest exited with, when it ended the call by exiting (WASI `proc_exit`).
+    /// An exit is a result, not an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// What the call cost.
+    pub metrics: Metrics,
+}
+
+/// What a call did in its latest step.
+#[derive(Debug)]
+pub enum Step {
+    /// The call returned.
+    Finished(Outcome),
+    /// A fuel slice ran out: yield if you like, then [`Instance::resume`] (or
+    /// [`Instance::cancel`]).
+    Yield,
+    /// The guest called a granted import: run it, then [`Instance::resume_host`] with its
+    /// results (or [`Instance::fail_host`]).
+    HostCall(HostCall),
+}
+
+/// The trampoline's suspension: which link the guest called, with which arguments.
+#[derive(Debug)]
+struct HostCallPending {
+    link: usize,
+    args: Vec<Value>,
+}
+
+impl core::fmt::Display for HostCallPending {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "host call pending on link {}", self.link)
+    }
+}
+
+impl wasmi::errors::HostError for HostCallPending {}
+
+/// A granted import as linked into this instance.
+#[derive(Debug)]
+struct Link {
+    capability: CapabilityId,
+    import: String,
+    signature: Signature,
+}
+
+pub(crate) struct StoreState {
+    limiter: Limiter,
+}
+
+enum Pending {
+    Fuel(ResumableCallOutOfFuel),
+    Host {
+        handle: ResumableCallHostTrap,
+        link: usize,
+    },
+}
+
+struct ActiveCall {
+    /// `None` only while a step is running.
+    pending: Option<Pending>,
+    outputs: Vec<wasmi::Val>,
+    result_types: Vec<ValueType>,
+    fuel_budget: u64,
+    /// Total fuel ever put into the store for this call; consumed = granted - store fuel.
+    fuel_granted: u64,
+    started: Instant,
+    timeout_ms: u64,
+    slices: u64,
+    host_calls: u64,
+}
+
+/// The state of an [`Instance`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstanceState {
+    /// Ready for a call.
+    Idle,
+    /// A call is suspended between steps.
+    Running,
+    /// An earlier call ended in this error; the instance refuses further calls.
+    Poisoned(ErrorCode),
+}
+
+/// One instantiated guest, with its own store. Created by [`Sandbox::instantiate`](crate::Sandbox::instantiate).
+pub struct Instance {
+    store: Store<StoreState>,
+    instance: wasmi::Instance,
+    module: Module,
+    links: Vec<Link>,
+    limits: Limits,
+    call: Option<ActiveCall>,
+    poisoned: Option<(ErrorCode, String)>,
+    _slot: InstanceSlot,
+}
+
+impl core::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Instance")
+            .field("module", &self.module)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl Instance {
+    pub(crate) fn new(
+        engine: &wasmi::Engine,
+        module: &Module,
+        grants: &Grants,
+        limits: &Limits,
+        slot: InstanceSlot,
+    ) -> Result<Self, Error> {
+        let links = link_imports(module, grants)?;
+        let mut store = Store::new(
+            engine,
+            StoreState {
+                limiter: Limiter::new(limits),
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        let mut linker = Linker::<StoreState>::new(engine);
+        for (index, (link, (module_name, name))) in links.iter().enumerate() {
+            let param_types = link.signature.params.clone();
+            linker
+                .func_new(
+                    module_name,
+                    name,
+                    link.signature.to_wasmi(),
+                    move |_caller, params, _results| {
+                        // Suspend the guest; the caller answers through `resume_host`.
+                        let args = params
+                            .iter()
+                            .zip(&param_types)
+                            .map(|(v, t)| Value::from_wasmi(v).unwrap_or(Value::zero(*t)))
+                            .collect();
+                        Err(wasmi::Error::host(HostCallPending { link: index, args }))
+                    },
+                )
+                .map_err(|e| Error::invalid_argument(format!("cannot link: {e}")))?;
+        }
+        let links: Vec<Link> = links.into_iter().map(|(l, _)| l).collect();
+        // A start function runs inside instantiation and cannot be suspended (wasmi notes,
+        // section 7): it gets the whole call budget, metered but not sliced.
+        store
+            .set_fuel(limits.fuel)
+            .map_err(|e| Error::invalid_argument(format!("fuel: {e}")))?;
+        let instance = match linker.instantiate_and_start(&mut store, module.wasmi()) {
+            Ok(instance) => instance,
+            Err(e) => {
+                let limiter = &store.data().limiter;
+                return Err(classify(e, limiter, &links, "instantiation"));
+            }
+        };
+        Ok(Self {
+            store,
+            instance,
+            module: module.clone(),
+            links,
+            limits: limits.clone(),
+            call: None,
+            poisoned: None,
+            _slot: slot,
+        })
+    }
+
+    /// The module this instance runs.
+    pub fn module(&self) -> &Module {
+        &self.module
+    }
+
+    /// Idle, running (suspended between steps) or poisoned.
+    pub fn state(&self) -> InstanceState {
+        match (&self.poisoned, &self.call) {
+            (Some((code, _)), _) => InstanceState::Poisoned(*code),
+            (None, Some(_)) => InstanceState::Running,
+            (None, None) => InstanceState::Idle,
+        }
+    }
+
+    /// A checked view of the guest's exported memory named `memory` (or its only exported
+    /// memory), for host functions. `None` if the guest exports no memory.
+    pub fn memory(&mut self) -> Option<GuestMemory<'_>> {
+        let memory = self.instance.get_memory(&self.store, "memory").or_else(|| {
+            let mut memories = self
+                .instance
+                .exports(&self.store)
+                .filter_map(|e| e.into_memory());
+            match (memories.next(), memories.next()) {
+                (Some(only), None) => Some(only),
+                _ => None,
+            }
+        })?;
+        Some(GuestMemory::new(memory.data_mut(&mut self.store)))
+    }
+
+    /// Starts calling `export` with `args`, under the sandbox limits.
+    ///
+    /// # Errors
+    ///
+    /// `BUSY` while another call is suspended; `POISONED` after an interrupted call;
+    /// `INVALID_ARGUMENT` for an unknown export or wrong arguments; or any error the first
+    /// step ends in.
+    pub fn start(&mut self, export: &str, args: &[Value]) -> Result<Step, Error> {
+        self.start_with(export, args, &CallOptions::default())
+    }
+
+    /// [`Instance::start`] with per-call options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::start`].
+    pub fn start_with(
+        &mut self,
+        export: &str,
+        args: &[Value],
+        options: &CallOptions,
+    ) -> Result<Step, Error> {
+        if self.call.is_some() {
+            return Err(Error::new(
+                ErrorCode::Busy,
+                "a call is already running on this instance",
+            ));
+        }
+        if let Some((code, message)) = &self.poisoned {
+            return Err(Error::new(
+                ErrorCode::Poisoned,
+                format!(
+                    "instance poisoned by an earlier {code} ({message}); instantiate the module again"
+                ),
+            ));
+        }
+        let func = self
+            .instance
+            .get_func(&self.store, export)
+            .ok_or_else(|| Error::invalid_argument(format!("no exported function {export:?}")))?;
+        let ty = func.ty(&self.store);
+        let signature = Signature::from_wasmi(&ty).ok_or_else(|| {
+            Error::invalid_argument(format!(
+                "export {export:?} has a non-numeric signature and cannot be called from the host"
+            ))
+        })?;
+        Signature::check(&format!("arguments of {export:?}"), &signature.params, args)?;
+        let fuel_budget = options.fuel.map_or(self.limits.fuel, |f| f.min(self.limits.fuel));
+        let timeout_ms = options
+            .timeout_ms
+            .map_or(self.limits.timeout_ms, |t| t.min(self.limits.timeout_ms));
+        if fuel_budget == 0 {
+            return Err(Error::invalid_argument("call fuel must be > 0"));
+        }
+        let first_slice = self.limits.fuel_per_slice.min(fuel_budget);
+        self.store
+            .set_fuel(first_slice)
+            .map_err(|e| Error::invalid_argument(format!("fuel: {e}")))?;
+        let limiter = &mut self.store.data_mut().limiter;
+        limiter.peak_memory_bytes = limiter.current_memory_bytes;
+        limiter.last_denied = None;
+        let mut call = ActiveCall {
+            pending: None,
+            outputs: signature
+                .results
+                .iter()
+                .map(|t| Value::zero(*t).to_wasmi())
+                .collect(),
+            result_types: signature.results.clone(),
+            fuel_budget,
+            fuel_granted: first_slice,
+            started: Instant::now(),
+            timeout_ms,
+            slices: 1,
+            host_calls: 0,
+        };
+        let inputs: Vec<wasmi::Val> = args.iter().map(|v| v.to_wasmi()).collect();
+        let result = func.call_resumable(&mut self.store, &inputs, &mut call.outputs);
+        self.call = Some(call);
+        self.handle(result)
+    }
+
+    /// Continues a call after [`Step::Yield`].
+    ///
+    /// # Errors
+    ///
+    /// `INVALID_ARGUMENT` if the call is not waiting at a yield (state unchanged);
+    /// `TIMEOUT` if the deadline passed; or any error the next step ends in.
+    pub fn resume(&mut self) -> Result<Step, Error> {
+        let handle = match self.take_pending(|p| matches!(p, Pending::Fuel(_)), "a yield")? {
+            Pending::Fuel(h) => h,
+            Pending::Host { .. } => return Err(self.internal("pending kind changed")),
+        };
+        self.check_deadline()?;
+        let remaining = self.fuel_remaining();
+        let refill = self
+            .limits
+            .fuel_per_slice
+            .max(handle.required_fuel())
+            .min(remaining);
+        self.refill(refill)?;
+        if let Some(call) = self.call.as_mut() {
+            call.slices += 1;
+        }
+        let mut outputs = self.take_outputs();
+        let result = handle.resume(&mut self.store, &mut outputs);
+        self.put_outputs(outputs);
+        self.handle(result)
+    }
+
+    /// Answers a [`Step::HostCall`] with the host function's results and continues the call.
+    ///
+    /// # Errors
+    ///
+    /// `INVALID_ARGUMENT` if the call is not waiting for a host answer (state unchanged);
+    /// `HOST_ERROR` if `results` do not match the capability's declared results (the call
+    /// ends); `TIMEOUT` if the deadline passed while the host worked; or any error the next
+    /// step ends in.
+    pub fn resume_host(&mut self, results: &[Value]) -> Result<Step, Error> {
+        let (handle, link) =
+            match self.take_pending(|p| matches!(p, Pending::Host { .. }), "a host answer")? {
+                Pending::Host { handle, link } => (handle, link),
+                Pending::Fuel(_) => return Err(self.internal("pending kind changed")),
+            };
+        let Some(l) = self.links.get(link) else {
+            return Err(self.internal("unknown link"));
+        };
+        if let Err(e) = Signature::check(
+            &format!("results of capability {} ({})", l.capability, l.import),
+            &l.signature.results,
+            results,
+        ) {
+            let (capability, message) = (l.capability, e.message().to_owned());
+            return Err(self.end(
+                Error::new(ErrorCode::HostError, message).with(|d| d.capability = Some(capability.0)),
+            ));
+        }
+        self.check_deadline()?;
+        let inputs: Vec<wasmi::Val> = results.iter().map(|v| v.to_wasmi()).collect();
+        let mut outputs = self.take_outputs();
+        let result = handle.resume(&mut self.store, &inputs, &mut outputs);
+        self.put_outputs(outputs);
+        self.handle(result)
+    }
+
+    /// Ends a call waiting at [`Step::HostCall`] with `error` (for example `HOST_ERROR` from
+    /// [`Error::host_failed`], or the `TRAP` of an out-of-bounds guest pointer). Returns the
+    /// error, with the call's metrics attached; the instance is poisoned.
+    pub fn fail_host(&mut self, error: Error) -> Error {
+        let capability = match self.call.as_ref().and_then(|c| c.pending.as_ref()) {
+            Some(Pending::Host { link, .. }) => self.links.get(*link).map(|l| l.capability.0),
+            _ => None,
+        };
+        let error = if error.details().capability.is_none() {
+            error.with(|d| d.capability = capability)
+        } else {
+            error
+        };
+        self.end(error)
+    }
+
+    /// Cancels the running call, if any: the suspended guest is dropped, the instance is
+    /// poisoned and the `CANCELLED` error (with metrics) is returned. `None` when idle.
+    pub fn cancel(&mut self) -> Option<Error> {
+        self.call.as_ref()?;
+        Some(self.end(Error::new(ErrorCode::Cancelled, "call cancelled by the caller")))
+    }
+
+    /// Runs `export` to completion, answering host calls with `host` — the blocking driver
+    /// for native callers. `host` gets the call and a checked view of the guest's memory.
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::start`]; an error returned by `host` ends the call with that error.
+    pub fn call<H>(&mut self, export: &str, args: &[Value], host: H) -> Result<Outcome, Error>
+    where
+        H: FnMut(&HostCall, &mut GuestMemory<'_>) -> Result<Vec<Value>, Error>,
+    {
+        self.call_with(export, args, &CallOptions::default(), host)
+    }
+
+    /// [`Instance::call`] with per-call options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::call`].
+    pub fn call_with<H>(
+        &mut self,
+        export: &str,
+        args: &[Value],
+        options: &CallOptions,
+        mut host: H,
+    ) -> Result<Outcome, Error>
+    where
+        H: FnMut(&HostCall, &mut GuestMemory<'_>) -> Result<Vec<Value>, Error>,
+    {
+        let mut step = self.start_with(export, args, options)?;
+        loop {
+            step = match step {
+                Step::Finished(outcome) => return Ok(outcome),
+                Step::Yield => self.resume()?,
+                Step::HostCall(call) => {
+                    let answer = match self.memory() {
+                        Some(mut memory) => host(&call, &mut memory),
+                        None => host(&call, &mut GuestMemory::empty()),
+                    };
+                    match answer {
+                        Ok(results) => self.resume_host(&results)?,
+                        Err(error) => return Err(self.fail_host(error)),
+                    }
+                }
+            };
+        }
+    }
+
+    // ---- the loop's internals ----
+
+    fn take_pending(
+        &mut self,
+        expected: impl Fn(&Pending) -> bool,
+        what: &str,
+    ) -> Result<Pending, Error> {
+        let Some(call) = self.call.as_mut() else {
+            return Err(Error::invalid_argument(format!(
+                "no call is running, so there is no {what} to resume"
+            )));
+        };
+        match call.pending.take() {
+            Some(p) if expected(&p) => Ok(p),
+            other => {
+                call.pending = other;
+                Err(Error::invalid_argument(format!(
+                    "the running call is not waiting for {what}"
+                )))
+            }
+        }
+    }
+
+    fn take_outputs(&mut self) -> Vec<wasmi::Val> {
+        self.call
+            .as_mut()
+            .map(|c| core::mem::take(&mut c.outputs))
+            .unwrap_or_default()
+    }
+
+    fn put_outputs(&mut self, outputs: Vec<wasmi::Val>) {
+        if let Some(call) = self.call.as_mut() {
+            call.outputs = outputs;
+        }
+    }
+
+    fn fuel_consumed(&self) -> u64 {
+        let Some(call) = self.call.as_ref() else {
+            return 0;
+        };
+        let left = self.store.get_fuel().unwrap_or(0);
+        call.fuel_granted.saturating_sub(left)
+    }
+
+    fn fuel_remaining(&self) -> u64 {
+        let budget = self.call.as_ref().map_or(0, |c| c.fuel_budget);
+        budget.saturating_sub(self.fuel_consumed())
+    }
+
+    /// Puts `amount` fuel in the store (replacing what is left), keeping the books.
+    fn refill(&mut self, amount: u64) -> Result<(), Error> {
+        let consumed = self.fuel_consumed();
+        self.store
+            .set_fuel(amount)
+            .map_err(|e| self.internal(&format!("set_fuel: {e}")))?;
+        if let Some(call) = self.call.as_mut() {
+            call.fuel_granted = consumed + amount;
+        }
+        Ok(())
+    }
+
+    /// Charges `cost` fuel outside the guest's own instructions (host calls).
+    fn charge(&mut self, cost: u64) -> Result<(), Error> {
+        if cost == 0 {
+            return Ok(());
+        }
+        if self.fuel_remaining() < cost {
+            return Err(self.fuel_exhausted());
+        }
+        let in_store = self.store.get_fuel().unwrap_or(0);
+        if in_store >= cost {
+            self.store
+                .set_fuel(in_store - cost)
+                .map_err(|e| self.internal(&format!("set_fuel: {e}")))?;
+        } else {
+            // Take the rest from the budget: the slice is spent.
+            let consumed = self.fuel_consumed();
+            self.store
+                .set_fuel(0)
+                .map_err(|e| self.internal(&format!("set_fuel: {e}")))?;
+            if let Some(call) = self.call.as_mut() {
+                call.fuel_granted = consumed + cost;
+            }
+        }
+        Ok(())
+    }
+
+    fn fuel_exhausted(&mut self) -> Error {
+        let budget = self.call.as_ref().map_or(0, |c| c.fuel_budget);
+        self.end(
+            Error::new(
+                ErrorCode::FuelExhausted,
+                format!("fuel budget of {budget} exhausted"),
+            )
+            .with(|d| d.limit = Some(budget)),
+        )
+    }
+
+    fn check_deadline(&mut self) -> Result<(), Error> {
+        let Some(call) = self.call.as_ref() else {
+            return Ok(());
+        };
+        let elapsed_ms = call.started.elapsed().as_millis();
+        if elapsed_ms > u128::from(call.timeout_ms) {
+            let timeout_ms = call.timeout_ms;
+            return Err(self.end(
+                Error::new(
+                    ErrorCode::Timeout,
+                    format!("wall-clock limit of {timeout_ms} ms passed"),
+                )
+                .with(|d| d.limit = Some(timeout_ms)),
+            ));
+        }
+        Ok(())
+    }
+
+    fn metrics(&self) -> Metrics {
+        let Some(call) = self.call.as_ref() else {
+            return Metrics::default();
+        };
+        Metrics {
+            fuel_consumed: self.fuel_consumed(),
+            slices: call.slices,
+            host_calls: call.host_calls,
+            peak_memory_bytes: self.store.data().limiter.peak_memory_bytes,
+            wall_time_us: u64::try_from(call.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Ends the running call with `error`: attaches the metrics, drops the suspended guest
+    /// and poisons the instance.
+    fn end(&mut self, error: Error) -> Error {
+        let metrics = self.metrics();
+        self.call = None;
+        self.poisoned = Some((error.code(), error.message().to_owned()));
+        error.with(|d| d.metrics = Some(metrics))
+    }
+
+    fn internal(&self, what: &str) -> Error {
+        Error::invalid_argument(format!("internal state error: {what}"))
+    }
+
+    fn handle(&mut self, result: Result<ResumableCall, wasmi::Error>) -> Result<Step, Error> {
+        match result {
+            Ok(ResumableCall::Finished) => {
+                let metrics = self.metrics();
+                let Some(call) = self.call.take() else {
+                    return Err(self.internal("finished without a call"));
+                };
+                let results = call
+                    .outputs
+                    .iter()
+                    .zip(&call.result_types)
+                    .map(|(v, t)| Value::from_wasmi(v).unwrap_or(Value::zero(*t)))
+                    .collect();
+                Ok(Step::Finished(Outcome {
+                    results,
+                    exit_code: None,
+                    metrics,
+                }))
+            }
+            Ok(ResumableCall::OutOfFuel(handle)) => {
+                let remaining = self.fuel_remaining();
+                if remaining == 0 || handle.required_fuel() > remaining {
+                    return Err(self.fuel_exhausted());
+                }
+                self.check_deadline()?;
+                if let Some(call) = self.call.as_mut() {
+                    call.pending = Some(Pending::Fuel(handle));
+                }
+                Ok(Step::Yield)
+            }
+            Ok(ResumableCall::HostTrap(handle)) => {
+                if let Some(pending) = handle.host_error().downcast_ref::<HostCallPending>() {
+                    let (link, args) = (pending.link, pending.args.clone());
+                    let Some(l) = self.links.get(link) else {
+                        return Err(self.internal("trampoline named an unknown link"));
+                    };
+                    let call = HostCall {
+                        capability: l.capability,
+                        import: l.import.clone(),
+                        args,
+                    };
+                    if let Some(active) = self.call.as_mut() {
+                        active.host_calls += 1;
+                    }
+                    let cost = self.limits.host_call_fuel;
+                    self.charge(cost)?;
+                    self.check_deadline()?;
+                    if let Some(active) = self.call.as_mut() {
+                        active.pending = Some(Pending::Host { handle, link });
+                    }
+                    return Ok(Step::HostCall(call));
+                }
+                if let Some(status) = handle.host_error().i32_exit_status() {
+                    // WASI proc_exit: a result, not an error. The suspended guest is dropped.
+                    let metrics = self.metrics();
+                    self.call = None;
+                    return Ok(Step::Finished(Outcome {
+                        results: Vec::new(),
+                        exit_code: Some(status),
+                        metrics,
+                    }));
+                }
+                let error = handle.into_host_error();
+                let classified = classify(error, &self.store.data().limiter, &self.links, "call");
+                Err(self.end(classified))
+            }
+            Err(error) => {
+                let classified = classify(error, &self.store.data().limiter, &self.links, "call");
+                Err(self.end(classified))
+            }
+        }
+    }
+}
+
+/// Matches every import of `module` against `grants`: all missing imports are
+/// `IMPORT_NOT_GRANTED`; then all mistyped ones are `SIGNATURE_MISMATCH`.
+fn link_imports(module: &Module, grants: &Grants) -> Result<Vec<(Link, (String, String))>, Error> {
+    let mut missing = Vec::new();
+    let mut mismatched = Vec::new();
+    let mut mismatch_text = Vec::new();
+    let mut links = Vec::new();
+    for import in module.imports() {
+        let qualified = import.qualified_name();
+        let grant = match import.kind {
+            ItemKind::Function => grants.find(&import.module, &import.name),
+            // Memories, tables and globals are never granted: the guest brings its own.
+            _ => None,
+        };
+        let Some(grant) = grant else {
+            missing.push(qualified);
+            continue;
+        };
+        if import.signature.as_ref() != Some(&grant.signature) {
+            mismatch_text.push(format!(
+                "{qualified}: guest imports {}, granted {}",
+                import.type_text, grant.signature
+            ));
+            mismatched.push(qualified);
+            continue;
+        }
+        links.push((
+            Link {
+                capability: grant.capability,
+                import: qualified,
+                signature: grant.signature.clone(),
+            },
+            (import.module.clone(), import.name.clone()),
+        ));
+    }
+    if !missing.is_empty() {
+        return Err(Error::new(
+            ErrorCode::ImportNotGranted,
+            format!("imports not granted: {}", missing.join(", ")),
+        )
+        .with(|d| d.imports = missing));
+    }
+    if !mismatched.is_empty() {
+        return Err(Error::new(
+            ErrorCode::SignatureMismatch,
+            format!("granted imports of the wrong type: {}", mismatch_text.join("; ")),
+        )
+        .with(|d| d.imports = mismatched));
+    }
+    Ok(links)
+}
+
+/// Maps a wasmi error to exactly one code. The limiter says which limit refused a growth.
+fn classify(error: wasmi::Error, limiter: &Limiter, links: &[Link], context: &str) -> Error {
+    use wasmi::errors::{ErrorKind, InstantiationError};
+    if let Some(pending) = error.downcast_ref::<HostCallPending>() {
+        // Only reachable outside a resumable call: a start function calling an import.
+        let import = links
+            .get(pending.link)
+            .map_or_else(|| "?".to_owned(), |l| l.import.clone());
+        return Error::new(
+            ErrorCode::HostError,
+            format!("{context}: start function called {import}; capabilities cannot be called while instantiating"),
+        );
+    }
+    if let ErrorKind::Instantiation(e) = error.kind() {
+        return match e {
+            InstantiationError::TooManyInstances => Error::new(
+                ErrorCode::InstanceLimit,
+                format!("{context}: too many instances in one store"),
+            ),
+            InstantiationError::TooManyTables => Error::new(
+                ErrorCode::TableLimit,
+                format!("{context}: too many tables: {e}"),
+            ),
+            InstantiationError::TooManyMemories => Error::new(
+                ErrorCode::MemoryLimit,
+                format!("{context}: too many memories: {e}"),
+            ),
+            InstantiationError::FailedToInstantiateMemory(_) => match limiter.last_denied {
+                Some(denied) => denied.to_error(context),
+                None => Error::new(ErrorCode::MemoryLimit, format!("{context}: {e}")),
+            },
+            InstantiationError::FailedToInstantiateTable(_) => match limiter.last_denied {
+                Some(denied) => denied.to_error(context),
+                None => Error::new(ErrorCode::TableLimit, format!("{context}: {e}")),
+            },
+            InstantiationError::ElementSegmentDoesNotFit { .. } => Error::trap(
+                TrapCode::TableOutOfBounds,
+                format!("{context}: {e}"),
+            ),
+            _ => Error::new(ErrorCode::InvalidModule, format!("{context}: {e}")),
+        };
+    }
+    if let ErrorKind::Linker(e) = error.kind() {
+        return Error::new(ErrorCode::ImportNotGranted, format!("{context}: {e}"));
+    }
+    match error.as_trap_code() {
+        Some(wasmi::TrapCode::StackOverflow) => Error::new(
+            ErrorCode::StackOverflow,
+            format!("{context}: call stack exhausted (recursion deeper than the limit)"),
+        )
+        .with(|d| d.trap_code = Some(TrapCode::StackOverflow)),
+        Some(wasmi::TrapCode::OutOfFuel) => Error::new(
+            ErrorCode::FuelExhausted,
+            format!("{context}: fuel budget exhausted"),
+        ),
+        Some(code @ (wasmi::TrapCode::GrowthOperationLimited | wasmi::TrapCode::OutOfSystemMemory)) => {
+            let denied = limiter.last_denied.map(|d| d.to_error(context));
+            denied
+                .unwrap_or_else(|| Error::new(ErrorCode::MemoryLimit, format!("{context}: {error}")))
+                .with(|d| d.trap_code = Some(code.into()))
+        }
+        Some(code) => {
+            let code = TrapCode::from(code);
+            Error::trap(code, format!("{context}: wasm trap: {}", code.as_str()))
+        }
+        None => match limiter.last_denied {
+            Some(denied) if matches!(error.kind(), ErrorKind::Memory(_) | ErrorKind::Table(_)) => {
+                denied.to_error(context)
+            }
+            _ => Error::new(ErrorCode::Trap, format!("{context}: {error}")),
+        },
+    }
+}
+
+impl Error {
+    /// A host function's own failure: `HOST_ERROR` with `cause` in the details.
+    pub fn host_failed(cause: impl Into<String>) -> Self {
+        let cause = cause.into();
+        Error::new(ErrorCode::HostError, format!("host function failed: {cause}"))
+            .with(|d| d.cause = Some(cause))
+    }
+}

@@ -1,0 +1,64 @@
+//! nestbox: run untrusted WebAssembly without trusting it.
+//!
+//! This crate is the core of nestbox — pure Rust, tested natively with `cargo test`, and
+//! compiled to wasm32 for the browser, where it runs inside a dedicated Web Worker. A guest
+//! module is
+//!
+//! 1. **verified** before it is parsed ([`integrity`]: size cap, SHA-256 against the expected
+//!    digest, compared in constant time),
+//! 2. **validated** under module-shape limits ([`ModuleLimits`]),
+//! 3. **linked** only against the imports the caller granted ([`Grants`]), each checked
+//!    against the declared signature, and
+//! 4. **run** in its own wasmi `Store` in *steps* ([`Step`]): the call suspends after every
+//!    fuel slice and at every host call, so the caller can yield to its event loop, cancel,
+//!    enforce a deadline, or await an async host function, then resume.
+//!
+//! ```
+//! use nestbox::{Digest, Grants, Limits, Sandbox, Value};
+//!
+//! # fn main() -> Result<(), nestbox::Error> {
+//! let bytes = wat_bytes(); // untrusted bytes from anywhere
+//! let expected = Digest::of(&bytes); // in real use: a digest pinned by the caller
+//! let sandbox = Sandbox::new(Limits::default())?;
+//! let module = sandbox.load(&bytes, &expected)?;
+//! let mut instance = sandbox.instantiate(&module, &Grants::new())?;
+//! let outcome = instance.call("add", &[Value::I32(2), Value::I32(40)], |_, _| {
+//!     unreachable!("no capabilities were granted")
+//! })?;
+//! assert_eq!(outcome.results, vec![Value::I32(42)]);
+//! assert!(outcome.metrics.fuel_consumed > 0);
+//! # Ok(()) }
+//! # fn wat_bytes() -> Vec<u8> {
+//! #     wat::parse_str(r#"(module (func (export "add") (param i32 i32) (result i32)
+//! #         local.get 0 local.get 1 i32.add))"#).expect("valid wat")
+//! # }
+//! ```
+//!
+//! Every failure is an [`Error`] with a stable [`ErrorCode`].
+//!
+//! Only `bindings/` (compiled for wasm32 only) knows about JavaScript.
+
+pub mod capability;
+pub mod engine;
+pub mod error;
+pub mod instance;
+pub mod integrity;
+pub mod limits;
+pub mod memory;
+pub mod metrics;
+pub mod module;
+pub mod value;
+
+#[cfg(target_arch = "wasm32")]
+pub mod bindings;
+
+pub use capability::{CapabilityId, Grant, Grants, HostCall};
+pub use engine::Sandbox;
+pub use error::{Details, Error, ErrorCode, TrapCode};
+pub use instance::{CallOptions, Instance, InstanceState, Outcome, Step};
+pub use integrity::Digest;
+pub use limits::{Limits, ModuleLimits};
+pub use memory::GuestMemory;
+pub use metrics::Metrics;
+pub use module::{ExportInfo, ImportInfo, ItemKind, Module};
+pub use value::{Signature, Value, ValueType};

@@ -1,0 +1,21 @@
+//! Native integration tests of the core: one file per behaviour, WAT fixtures in
+//! `tests/fixtures/` (the source of truth; their compiled digests are pinned by `fixtures.rs`).
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+mod cancel;
+mod fixtures;
+mod fuel;
+mod host_calls;
+mod instance_limit;
+mod integrity;
+mod invalid_module;
+mod linking;
+mod memory_limit;
+mod metrics;
+mod stack;
+mod start_function;
+mod table_limit;
+mod timeout;
+mod traps;
