@@ -1,0 +1,46 @@
+# The two commands of the README:
+#   make demo   build and run the demo (installs what it needs)
+#   make test   everything CI checks (installs what it needs)
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export CHROMEDRIVER ?= /usr/bin/chromedriver
+CARGO ?= cargo
+
+.PHONY: demo test setup-rust setup-web lint native-test build web-test bench clean
+
+demo: setup-rust
+	$(CARGO) run --release -q -p nestbox-cli -- demo
+
+test: setup-web lint native-test build web-test
+
+setup-rust:
+	@scripts/setup.sh rust
+
+setup-web:
+	@scripts/setup.sh web
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p nestbox --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+native-test:
+	$(CARGO) test --workspace
+
+# The release module: opt-level 3, fat LTO, wasmi's indirect dispatch, wasm-opt off
+# (Debian's binaryen 108 breaks it; see crate/Cargo.toml).
+build:
+	wasm-pack build --release --target web --out-dir ../pkg --out-name nestbox crate
+	@ls -l pkg/nestbox_bg.wasm | awk '{print "pkg/nestbox_bg.wasm: " $$5 " bytes"}'
+	@gzip -9c pkg/nestbox_bg.wasm | wc -c | awk '{print "gzip -9: " $$1 " bytes"}'
+
+# The binding layer in headless Chromium, inside a dedicated worker.
+web-test:
+	wasm-pack test --headless --chrome crate -- --test web
+
+bench: setup-web build
+	$(CARGO) bench -p nestbox --bench compute
+
+clean:
+	$(CARGO) clean
+	rm -rf pkg
