@@ -37,7 +37,11 @@ fn demo() -> Result<(), Error> {
     println!("guest     demo.wat, {} bytes, {}", bytes.len(), digest);
 
     let module = sandbox.load(&bytes, &digest)?;
-    let imports: Vec<String> = module.imports().iter().map(|i| i.qualified_name()).collect();
+    let imports: Vec<String> = module
+        .imports()
+        .iter()
+        .map(|i| i.qualified_name())
+        .collect();
     println!("imports   {}", imports.join(", "));
     let grants = Grants::new().grant(
         "env",
@@ -56,12 +60,18 @@ fn demo() -> Result<(), Error> {
                 println!("guest log {text}");
                 Ok(vec![])
             }
-            _ => Err(Error::host_failed(format!("unexpected call {}", call.import))),
+            _ => Err(Error::host_failed(format!(
+                "unexpected call {}",
+                call.import
+            ))),
         }
     })?;
     println!(
         "result    count_primes({n}) = {}",
-        outcome.results.first().map_or("-".into(), |v| v.to_string())
+        outcome
+            .results
+            .first()
+            .map_or("-".into(), |v| v.to_string())
     );
     println!("metrics   {}", json(&outcome.metrics));
     let m = &outcome.metrics;

@@ -346,10 +346,7 @@ mod tests {
 
     #[test]
     fn error_is_one_pointer_wide() {
-        assert_eq!(
-            core::mem::size_of::<Error>(),
-            core::mem::size_of::<usize>()
-        );
+        assert_eq!(core::mem::size_of::<Error>(), core::mem::size_of::<usize>());
     }
 
     #[test]

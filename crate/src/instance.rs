@@ -82,6 +82,9 @@ impl wasmi::errors::HostError for HostCallPending {}
 #[derive(Debug)]
 struct Link {
     capability: CapabilityId,
+    module: String,
+    name: String,
+    /// `module.name`, as reported in host calls and errors.
     import: String,
     signature: Signature,
 }
@@ -161,12 +164,12 @@ impl Instance {
         );
         store.limiter(|s| &mut s.limiter);
         let mut linker = Linker::<StoreState>::new(engine);
-        for (index, (link, (module_name, name))) in links.iter().enumerate() {
+        for (index, link) in links.iter().enumerate() {
             let param_types = link.signature.params.clone();
             linker
                 .func_new(
-                    module_name,
-                    name,
+                    &link.module,
+                    &link.name,
                     link.signature.to_wasmi(),
                     move |_caller, params, _results| {
                         // Suspend the guest; the caller answers through `resume_host`.
@@ -180,7 +183,6 @@ impl Instance {
                 )
                 .map_err(|e| Error::invalid_argument(format!("cannot link: {e}")))?;
         }
-        let links: Vec<Link> = links.into_iter().map(|(l, _)| l).collect();
         // A start function runs inside instantiation and cannot be suspended (wasmi notes,
         // section 7): it gets the whole call budget, metered but not sliced.
         store
@@ -222,16 +224,19 @@ impl Instance {
     /// A checked view of the guest's exported memory named `memory` (or its only exported
     /// memory), for host functions. `None` if the guest exports no memory.
     pub fn memory(&mut self) -> Option<GuestMemory<'_>> {
-        let memory = self.instance.get_memory(&self.store, "memory").or_else(|| {
-            let mut memories = self
-                .instance
-                .exports(&self.store)
-                .filter_map(|e| e.into_memory());
-            match (memories.next(), memories.next()) {
-                (Some(only), None) => Some(only),
-                _ => None,
-            }
-        })?;
+        let memory = self
+            .instance
+            .get_memory(&self.store, "memory")
+            .or_else(|| {
+                let mut memories = self
+                    .instance
+                    .exports(&self.store)
+                    .filter_map(|e| e.into_memory());
+                match (memories.next(), memories.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
+                }
+            })?;
         Some(GuestMemory::new(memory.data_mut(&mut self.store)))
     }
 
@@ -282,7 +287,9 @@ impl Instance {
             ))
         })?;
         Signature::check(&format!("arguments of {export:?}"), &signature.params, args)?;
-        let fuel_budget = options.fuel.map_or(self.limits.fuel, |f| f.min(self.limits.fuel));
+        let fuel_budget = options
+            .fuel
+            .map_or(self.limits.fuel, |f| f.min(self.limits.fuel));
         let timeout_ms = options
             .timeout_ms
             .map_or(self.limits.timeout_ms, |t| t.min(self.limits.timeout_ms));
@@ -369,7 +376,8 @@ impl Instance {
         ) {
             let (capability, message) = (l.capability, e.message().to_owned());
             return Err(self.end(
-                Error::new(ErrorCode::HostError, message).with(|d| d.capability = Some(capability.0)),
+                Error::new(ErrorCode::HostError, message)
+                    .with(|d| d.capability = Some(capability.0)),
             ));
         }
         self.check_deadline()?;
@@ -400,7 +408,10 @@ impl Instance {
     /// poisoned and the `CANCELLED` error (with metrics) is returned. `None` when idle.
     pub fn cancel(&mut self) -> Option<Error> {
         self.call.as_ref()?;
-        Some(self.end(Error::new(ErrorCode::Cancelled, "call cancelled by the caller")))
+        Some(self.end(Error::new(
+            ErrorCode::Cancelled,
+            "call cancelled by the caller",
+        )))
     }
 
     /// Runs `export` to completion, answering host calls with `host` — the blocking driver
@@ -668,7 +679,7 @@ impl Instance {
 
 /// Matches every import of `module` against `grants`: all missing imports are
 /// `IMPORT_NOT_GRANTED`; then all mistyped ones are `SIGNATURE_MISMATCH`.
-fn link_imports(module: &Module, grants: &Grants) -> Result<Vec<(Link, (String, String))>, Error> {
+fn link_imports(module: &Module, grants: &Grants) -> Result<Vec<Link>, Error> {
     let mut missing = Vec::new();
     let mut mismatched = Vec::new();
     let mut mismatch_text = Vec::new();
@@ -692,14 +703,13 @@ fn link_imports(module: &Module, grants: &Grants) -> Result<Vec<(Link, (String, 
             mismatched.push(qualified);
             continue;
         }
-        links.push((
-            Link {
-                capability: grant.capability,
-                import: qualified,
-                signature: grant.signature.clone(),
-            },
-            (import.module.clone(), import.name.clone()),
-        ));
+        links.push(Link {
+            capability: grant.capability,
+            module: import.module.clone(),
+            name: import.name.clone(),
+            import: qualified,
+            signature: grant.signature.clone(),
+        });
     }
     if !missing.is_empty() {
         return Err(Error::new(
@@ -711,7 +721,10 @@ fn link_imports(module: &Module, grants: &Grants) -> Result<Vec<(Link, (String, 
     if !mismatched.is_empty() {
         return Err(Error::new(
             ErrorCode::SignatureMismatch,
-            format!("granted imports of the wrong type: {}", mismatch_text.join("; ")),
+            format!(
+                "granted imports of the wrong type: {}",
+                mismatch_text.join("; ")
+            ),
         )
         .with(|d| d.imports = mismatched));
     }
@@ -728,7 +741,9 @@ fn classify(error: wasmi::Error, limiter: &Limiter, links: &[Link], context: &st
             .map_or_else(|| "?".to_owned(), |l| l.import.clone());
         return Error::new(
             ErrorCode::HostError,
-            format!("{context}: start function called {import}; capabilities cannot be called while instantiating"),
+            format!(
+                "{context}: start function called {import}; capabilities cannot be called while instantiating"
+            ),
         );
     }
     if let ErrorKind::Instantiation(e) = error.kind() {
@@ -753,10 +768,9 @@ fn classify(error: wasmi::Error, limiter: &Limiter, links: &[Link], context: &st
                 Some(denied) => denied.to_error(context),
                 None => Error::new(ErrorCode::TableLimit, format!("{context}: {e}")),
             },
-            InstantiationError::ElementSegmentDoesNotFit { .. } => Error::trap(
-                TrapCode::TableOutOfBounds,
-                format!("{context}: {e}"),
-            ),
+            InstantiationError::ElementSegmentDoesNotFit { .. } => {
+                Error::trap(TrapCode::TableOutOfBounds, format!("{context}: {e}"))
+            }
             _ => Error::new(ErrorCode::InvalidModule, format!("{context}: {e}")),
         };
     }
@@ -773,10 +787,14 @@ fn classify(error: wasmi::Error, limiter: &Limiter, links: &[Link], context: &st
             ErrorCode::FuelExhausted,
             format!("{context}: fuel budget exhausted"),
         ),
-        Some(code @ (wasmi::TrapCode::GrowthOperationLimited | wasmi::TrapCode::OutOfSystemMemory)) => {
+        Some(
+            code @ (wasmi::TrapCode::GrowthOperationLimited | wasmi::TrapCode::OutOfSystemMemory),
+        ) => {
             let denied = limiter.last_denied.map(|d| d.to_error(context));
             denied
-                .unwrap_or_else(|| Error::new(ErrorCode::MemoryLimit, format!("{context}: {error}")))
+                .unwrap_or_else(|| {
+                    Error::new(ErrorCode::MemoryLimit, format!("{context}: {error}"))
+                })
                 .with(|d| d.trap_code = Some(code.into()))
         }
         Some(code) => {
@@ -796,7 +814,10 @@ impl Error {
     /// A host function's own failure: `HOST_ERROR` with `cause` in the details.
     pub fn host_failed(cause: impl Into<String>) -> Self {
         let cause = cause.into();
-        Error::new(ErrorCode::HostError, format!("host function failed: {cause}"))
-            .with(|d| d.cause = Some(cause))
+        Error::new(
+            ErrorCode::HostError,
+            format!("host function failed: {cause}"),
+        )
+        .with(|d| d.cause = Some(cause))
     }
 }

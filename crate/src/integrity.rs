@@ -179,8 +179,8 @@ mod tests {
             "",
             "sha256-",
             "sha256-!!!!",
-            "sha256-YWJj",                                              // 3 bytes
-            "sha384-ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=",   // other algorithm
+            "sha256-YWJj",                                         // 3 bytes
+            "sha384-ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=", // other algorithm
             "sha256-ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0= sha256-ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=",
             "sha256-ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=?opt",
             &ABC_HEX[..63],
@@ -203,7 +203,13 @@ mod tests {
     fn mismatch_reports_both_digests() {
         let err = verify(b"abd", &Digest::of(b"abc"), 100).expect_err("mismatch");
         assert_eq!(err.code(), ErrorCode::IntegrityMismatch);
-        assert_eq!(err.details().expected_digest, Some(Digest::of(b"abc").to_sri()));
-        assert_eq!(err.details().actual_digest, Some(Digest::of(b"abd").to_sri()));
+        assert_eq!(
+            err.details().expected_digest,
+            Some(Digest::of(b"abc").to_sri())
+        );
+        assert_eq!(
+            err.details().actual_digest,
+            Some(Digest::of(b"abd").to_sri())
+        );
     }
 }

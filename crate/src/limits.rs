@@ -4,8 +4,8 @@
 //! sandbox that ends runaway guests. Names carry their units.
 
 use serde::Serialize;
-use wasmi::errors::{MemoryError, TableError};
 use wasmi::ResourceLimiter;
+use wasmi::errors::{MemoryError, TableError};
 use wasmi_core::LimiterError;
 
 use crate::error::{Error, ErrorCode};

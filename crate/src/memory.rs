@@ -119,7 +119,13 @@ mod tests {
     fn out_of_bounds_is_an_error_never_a_clamp() {
         let mut buf = vec![7u8; 16];
         let mut m = GuestMemory::new(&mut buf);
-        for (ptr, len) in [(13, 4), (16, 1), (u32::MAX, 1), (1, u32::MAX), (u32::MAX, u32::MAX)] {
+        for (ptr, len) in [
+            (13, 4),
+            (16, 1),
+            (u32::MAX, 1),
+            (1, u32::MAX),
+            (u32::MAX, u32::MAX),
+        ] {
             let e = m.read(ptr, len).expect_err("oob read");
             assert_eq!(e.code(), ErrorCode::Trap);
             assert_eq!(e.details().trap_code, Some(TrapCode::MemoryOutOfBounds));

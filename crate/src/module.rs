@@ -106,9 +106,8 @@ impl Module {
     ) -> Result<Self, Error> {
         let digest = integrity::verify(bytes, expected, limits.max_module_bytes)?;
         check_shape(bytes, &limits.module)?;
-        let wasmi = wasmi::Module::new(engine, bytes).map_err(|e| {
-            Error::new(ErrorCode::InvalidModule, format!("invalid module: {e}"))
-        })?;
+        let wasmi = wasmi::Module::new(engine, bytes)
+            .map_err(|e| Error::new(ErrorCode::InvalidModule, format!("invalid module: {e}")))?;
         let imports = wasmi
             .imports()
             .map(|i| {
@@ -236,13 +235,21 @@ fn check_shape(bytes: &[u8], limits: &ModuleLimits) -> Result<(), Error> {
             )?,
             Payload::CodeSectionEntry(body) => {
                 let size = body.range().len() as u64;
-                check("bytes in one function body", size, limits.max_function_body_bytes)?;
+                check(
+                    "bytes in one function body",
+                    size,
+                    limits.max_function_body_bytes,
+                )?;
                 let mut locals = 0u64;
                 for entry in body.get_locals_reader().map_err(invalid)? {
                     let (count, _ty) = entry.map_err(invalid)?;
                     locals = locals.saturating_add(u64::from(count));
                 }
-                check("locals in one function", locals, limits.max_locals_per_function)?;
+                check(
+                    "locals in one function",
+                    locals,
+                    limits.max_locals_per_function,
+                )?;
             }
             _ => {}
         }

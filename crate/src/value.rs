@@ -209,12 +209,7 @@ impl Signature {
 
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let join = |ts: &[ValueType]| {
-            ts.iter()
-                .map(|t| t.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let join = |ts: &[ValueType]| ts.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ");
         write!(f, "({}) -> ({})", join(&self.params), join(&self.results))
     }
 }

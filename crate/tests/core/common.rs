@@ -19,7 +19,9 @@ pub fn sandbox(limits: Limits) -> Sandbox {
 
 /// Loads bytes pinned to their own digest.
 pub fn load(sandbox: &Sandbox, bytes: &[u8]) -> Module {
-    sandbox.load(bytes, &Digest::of(bytes)).expect("module loads")
+    sandbox
+        .load(bytes, &Digest::of(bytes))
+        .expect("module loads")
 }
 
 pub fn instance(sandbox: &Sandbox, fixture_name: &str) -> Instance {

@@ -26,12 +26,20 @@ fn fixture_digests_are_pinned() {
             text.starts_with(";;"),
             "{name}.wat must start with a comment saying why it exists"
         );
-        writeln!(actual, "{}  {name}.wasm", Digest::of(&fixture(name)).to_hex()).expect("fmt");
+        writeln!(
+            actual,
+            "{}  {name}.wasm",
+            Digest::of(&fixture(name)).to_hex()
+        )
+        .expect("fmt");
     }
     let path = format!("{dir}/SHA256SUMS");
     if std::env::var_os("BLESS").is_some() {
         std::fs::write(&path, &actual).expect("write SHA256SUMS");
     }
     let pinned = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(pinned, actual, "fixture digests changed: rerun with BLESS=1 if intended");
+    assert_eq!(
+        pinned, actual,
+        "fixture digests changed: rerun with BLESS=1 if intended"
+    );
 }

@@ -21,7 +21,10 @@ fn infinite_loop_ends_with_fuel_exhausted_and_metrics() {
     assert!(m.fuel_consumed <= 5_000_000, "{m:?}");
     assert!(m.fuel_consumed > 4_900_000, "{m:?}");
     assert_eq!(m.slices, 50, "{m:?}");
-    assert_eq!(inst.state(), InstanceState::Poisoned(ErrorCode::FuelExhausted));
+    assert_eq!(
+        inst.state(),
+        InstanceState::Poisoned(ErrorCode::FuelExhausted)
+    );
     assert_sandbox_still_works(&sb);
 }
 
@@ -105,7 +108,11 @@ fn per_call_fuel_can_only_tighten_the_limit() {
             |_, _| unreachable!(),
         )
         .expect_err("exhausts");
-    assert_eq!(err.details().limit, Some(1_000_000), "capped by the sandbox");
+    assert_eq!(
+        err.details().limit,
+        Some(1_000_000),
+        "capped by the sandbox"
+    );
 }
 
 #[test]
@@ -139,7 +146,11 @@ fn host_calls_cost_fuel() {
         .call("ticks", &[Value::I32(10)], |_, _| Ok(vec![]))
         .expect("fits");
     assert_eq!(outcome.metrics.host_calls, 10);
-    assert!(outcome.metrics.fuel_consumed >= 100_000, "{:?}", outcome.metrics);
+    assert!(
+        outcome.metrics.fuel_consumed >= 100_000,
+        "{:?}",
+        outcome.metrics
+    );
 }
 
 #[test]

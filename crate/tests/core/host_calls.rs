@@ -78,7 +78,10 @@ fn blocking_call_drives_host_functions() {
     assert_eq!(logged, vec!["hello from the guest"]);
     assert_eq!(outcome.results, vec![Value::I64(42)]);
     // The same instance can be called again.
-    assert!(inst.call("greet", &[], |_, _| Ok(vec![])).is_err(), "double needs a result");
+    assert!(
+        inst.call("greet", &[], |_, _| Ok(vec![])).is_err(),
+        "double needs a result"
+    );
 }
 
 #[test]
@@ -87,13 +90,17 @@ fn out_of_bounds_pointer_from_the_guest_is_a_trap_not_a_clamp() {
     for (ptr, len) in [(65_530, 10), (-1, 1), (0, -1), (65_537, 0)] {
         let mut inst = host_log_instance(&sb);
         let err = inst
-            .call("log_at", &[Value::I32(ptr), Value::I32(len)], |call, mem| {
-                let [Value::I32(p), Value::I32(l)] = call.args[..] else {
-                    panic!("typed args")
-                };
-                mem.read(p as u32, l as u32)?;
-                Ok(vec![])
-            })
+            .call(
+                "log_at",
+                &[Value::I32(ptr), Value::I32(len)],
+                |call, mem| {
+                    let [Value::I32(p), Value::I32(l)] = call.args[..] else {
+                        panic!("typed args")
+                    };
+                    mem.read(p as u32, l as u32)?;
+                    Ok(vec![])
+                },
+            )
             .expect_err("out of bounds");
         assert_eq!(err.code(), ErrorCode::Trap, "ptr {ptr} len {len}: {err}");
         assert_eq!(err.details().trap_code, Some(TrapCode::MemoryOutOfBounds));
@@ -109,7 +116,9 @@ fn host_failure_is_host_error_with_cause() {
     let sb = sandbox(Limits::default());
     let mut inst = host_log_instance(&sb);
     let err = inst
-        .call("greet", &[], |_, _| Err(nestbox::Error::host_failed("disk on fire")))
+        .call("greet", &[], |_, _| {
+            Err(nestbox::Error::host_failed("disk on fire"))
+        })
         .expect_err("host failed");
     assert_eq!(err.code(), ErrorCode::HostError);
     assert_eq!(err.details().cause.as_deref(), Some("disk on fire"));
@@ -121,7 +130,11 @@ fn host_failure_is_host_error_with_cause() {
 #[test]
 fn wrong_results_from_the_host_end_the_call_with_host_error() {
     let sb = sandbox(Limits::default());
-    for bad in [vec![], vec![Value::I32(1)], vec![Value::I64(1), Value::I64(2)]] {
+    for bad in [
+        vec![],
+        vec![Value::I32(1)],
+        vec![Value::I64(1), Value::I64(2)],
+    ] {
         let mut inst = host_log_instance(&sb);
         let Step::HostCall(_) = inst.start("greet", &[]).expect("starts") else {
             panic!("host call")

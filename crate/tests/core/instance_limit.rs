@@ -19,7 +19,8 @@ fn over_the_limit_is_instance_limit_and_drop_frees_a_place() {
     assert_eq!(sb.live_instances(), 2);
     drop(a);
     assert_eq!(sb.live_instances(), 1);
-    sb.instantiate(&m, &Grants::new()).expect("a place was freed");
+    sb.instantiate(&m, &Grants::new())
+        .expect("a place was freed");
 }
 
 #[test]
@@ -38,7 +39,10 @@ fn instances_share_nothing() {
     for _ in 0..3 {
         call(&mut a, "bump", &[]).expect("a runs");
     }
-    assert_eq!(call(&mut b, "bump", &[]).expect("b runs"), vec![nestbox::Value::I32(1)]);
+    assert_eq!(
+        call(&mut b, "bump", &[]).expect("b runs"),
+        vec![nestbox::Value::I32(1)]
+    );
     assert_eq!(a.memory().expect("memory").read_u32(0).expect("read"), 3);
     assert_eq!(b.memory().expect("memory").read_u32(0).expect("read"), 1);
 }

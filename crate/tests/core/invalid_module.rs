@@ -22,7 +22,10 @@ fn empty_truncated_and_random_bytes() {
         ("wrong magic", b"\0wasm\x01\0\0\0".to_vec()),
         ("wrong version", b"\0asm\x02\0\0\0".to_vec()),
         ("truncated", valid[..valid.len() - 3].to_vec()),
-        ("trailing garbage", [valid.as_slice(), b"\x0b\xff\xff"].concat()),
+        (
+            "trailing garbage",
+            [valid.as_slice(), b"\x0b\xff\xff"].concat(),
+        ),
     ];
     // Deterministic pseudo-random bytes (xorshift), with and without a valid header.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -35,7 +38,10 @@ fn empty_truncated_and_random_bytes() {
             bytes.push(x as u8);
         }
         cases.push(("random", bytes.clone()));
-        cases.push(("header + random", [b"\0asm\x01\0\0\0".as_slice(), &bytes].concat()));
+        cases.push((
+            "header + random",
+            [b"\0asm\x01\0\0\0".as_slice(), &bytes].concat(),
+        ));
     }
     for (what, bytes) in cases {
         let err = load_err(Limits::default(), &bytes);
@@ -61,7 +67,10 @@ fn shape(edit: impl FnOnce(&mut ModuleLimits)) -> Limits {
 #[test]
 fn too_many_functions() {
     let funcs = "(func)".repeat(11);
-    let err = load_err(shape(|m| m.max_functions = 10), &wat(&format!("(module {funcs})")));
+    let err = load_err(
+        shape(|m| m.max_functions = 10),
+        &wat(&format!("(module {funcs})")),
+    );
     assert_eq!(err.code(), ErrorCode::InvalidModule);
     assert!(err.message().contains("11 functions"), "{err}");
     assert_eq!(err.details().limit, Some(10));
@@ -71,7 +80,10 @@ fn too_many_functions() {
 fn too_many_locals_by_default() {
     // 20,000 locals in one declaration: a tiny binary that zero-fills a lot per call.
     let locals = "i64 ".repeat(20_000);
-    let err = load_err(Limits::default(), &wat(&format!("(module (func (local {locals})))")));
+    let err = load_err(
+        Limits::default(),
+        &wat(&format!("(module (func (local {locals})))")),
+    );
     assert_eq!(err.code(), ErrorCode::InvalidModule);
     assert!(err.message().contains("locals"), "{err}");
 }
@@ -90,7 +102,10 @@ fn function_body_too_large() {
 #[test]
 fn too_many_globals_data_segments_tables_and_memories() {
     let globals = "(global i32 (i32.const 0))".repeat(5);
-    let err = load_err(shape(|m| m.max_globals = 4), &wat(&format!("(module {globals})")));
+    let err = load_err(
+        shape(|m| m.max_globals = 4),
+        &wat(&format!("(module {globals})")),
+    );
     assert!(err.message().contains("globals"), "{err}");
 
     let data = "(data (i32.const 0) \"x\")".repeat(5);
@@ -101,7 +116,10 @@ fn too_many_globals_data_segments_tables_and_memories() {
     assert!(err.message().contains("data segments"), "{err}");
 
     let tables = "(table 1 funcref)".repeat(3);
-    let err = load_err(shape(|m| m.max_tables = 2), &wat(&format!("(module {tables})")));
+    let err = load_err(
+        shape(|m| m.max_tables = 2),
+        &wat(&format!("(module {tables})")),
+    );
     assert!(err.message().contains("tables"), "{err}");
 
     // Multi-memory is off by default: two memories are refused either way.
@@ -115,13 +133,19 @@ fn too_many_imports_and_exports() {
     let imports = (0..4)
         .map(|i| format!("(import \"env\" \"f{i}\" (func))"))
         .collect::<String>();
-    let err = load_err(shape(|m| m.max_imports = 3), &wat(&format!("(module {imports})")));
+    let err = load_err(
+        shape(|m| m.max_imports = 3),
+        &wat(&format!("(module {imports})")),
+    );
     assert!(err.message().contains("imports"), "{err}");
 
     let exports = (0..4)
         .map(|i| format!("(func (export \"f{i}\"))"))
         .collect::<String>();
-    let err = load_err(shape(|m| m.max_exports = 3), &wat(&format!("(module {exports})")));
+    let err = load_err(
+        shape(|m| m.max_exports = 3),
+        &wat(&format!("(module {exports})")),
+    );
     assert!(err.message().contains("exports"), "{err}");
 }
 

@@ -18,7 +18,11 @@ fn ungranted_imports_are_all_named() {
         vec!["env.b", "wasi_snapshot_preview1.fd_write", "env.memory"]
     );
     assert!(err.message().contains("env.b"), "{err}");
-    assert_eq!(sb.live_instances(), 0, "a failed link holds no instance slot");
+    assert_eq!(
+        sb.live_instances(),
+        0,
+        "a failed link holds no instance slot"
+    );
     assert_sandbox_still_works(&sb);
 }
 
@@ -26,7 +30,9 @@ fn ungranted_imports_are_all_named() {
 fn granting_nothing_names_every_import() {
     let sb = sandbox(Limits::default());
     let m = load(&sb, &fixture("host_log"));
-    let err = sb.instantiate(&m, &Grants::new()).expect_err("nothing granted");
+    let err = sb
+        .instantiate(&m, &Grants::new())
+        .expect_err("nothing granted");
     assert_eq!(err.code(), ErrorCode::ImportNotGranted);
     assert_eq!(err.details().imports, vec!["env.log", "env.double"]);
 }
@@ -36,10 +42,20 @@ fn mismatched_signature_is_signature_mismatch() {
     let sb = sandbox(Limits::default());
     let m = load(&sb, &fixture("host_log"));
     let grants = Grants::new()
-        .grant("env", "log", CapabilityId(1), Signature::new([I32, I32], []))
+        .grant(
+            "env",
+            "log",
+            CapabilityId(1),
+            Signature::new([I32, I32], []),
+        )
         .expect("grant")
         // The guest imports (i64) -> (i64).
-        .grant("env", "double", CapabilityId(2), Signature::new([I32], [I32]))
+        .grant(
+            "env",
+            "double",
+            CapabilityId(2),
+            Signature::new([I32], [I32]),
+        )
         .expect("grant");
     let err = sb.instantiate(&m, &grants).expect_err("wrong type");
     assert_eq!(err.code(), ErrorCode::SignatureMismatch);
@@ -68,9 +84,16 @@ fn extra_grants_are_harmless() {
     let grants = Grants::new()
         .grant("env", "unused", CapabilityId(9), Signature::new([], []))
         .expect("grant");
-    let mut inst = sb.instantiate(&m, &grants).expect("extra grants are ignored");
+    let mut inst = sb
+        .instantiate(&m, &grants)
+        .expect("extra grants are ignored");
     assert_eq!(
-        call(&mut inst, "add", &[nestbox::Value::I32(1), nestbox::Value::I32(2)]).expect("runs"),
+        call(
+            &mut inst,
+            "add",
+            &[nestbox::Value::I32(1), nestbox::Value::I32(2)]
+        )
+        .expect("runs"),
         vec![nestbox::Value::I32(3)]
     );
 }
@@ -90,7 +113,9 @@ fn a_module_of_another_sandbox_is_refused() {
     let a = sandbox(Limits::default());
     let b = sandbox(Limits::default());
     let m = load(&a, &fixture("add"));
-    let err = b.instantiate(&m, &Grants::new()).expect_err("foreign module");
+    let err = b
+        .instantiate(&m, &Grants::new())
+        .expect_err("foreign module");
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
     assert_sandbox_still_works(&b);
 }

@@ -18,7 +18,10 @@ fn grow_past_the_limit_returns_minus_one_by_default() {
         .expect("the guest sees -1 and returns");
     assert_eq!(outcome.results, vec![Value::I32(16)]);
     assert_eq!(outcome.metrics.peak_memory_bytes, 16 * PAGE);
-    assert_eq!(inst.memory().expect("memory").size_bytes() as u64, 16 * PAGE);
+    assert_eq!(
+        inst.memory().expect("memory").size_bytes() as u64,
+        16 * PAGE
+    );
     assert_eq!(inst.state(), InstanceState::Idle);
 }
 
@@ -34,7 +37,10 @@ fn grow_past_the_limit_traps_with_memory_limit_when_configured() {
     assert_eq!(err.code(), ErrorCode::MemoryLimit, "{err}");
     assert_eq!(err.details().limit, Some(8 * PAGE));
     assert_eq!(err.metrics().map(|m| m.peak_memory_bytes), Some(8 * PAGE));
-    assert_eq!(inst.state(), InstanceState::Poisoned(ErrorCode::MemoryLimit));
+    assert_eq!(
+        inst.state(),
+        InstanceState::Poisoned(ErrorCode::MemoryLimit)
+    );
     assert_sandbox_still_works(&sb);
 }
 
@@ -56,7 +62,8 @@ fn initial_memory_just_over_the_limit_is_refused() {
         ..Limits::default()
     });
     let ok = load(&sb, &wat("(module (memory 2))"));
-    sb.instantiate(&ok, &Grants::new()).expect("exactly at the limit");
+    sb.instantiate(&ok, &Grants::new())
+        .expect("exactly at the limit");
     let over = load(&sb, &wat("(module (memory 3))"));
     let err = sb.instantiate(&over, &Grants::new()).expect_err("over");
     assert_eq!(err.code(), ErrorCode::MemoryLimit);
@@ -69,13 +76,14 @@ fn the_modules_own_maximum_is_not_our_limit() {
         trap_on_grow_failure: true,
         ..Limits::default()
     });
-    let bytes = wat(
-        r#"(module (memory 1 2)
-            (func (export "grow") (result i32) (memory.grow (i32.const 5))))"#,
-    );
+    let bytes = wat(r#"(module (memory 1 2)
+            (func (export "grow") (result i32) (memory.grow (i32.const 5))))"#);
     let m = load(&sb, &bytes);
     let mut inst = sb.instantiate(&m, &Grants::new()).expect("instantiates");
-    assert_eq!(call(&mut inst, "grow", &[]).expect("no trap"), vec![Value::I32(-1)]);
+    assert_eq!(
+        call(&mut inst, "grow", &[]).expect("no trap"),
+        vec![Value::I32(-1)]
+    );
 }
 
 #[test]
@@ -84,12 +92,10 @@ fn out_of_bounds_access_after_refused_growth_is_a_trap() {
         max_memory_bytes: PAGE,
         ..Limits::default()
     });
-    let bytes = wat(
-        r#"(module (memory 1)
+    let bytes = wat(r#"(module (memory 1)
             (func (export "f") (result i32)
               (drop (memory.grow (i32.const 1)))
-              (i32.load (i32.const 65536))))"#,
-    );
+              (i32.load (i32.const 65536))))"#);
     let m = load(&sb, &bytes);
     let mut inst = sb.instantiate(&m, &Grants::new()).expect("instantiates");
     let err = call(&mut inst, "f", &[]).expect_err("oob");

@@ -11,7 +11,10 @@ fn unbounded_recursion_is_stack_overflow() {
     let err = call(&mut inst, "down", &[Value::I32(0)]).expect_err("recurses forever");
     assert_eq!(err.code(), ErrorCode::StackOverflow, "{err}");
     assert_eq!(err.details().trap_code, Some(TrapCode::StackOverflow));
-    assert_eq!(inst.state(), InstanceState::Poisoned(ErrorCode::StackOverflow));
+    assert_eq!(
+        inst.state(),
+        InstanceState::Poisoned(ErrorCode::StackOverflow)
+    );
     assert_sandbox_still_works(&sb);
 }
 

@@ -8,7 +8,10 @@ use crate::common::*;
 fn start_function_runs() {
     let sb = sandbox(Limits::default());
     let mut inst = instance(&sb, "start_sets_global");
-    assert_eq!(call(&mut inst, "get", &[]).expect("runs"), vec![Value::I32(7)]);
+    assert_eq!(
+        call(&mut inst, "get", &[]).expect("runs"),
+        vec![Value::I32(7)]
+    );
 }
 
 #[test]
@@ -18,7 +21,9 @@ fn endless_start_function_is_fuel_exhausted() {
         ..Limits::default()
     });
     let m = load(&sb, &fixture("start_loops"));
-    let err = sb.instantiate(&m, &Grants::new()).expect_err("never returns");
+    let err = sb
+        .instantiate(&m, &Grants::new())
+        .expect_err("never returns");
     assert_eq!(err.code(), ErrorCode::FuelExhausted, "{err}");
     assert_eq!(sb.live_instances(), 0);
     assert_sandbox_still_works(&sb);

@@ -35,7 +35,9 @@ fn grow_past_the_limit_traps_with_table_limit_when_configured() {
 fn huge_declared_table_is_refused_at_instantiation() {
     let sb = sandbox(Limits::default());
     let m = load(&sb, &fixture("huge_table"));
-    let err = sb.instantiate(&m, &Grants::new()).expect_err("10M elements");
+    let err = sb
+        .instantiate(&m, &Grants::new())
+        .expect_err("10M elements");
     assert_eq!(err.code(), ErrorCode::TableLimit, "{err}");
     assert_eq!(err.details().limit, Some(100_000));
     assert_sandbox_still_works(&sb);
