@@ -52,6 +52,11 @@ pub mod value;
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;
 
+/// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 pub use capability::{CapabilityId, Grant, Grants, HostCall};
 pub use engine::Sandbox;
 pub use error::{Details, Error, ErrorCode, TrapCode};
