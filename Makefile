@@ -36,7 +36,7 @@ build:
 
 # The binding layer in headless Chromium, inside a dedicated worker.
 web-test:
-	wasm-pack test --headless --chrome crate -- --test web
+	wasm-pack test --headless --chrome crate --test web
 
 bench: setup-web build
 	$(CARGO) bench -p nestbox --bench compute

@@ -1,6 +1,6 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! The benchmark guests in `benches/guests/` compute what they claim: each is run at a small
 //! size through the core API and compared with the same computation done natively in Rust.
+#![cfg(not(target_arch = "wasm32"))]
 
 use nestbox::{Digest, Grants, Instance, Limits, Outcome, Sandbox, Value};
 use sha2::{Digest as _, Sha256};

@@ -1,0 +1,582 @@
+//! The JavaScript face of the core, driven by the worker script: [`Core`].
+//!
+//! This is the only module that knows about `wasm-bindgen`, `js-sys` and
+//! `serde-wasm-bindgen`, and it is compiled for wasm32 only. It keeps the loaded modules and
+//! live instances in tables keyed by `u32` ids (never reused), converts plain JavaScript
+//! values to the core's types and back (see `convert.rs` for how numbers cross), and throws
+//! every failure as a plain `{code, message, details}` record, converted in exactly one
+//! place. The worker turns those records into its own error class.
+//!
+//! No input from JavaScript can make this module panic: every parameter is taken as an
+//! untyped `JsValue` and checked, so a wrong type, a non-integer id or an unknown field is an
+//! `INVALID_ARGUMENT` record, never a coercion to something valid.
+
+mod convert;
+
+use std::collections::BTreeMap;
+
+use wasm_bindgen::prelude::*;
+
+use crate::capability::Grants;
+use crate::engine::Sandbox;
+use crate::error::Error;
+use crate::instance::{Instance, InstanceState, Step};
+use crate::integrity::Digest;
+use crate::memory::GuestMemory;
+use crate::module::{ItemKind, Module};
+use crate::value::{Signature, ValueType};
+
+use convert::{
+    array_from_js, bytes_from_js, call_options_from_js, error_to_js, grants_from_js, index_from_js,
+    limits_from_js, module_to_js, step_to_js, string_from_js, values_from_js,
+};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+/** Limits of a `Core`; every field is optional and defaults as in the Rust `Limits`. */
+export interface CoreLimits {
+  fuel?: number | bigint;
+  fuelPerSlice?: number | bigint;
+  hostCallFuel?: number | bigint;
+  timeoutMs?: number | bigint;
+  maxMemoryBytes?: number | bigint;
+  maxTableElements?: number | bigint;
+  maxInstances?: number;
+  maxRecursionDepth?: number;
+  maxModuleBytes?: number | bigint;
+  trapOnGrowFailure?: boolean;
+  module?: {
+    maxFunctions?: number;
+    maxImports?: number;
+    maxExports?: number;
+    maxGlobals?: number;
+    maxDataSegments?: number;
+    maxElementSegments?: number;
+    maxTables?: number;
+    maxMemories?: number;
+    maxLocalsPerFunction?: number;
+    maxFunctionBodyBytes?: number;
+  };
+}
+
+/** A WebAssembly numeric type. */
+export type CoreValueType = "i32" | "i64" | "f32" | "f64";
+
+/** A value crossing to or from the guest: i64 as bigint, the others as number. */
+export type CoreValue = number | bigint;
+
+/** One import of a loaded module. `params`/`results` only for numeric function types. */
+export interface CoreImport {
+  module: string;
+  name: string;
+  kind: "function" | "memory" | "table" | "global";
+  type: string;
+  params?: CoreValueType[];
+  results?: CoreValueType[];
+}
+
+/** One export of a loaded module. */
+export interface CoreExport {
+  name: string;
+  kind: "function" | "memory" | "table" | "global";
+  type: string;
+  params?: CoreValueType[];
+  results?: CoreValueType[];
+}
+
+/** What `Core.load` returns. */
+export interface CoreModule {
+  moduleId: number;
+  digest: string;
+  sizeBytes: number;
+  imports: CoreImport[];
+  exports: CoreExport[];
+}
+
+/** One granted import. */
+export interface CoreGrant {
+  module: string;
+  name: string;
+  capability: number;
+  params: CoreValueType[];
+  results: CoreValueType[];
+}
+
+/** Per-call options; they can only tighten the core's limits. */
+export interface CoreCallOptions {
+  fuel?: number | bigint;
+  timeoutMs?: number | bigint;
+}
+
+/** What one call cost. */
+export interface CoreMetrics {
+  fuelConsumed: number;
+  slices: number;
+  hostCalls: number;
+  peakMemoryBytes: number;
+  wallTimeUs: number;
+}
+
+/** What a call did in its latest step. */
+export type CoreStep =
+  | { status: "finished"; results: CoreValue[]; exitCode?: number; metrics: CoreMetrics }
+  | { status: "yield" }
+  | { status: "host"; capability: number; import: string; args: CoreValue[] };
+
+/** Every error the core throws (and what `failHost`/`cancel` return). */
+export interface CoreErrorRecord {
+  code: string;
+  message: string;
+  details: {
+    trapCode?: string;
+    expectedDigest?: string;
+    actualDigest?: string;
+    imports?: string[];
+    capability?: number;
+    cause?: string;
+    limit?: number;
+    metrics?: CoreMetrics;
+    [key: string]: unknown;
+  };
+}
+"#;
+
+/// A loaded module and the instances the worker created from it, keyed by id.
+///
+/// Constructed once per worker with the sandbox's limits; every method either returns a
+/// plain value or throws a `{code, message, details}` record.
+#[wasm_bindgen]
+pub struct Core {
+    sandbox: Sandbox,
+    modules: BTreeMap<u32, Module>,
+    instances: BTreeMap<u32, InstanceEntry>,
+    /// The id the next module gets; ids start at 1 and are never reused.
+    next_module_id: u32,
+    /// The id the next instance gets; ids start at 1 and are never reused.
+    next_instance_id: u32,
+}
+
+/// One live instance, with what the bindings need to convert its values.
+struct InstanceEntry {
+    instance: Instance,
+    grants: Grants,
+    /// `Some(result types)` while the instance waits for a host answer: how to read the
+    /// values of `resumeHost`.
+    host_wait: Option<Vec<ValueType>>,
+}
+
+/// Converts a core error to the thrown record.
+fn throw(error: Error) -> JsValue {
+    error_to_js(&error)
+}
+
+/// The next id of a counter that never reuses ids.
+fn take_id(next: &mut u32, what: &str) -> Result<u32, Error> {
+    let id = *next;
+    *next = next
+        .checked_add(1)
+        .ok_or_else(|| Error::invalid_argument(format!("{what} ids are exhausted")))?;
+    Ok(id)
+}
+
+#[wasm_bindgen]
+impl Core {
+    /// `new Core(limits?)`: a sandbox enforcing `limits`, a plain object with the camelCase
+    /// fields of the Rust `Limits` (missing fields take their defaults; 64-bit limits accept a
+    /// number or a `BigInt` up to 2^53-1).
+    ///
+    /// Throws `INVALID_ARGUMENT` for an unknown field, a value of the wrong type, or limits
+    /// that cannot work (e.g. `fuelPerSlice: 0`).
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_optional_param_type = "CoreLimits")] limits: JsValue,
+    ) -> Result<Core, JsValue> {
+        console_error_panic_hook::set_once();
+        let limits = limits_from_js(&limits).map_err(throw)?;
+        let sandbox = Sandbox::new(limits).map_err(throw)?;
+        Ok(Core {
+            sandbox,
+            modules: BTreeMap::new(),
+            instances: BTreeMap::new(),
+            next_module_id: 1,
+            next_instance_id: 1,
+        })
+    }
+
+    /// `load(bytes, integrity)`: verifies `bytes` (a `Uint8Array`) against `integrity`
+    /// (`sha256-<base64>` or 64 hex digits), validates them, and returns
+    /// `{moduleId, digest, sizeBytes, imports, exports}`.
+    ///
+    /// Throws `MODULE_TOO_LARGE`, `INTEGRITY_MISMATCH`, `INVALID_MODULE` or
+    /// `INVALID_ARGUMENT`.
+    #[wasm_bindgen(unchecked_return_type = "CoreModule")]
+    pub fn load(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] integrity: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        self.load_impl(&bytes, &integrity).map_err(throw)
+    }
+
+    /// `instantiate(moduleId, grants)`: links the module against `grants`
+    /// (`[{module, name, capability, params, results}]`) in a fresh store and returns the new
+    /// instance's id.
+    ///
+    /// Throws `IMPORT_NOT_GRANTED`, `SIGNATURE_MISMATCH`, `INSTANCE_LIMIT`, `MEMORY_LIMIT`,
+    /// `TABLE_LIMIT`, errors of a start function, or `INVALID_ARGUMENT`.
+    pub fn instantiate(
+        &mut self,
+        #[wasm_bindgen(js_name = moduleId, unchecked_param_type = "number")] module_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "CoreGrant[]")] grants: JsValue,
+    ) -> Result<u32, JsValue> {
+        self.instantiate_impl(&module_id, &grants).map_err(throw)
+    }
+
+    /// `start(instanceId, exportName, args, options?)`: starts calling the exported function
+    /// `exportName` with `args` (typed by its signature) and returns the first step.
+    ///
+    /// Throws `BUSY`, `POISONED`, `INVALID_ARGUMENT` (unknown export, wrong count or type of
+    /// arguments), or the error the first step ended in.
+    #[wasm_bindgen(unchecked_return_type = "CoreStep")]
+    pub fn start(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(js_name = exportName, unchecked_param_type = "string")] export: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "CoreValue[]")] args: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CoreCallOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        self.start_impl(&instance_id, &export, &args, &options)
+            .map_err(throw)
+    }
+
+    /// `resume(instanceId)`: continues a call after a `yield` step.
+    ///
+    /// Throws `INVALID_ARGUMENT` if the call is not at a yield (nothing changes), `TIMEOUT`,
+    /// or the error the next step ended in.
+    #[wasm_bindgen(unchecked_return_type = "CoreStep")]
+    pub fn resume(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        self.resume_impl(&instance_id).map_err(throw)
+    }
+
+    /// `resumeHost(instanceId, results)`: answers a `host` step with the host function's
+    /// results (an array typed by the capability's declared results) and continues the call.
+    ///
+    /// Throws `INVALID_ARGUMENT` if the instance is not waiting for a host answer or
+    /// `results` is not an array (nothing changes). Results of the wrong count or type end
+    /// the call with `HOST_ERROR`, as in the core: the host function broke its signature.
+    #[wasm_bindgen(js_name = resumeHost, unchecked_return_type = "CoreStep")]
+    pub fn resume_host(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "CoreValue[]")] results: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        self.resume_host_impl(&instance_id, &results).map_err(throw)
+    }
+
+    /// `failHost(instanceId, message)`: ends a call waiting at a `host` step with
+    /// `HOST_ERROR` (`details.cause` is `message`) and returns that error record (with
+    /// metrics); the instance is poisoned.
+    ///
+    /// Throws `INVALID_ARGUMENT` if the instance is not waiting for a host answer.
+    #[wasm_bindgen(js_name = failHost, unchecked_return_type = "CoreErrorRecord")]
+    pub fn fail_host(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] message: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        self.fail_host_impl(&instance_id, &message).map_err(throw)
+    }
+
+    /// `cancel(instanceId)`: cancels the running call, poisoning the instance, and returns the
+    /// `CANCELLED` error record (with metrics); `undefined` when no call is running.
+    #[wasm_bindgen(unchecked_return_type = "CoreErrorRecord | undefined")]
+    pub fn cancel(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        self.cancel_impl(&instance_id).map_err(throw)
+    }
+
+    /// `memoryRead(instanceId, ptr, len)`: a copy of `len` bytes of the guest's exported
+    /// memory at `ptr`, as a `Uint8Array`.
+    ///
+    /// Throws `TRAP` (`details.trapCode: "memory_out_of_bounds"`) if any byte is outside the
+    /// memory (an instance without an exported memory has none).
+    #[wasm_bindgen(js_name = memoryRead)]
+    pub fn memory_read(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] ptr: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] len: JsValue,
+    ) -> Result<js_sys::Uint8Array, JsValue> {
+        self.memory_read_impl(&instance_id, &ptr, &len)
+            .map_err(throw)
+    }
+
+    /// `memoryWrite(instanceId, ptr, bytes)`: copies `bytes` (a `Uint8Array`) into the
+    /// guest's memory at `ptr`, all or nothing.
+    ///
+    /// Throws `TRAP` (`memory_out_of_bounds`) if the range leaves the memory.
+    #[wasm_bindgen(js_name = memoryWrite)]
+    pub fn memory_write(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] ptr: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: JsValue,
+    ) -> Result<(), JsValue> {
+        self.memory_write_impl(&instance_id, &ptr, &bytes)
+            .map_err(throw)
+    }
+
+    /// `memorySize(instanceId)`: the size of the guest's exported memory in bytes (0 when it
+    /// exports none).
+    #[wasm_bindgen(js_name = memorySize)]
+    pub fn memory_size(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+    ) -> Result<f64, JsValue> {
+        let entry = self.instance_mut(&instance_id).map_err(throw)?;
+        Ok(entry.instance.memory().map_or(0, |m| m.size_bytes()) as f64)
+    }
+
+    /// `dropInstance(instanceId)`: drops an instance (cancelling any suspended call) and frees
+    /// its place among the live instances. Its id is never used again.
+    ///
+    /// Throws `INVALID_ARGUMENT` for an unknown id.
+    #[wasm_bindgen(js_name = dropInstance)]
+    pub fn drop_instance(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+    ) -> Result<(), JsValue> {
+        let id = index_from_js(&instance_id, "instanceId").map_err(throw)?;
+        match self.instances.remove(&id) {
+            Some(_) => Ok(()),
+            None => Err(throw(unknown_id("instance", id))),
+        }
+    }
+
+    /// `dropModule(moduleId)`: forgets a loaded module. Instances created from it keep
+    /// working. Its id is never used again.
+    ///
+    /// Throws `INVALID_ARGUMENT` for an unknown id.
+    #[wasm_bindgen(js_name = dropModule)]
+    pub fn drop_module(
+        &mut self,
+        #[wasm_bindgen(js_name = moduleId, unchecked_param_type = "number")] module_id: JsValue,
+    ) -> Result<(), JsValue> {
+        let id = index_from_js(&module_id, "moduleId").map_err(throw)?;
+        match self.modules.remove(&id) {
+            Some(_) => Ok(()),
+            None => Err(throw(unknown_id("module", id))),
+        }
+    }
+
+    /// `liveInstances()`: how many instances are alive (counted against `maxInstances`).
+    #[wasm_bindgen(js_name = liveInstances)]
+    pub fn live_instances(&self) -> u32 {
+        self.sandbox.live_instances()
+    }
+}
+
+fn unknown_id(what: &str, id: u32) -> Error {
+    Error::invalid_argument(format!(
+        "unknown {what} id {id} (never created, or already dropped)"
+    ))
+}
+
+impl Core {
+    fn instance_mut(&mut self, id: &JsValue) -> Result<&mut InstanceEntry, Error> {
+        let id = index_from_js(id, "instanceId")?;
+        self.instances
+            .get_mut(&id)
+            .ok_or_else(|| unknown_id("instance", id))
+    }
+
+    fn load_impl(&mut self, bytes: &JsValue, integrity: &JsValue) -> Result<JsValue, Error> {
+        let bytes = bytes_from_js(bytes, "bytes")?;
+        let integrity = Digest::parse(&string_from_js(integrity, "integrity")?)?;
+        let module = self.sandbox.load(&bytes, &integrity)?;
+        let id = take_id(&mut self.next_module_id, "module")?;
+        let record = module_to_js(id, &module);
+        self.modules.insert(id, module);
+        Ok(record)
+    }
+
+    fn instantiate_impl(&mut self, module_id: &JsValue, grants: &JsValue) -> Result<u32, Error> {
+        let module_id = index_from_js(module_id, "moduleId")?;
+        let grants = grants_from_js(grants)?;
+        let module = self
+            .modules
+            .get(&module_id)
+            .ok_or_else(|| unknown_id("module", module_id))?;
+        let instance = self.sandbox.instantiate(module, &grants)?;
+        let id = take_id(&mut self.next_instance_id, "instance")?;
+        self.instances.insert(
+            id,
+            InstanceEntry {
+                instance,
+                grants,
+                host_wait: None,
+            },
+        );
+        Ok(id)
+    }
+
+    fn start_impl(
+        &mut self,
+        instance_id: &JsValue,
+        export: &JsValue,
+        args: &JsValue,
+        options: &JsValue,
+    ) -> Result<JsValue, Error> {
+        let entry = self.instance_mut(instance_id)?;
+        let export = string_from_js(export, "export")?;
+        let args = array_from_js(args, "args")?;
+        let options = call_options_from_js(options)?;
+        // The arguments are read by the export's signature. When the export is unknown, or the
+        // instance is busy or poisoned, the core reports that (in its own order) from an empty
+        // argument list.
+        let values = match entry.export_signature(&export) {
+            Some(signature) if entry.instance.state() == InstanceState::Idle => values_from_js(
+                &signature.params,
+                &args,
+                &format!("arguments of {export:?}"),
+            )?,
+            _ => Vec::new(),
+        };
+        let result = entry.instance.start_with(&export, &values, &options);
+        entry.step(result)
+    }
+
+    fn resume_impl(&mut self, instance_id: &JsValue) -> Result<JsValue, Error> {
+        let entry = self.instance_mut(instance_id)?;
+        let result = entry.instance.resume();
+        entry.step(result)
+    }
+
+    fn resume_host_impl(
+        &mut self,
+        instance_id: &JsValue,
+        results: &JsValue,
+    ) -> Result<JsValue, Error> {
+        let entry = self.instance_mut(instance_id)?;
+        let Some(types) = entry.host_wait.clone() else {
+            return Err(not_waiting_for_host(entry));
+        };
+        let results = array_from_js(results, "results")?;
+        let values = match values_from_js(&types, &results, "results of the host call") {
+            Ok(values) => values,
+            Err(e) => {
+                // As the core does for results of the wrong type: the call ends.
+                let error = Error::new(crate::error::ErrorCode::HostError, e.message());
+                entry.host_wait = None;
+                return Err(entry.instance.fail_host(error));
+            }
+        };
+        let result = entry.instance.resume_host(&values);
+        entry.step(result)
+    }
+
+    fn fail_host_impl(
+        &mut self,
+        instance_id: &JsValue,
+        message: &JsValue,
+    ) -> Result<JsValue, Error> {
+        let entry = self.instance_mut(instance_id)?;
+        let message = string_from_js(message, "message")?;
+        if entry.host_wait.is_none() {
+            return Err(not_waiting_for_host(entry));
+        }
+        entry.host_wait = None;
+        let error = entry.instance.fail_host(Error::host_failed(message));
+        Ok(error_to_js(&error))
+    }
+
+    fn cancel_impl(&mut self, instance_id: &JsValue) -> Result<JsValue, Error> {
+        let entry = self.instance_mut(instance_id)?;
+        entry.host_wait = None;
+        Ok(entry
+            .instance
+            .cancel()
+            .map_or(JsValue::UNDEFINED, |e| error_to_js(&e)))
+    }
+
+    fn memory_read_impl(
+        &mut self,
+        instance_id: &JsValue,
+        ptr: &JsValue,
+        len: &JsValue,
+    ) -> Result<js_sys::Uint8Array, Error> {
+        let entry = self.instance_mut(instance_id)?;
+        let ptr = index_from_js(ptr, "ptr")?;
+        let len = index_from_js(len, "len")?;
+        let bytes = match entry.instance.memory() {
+            Some(memory) => js_sys::Uint8Array::from(memory.read(ptr, len)?),
+            None => js_sys::Uint8Array::from(GuestMemory::empty().read(ptr, len)?),
+        };
+        Ok(bytes)
+    }
+
+    fn memory_write_impl(
+        &mut self,
+        instance_id: &JsValue,
+        ptr: &JsValue,
+        bytes: &JsValue,
+    ) -> Result<(), Error> {
+        let entry = self.instance_mut(instance_id)?;
+        let ptr = index_from_js(ptr, "ptr")?;
+        let bytes = bytes_from_js(bytes, "bytes")?;
+        match entry.instance.memory() {
+            Some(mut memory) => memory.write(ptr, &bytes),
+            None => GuestMemory::empty().write(ptr, &bytes),
+        }
+    }
+}
+
+/// The core's own `INVALID_ARGUMENT` for an answer nobody is waiting for (state unchanged).
+fn not_waiting_for_host(entry: &mut InstanceEntry) -> Error {
+    match entry.instance.state() {
+        InstanceState::Running => {
+            Error::invalid_argument("the running call is not waiting for a host answer")
+        }
+        _ => Error::invalid_argument("no call is running, so there is no host answer to give"),
+    }
+}
+
+impl InstanceEntry {
+    /// The numeric signature of the exported function `name`, if there is one.
+    fn export_signature(&self, name: &str) -> Option<Signature> {
+        self.instance
+            .module()
+            .exports()
+            .iter()
+            .find(|e| e.name == name && e.kind == ItemKind::Function)
+            .and_then(|e| e.signature.clone())
+    }
+
+    /// Records what the instance now waits for and converts the step for JavaScript.
+    fn step(&mut self, result: Result<Step, Error>) -> Result<JsValue, Error> {
+        if self.instance.state() != InstanceState::Running {
+            self.host_wait = None;
+        }
+        match &result {
+            Ok(Step::HostCall(call)) => {
+                // The grant the core linked this import to: same capability, same name.
+                let results = self
+                    .grants
+                    .iter()
+                    .find(|g| g.capability == call.capability && g.qualified_name() == call.import)
+                    .map(|g| g.signature.results.clone())
+                    .unwrap_or_default();
+                self.host_wait = Some(results);
+            }
+            Ok(_) => self.host_wait = None,
+            // An error that did not end the call (e.g. `BUSY`) leaves the wait as it was.
+            Err(_) => {}
+        }
+        step_to_js(&result?)
+    }
+}

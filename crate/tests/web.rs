@@ -1,0 +1,598 @@
+//! The wasm-bindgen layer in a real browser: `Core` driven from a dedicated worker, exactly as
+//! the worker script drives it — plain JavaScript values in, plain records (or thrown
+//! `{code, message, details}` records) out.
+//!
+//! Run with `wasm-pack test --headless --chrome crate --test web`.
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use nestbox::Digest;
+use nestbox::bindings::Core;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+// ---- helpers: build and read plain JavaScript values ----
+
+fn obj(fields: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in fields {
+        Reflect::set(&o, &JsValue::from_str(k), v).expect("set on a fresh object");
+    }
+    o.into()
+}
+
+fn arr(items: &[JsValue]) -> JsValue {
+    items.iter().collect::<Array>().into()
+}
+
+fn strs(items: &[&str]) -> JsValue {
+    items
+        .iter()
+        .map(|s| JsValue::from_str(s))
+        .collect::<Array>()
+        .into()
+}
+
+fn num(n: f64) -> JsValue {
+    JsValue::from_f64(n)
+}
+
+fn get(v: &JsValue, key: &str) -> JsValue {
+    Reflect::get(v, &JsValue::from_str(key)).expect("readable property")
+}
+
+fn get_str(v: &JsValue, key: &str) -> String {
+    get(v, key)
+        .as_string()
+        .unwrap_or_else(|| panic!("{key} is not a string in {v:?}"))
+}
+
+fn get_num(v: &JsValue, key: &str) -> f64 {
+    get(v, key)
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {v:?}"))
+}
+
+/// The `code` of a thrown record (and a check that it is a plain record).
+fn code(err: &JsValue) -> String {
+    assert!(get(err, "message").is_string(), "no message in {err:?}");
+    assert!(get(err, "details").is_object(), "no details in {err:?}");
+    get_str(err, "code")
+}
+
+fn wasm(wat: &str) -> Vec<u8> {
+    wat::parse_str(wat).expect("fixture is valid WAT")
+}
+
+fn core_with(limits: JsValue) -> Core {
+    Core::new(limits).expect("valid limits")
+}
+
+/// Loads `bytes` with their own digest; returns the load record.
+fn load(core: &mut Core, bytes: &[u8]) -> JsValue {
+    let digest = Digest::of(bytes).to_sri();
+    core.load(Uint8Array::from(bytes).into(), JsValue::from_str(&digest))
+        .expect("module loads")
+}
+
+fn load_id(core: &mut Core, wat: &str) -> JsValue {
+    get(&load(core, &wasm(wat)), "moduleId")
+}
+
+fn instantiate(core: &mut Core, module_id: &JsValue, grants: JsValue) -> JsValue {
+    JsValue::from(
+        core.instantiate(module_id.clone(), grants)
+            .expect("instantiates"),
+    )
+}
+
+/// Drives a call to its end as the worker does: resumes every yield, answers every host call
+/// with `host(step)`. Returns the finished step.
+fn drive(
+    core: &mut Core,
+    id: &JsValue,
+    mut step: JsValue,
+    mut host: impl FnMut(&JsValue) -> JsValue,
+) -> Result<JsValue, JsValue> {
+    loop {
+        step = match get_str(&step, "status").as_str() {
+            "finished" => return Ok(step),
+            "yield" => core.resume(id.clone())?,
+            "host" => {
+                let answer = host(&step);
+                core.resume_host(id.clone(), answer)?
+            }
+            other => panic!("unknown step status {other:?}"),
+        };
+    }
+}
+
+const HOST_LOOP: &str = r#"
+(module
+  (import "env" "get_value" (func $get (param i32) (result i32)))
+  ;; Counts to $n, adding 1 per iteration, and halfway through adds get_value($n).
+  (func (export "run") (param $n i32) (result i32)
+    (local $i i32) (local $acc i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (if (i32.eq (local.get $i) (i32.shr_u (local.get $n) (i32.const 1)))
+          (then (local.set $acc
+                  (i32.add (local.get $acc) (call $get (local.get $n))))))
+        (local.set $acc (i32.add (local.get $acc) (i32.const 1)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (local.get $acc)))
+"#;
+
+const SPIN: &str = r#"
+(module
+  (func (export "spin") (loop $forever (br $forever)))
+  (func (export "answer") (result i32) (i32.const 42)))
+"#;
+
+fn get_value_grant(capability: u32) -> JsValue {
+    arr(&[obj(&[
+        ("module", JsValue::from_str("env")),
+        ("name", JsValue::from_str("get_value")),
+        ("capability", JsValue::from(capability)),
+        ("params", strs(&["i32"])),
+        ("results", strs(&["i32"])),
+    ])])
+}
+
+// ---- (a) many slices and one host call ----
+
+#[wasm_bindgen_test]
+fn sliced_call_with_one_host_call_finishes() {
+    let mut core = core_with(obj(&[("fuelPerSlice", num(10_000.0))]));
+    let module = load_id(&mut core, HOST_LOOP);
+    let id = instantiate(&mut core, &module, get_value_grant(7));
+
+    let n = 100_000u32;
+    let step = core
+        .start(
+            id.clone(),
+            JsValue::from_str("run"),
+            arr(&[JsValue::from(n)]),
+            JsValue::UNDEFINED,
+        )
+        .expect("starts");
+    let mut host_calls = 0;
+    let finished = drive(&mut core, &id, step, |step| {
+        host_calls += 1;
+        assert_eq!(get_num(step, "capability"), 7.0);
+        assert_eq!(get_str(step, "import"), "env.get_value");
+        let args = Array::from(&get(step, "args"));
+        assert_eq!(args.length(), 1);
+        assert_eq!(args.get(0).as_f64(), Some(f64::from(n)));
+        arr(&[num(1_000.0)])
+    })
+    .expect("finishes");
+
+    assert_eq!(host_calls, 1);
+    let results = Array::from(&get(&finished, "results"));
+    assert_eq!(results.length(), 1);
+    assert_eq!(results.get(0).as_f64(), Some(f64::from(n) + 1_000.0));
+    assert!(get(&finished, "exitCode").is_undefined());
+    let metrics = get(&finished, "metrics");
+    assert!(get_num(&metrics, "slices") > 1.0, "{metrics:?}");
+    assert_eq!(get_num(&metrics, "hostCalls"), 1.0);
+    assert!(get_num(&metrics, "fuelConsumed") > 100_000.0, "{metrics:?}");
+}
+
+// ---- (b) i64 crosses as BigInt ----
+
+#[wasm_bindgen_test]
+fn i64_round_trips_as_bigint() {
+    let mut core = core_with(JsValue::UNDEFINED);
+    let module = load_id(
+        &mut core,
+        r#"(module (func (export "twice") (param i64) (result i64)
+            (i64.mul (local.get 0) (i64.const 2))))"#,
+    );
+    let id = instantiate(&mut core, &module, arr(&[]));
+    let cases: [(JsValue, i64); 3] = [
+        (JsValue::from(-(1i64 << 61) - 3), -(1i64 << 62) - 6),
+        (JsValue::from((1i64 << 40) + 1), (1i64 << 41) + 2),
+        // A safe-integer number is accepted for an i64 argument.
+        (num(21.0), 42),
+    ];
+    for (arg, expected) in cases {
+        let step = core
+            .start(
+                id.clone(),
+                JsValue::from_str("twice"),
+                arr(&[arg]),
+                JsValue::UNDEFINED,
+            )
+            .expect("starts");
+        let finished = drive(&mut core, &id, step, |_| unreachable!()).expect("finishes");
+        let result = Array::from(&get(&finished, "results")).get(0);
+        assert!(result.is_bigint(), "i64 result is a BigInt: {result:?}");
+        assert_eq!(i64::try_from(result).ok(), Some(expected));
+    }
+    // Not an integer, or beyond 2^53 as a number: refused.
+    for bad in [num(1.5), num(2f64.powi(60)), JsValue::from_str("1")] {
+        let err = core
+            .start(
+                id.clone(),
+                JsValue::from_str("twice"),
+                arr(&[bad]),
+                JsValue::UNDEFINED,
+            )
+            .expect_err("bad i64");
+        assert_eq!(code(&err), "INVALID_ARGUMENT", "{err:?}");
+    }
+}
+
+// ---- (c) integrity ----
+
+#[wasm_bindgen_test]
+fn integrity_mismatch_is_a_record() {
+    let mut core = core_with(JsValue::UNDEFINED);
+    let bytes = wasm(SPIN);
+    let other = Digest::of(b"something else").to_sri();
+    let err = core
+        .load(
+            Uint8Array::from(&bytes[..]).into(),
+            JsValue::from_str(&other),
+        )
+        .expect_err("digest differs");
+    assert_eq!(code(&err), "INTEGRITY_MISMATCH");
+    let details = get(&err, "details");
+    assert_eq!(get_str(&details, "expectedDigest"), other);
+    assert_eq!(
+        get_str(&details, "actualDigest"),
+        Digest::of(&bytes).to_sri()
+    );
+
+    let err = core
+        .load(
+            Uint8Array::from(&bytes[..]).into(),
+            JsValue::from_str("md5-x"),
+        )
+        .expect_err("malformed digest");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+
+    // The happy path: the load record describes the module.
+    let record = load(&mut core, &wasm(HOST_LOOP));
+    assert_eq!(
+        get_str(&record, "digest"),
+        Digest::of(&wasm(HOST_LOOP)).to_sri()
+    );
+    assert_eq!(get_num(&record, "sizeBytes"), wasm(HOST_LOOP).len() as f64);
+    let import = Array::from(&get(&record, "imports")).get(0);
+    assert_eq!(get_str(&import, "module"), "env");
+    assert_eq!(get_str(&import, "name"), "get_value");
+    assert_eq!(get_str(&import, "kind"), "function");
+    assert_eq!(
+        Array::from(&get(&import, "params")).get(0).as_string(),
+        Some("i32".to_owned())
+    );
+    let export = Array::from(&get(&record, "exports")).get(0);
+    assert_eq!(get_str(&export, "name"), "run");
+    assert_eq!(Array::from(&get(&export, "results")).length(), 1);
+}
+
+// ---- (d) cancel, poison, fresh instance ----
+
+#[wasm_bindgen_test]
+fn cancel_during_a_yield_poisons_only_that_instance() {
+    let mut core = core_with(obj(&[("fuelPerSlice", num(10_000.0))]));
+    let module = load_id(&mut core, SPIN);
+    let id = instantiate(&mut core, &module, arr(&[]));
+
+    let mut step = core
+        .start(
+            id.clone(),
+            JsValue::from_str("spin"),
+            arr(&[]),
+            JsValue::UNDEFINED,
+        )
+        .expect("starts");
+    for _ in 0..3 {
+        assert_eq!(get_str(&step, "status"), "yield");
+        step = core.resume(id.clone()).expect("resumes");
+    }
+    let cancelled = core.cancel(id.clone()).expect("cancel");
+    assert_eq!(code(&cancelled), "CANCELLED");
+    let metrics = get(&get(&cancelled, "details"), "metrics");
+    assert!(get_num(&metrics, "slices") >= 4.0, "{metrics:?}");
+    assert!(
+        core.cancel(id.clone()).expect("cancel").is_undefined(),
+        "nothing left to cancel"
+    );
+
+    let err = core
+        .start(
+            id.clone(),
+            JsValue::from_str("answer"),
+            arr(&[]),
+            JsValue::UNDEFINED,
+        )
+        .expect_err("poisoned");
+    assert_eq!(code(&err), "POISONED");
+
+    let fresh = instantiate(&mut core, &module, arr(&[]));
+    assert_ne!(fresh.as_f64(), id.as_f64());
+    let step = core
+        .start(
+            fresh.clone(),
+            JsValue::from_str("answer"),
+            arr(&[]),
+            JsValue::UNDEFINED,
+        )
+        .expect("fresh instance starts");
+    let finished = drive(&mut core, &fresh, step, |_| unreachable!()).expect("finishes");
+    assert_eq!(
+        Array::from(&get(&finished, "results")).get(0).as_f64(),
+        Some(42.0)
+    );
+}
+
+// ---- (e) guest memory ----
+
+#[wasm_bindgen_test]
+fn memory_access_is_bounds_checked() {
+    let mut core = core_with(JsValue::UNDEFINED);
+    let module = load_id(
+        &mut core,
+        r#"(module (memory (export "memory") 1) (data (i32.const 8) "nestbox"))"#,
+    );
+    let id = instantiate(&mut core, &module, arr(&[]));
+    assert_eq!(core.memory_size(id.clone()).expect("size"), 65_536.0);
+
+    let bytes = core
+        .memory_read(id.clone(), num(8.0), num(7.0))
+        .expect("in bounds");
+    assert_eq!(bytes.to_vec(), b"nestbox");
+    core.memory_write(
+        id.clone(),
+        num(65_534.0),
+        Uint8Array::from(&b"ok"[..]).into(),
+    )
+    .expect("fits exactly");
+    assert_eq!(
+        core.memory_read(id.clone(), num(65_534.0), num(2.0))
+            .expect("read back")
+            .to_vec(),
+        b"ok"
+    );
+
+    let err = core
+        .memory_read(id.clone(), num(65_530.0), num(10.0))
+        .expect_err("out of bounds");
+    assert_eq!(code(&err), "TRAP");
+    assert_eq!(
+        get_str(&get(&err, "details"), "trapCode"),
+        "memory_out_of_bounds"
+    );
+    let err = core
+        .memory_write(
+            id.clone(),
+            num(65_535.0),
+            Uint8Array::from(&b"xy"[..]).into(),
+        )
+        .expect_err("out of bounds");
+    assert_eq!(code(&err), "TRAP");
+    let err = core
+        .memory_read(id.clone(), num(-1.0), num(1.0))
+        .expect_err("negative pointer");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+}
+
+// ---- (f) limits ----
+
+#[wasm_bindgen_test]
+fn bad_limits_are_invalid_argument() {
+    let bad = [
+        obj(&[("fuelPerSlise", num(10_000.0))]),
+        obj(&[("fuel", JsValue::from_str("1000"))]),
+        obj(&[("fuel", num(1.5))]),
+        obj(&[("fuelPerSlice", num(0.0))]),
+        obj(&[("maxInstances", num(-1.0))]),
+        obj(&[("trapOnGrowFailure", num(1.0))]),
+        obj(&[("module", obj(&[("maxFunctionz", num(1.0))]))]),
+        obj(&[("module", num(1.0))]),
+        num(5.0),
+        arr(&[]),
+    ];
+    for limits in bad {
+        let err = Core::new(limits.clone())
+            .err()
+            .unwrap_or_else(|| panic!("accepted {limits:?}"));
+        assert_eq!(code(&err), "INVALID_ARGUMENT", "{limits:?}");
+    }
+    let err = Core::new(obj(&[("fuelPerSlise", num(1.0))]))
+        .err()
+        .expect("typo refused");
+    assert!(get_str(&err, "message").contains("fuelPerSlise"), "{err:?}");
+
+    // Fuel as a BigInt, an undefined field (default) and module limits are fine.
+    let limits = obj(&[
+        ("fuel", JsValue::from(5_000_000i64)),
+        ("timeoutMs", JsValue::UNDEFINED),
+        ("module", obj(&[("maxFunctions", num(10.0))])),
+    ]);
+    let mut core = core_with(limits);
+    let module = load_id(&mut core, SPIN);
+    let id = instantiate(&mut core, &module, arr(&[]));
+    let step = core
+        .start(
+            id.clone(),
+            JsValue::from_str("spin"),
+            arr(&[]),
+            JsValue::UNDEFINED,
+        )
+        .expect("starts");
+    let err = drive(&mut core, &id, step, |_| unreachable!()).expect_err("runs out");
+    assert_eq!(code(&err), "FUEL_EXHAUSTED");
+    assert_eq!(get_num(&get(&err, "details"), "limit"), 5_000_000.0);
+}
+
+// ---- more of the contract ----
+
+#[wasm_bindgen_test]
+fn bad_arguments_and_ids_are_invalid_argument_and_harmless() {
+    let mut core = core_with(JsValue::UNDEFINED);
+    let module = load_id(&mut core, HOST_LOOP);
+    let id = instantiate(&mut core, &module, get_value_grant(1));
+    let start = |core: &mut Core, id: JsValue, export: &str, args: JsValue| {
+        core.start(id, JsValue::from_str(export), args, JsValue::UNDEFINED)
+    };
+    for (id, export, args) in [
+        (id.clone(), "run", arr(&[num(1.5)])),
+        (id.clone(), "run", arr(&[num(2f64.powi(32))])),
+        (id.clone(), "run", arr(&[JsValue::from_str("3")])),
+        (id.clone(), "run", arr(&[])),
+        (id.clone(), "run", num(3.0)),
+        (id.clone(), "nope", arr(&[])),
+        (num(99.0), "run", arr(&[num(1.0)])),
+        (JsValue::from_str("1"), "run", arr(&[num(1.0)])),
+        (num(1.5), "run", arr(&[num(1.0)])),
+    ] {
+        let err = start(&mut core, id, export, args).expect_err("refused");
+        assert_eq!(code(&err), "INVALID_ARGUMENT", "{err:?}");
+    }
+    let err = core
+        .start(
+            id.clone(),
+            JsValue::from_str("run"),
+            arr(&[num(1.0)]),
+            obj(&[("fule", num(1.0))]),
+        )
+        .expect_err("option typo");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+    let err = core
+        .instantiate(
+            module.clone(),
+            arr(&[obj(&[("module", JsValue::from_str("env"))])]),
+        )
+        .expect_err("incomplete grant");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+    let err = core
+        .instantiate(module.clone(), arr(&[]))
+        .expect_err("import not granted");
+    assert_eq!(code(&err), "IMPORT_NOT_GRANTED");
+
+    // None of that disturbed the instance.
+    let step = start(&mut core, id.clone(), "run", arr(&[num(4.0)])).expect("starts");
+    let finished = drive(&mut core, &id, step, |_| arr(&[num(-10.0)])).expect("finishes");
+    assert_eq!(
+        Array::from(&get(&finished, "results")).get(0).as_f64(),
+        Some(-6.0)
+    );
+}
+
+#[wasm_bindgen_test]
+fn host_failures_end_the_call_with_host_error() {
+    let mut core = core_with(JsValue::UNDEFINED);
+    let module = load_id(&mut core, HOST_LOOP);
+
+    // failHost: HOST_ERROR with the cause; the instance is poisoned.
+    let id = instantiate(&mut core, &module, get_value_grant(3));
+    let err = core
+        .fail_host(id.clone(), JsValue::from_str("nothing to fail"))
+        .expect_err("no host call is pending");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+    let step = core
+        .start(
+            id.clone(),
+            JsValue::from_str("run"),
+            arr(&[num(10.0)]),
+            JsValue::UNDEFINED,
+        )
+        .expect("starts");
+    assert_eq!(get_str(&step, "status"), "host");
+    let err = core
+        .resume(id.clone())
+        .expect_err("waiting for a host answer, not a yield");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+    let record = core
+        .fail_host(id.clone(), JsValue::from_str("disk on fire"))
+        .expect("record");
+    assert_eq!(code(&record), "HOST_ERROR");
+    let details = get(&record, "details");
+    assert_eq!(get_str(&details, "cause"), "disk on fire");
+    assert_eq!(get_num(&details, "capability"), 3.0);
+    assert_eq!(get_num(&get(&details, "metrics"), "hostCalls"), 1.0);
+    let err = core
+        .resume_host(id.clone(), arr(&[num(1.0)]))
+        .expect_err("the call is over");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+
+    // resumeHost with a value that is not an i32: the host broke its signature.
+    let id = instantiate(&mut core, &module, get_value_grant(3));
+    let step = core
+        .start(
+            id.clone(),
+            JsValue::from_str("run"),
+            arr(&[num(10.0)]),
+            JsValue::UNDEFINED,
+        )
+        .expect("starts");
+    assert_eq!(get_str(&step, "status"), "host");
+    let err = core
+        .resume_host(id.clone(), num(1.0))
+        .expect_err("not an array");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+    let err = core
+        .resume_host(id.clone(), arr(&[num(0.5)]))
+        .expect_err("not an i32");
+    assert_eq!(code(&err), "HOST_ERROR");
+    assert_eq!(get_num(&get(&err, "details"), "capability"), 3.0);
+    let err = core
+        .start(
+            id.clone(),
+            JsValue::from_str("run"),
+            arr(&[num(10.0)]),
+            JsValue::UNDEFINED,
+        )
+        .expect_err("poisoned");
+    assert_eq!(code(&err), "POISONED");
+}
+
+#[wasm_bindgen_test]
+fn ids_are_never_reused_and_instances_are_counted() {
+    let mut core = core_with(obj(&[("maxInstances", num(2.0))]));
+    let module = load_id(&mut core, SPIN);
+    let a = instantiate(&mut core, &module, arr(&[]));
+    let b = instantiate(&mut core, &module, arr(&[]));
+    assert_eq!(core.live_instances(), 2);
+    let err = core
+        .instantiate(module.clone(), arr(&[]))
+        .expect_err("over the limit");
+    assert_eq!(code(&err), "INSTANCE_LIMIT");
+
+    core.drop_instance(a.clone()).expect("drops");
+    assert_eq!(core.live_instances(), 1);
+    let err = core.drop_instance(a.clone()).expect_err("already dropped");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+    let err = core.memory_size(a.clone()).expect_err("dropped id");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+
+    // Dropping the module keeps its instances; a new id is a new number.
+    core.drop_module(module.clone()).expect("drops");
+    let err = core
+        .instantiate(module.clone(), arr(&[]))
+        .expect_err("module dropped");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+    let module2 = load_id(&mut core, SPIN);
+    assert_ne!(module2.as_f64(), module.as_f64());
+    let c = instantiate(&mut core, &module2, arr(&[]));
+    for old in [&a, &b] {
+        assert_ne!(c.as_f64(), old.as_f64());
+    }
+    let step = core
+        .start(
+            b.clone(),
+            JsValue::from_str("answer"),
+            arr(&[]),
+            JsValue::UNDEFINED,
+        )
+        .expect("b still works");
+    assert_eq!(get_str(&step, "status"), "finished");
+}
