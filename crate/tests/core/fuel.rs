@@ -173,3 +173,29 @@ fn zero_limits_are_refused() {
         assert_eq!(err.code(), ErrorCode::InvalidArgument);
     }
 }
+
+#[test]
+fn large_callee_compiled_lazily_under_a_tiny_slice_still_resumes() {
+    // wasmi 2.0 cannot resume when fuel runs out while lazily translating a callee (PR #2032);
+    // translation is charged no fuel, so a ~8 KB function reached with 500-fuel slices works.
+    let body = "(local.set $x (i32.add (local.get $x) (i32.const 1)))".repeat(1_000);
+    let bytes = wat(&format!(
+        r#"(module
+            (func $big (param $x i32) (result i32) {body} (local.get $x))
+            (func (export "run") (result i32) (call $big (i32.const 0))))"#
+    ));
+    assert!(bytes.len() > 6_000, "{} bytes", bytes.len());
+    let sb = sandbox(Limits {
+        fuel_per_slice: 500,
+        ..Limits::default()
+    });
+    let m = load(&sb, &bytes);
+    let mut inst = sb
+        .instantiate(&m, &nestbox::Grants::new())
+        .expect("instantiates");
+    let outcome = inst
+        .call("run", &[], |_, _| unreachable!())
+        .expect("resumes across slices");
+    assert_eq!(outcome.results, vec![Value::I32(1_000)]);
+    assert!(outcome.metrics.slices > 1, "{:?}", outcome.metrics);
+}
