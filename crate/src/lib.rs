@@ -38,6 +38,7 @@
 //!
 //! Only `bindings/` (compiled for wasm32 only) knows about JavaScript.
 
+pub mod audit;
 pub mod capability;
 pub mod engine;
 pub mod error;
@@ -47,6 +48,7 @@ pub mod limits;
 pub mod memory;
 pub mod metrics;
 pub mod module;
+pub mod policy;
 pub mod value;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,0 +1,444 @@
+//! The tamper-evident audit log: append-only, hash-chained entries.
+//!
+//! Each entry carries `prev` (the previous entry's hash; 64 zeros for the first) and
+//! `hash = SHA-256(prev ‖ canonical(entry without hash))`, both in lower-case hex. The
+//! canonical encoding is the entry's JSON with fields in declaration order, `extra` keys
+//! sorted, no whitespace — exactly the bytes [`AuditEntry::canonical`] returns.
+//!
+//! Anyone holding the head hash can detect any change, deletion, insertion or reordering of
+//! entries, and a truncated tail ([`verify`] with `expected_head`). Without the head, a
+//! truncated tail is undetectable by construction — persist the head somewhere the guest and
+//! the page's attacker cannot write.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, ErrorCode};
+use crate::integrity::Digest;
+
+/// `prev` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// A trust-policy decision (allowed or denied).
+    Policy,
+    /// A module was loaded (or refused at load).
+    Load,
+    /// A module was instantiated (or refused at link/instantiation).
+    Instantiate,
+    /// An export was called; `outcome` is `ok` or the error code.
+    Call,
+    /// A capability was granted to an instance.
+    Grant,
+    /// A capability was revoked.
+    Revoke,
+    /// A capability call was denied (revoked, over quota, unknown id).
+    Deny,
+    /// A limit was hit.
+    Limit,
+    /// A sandbox or instance was disposed.
+    Dispose,
+}
+
+/// One entry of the log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditEntry {
+    /// Position in the log, from 0.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch, as the recorder's clock said.
+    pub time: u64,
+    /// What happened.
+    pub event: AuditEvent,
+    /// SHA-256 of the module involved, `sha256-<base64>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_sha256: Option<String>,
+    /// The export called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
+    /// `ok`, or the error code.
+    pub outcome: String,
+    /// Fuel consumed, for calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    /// Further facts (argument and result digests, capability, origin, key id, …), sorted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+    /// Hash of the previous entry (hex).
+    pub prev: String,
+    /// `SHA-256(prev ‖ canonical entry)` (hex).
+    pub hash: String,
+}
+
+/// The facts of an entry before it is chained.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Record {
+    /// What happened (required).
+    pub event: Option<AuditEvent>,
+    /// SHA-256 of the module involved.
+    pub module_sha256: Option<Digest>,
+    /// The export called.
+    pub export: Option<String>,
+    /// `ok` or an error code.
+    pub outcome: String,
+    /// Fuel consumed.
+    pub fuel: Option<u64>,
+    /// Further facts.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Record {
+    /// A record of `event` with outcome `ok`.
+    pub fn new(event: AuditEvent) -> Self {
+        Self {
+            event: Some(event),
+            outcome: "ok".to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the outcome to an error's code.
+    pub fn failed(mut self, code: ErrorCode) -> Self {
+        self.outcome = code.as_str().to_owned();
+        self
+    }
+
+    /// Sets the module digest.
+    pub fn module(mut self, digest: Digest) -> Self {
+        self.module_sha256 = Some(digest);
+        self
+    }
+
+    /// Sets the export.
+    pub fn export(mut self, export: impl Into<String>) -> Self {
+        self.export = Some(export.into());
+        self
+    }
+
+    /// Sets the fuel consumed.
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+
+    /// Adds a fact.
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// The fields that are hashed: everything but `hash`, in a fixed order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Canonical<'a> {
+    seq: u64,
+    time: u64,
+    event: AuditEvent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    module_sha256: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    export: &'a Option<String>,
+    outcome: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fuel: Option<u64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    extra: &'a BTreeMap<String, String>,
+    prev: &'a str,
+}
+
+impl AuditEntry {
+    /// The canonical bytes that are hashed (JSON without `hash`, fixed field order, sorted
+    /// `extra`, no whitespace).
+    pub fn canonical(&self) -> Vec<u8> {
+        let c = Canonical {
+            seq: self.seq,
+            time: self.time,
+            event: self.event,
+            module_sha256: &self.module_sha256,
+            export: &self.export,
+            outcome: &self.outcome,
+            fuel: self.fuel,
+            extra: &self.extra,
+            prev: &self.prev,
+        };
+        // Serialising plain strings and integers into a Vec cannot fail.
+        serde_json::to_vec(&c).unwrap_or_default()
+    }
+
+    /// `SHA-256(prev ‖ canonical)` in hex, recomputed from the entry's fields.
+    pub fn compute_hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.prev.as_bytes());
+        h.update(self.canonical());
+        Digest::from_bytes(h.finalize().into()).to_hex()
+    }
+
+    /// The entry as one line of JSON (for JSON Lines export).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Receives each entry as it is appended (e.g. to persist it).
+pub type Sink = Box<dyn FnMut(&AuditEntry) + Send>;
+
+/// An append-only, hash-chained log.
+#[derive(Default)]
+pub struct AuditLog {
+    entries: Vec<AuditEntry>,
+    sink: Option<Sink>,
+}
+
+impl core::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("entries", &self.entries.len())
+            .field("head", &self.head())
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends every later entry to `sink` as it is appended.
+    pub fn set_sink(&mut self, sink: Option<Sink>) {
+        self.sink = sink;
+    }
+
+    /// Appends `record`, stamped with `time` (ms since the epoch), and returns the entry.
+    ///
+    /// # Panics
+    ///
+    /// Never: a record without an event is logged as a `policy` event with outcome
+    /// `INVALID_ARGUMENT` rather than dropped.
+    pub fn append(&mut self, record: Record, time: u64) -> &AuditEntry {
+        let (event, outcome) = match record.event {
+            Some(e) => (e, record.outcome),
+            None => (
+                AuditEvent::Policy,
+                ErrorCode::InvalidArgument.as_str().to_owned(),
+            ),
+        };
+        let mut entry = AuditEntry {
+            seq: self.entries.len() as u64,
+            time,
+            event,
+            module_sha256: record.module_sha256.map(|d| d.to_sri()),
+            export: record.export,
+            outcome,
+            fuel: record.fuel,
+            extra: record.extra,
+            prev: self.head(),
+            hash: String::new(),
+        };
+        entry.hash = entry.compute_hash();
+        if let Some(sink) = self.sink.as_mut() {
+            sink(&entry);
+        }
+        self.entries.push(entry);
+        let last = self.entries.len() - 1;
+        &self.entries[last]
+    }
+
+    /// Every entry, oldest first.
+    pub fn entries(&self) -> &[AuditEntry] {
+        &self.entries
+    }
+
+    /// The hash of the newest entry ([`GENESIS`] when empty).
+    pub fn head(&self) -> String {
+        self.entries
+            .last()
+            .map_or_else(|| GENESIS.to_owned(), |e| e.hash.clone())
+    }
+
+    /// The log as JSON Lines (one entry per line, each ending in `\n`).
+    pub fn to_jsonl(&self) -> String {
+        self.entries.iter().map(|e| e.to_json() + "\n").collect()
+    }
+}
+
+/// Why a log failed verification: the index of the first bad entry and what was wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyFailure {
+    /// Index (0-based) of the first entry that does not verify; `entries.len()` when every
+    /// entry chains but the head does not match (a truncated tail).
+    pub index: usize,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// Checks the chain: sequence numbers from 0, each `prev` equal to the previous `hash`, each
+/// `hash` recomputed; and, when given, that the last hash equals `expected_head`.
+///
+/// # Errors
+///
+/// The first entry that does not verify.
+pub fn verify(entries: &[AuditEntry], expected_head: Option<&str>) -> Result<(), VerifyFailure> {
+    let mut prev = GENESIS.to_owned();
+    for (index, entry) in entries.iter().enumerate() {
+        let fail = |reason: String| Err(VerifyFailure { index, reason });
+        if entry.seq != index as u64 {
+            return fail(format!("seq is {}, expected {index}", entry.seq));
+        }
+        if entry.prev != prev {
+            return fail("prev does not match the previous entry's hash".to_owned());
+        }
+        if entry.compute_hash() != entry.hash {
+            return fail("hash does not match the entry's contents".to_owned());
+        }
+        prev.clone_from(&entry.hash);
+    }
+    if let Some(head) = expected_head {
+        if head != prev {
+            return Err(VerifyFailure {
+                index: entries.len(),
+                reason: format!(
+                    "head is {prev}, expected {head}: entries were removed from the end or the log is another log"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Parses a JSON Lines export (blank lines are ignored).
+///
+/// # Errors
+///
+/// `INVALID_ARGUMENT` naming the first line that is not an entry.
+pub fn parse_jsonl(text: &str) -> Result<Vec<AuditEntry>, Error> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            serde_json::from_str(line).map_err(|e| {
+                Error::invalid_argument(format!("audit line {}: not an entry: {e}", n + 1))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> AuditLog {
+        let mut log = AuditLog::new();
+        let d = Digest::of(b"module");
+        log.append(Record::new(AuditEvent::Load).module(d), 1_000);
+        log.append(
+            Record::new(AuditEvent::Call)
+                .module(d)
+                .export("run")
+                .fuel(1234)
+                .with("args", "sha256-x"),
+            1_001,
+        );
+        log.append(
+            Record::new(AuditEvent::Limit).failed(ErrorCode::FuelExhausted),
+            1_002,
+        );
+        log.append(Record::new(AuditEvent::Dispose), 1_003);
+        log
+    }
+
+    #[test]
+    fn a_fresh_log_verifies_with_and_without_its_head() {
+        let log = sample();
+        assert_eq!(verify(log.entries(), None), Ok(()));
+        assert_eq!(verify(log.entries(), Some(&log.head())), Ok(()));
+        assert_eq!(log.entries()[0].prev, GENESIS);
+        assert_eq!(verify(&[], Some(GENESIS)), Ok(()));
+    }
+
+    #[test]
+    fn jsonl_round_trips() {
+        let log = sample();
+        let parsed = parse_jsonl(&log.to_jsonl()).expect("parses");
+        assert_eq!(parsed, log.entries());
+        assert_eq!(verify(&parsed, Some(&log.head())), Ok(()));
+    }
+
+    #[test]
+    fn any_change_is_detected_at_its_index() {
+        let log = sample();
+        for i in 0..log.entries().len() {
+            let mut e = log.entries().to_vec();
+            e[i].outcome.push('!');
+            assert_eq!(verify(&e, None).map_err(|f| f.index), Err(i), "edit {i}");
+            let mut e = log.entries().to_vec();
+            e[i].time += 1;
+            assert_eq!(verify(&e, None).map_err(|f| f.index), Err(i), "time {i}");
+        }
+        // Re-hashing the edited entry does not help: the next entry's prev breaks.
+        let mut e = log.entries().to_vec();
+        e[1].fuel = Some(1);
+        e[1].hash = e[1].compute_hash();
+        assert_eq!(verify(&e, None).map_err(|f| f.index), Err(2));
+    }
+
+    #[test]
+    fn deletion_insertion_and_reordering_are_detected() {
+        let log = sample();
+        let mut deleted = log.entries().to_vec();
+        deleted.remove(1);
+        assert_eq!(verify(&deleted, None).map_err(|f| f.index), Err(1));
+
+        let mut inserted = log.entries().to_vec();
+        inserted.insert(2, log.entries()[1].clone());
+        assert_eq!(verify(&inserted, None).map_err(|f| f.index), Err(2));
+
+        let mut swapped = log.entries().to_vec();
+        swapped.swap(1, 2);
+        assert_eq!(verify(&swapped, None).map_err(|f| f.index), Err(1));
+    }
+
+    #[test]
+    fn a_truncated_tail_is_detected_only_with_the_head() {
+        let log = sample();
+        let truncated = &log.entries()[..3];
+        assert_eq!(
+            verify(truncated, None),
+            Ok(()),
+            "undetectable without the head"
+        );
+        let failure = verify(truncated, Some(&log.head())).expect_err("head known");
+        assert_eq!(failure.index, 3);
+    }
+
+    #[test]
+    fn the_sink_sees_every_entry_as_it_happens() {
+        use std::sync::{Arc, Mutex};
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut log = AuditLog::new();
+        let s = Arc::clone(&seen);
+        log.set_sink(Some(Box::new(move |e| {
+            s.lock().expect("lock").push(e.hash.clone())
+        })));
+        log.append(Record::new(AuditEvent::Load), 1);
+        log.append(Record::new(AuditEvent::Call), 2);
+        let hashes: Vec<String> = log.entries().iter().map(|e| e.hash.clone()).collect();
+        assert_eq!(*seen.lock().expect("lock"), hashes);
+    }
+
+    #[test]
+    fn garbage_lines_are_rejected_with_their_line_number() {
+        let log = sample();
+        let text = log.to_jsonl() + "{\"seq\": 4}\n";
+        let err = parse_jsonl(&text).expect_err("bad line");
+        assert!(err.message().contains("line 5"), "{err}");
+        let err = parse_jsonl("not json").expect_err("bad line");
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    }
+}
