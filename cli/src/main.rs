@@ -1,33 +1,52 @@
 //! `nestbox`: the native command-line runner, built from the same core as the browser build.
-//!
-//! ```text
-//! nestbox demo      run the demo guest and print its results, metrics and a limit being hit
-//! ```
+//! Run `nestbox help` for the commands.
 
 use std::process::ExitCode;
 
+mod args;
+mod audit;
 mod demo;
+mod keys;
 
-const USAGE: &str = "usage: nestbox <command>
+/// Exit status when nestbox itself refuses: bad usage, unreadable input, a module that fails
+/// integrity or policy (as `env` and container runners use 125).
+pub const EXIT_USAGE: u8 = 125;
 
-commands:
-  demo    run the demo guest natively and print its result and metrics";
+fn usage() -> String {
+    format!(
+        "usage: nestbox <command> [options]\n\ncommands:\n  demo                                  run the demo guest natively: result, metrics, a limit, a tampered module\n{}\n{}",
+        keys::USAGE,
+        audit::USAGE
+    )
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("demo") => demo::run(),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
+    let mut items: Vec<String> = std::env::args().skip(1).collect();
+    if items.is_empty() {
+        eprintln!("{}", usage());
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let command = items.remove(0);
+    let args = args::Args::new(items);
+    let result = match command.as_str() {
+        "demo" => args.finish().map(|()| demo::run()),
+        "keygen" => keys::keygen(args),
+        "sign" => keys::sign(args),
+        "verify" => keys::verify(args),
+        "audit" => audit::run(args),
+        "-h" | "--help" | "help" => {
+            println!("{}", usage());
+            Ok(ExitCode::SUCCESS)
         }
-        Some(other) => {
-            eprintln!("nestbox: unknown command {other:?}\n{USAGE}");
-            ExitCode::from(2)
-        }
-        None => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
+        other => Err(nestbox::Error::invalid_argument(format!(
+            "unknown command {other:?}"
+        ))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nestbox {command}: {} {}", e.code(), e.message());
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }
