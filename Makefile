@@ -6,12 +6,13 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 CARGO ?= cargo
 
+.PHONY: setup-guests guests wasi-node
 .PHONY: demo test setup-rust setup-web lint native-test build web-test bench clean
 
 demo: setup-rust
 	$(CARGO) run --release -q -p nestbox-cli -- demo
 
-test: setup-web lint native-test build web-test
+test: setup-web lint guests native-test wasi-node build web-test
 
 setup-rust:
 	@scripts/setup.sh rust
@@ -23,6 +24,7 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p nestbox --target wasm32-unknown-unknown --all-targets -- -D warnings
+	$(CARGO) fmt --check --manifest-path tests/wasi/rust/Cargo.toml
 
 native-test:
 	$(CARGO) test --workspace
@@ -37,6 +39,17 @@ build:
 # The binding layer in headless Chromium, inside a dedicated worker.
 web-test:
 	wasm-pack test --headless --chrome crate --test web
+
+# The WASI guest suite (tests/wasi/): real Rust, C and Go programs built from source here.
+setup-guests:
+	@scripts/setup-guests.sh
+
+guests: setup-guests
+	tests/wasi/build.sh
+
+# Second opinion: the same programs under Node's built-in node:wasi (tests/wasi/DIFFERENCES.md).
+wasi-node: guests
+	node tests/wasi/node-runner.mjs
 
 bench: setup-web build
 	$(CARGO) bench -p nestbox --bench compute
