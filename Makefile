@@ -7,12 +7,12 @@ export CHROMEDRIVER ?= /usr/bin/chromedriver
 CARGO ?= cargo
 
 .PHONY: setup-guests guests wasi-node
-.PHONY: demo test setup-rust setup-web lint native-test build web-test bench clean
+.PHONY: demo test setup-rust setup-web lint native-test build web-test package browser-test bench clean
 
 demo: setup-rust
 	$(CARGO) run --release -q -p nestbox-cli -- demo
 
-test: setup-web lint guests native-test wasi-node build web-test
+test: setup-web lint guests native-test wasi-node build web-test package browser-test
 
 setup-rust:
 	@scripts/setup.sh rust
@@ -40,6 +40,23 @@ build:
 web-test:
 	wasm-pack test --headless --chrome crate --test web
 
+# The npm package: crate/js/*.ts compiled by tsc (strict) into pkg/ next to wasm-pack's output,
+# and pkg/package.json (version from crate/Cargo.toml, exports map, explicit file list).
+package: node_modules/.package-lock.json
+	node_modules/.bin/prettier --check --log-level warn crate/js tests/browser scripts/build-package.mjs
+	node scripts/build-package.mjs
+
+# npm ci when node_modules is missing or older than the lock file (npm ci rewrites
+# node_modules/.package-lock.json, so it is newer afterwards).
+node_modules/.package-lock.json: package-lock.json package.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# The package in headless Chromium (Debian's, driven by playwright-core): page sandboxes in
+# workers, capabilities, cancellation, watchdog, crash recovery, nestbox/worker, the tarball.
+browser-test: package
+	node --test --test-concurrency=1 tests/browser/*.test.mjs
+
 # The WASI guest suite (tests/wasi/): real Rust, C and Go programs built from source here.
 setup-guests:
 	@scripts/setup-guests.sh
@@ -56,4 +73,4 @@ bench: setup-web build
 
 clean:
 	$(CARGO) clean
-	rm -rf pkg
+	rm -rf pkg node_modules

@@ -3,9 +3,12 @@
 # is already there (idempotent; a second run takes about a second).
 #
 #   scripts/setup.sh rust      Rust targets and components only (native demo, native tests)
-#   scripts/setup.sh web       + wasm-pack, wasm-bindgen-cli, Chromium and ChromeDriver
+#   scripts/setup.sh web       + wasm-pack, wasm-bindgen-cli, Chromium and ChromeDriver, and the
+#                              npm devDependencies (TypeScript, playwright-core, wabt)
 #
-# Everything comes from the package registries: crates.io (cargo install), Debian (apt).
+# Everything comes from the package registries: crates.io (cargo install), Debian (apt), npm
+# (npm ci, from package-lock.json). playwright-core drives Debian's Chromium: no browser is
+# downloaded.
 # Nothing downloads a prebuilt binary from a website.
 set -euo pipefail
 
@@ -55,8 +58,22 @@ need_web() {
   fi
 }
 
+# npm ci when node_modules is absent or the lock file changed since the last install (npm ci
+# writes node_modules/.package-lock.json, so a newer package-lock.json means it changed).
+need_npm() {
+  command -v node >/dev/null && command -v npm >/dev/null \
+    || { echo "setup: node and npm not found (install Node.js >= 20, e.g. Debian's nodejs)" >&2; exit 1; }
+  local root
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  if [ ! -f "$root/node_modules/.package-lock.json" ] \
+    || [ "$root/package-lock.json" -nt "$root/node_modules/.package-lock.json" ]; then
+    say "npm ci"
+    (cd "$root" && npm ci --no-audit --no-fund)
+  fi
+}
+
 case "${1:-web}" in
   rust) need_rust ;;
-  web) need_rust; need_web ;;
+  web) need_rust; need_web; need_npm ;;
   *) echo "usage: scripts/setup.sh [rust|web]" >&2; exit 2 ;;
 esac

@@ -1,0 +1,480 @@
+/**
+ * `nestbox/worker`: the sandbox API for code that already runs in a worker of its own.
+ *
+ * {@link createLocalSandbox} runs the core right in the current thread: no second worker,
+ * no message passing. Host functions are called directly; a {@link syncCapability} gets a
+ * synchronous memory view ({@link SyncGuestMemory}), while a {@link capability} from the
+ * main entry still gets the promise-based one, so the same token works in both kinds of
+ * sandbox. The call loop still yields to the event loop between fuel slices, so an
+ * `AbortSignal` aborted by this thread's own message handler stops even an infinite loop.
+ *
+ * What a local sandbox cannot do is terminate itself: a host function that never settles
+ * is abandoned at the call's deadline (`TIMEOUT`), but a thread stuck in synchronous code
+ * can only be ended by whoever created the worker.
+ *
+ * @module
+ */
+
+import init, {
+  Core,
+  type CoreExport,
+  type CoreGrant,
+  type CoreImport,
+  type CoreLimits,
+  type InitInput,
+} from './nestbox.js';
+import {
+  CapabilityTable,
+  makeCapability,
+  type CapabilityDeclaration,
+  type CapabilityToken,
+  type Link,
+  type SyncHostFunction,
+} from './capability.js';
+import {
+  coreRecordOf,
+  errorFromRecord,
+  invalidArgument,
+  recordOf,
+  SandboxError,
+  withDenials,
+  type AnySandboxError,
+  type ErrorRecord,
+} from './errors.js';
+import { drive, type HostOutcome } from './driver.js';
+import { dispatchHost } from './host.js';
+import { AsyncMemoryView, SyncMemoryView, type MemoryAccess, type SyncGuestMemory } from './memory.js';
+import { bytesOf, callArgs, callOptions, coreLimits, integrityOf, onlyFields, timeoutOf } from './options.js';
+import type {
+  CallOptions,
+  CallResult,
+  InstantiateOptions,
+  LoadOptions,
+  ModuleInfo,
+  ModuleSourceLike,
+  SandboxLimits,
+  Value,
+  ValueType,
+} from './types.js';
+
+export { capability, revoke, isRevoked } from './capability.js';
+export type {
+  ArgsOf,
+  CapabilityDeclaration,
+  CapabilityQuota,
+  JsValueOf,
+  ResultOf,
+  CapabilityToken,
+  HostFunction,
+  HostResult,
+  ImportsObject,
+  SyncHostFunction,
+} from './capability.js';
+export { SandboxError, SandboxTypeError, ERROR_CODES } from './errors.js';
+export type { ErrorCode, ErrorDetails } from './errors.js';
+export type { GuestMemory, SyncGuestMemory } from './memory.js';
+export type {
+  CallOptions,
+  CallResult,
+  InstantiateOptions,
+  LoadOptions,
+  Metrics,
+  ModuleInfo,
+  ModuleSourceLike,
+  SandboxLimits,
+  Value,
+  ValueType,
+} from './types.js';
+
+/**
+ * Makes a synchronous capability for local sandboxes: `fn` gets a {@link SyncGuestMemory}
+ * and its arguments and returns its results directly (it may still return a promise).
+ * Granting it to a page sandbox is a TypeError.
+ */
+export function syncCapability<const P extends readonly ValueType[], const R extends readonly ValueType[]>(
+  fn: SyncHostFunction<P, R>,
+  decl: CapabilityDeclaration<P, R>,
+): CapabilityToken {
+  // The declaration types the function's arguments; the table checks them at run time.
+  return makeCapability('sync', fn as unknown as Parameters<typeof makeCapability>[1], decl);
+}
+
+/** Options of {@link createLocalSandbox}. */
+export interface LocalSandboxOptions {
+  /** Limits enforced by the core on every instance. */
+  limits?: SandboxLimits;
+  /**
+   * Where to get nestbox's own wasm, as wasm-bindgen's `init` takes it (a URL, a `Response`,
+   * bytes or a `WebAssembly.Module`). Default: `nestbox_bg.wasm` next to `nestbox.js`. Only
+   * the first local sandbox of a thread loads it.
+   */
+  wasm?: InitInput;
+}
+
+let initialised: Promise<unknown> | undefined;
+
+/** Counters of a local sandbox. */
+export interface LocalSandboxStats {
+  /** Calls started. */
+  readonly calls: number;
+  /** Denials of the capability layer. */
+  readonly denials: number;
+}
+
+/** The core's thrown record as an error; a non-record means the core itself failed. */
+function coreError(thrown: unknown, context: { cause?: unknown; denials?: number } = {}): AnySandboxError {
+  const record = coreRecordOf(thrown);
+  if (record !== undefined) return errorFromRecord(record, context);
+  return new SandboxError(
+    'WORKER_CRASHED',
+    `the nestbox core crashed: ${String(thrown)}; create a new sandbox`,
+    {},
+    { cause: thrown },
+  );
+}
+
+/**
+ * Creates a sandbox whose core runs in this thread (meant for a worker; on the main thread
+ * a long slice would block the page).
+ *
+ * @throws TypeError (`INVALID_ARGUMENT`) for bad options or limits.
+ */
+export async function createLocalSandbox(options: LocalSandboxOptions = {}): Promise<LocalSandbox> {
+  if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');
+  onlyFields(options as Record<string, unknown>, ['limits', 'wasm'], 'createLocalSandbox options');
+  const limits = coreLimits(options.limits);
+  // Once per thread; a failed load is tried again by the next sandbox.
+  initialised ??= (options.wasm === undefined ? init() : init({ module_or_path: options.wasm })).catch(
+    (error: unknown) => {
+      initialised = undefined;
+      throw error;
+    },
+  );
+  await initialised;
+  let core: Core;
+  try {
+    core = new Core(limits);
+  } catch (thrown) {
+    throw coreError(thrown);
+  }
+  return new LocalSandbox(core, limits);
+}
+
+interface LocalInstanceState {
+  readonly sandbox: LocalSandbox;
+  readonly instanceId: number;
+  readonly links: readonly Link[];
+  busy: boolean;
+  dropped: boolean;
+}
+
+const localModules = new WeakMap<LocalModule, { sandbox: LocalSandbox; moduleId: number; dropped: boolean }>();
+const localInstances = new WeakMap<LocalInstance, LocalInstanceState>();
+/** The private state of a local sandbox. */
+interface LocalState {
+  readonly core: Core;
+  readonly timeoutMs: number;
+  readonly table: CapabilityTable;
+  readonly lifetime: AbortController;
+  readonly stats: { calls: number; denials: number };
+  /** The core threw something that is not an error record: it must not be used again. */
+  broken: boolean;
+  /** Calls in flight; the core is freed after dispose once this is 0. */
+  running: number;
+  /** The core was freed. */
+  freed: boolean;
+}
+
+const localCores = new WeakMap<LocalSandbox, LocalState>();
+
+function inner(sandbox: LocalSandbox): LocalState {
+  const state = localCores.get(sandbox);
+  if (state === undefined) throw invalidArgument('not a LocalSandbox');
+  if (state.lifetime.signal.aborted) throw new SandboxError('DISPOSED', 'the sandbox was disposed');
+  if (state.broken) throw new SandboxError('WORKER_CRASHED', 'the nestbox core crashed earlier; create a new sandbox');
+  return state;
+}
+
+/** Frees the core of a disposed sandbox once no call of it is running. */
+function freeIfIdle(state: LocalState): void {
+  if (!state.lifetime.signal.aborted || state.running > 0 || state.freed || state.broken) return;
+  state.freed = true;
+  state.core.free();
+}
+
+/** A sandbox whose core runs in this thread; same shape as the page's `Sandbox`. */
+export class LocalSandbox implements Disposable {
+  /** @internal Use {@link createLocalSandbox}. */
+  constructor(core: Core, limits: CoreLimits) {
+    localCores.set(this, {
+      core,
+      timeoutMs: timeoutOf(limits),
+      table: new CapabilityTable(),
+      lifetime: new AbortController(),
+      stats: { calls: 0, denials: 0 },
+      broken: false,
+      running: 0,
+      freed: false,
+    });
+  }
+
+  /** False once disposed. */
+  get alive(): boolean {
+    const state = localCores.get(this);
+    return state !== undefined && !state.lifetime.signal.aborted && !state.broken;
+  }
+
+  /** Lifetime counters. */
+  get stats(): LocalSandboxStats {
+    const state = localCores.get(this);
+    return { calls: state?.stats.calls ?? 0, denials: state?.stats.denials ?? 0 };
+  }
+
+  /** As the page's `Sandbox.load`. */
+  async load(source: ModuleSourceLike, options: LoadOptions): Promise<LocalModule> {
+    inner(this);
+    const integrity = integrityOf(options);
+    const bytes = await bytesOf(source);
+    const { core } = inner(this);
+    try {
+      const record = core.load(bytes, integrity);
+      const module = new LocalModule(record.digest, record.sizeBytes, record.imports, record.exports);
+      localModules.set(module, { sandbox: this, moduleId: record.moduleId, dropped: false });
+      return module;
+    } catch (thrown) {
+      throw coreError(thrown);
+    }
+  }
+
+  /** As the page's `Sandbox.instantiate`; synchronous capabilities may be granted too. */
+  async instantiate(module: LocalModule, options: InstantiateOptions = {}): Promise<LocalInstance> {
+    const state = inner(this);
+    const m = module instanceof LocalModule ? localModules.get(module) : undefined;
+    if (m === undefined || m.sandbox !== this) throw invalidArgument('module was not loaded by this sandbox');
+    if (m.dropped) throw new SandboxError('DISPOSED', 'the module was disposed');
+    if (typeof options !== 'object' || options === null) throw invalidArgument('instantiate options must be an object');
+    onlyFields(options as Record<string, unknown>, ['imports'], 'instantiate options');
+    let linked: { grants: CoreGrant[]; links: Link[] };
+    try {
+      linked = state.table.link(options.imports, true);
+    } catch (error) {
+      if (error instanceof SandboxError && error.code === 'CAPABILITY_REVOKED') state.stats.denials++;
+      throw error;
+    }
+    let instanceId: number;
+    try {
+      instanceId = state.core.instantiate(m.moduleId, linked.grants);
+    } catch (thrown) {
+      throw coreError(thrown);
+    }
+    const instance = new LocalInstance(module);
+    localInstances.set(instance, { sandbox: this, instanceId, links: linked.links, busy: false, dropped: false });
+    return instance;
+  }
+
+  /** Frees the core; later calls throw `DISPOSED`, calls in flight end with `CANCELLED`. */
+  dispose(): void {
+    const state = localCores.get(this);
+    if (state === undefined || state.lifetime.signal.aborted) return;
+    state.lifetime.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
+    // Calls in flight see the abort at their next slice and end; the core is freed after.
+    freeIfIdle(state);
+  }
+
+  /** Same as {@link dispose}. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** A verified, validated module of a local sandbox. */
+export class LocalModule implements ModuleInfo {
+  /** @internal Made by {@link LocalSandbox.load}. */
+  constructor(
+    /** {@inheritDoc ModuleInfo.digest} */ readonly digest: string,
+    /** {@inheritDoc ModuleInfo.sizeBytes} */ readonly sizeBytes: number,
+    /** {@inheritDoc ModuleInfo.imports} */ readonly imports: readonly CoreImport[],
+    /** {@inheritDoc ModuleInfo.exports} */ readonly exports: readonly CoreExport[],
+  ) {}
+
+  /** False once disposed (or its sandbox was). */
+  get alive(): boolean {
+    const m = localModules.get(this);
+    return m !== undefined && !m.dropped && m.sandbox.alive;
+  }
+
+  /** Forgets the module; instances made from it keep working. */
+  dispose(): void {
+    const m = localModules.get(this);
+    if (m === undefined || m.dropped) return;
+    m.dropped = true;
+    try {
+      inner(m.sandbox).core.dropModule(m.moduleId);
+    } catch {
+      // The sandbox is gone already.
+    }
+  }
+}
+
+/** An instance in a local sandbox; same shape as the page's `SandboxInstance`. */
+export class LocalInstance implements Disposable {
+  /** @internal Made by {@link LocalSandbox.instantiate}. */
+  constructor(/** The module it was made from. */ readonly module: LocalModule) {}
+
+  /** False once disposed or after its sandbox was. */
+  get alive(): boolean {
+    const state = localInstances.get(this);
+    return state !== undefined && !state.dropped && state.sandbox.alive;
+  }
+
+  /** Whether a call is running. */
+  get busy(): boolean {
+    return instanceOf(this).busy;
+  }
+
+  /** The embedder's own synchronous view of the memory, between calls (`BUSY` during one). */
+  get memory(): SyncGuestMemory {
+    const state = instanceOf(this);
+    const { core, lifetime } = inner(state.sandbox);
+    const access = syncAccess(core, state);
+    const idle = (): void => {
+      if (state.busy) throw new SandboxError('BUSY', 'a call is running on this instance');
+    };
+    return new SyncMemoryView(
+      {
+        read: (ptr, len) => (idle(), access.read(ptr, len)),
+        write: (ptr, bytes) => (idle(), access.write(ptr, bytes)),
+        size: () => (idle(), access.size()),
+      },
+      { entry: undefined, deny: () => undefined, signal: lifetime.signal, details: {} },
+    );
+  }
+
+  /** As the page's `SandboxInstance.call`. */
+  async call(exportName: string, args: readonly Value[] = [], options?: CallOptions): Promise<CallResult> {
+    const state = instanceOf(this);
+    const sandbox = inner(state.sandbox);
+    if (state.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+    if (state.busy) throw new SandboxError('BUSY', 'a call is already running on this instance');
+    if (typeof exportName !== 'string') throw invalidArgument('exportName must be a string');
+    const values = callArgs(args);
+    const { signal, core: coreOptions, timeoutMs } = callOptions(options, sandbox.timeoutMs);
+    if (signal?.aborted) throw new SandboxError('CANCELLED', 'the signal was already aborted; the call did not start');
+
+    const { core } = sandbox;
+    const abort = new AbortController();
+    const onAbort = (): void => abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const onDispose = (): void => abort.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
+    sandbox.lifetime.signal.addEventListener('abort', onDispose, { once: true });
+    const deadline = performance.now() + timeoutMs;
+    let denials = 0;
+    let fatal: AnySandboxError | undefined;
+    const deny = (): void => {
+      denials++;
+      sandbox.stats.denials++;
+    };
+    const access = syncAccess(core, state);
+    const asyncAccess: MemoryAccess<Promise<Uint8Array>, Promise<void>> = {
+      read: async (ptr, len) => access.read(ptr, len),
+      write: async (ptr, bytes) => access.write(ptr, bytes),
+      size: async () => access.size(),
+    };
+    state.busy = true;
+    sandbox.stats.calls++;
+    sandbox.running++;
+    try {
+      const finished = await drive(core, state.instanceId, exportName, values, coreOptions, {
+        cancelled: () => abort.signal.aborted,
+        host: async (step): Promise<HostOutcome> => {
+          const verdict = await dispatchHost(step, {
+            links: state.links,
+            deny,
+            signal: abort.signal,
+            deadline,
+            timeoutMs,
+            view: (context, entry) => {
+              const view =
+                entry.kind === 'sync' ? new SyncMemoryView(access, context) : new AsyncMemoryView(asyncAccess, context);
+              return { view, close: () => view.close() };
+            },
+          });
+          switch (verdict.kind) {
+            case 'results':
+              return { kind: 'results', results: verdict.results };
+            case 'fail':
+              fatal = verdict.error;
+              abort.abort(verdict.error);
+              return { kind: 'fail', error: recordOf(verdict.error) };
+            case 'cancelled':
+              return { kind: 'cancel' };
+          }
+        },
+      });
+      const result: CallResult = { results: finished.results, metrics: withDenials({ ...finished.metrics }, denials) };
+      if (finished.exitCode !== undefined) result.exitCode = finished.exitCode;
+      return result;
+    } catch (thrown) {
+      const record: ErrorRecord | undefined = coreRecordOf(thrown);
+      if (record === undefined) {
+        sandbox.broken = true;
+        throw coreError(thrown);
+      }
+      if (sandbox.lifetime.signal.aborted) {
+        throw errorFromRecord(
+          { ...record, code: 'DISPOSED', message: 'the sandbox was disposed during the call' },
+          { denials },
+        );
+      }
+      // The core's record carries the page's own verdict (code, message) for host failures.
+      throw errorFromRecord(record, { cause: fatal?.cause, denials });
+    } finally {
+      state.busy = false;
+      sandbox.running--;
+      signal?.removeEventListener('abort', onAbort);
+      sandbox.lifetime.signal.removeEventListener('abort', onDispose);
+      freeIfIdle(sandbox);
+    }
+  }
+
+  /** Drops the instance; a call in flight is cancelled. Later calls: `DISPOSED`. */
+  dispose(): void {
+    const state = localInstances.get(this);
+    if (state === undefined || state.dropped) return;
+    state.dropped = true;
+    try {
+      inner(state.sandbox).core.dropInstance(state.instanceId);
+    } catch {
+      // The sandbox is gone already.
+    }
+  }
+
+  /** Same as {@link dispose}. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+function instanceOf(instance: LocalInstance): LocalInstanceState {
+  const state = localInstances.get(instance);
+  if (state === undefined) throw invalidArgument('not a LocalInstance');
+  return state;
+}
+
+/** Direct, checked access to one instance's memory, errors converted. */
+function syncAccess(core: Core, state: LocalInstanceState): MemoryAccess<Uint8Array, void> {
+  const guard = <T>(f: () => T): T => {
+    inner(state.sandbox); // DISPOSED once the sandbox is (its core may be freed)
+    if (state.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+    try {
+      return f();
+    } catch (thrown) {
+      throw coreError(thrown);
+    }
+  };
+  return {
+    read: (ptr, len) => guard(() => core.memoryRead(state.instanceId, ptr, len)),
+    write: (ptr, bytes) => guard(() => core.memoryWrite(state.instanceId, ptr, bytes)),
+    size: () => guard(() => core.memorySize(state.instanceId)),
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * Checks of the public option bags, and their translation to what the core takes. Misuse is
+ * a `TypeError` (`INVALID_ARGUMENT`) before anything reaches the worker; the core checks
+ * every limit's type and range again.
+ *
+ * @module
+ */
+
+import type { CoreCallOptions, CoreLimits, CoreValue } from './nestbox.js';
+import { invalidArgument, SandboxError } from './errors.js';
+import type { CallOptions, LoadOptions, ModuleSourceLike, SandboxLimits } from './types.js';
+
+/** The core's default wall-clock limit per call (README, "Limits and their defaults"). */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Rejects fields of `value` not in `known`. */
+export function onlyFields(value: Record<string, unknown>, known: readonly string[], what: string): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key) && value[key] !== undefined) {
+      throw invalidArgument(`${what}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')})`);
+    }
+  }
+}
+
+/** The core's limits from the public ones (`memoryLimitBytes` is the core's `maxMemoryBytes`). */
+export function coreLimits(limits: unknown): CoreLimits {
+  if (limits === undefined) return {};
+  if (!isObject(limits)) throw invalidArgument('limits must be an object');
+  if ('maxMemoryBytes' in limits) {
+    throw invalidArgument('limits.maxMemoryBytes: this option is called memoryLimitBytes');
+  }
+  const { memoryLimitBytes, ...rest } = limits as SandboxLimits & Record<string, unknown>;
+  // Every other field goes to the core as it is; the core refuses unknown fields and wrong types.
+  const core: CoreLimits & Record<string, unknown> = { ...rest };
+  if (memoryLimitBytes !== undefined) core.maxMemoryBytes = memoryLimitBytes;
+  return core;
+}
+
+/** A number of milliseconds as the page can time it (or the core's default). */
+export function timeoutOf(limits: CoreLimits): number {
+  const t = limits.timeoutMs;
+  if (t === undefined) return DEFAULT_TIMEOUT_MS;
+  const n = Number(t);
+  return Number.isFinite(n) && n >= 0 ? n : DEFAULT_TIMEOUT_MS;
+}
+
+/** A non-negative integer option (number, or bigint where the core takes one). */
+function count(value: unknown, what: string, bigintOk: boolean): void {
+  const ok =
+    (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) ||
+    (bigintOk && typeof value === 'bigint' && value >= 0n);
+  if (!ok) throw invalidArgument(`${what} must be a non-negative integer, got ${String(value)}`);
+}
+
+/** Checked call options, the core's share of them, and the effective timeout in ms. */
+export function callOptions(
+  options: unknown,
+  sandboxTimeoutMs: number,
+): { signal: AbortSignal | undefined; core: CoreCallOptions; timeoutMs: number } {
+  if (options === undefined) return { signal: undefined, core: {}, timeoutMs: sandboxTimeoutMs };
+  if (!isObject(options)) throw invalidArgument('call options must be an object');
+  onlyFields(options, ['signal', 'timeoutMs', 'fuel'], 'call options');
+  const { signal, timeoutMs, fuel } = options as CallOptions;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('signal must be an AbortSignal');
+  const core: CoreCallOptions = {};
+  let effective = sandboxTimeoutMs;
+  if (timeoutMs !== undefined) {
+    count(timeoutMs, 'timeoutMs', false);
+    core.timeoutMs = timeoutMs;
+    effective = Math.min(effective, timeoutMs);
+  }
+  if (fuel !== undefined) {
+    count(fuel, 'fuel', true);
+    core.fuel = fuel;
+  }
+  return { signal, core, timeoutMs: effective };
+}
+
+/** Checked call arguments. */
+export function callArgs(args: unknown): CoreValue[] {
+  if (args === undefined) return [];
+  if (!Array.isArray(args)) throw invalidArgument('args must be an array of numbers and bigints');
+  for (const [i, a] of args.entries()) {
+    if (typeof a !== 'number' && typeof a !== 'bigint') {
+      throw invalidArgument(`args[${i}] must be a number or a bigint, got ${typeof a}`);
+    }
+  }
+  return [...(args as CoreValue[])];
+}
+
+/** The checked integrity string of load options. */
+export function integrityOf(options: unknown): string {
+  if (!isObject(options)) throw invalidArgument('load options {integrity} are required');
+  onlyFields(options, ['integrity'], 'load options');
+  const { integrity } = options as Partial<LoadOptions>;
+  if (typeof integrity !== 'string') {
+    throw invalidArgument('load options: integrity ("sha256-<base64>" or 64 hex digits) is required');
+  }
+  return integrity;
+}
+
+/**
+ * The bytes of a module source (a private copy). A URL or string is fetched (relative to the
+ * document or worker location); a response that is not `ok` is `INVALID_MODULE`.
+ */
+export async function bytesOf(source: ModuleSourceLike): Promise<Uint8Array> {
+  if (source instanceof Uint8Array) return source.slice();
+  if (source instanceof ArrayBuffer) return new Uint8Array(source.slice(0));
+  let response: Response;
+  if (source instanceof Response) response = source;
+  else if (source instanceof URL || typeof source === 'string') response = await fetch(source);
+  else throw invalidArgument('module source must be a Uint8Array, an ArrayBuffer, a Response, a URL or a string');
+  if (!response.ok) {
+    throw new SandboxError(
+      'INVALID_MODULE',
+      `fetching the module failed: HTTP ${response.status} from ${response.url}`,
+      {
+        status: response.status,
+        url: response.url,
+      },
+    );
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}

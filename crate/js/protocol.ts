@@ -1,0 +1,242 @@
+/**
+ * The page ⇄ worker protocol: a discriminated union shared by both sides, with a version
+ * field on every message and an id on every request/reply pair. Nothing here is `any`.
+ *
+ * Requests flow page → worker and each gets exactly one `reply` with the same `id`
+ * (`ok: true` with a value typed by {@link ReplyMap}, or `ok: false` with an error record).
+ * The one worker → page request is `host` (a guest called a capability); the page answers
+ * it with `hostReply` carrying the same `id`.
+ *
+ * The page treats the worker as less trusted than itself (a guest that escaped the
+ * interpreter would control it): {@link readFromWorker} checks every incoming message, and a
+ * malformed one is a protocol violation that ends the worker.
+ *
+ * @module
+ */
+
+import type { CoreCallOptions, CoreGrant, CoreLimits, CoreMetrics, CoreModule, CoreValue } from './nestbox.js';
+import { isErrorRecord, type ErrorRecord } from './errors.js';
+
+/** Bumped whenever a message changes shape; both sides refuse any other version. */
+export const PROTOCOL_VERSION = 1;
+
+/** The version field of every message. */
+export type ProtocolVersion = typeof PROTOCOL_VERSION;
+
+/** What the page asks the worker; `id` pairs it with its reply. */
+export type Request =
+  | { type: 'open'; limits: CoreLimits }
+  | { type: 'close' }
+  | { type: 'load'; bytes: Uint8Array; integrity: string }
+  | { type: 'instantiate'; moduleId: number; grants: CoreGrant[] }
+  | { type: 'call'; instanceId: number; exportName: string; args: CoreValue[]; options: CoreCallOptions }
+  | { type: 'cancel'; callId: number }
+  | { type: 'memoryRead'; instanceId: number; ptr: number; len: number }
+  | { type: 'memoryWrite'; instanceId: number; ptr: number; bytes: Uint8Array }
+  | { type: 'memorySize'; instanceId: number }
+  | { type: 'dropInstance'; instanceId: number }
+  | { type: 'dropModule'; moduleId: number };
+
+/** The kinds of request. */
+export type RequestType = Request['type'];
+
+/** A finished call, as the worker reports it. */
+export interface CallFinished {
+  results: CoreValue[];
+  exitCode?: number;
+  metrics: CoreMetrics;
+}
+
+/** The value of a successful reply, by request type. */
+export interface ReplyMap {
+  open: Record<string, never>;
+  close: Record<string, never>;
+  load: { module: CoreModule };
+  instantiate: { instanceId: number };
+  call: CallFinished;
+  cancel: Record<string, never>;
+  memoryRead: { bytes: Uint8Array };
+  memoryWrite: Record<string, never>;
+  memorySize: { sizeBytes: number };
+  dropInstance: Record<string, never>;
+  dropModule: Record<string, never>;
+}
+
+/** The page's answer to a `host` request. */
+export type HostAnswer = { ok: true; results: CoreValue[] } | { ok: false; error: ErrorRecord };
+
+/** A request as sent: the version, its id and the sandbox (one worker may serve several). */
+export type ToWorkerRequest = Request & { v: ProtocolVersion; id: number; sandboxId: number };
+
+/** Every message the page sends. */
+export type ToWorker =
+  ToWorkerRequest | { v: ProtocolVersion; type: 'hostReply'; id: number; sandboxId: number; answer: HostAnswer };
+
+/** A successful reply, typed by the request it answers. */
+export type OkReply = {
+  [K in RequestType]: { v: ProtocolVersion; type: 'reply'; id: number; ok: true; request: K; value: ReplyMap[K] };
+}[RequestType];
+
+/** A failed reply. */
+export interface ErrReply {
+  v: ProtocolVersion;
+  type: 'reply';
+  id: number;
+  ok: false;
+  error: ErrorRecord;
+}
+
+/** The worker asks the page to run a capability while the guest is suspended. */
+export interface HostRequest {
+  v: ProtocolVersion;
+  type: 'host';
+  /** The worker's id for this host request; the `hostReply` carries it back. */
+  id: number;
+  sandboxId: number;
+  /** The id of the `call` request this host call belongs to. */
+  callId: number;
+  instanceId: number;
+  /** The sandbox-local capability id the guest's import was linked to. */
+  capability: number;
+  /** The import the guest called, `module.name`. */
+  import: string;
+  args: CoreValue[];
+}
+
+/** Every message the worker sends. */
+export type FromWorker =
+  | { v: ProtocolVersion; type: 'ready' }
+  /** The core failed in a way that leaves it unusable (a Rust panic); the page ends the worker. */
+  | { v: ProtocolVersion; type: 'fatal'; error: ErrorRecord }
+  | OkReply
+  | ErrReply
+  | HostRequest;
+
+// ---- checks of what the worker sends (page side) ----
+
+type Dict = Record<string, unknown>;
+
+function isDict(value: unknown): value is Dict {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffff_ffff;
+}
+
+function isValueArray(value: unknown): value is CoreValue[] {
+  return Array.isArray(value) && value.every((v) => typeof v === 'number' || typeof v === 'bigint');
+}
+
+function isMetrics(value: unknown): value is CoreMetrics {
+  if (!isDict(value)) return false;
+  const keys: (keyof CoreMetrics)[] = ['fuelConsumed', 'slices', 'hostCalls', 'peakMemoryBytes', 'wallTimeUs'];
+  return keys.every((k) => typeof value[k] === 'number');
+}
+
+function isModuleRecord(value: unknown): value is CoreModule {
+  return (
+    isDict(value) &&
+    isId(value['moduleId']) &&
+    typeof value['digest'] === 'string' &&
+    typeof value['sizeBytes'] === 'number' &&
+    Array.isArray(value['imports']) &&
+    Array.isArray(value['exports'])
+  );
+}
+
+/** Whether `value` is a valid reply value for a request of type `type`. */
+function isReplyValue(type: RequestType, value: unknown): boolean {
+  if (!isDict(value)) return false;
+  switch (type) {
+    case 'load':
+      return isModuleRecord(value['module']);
+    case 'instantiate':
+      return isId(value['instanceId']);
+    case 'call':
+      return (
+        isValueArray(value['results']) &&
+        isMetrics(value['metrics']) &&
+        (value['exitCode'] === undefined || Number.isInteger(value['exitCode']))
+      );
+    case 'memoryRead':
+      return value['bytes'] instanceof Uint8Array;
+    case 'memorySize':
+      return typeof value['sizeBytes'] === 'number';
+    case 'open':
+    case 'close':
+    case 'cancel':
+    case 'memoryWrite':
+    case 'dropInstance':
+    case 'dropModule':
+      return true;
+  }
+}
+
+const REQUEST_TYPES: readonly RequestType[] = [
+  'open',
+  'close',
+  'load',
+  'instantiate',
+  'call',
+  'cancel',
+  'memoryRead',
+  'memoryWrite',
+  'memorySize',
+  'dropInstance',
+  'dropModule',
+];
+
+function isRequestType(value: unknown): value is RequestType {
+  return typeof value === 'string' && (REQUEST_TYPES as readonly string[]).includes(value);
+}
+
+/**
+ * A message from the worker, checked field by field; a string saying what is wrong when it
+ * is not one the protocol allows.
+ */
+export function readFromWorker(data: unknown): FromWorker | string {
+  if (!isDict(data)) return 'message is not an object';
+  if (data['v'] !== PROTOCOL_VERSION) return `protocol version ${String(data['v'])}, expected ${PROTOCOL_VERSION}`;
+  switch (data['type']) {
+    case 'ready':
+      return { v: PROTOCOL_VERSION, type: 'ready' };
+    case 'fatal':
+      return isErrorRecord(data['error'])
+        ? { v: PROTOCOL_VERSION, type: 'fatal', error: data['error'] }
+        : 'fatal message without an error record';
+    case 'reply': {
+      const id = data['id'];
+      if (!isId(id)) return 'reply without a valid id';
+      if (data['ok'] === false) {
+        return isErrorRecord(data['error'])
+          ? { v: PROTOCOL_VERSION, type: 'reply', id, ok: false, error: data['error'] }
+          : `reply ${id}: error is not a record`;
+      }
+      const request = data['request'];
+      if (data['ok'] !== true || !isRequestType(request)) return `reply ${id}: malformed`;
+      if (!isReplyValue(request, data['value'])) return `reply ${id} to ${request}: malformed value`;
+      // Checked just above, field by field, for this request type.
+      return data as OkReply;
+    }
+    case 'host': {
+      const { id, sandboxId, callId, instanceId, capability, args } = data;
+      if (![id, sandboxId, callId, instanceId, capability].every(isId)) return 'host request with a malformed id';
+      if (typeof data['import'] !== 'string') return 'host request without an import name';
+      if (!isValueArray(args)) return 'host request with malformed arguments';
+      return {
+        v: PROTOCOL_VERSION,
+        type: 'host',
+        id: id as number,
+        sandboxId: sandboxId as number,
+        callId: callId as number,
+        instanceId: instanceId as number,
+        capability: capability as number,
+        import: data['import'],
+        args,
+      };
+    }
+    default:
+      return `unknown message type ${JSON.stringify(data['type'])}`;
+  }
+}

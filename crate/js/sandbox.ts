@@ -1,0 +1,690 @@
+/**
+ * The page API: {@link createSandbox}, {@link Sandbox}, {@link SandboxModule},
+ * {@link SandboxInstance} and {@link SharedWorkerPool}.
+ *
+ * A sandbox is one core (its own modules, instances and limits) inside a worker: by default
+ * a dedicated module worker created with `new Worker(new URL('./worker.js',
+ * import.meta.url), { type: 'module' })` — the form webpack 5 and Vite recognise and bundle
+ * without configuration — or a worker shared with other sandboxes.
+ *
+ * Host functions run here, on the page, reached only through capability ids the sandbox
+ * itself handed out. Module bytes are kept on the page so that, when the worker has to be
+ * replaced, the sandbox opens a new core there and loads its modules again on demand;
+ * instances cannot be carried over (the guest's state died with the worker), so their calls
+ * fail with `WORKER_CRASHED` and say so.
+ *
+ * @module
+ */
+
+import type { CoreExport, CoreGrant, CoreImport, CoreLimits, CoreModule } from './nestbox.js';
+import { CapabilityTable, type Link } from './capability.js';
+import { DEFAULT_WATCHDOG_GRACE_MS, WorkerConnection, type ConnectionClient, type Outcome } from './connection.js';
+import {
+  errorFromRecord,
+  invalidArgument,
+  recordOf,
+  SandboxError,
+  withDenials,
+  type AnySandboxError,
+} from './errors.js';
+import { dispatchHost } from './host.js';
+import { AsyncMemoryView, type GuestMemory, type MemoryAccess } from './memory.js';
+import { bytesOf, callArgs, callOptions, coreLimits, integrityOf, onlyFields, timeoutOf } from './options.js';
+import type { HostRequest, ReplyMap, Request } from './protocol.js';
+import type {
+  CallOptions,
+  CallResult,
+  InstantiateOptions,
+  LoadOptions,
+  ModuleInfo,
+  ModuleSourceLike,
+  SandboxLimits,
+  Value,
+} from './types.js';
+
+/** Options of {@link createWorkerPool}. */
+export interface WorkerPoolOptions {
+  /**
+   * Where the worker script (`worker.js` of this package) is served, for pages without a
+   * bundler. Default: next to this module, as bundlers expect.
+   */
+  workerUrl?: string | URL;
+  /** How long past a call's wall-clock limit the worker may stay silent before it is replaced (default 1000). */
+  watchdogGraceMs?: number;
+}
+
+/** Options of {@link createSandbox}. */
+export interface SandboxOptions extends WorkerPoolOptions {
+  /** Limits enforced by the core on every instance of this sandbox. */
+  limits?: SandboxLimits;
+  /**
+   * Run in this shared worker instead of a dedicated one. Sandboxes sharing a worker have
+   * separate cores (nothing is shared between them) but one thread: a stuck or crashed
+   * worker is replaced for all of them. `workerUrl` and `watchdogGraceMs` then come from the
+   * pool.
+   */
+  worker?: SharedWorkerPool;
+}
+
+/** Counters of a sandbox over its lifetime. */
+export interface SandboxStats {
+  /** Calls started. */
+  readonly calls: number;
+  /** Denials of the capability layer (see {@link Metrics.denials}), including forged ids. */
+  readonly denials: number;
+  /** How many times its worker was replaced (crash, watchdog). */
+  readonly workerRestarts: number;
+}
+
+function positiveMs(value: unknown, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw invalidArgument(`${what} must be a non-negative number of milliseconds`);
+  }
+  return value;
+}
+
+function workerFactory(workerUrl: string | URL | undefined): () => Worker {
+  if (workerUrl === undefined) {
+    // Exactly this form: webpack 5 and Vite find `new Worker(new URL(…, import.meta.url))`
+    // and bundle the worker with its imports.
+    return () => new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  }
+  if (typeof workerUrl !== 'string' && !(workerUrl instanceof URL)) {
+    throw invalidArgument('workerUrl must be a string or a URL');
+  }
+  return () => new Worker(workerUrl, { type: 'module' });
+}
+
+const poolConnections = new WeakMap<SharedWorkerPool, WorkerConnection>();
+
+/**
+ * One worker shared by several sandboxes (see {@link SandboxOptions.worker}). Disposing the
+ * pool terminates the worker: every sandbox in it fails later calls with `DISPOSED`.
+ */
+export class SharedWorkerPool implements Disposable {
+  /** Use {@link createWorkerPool}. */
+  constructor(options: WorkerPoolOptions = {}) {
+    onlyFields(options as Record<string, unknown>, ['workerUrl', 'watchdogGraceMs'], 'worker pool options');
+    const grace = positiveMs(options.watchdogGraceMs, 'watchdogGraceMs') ?? DEFAULT_WATCHDOG_GRACE_MS;
+    poolConnections.set(this, new WorkerConnection(workerFactory(options.workerUrl), grace));
+  }
+
+  /** Whether the pool can still serve sandboxes. */
+  get alive(): boolean {
+    return !connectionOf(this).closed;
+  }
+
+  /** How many times the shared worker was replaced. */
+  get workerRestarts(): number {
+    return connectionOf(this).restarts;
+  }
+
+  /** Terminates the shared worker. */
+  dispose(): void {
+    connectionOf(this).close();
+  }
+
+  /** Same as {@link dispose}. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+function connectionOf(pool: SharedWorkerPool): WorkerConnection {
+  const connection = poolConnections.get(pool);
+  if (connection === undefined) throw invalidArgument('not a SharedWorkerPool');
+  return connection;
+}
+
+/** Creates a worker that several sandboxes can share (`createSandbox({ worker: pool })`). */
+export function createWorkerPool(options: WorkerPoolOptions = {}): SharedWorkerPool {
+  return new SharedWorkerPool(options);
+}
+
+/**
+ * Creates a sandbox in its own worker (or in `options.worker`), with the core enforcing
+ * `options.limits`. Resolves once the worker runs and the limits were accepted.
+ *
+ * @throws TypeError (`INVALID_ARGUMENT`) for bad options or limits; `WORKER_CRASHED` when
+ *   the worker cannot start (e.g. `workerUrl` or `nestbox_bg.wasm` not found).
+ */
+export async function createSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
+  if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');
+  onlyFields(
+    options as Record<string, unknown>,
+    ['limits', 'workerUrl', 'worker', 'watchdogGraceMs'],
+    'createSandbox options',
+  );
+  const limits = coreLimits(options.limits);
+  let connection: WorkerConnection;
+  let owned: boolean;
+  if (options.worker !== undefined) {
+    if (options.workerUrl !== undefined || options.watchdogGraceMs !== undefined) {
+      throw invalidArgument('workerUrl and watchdogGraceMs belong to the pool when `worker` is given');
+    }
+    connection = connectionOf(options.worker);
+    if (connection.closed) throw new SandboxError('DISPOSED', 'the worker pool was disposed');
+    owned = false;
+  } else {
+    const grace = positiveMs(options.watchdogGraceMs, 'watchdogGraceMs') ?? DEFAULT_WATCHDOG_GRACE_MS;
+    connection = new WorkerConnection(workerFactory(options.workerUrl), grace);
+    owned = true;
+  }
+  const session = new Session(connection, owned, limits);
+  try {
+    await session.ensureOpen();
+  } catch (error) {
+    session.dispose();
+    throw error;
+  }
+  return new Sandbox(session);
+}
+
+// ---- internals ----
+
+interface ModuleState {
+  readonly session: Session;
+  readonly bytes: Uint8Array;
+  readonly integrity: string;
+  /** The worker generation `moduleId` belongs to. */
+  generation: number;
+  moduleId: number;
+  dropped: boolean;
+}
+
+interface InstanceState {
+  readonly session: Session;
+  readonly generation: number;
+  readonly instanceId: number;
+  readonly links: readonly Link[];
+  /** The call in flight, if any. */
+  call: PageCall | undefined;
+  dropped: boolean;
+}
+
+/** One call in flight, as the page tracks it. */
+interface PageCall {
+  readonly instance: InstanceState;
+  readonly deadline: number;
+  readonly timeoutMs: number;
+  /** Aborted when the call ends, is cancelled, or its worker dies: its host views stop. */
+  readonly abort: AbortController;
+  denials: number;
+  /** Set when the page ended the guest call from a host call: this is the caller's error. */
+  fatal: AnySandboxError | undefined;
+}
+
+const moduleStates = new WeakMap<SandboxModule, ModuleState>();
+const instanceStates = new WeakMap<SandboxInstance, InstanceState>();
+
+/** The state of one sandbox; not exported from the package. */
+export class Session implements ConnectionClient {
+  readonly connection: WorkerConnection;
+  readonly owned: boolean;
+  readonly limits: CoreLimits;
+  readonly timeoutMs: number;
+  readonly sandboxId: number;
+  readonly table = new CapabilityTable();
+  readonly lifetime = new AbortController();
+  readonly calls = new Map<number, PageCall>();
+  stats = { calls: 0, denials: 0 };
+  #openGeneration = -1;
+  #opening: { generation: number; promise: Promise<void> } | undefined;
+
+  constructor(connection: WorkerConnection, owned: boolean, limits: CoreLimits) {
+    this.connection = connection;
+    this.owned = owned;
+    this.limits = limits;
+    this.timeoutMs = timeoutOf(limits);
+    this.sandboxId = connection.register(this);
+  }
+
+  /** Disposed itself, or its shared worker pool was. */
+  get disposed(): boolean {
+    return this.lifetime.signal.aborted || this.connection.closed;
+  }
+
+  /** The watchdog of requests other than calls. */
+  get watchdogMs(): number {
+    return this.timeoutMs + this.connection.graceMs;
+  }
+
+  checkAlive(): void {
+    if (this.disposed) throw new SandboxError('DISPOSED', 'the sandbox was disposed');
+  }
+
+  /** Opens this sandbox's core in the current worker, once per worker. */
+  ensureOpen(): Promise<void> {
+    this.checkAlive();
+    const generation = this.connection.generation;
+    if (this.#openGeneration === generation) return Promise.resolve();
+    if (this.#opening?.generation === generation) return this.#opening.promise;
+    const promise = this.send({ type: 'open', limits: this.limits }).then(() => {
+      if (this.connection.generation === generation) this.#openGeneration = generation;
+    });
+    this.#opening = { generation, promise };
+    return promise;
+  }
+
+  /**
+   * Sends a request and unwraps its reply (errors converted, no extra context). Every
+   * request but `open` first opens the core in the current worker if it is not yet.
+   */
+  async send<R extends Request>(request: R, watchdogMs = this.watchdogMs): Promise<ReplyMap[R['type']]> {
+    if (request.type !== 'open' && this.#openGeneration !== this.connection.generation) await this.ensureOpen();
+    const outcome = await this.connection.request(this.sandboxId, request, watchdogMs).done;
+    return unwrap(outcome);
+  }
+
+  /** The id of `state`'s module in the current worker, loading it there again if needed. */
+  async moduleId(state: ModuleState): Promise<number> {
+    await this.ensureOpen();
+    const generation = this.connection.generation;
+    if (state.generation !== generation) {
+      const { module } = await this.send({ type: 'load', bytes: state.bytes, integrity: state.integrity });
+      state.generation = generation;
+      state.moduleId = module.moduleId;
+    }
+    return state.moduleId;
+  }
+
+  deny(call: PageCall | undefined): void {
+    this.stats.denials++;
+    if (call !== undefined) call.denials++;
+  }
+
+  /** Raw memory access to one instance (each access a request to the worker). */
+  access(instance: InstanceState): MemoryAccess<Promise<Uint8Array>, Promise<void>> {
+    const live = (): void => {
+      this.checkAlive();
+      if (instance.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+      if (instance.generation !== this.connection.generation) throw lostInstance();
+    };
+    return {
+      read: async (ptr, len) => {
+        live();
+        return (await this.send({ type: 'memoryRead', instanceId: instance.instanceId, ptr, len })).bytes;
+      },
+      write: async (ptr, bytes) => {
+        live();
+        await this.send({ type: 'memoryWrite', instanceId: instance.instanceId, ptr, bytes });
+      },
+      size: async () => {
+        live();
+        return (await this.send({ type: 'memorySize', instanceId: instance.instanceId })).sizeBytes;
+      },
+    };
+  }
+
+  onHost(request: HostRequest): void {
+    void this.#host(request);
+  }
+
+  async #host(request: HostRequest): Promise<void> {
+    const generation = this.connection.generation;
+    const call = this.calls.get(request.callId);
+    if (
+      call === undefined ||
+      call.instance.instanceId !== request.instanceId ||
+      call.instance.generation !== this.connection.generation
+    ) {
+      // No such call of this sandbox in flight: a forged or stale request. Fail closed.
+      this.deny(undefined);
+      const error = new SandboxError(
+        'CAPABILITY_REVOKED',
+        `host request for a call this sandbox is not running: refused`,
+        {
+          capability: request.capability,
+          import: request.import,
+          forged: true,
+        },
+      );
+      this.connection.answerHost(this.sandboxId, request.id, { ok: false, error: recordOf(error) }, generation);
+      return;
+    }
+    const access = this.access(call.instance);
+    const verdict = await dispatchHost(request, {
+      links: call.instance.links,
+      deny: () => this.deny(call),
+      signal: call.abort.signal,
+      deadline: call.deadline,
+      timeoutMs: call.timeoutMs,
+      view: (context) => {
+        const view = new AsyncMemoryView(access, context);
+        return { view, close: () => view.close() };
+      },
+    });
+    switch (verdict.kind) {
+      case 'results':
+        this.connection.answerHost(this.sandboxId, request.id, { ok: true, results: verdict.results }, generation);
+        return;
+      case 'fail':
+        call.fatal = verdict.error;
+        // The guest call ends with this error: the host function's signal says why.
+        call.abort.abort(verdict.error);
+        this.connection.answerHost(
+          this.sandboxId,
+          request.id,
+          { ok: false, error: recordOf(verdict.error) },
+          generation,
+        );
+        return;
+      case 'cancelled':
+        // The worker ended the call itself (cancel) or is gone: nothing to answer.
+        return;
+    }
+  }
+
+  onRestart(reason: string): void {
+    for (const call of this.calls.values()) {
+      call.abort.abort(
+        new SandboxError('WORKER_CRASHED', `the worker was replaced during the call (${reason})`, { reason }),
+      );
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.lifetime.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
+    for (const call of this.calls.values()) call.abort.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
+    if (this.owned) this.connection.close();
+    else this.connection.unregister(this.sandboxId);
+  }
+}
+
+function unwrap<T>(outcome: Outcome<T>): T {
+  if (outcome.ok) return outcome.value;
+  throw errorFromRecord(outcome.error);
+}
+
+function lostInstance(): SandboxError {
+  return new SandboxError(
+    'WORKER_CRASHED',
+    'this instance lived in a worker that crashed or was replaced; instantiate the module again',
+  );
+}
+
+function sessionOf(sandbox: unknown, what: string): Session {
+  const session = sandbox instanceof Sandbox ? sandboxSessions.get(sandbox) : undefined;
+  if (session === undefined) throw invalidArgument(`${what} is not a Sandbox`);
+  return session;
+}
+
+const sandboxSessions = new WeakMap<Sandbox, Session>();
+
+// ---- the public classes ----
+
+/**
+ * A sandbox: a core with its limits, in a worker. Made by {@link createSandbox}; disposable
+ * (`dispose()`, `using`), after which every method throws `DISPOSED`.
+ */
+export class Sandbox implements Disposable {
+  /** @internal Use {@link createSandbox}. */
+  constructor(session: Session) {
+    sandboxSessions.set(this, session);
+  }
+
+  /** False once disposed. */
+  get alive(): boolean {
+    return !sessionOf(this, 'this').disposed;
+  }
+
+  /** Lifetime counters. */
+  get stats(): SandboxStats {
+    const session = sessionOf(this, 'this');
+    return { ...session.stats, workerRestarts: session.connection.restarts };
+  }
+
+  /**
+   * Loads a module: fetches or copies the bytes, and the core checks their size and SHA-256
+   * against `options.integrity` before anything parses them, then validates them.
+   *
+   * @throws `INTEGRITY_MISMATCH`, `MODULE_TOO_LARGE`, `INVALID_MODULE`, `DISPOSED`;
+   *   TypeError (`INVALID_ARGUMENT`) for a missing or malformed integrity.
+   */
+  async load(source: ModuleSourceLike, options: LoadOptions): Promise<SandboxModule> {
+    const session = sessionOf(this, 'this');
+    session.checkAlive();
+    const integrity = integrityOf(options);
+    const bytes = await bytesOf(source);
+    await session.ensureOpen();
+    const generation = session.connection.generation;
+    const { module } = await session.send({ type: 'load', bytes, integrity });
+    const state: ModuleState = { session, bytes, integrity, generation, moduleId: module.moduleId, dropped: false };
+    return new SandboxModule(state, module);
+  }
+
+  /**
+   * Instantiates a module, granting it `options.imports` (`{ [module]: { [name]: token } }`).
+   * The core links only granted imports whose declared signature equals the guest's.
+   *
+   * @throws `IMPORT_NOT_GRANTED` (every missing import in `details.imports`),
+   *   `SIGNATURE_MISMATCH`, `CAPABILITY_REVOKED`, `INSTANCE_LIMIT`, `MEMORY_LIMIT`,
+   *   `TABLE_LIMIT`, a start function's error, `DISPOSED`, `WORKER_CRASHED`; TypeError for
+   *   malformed imports.
+   */
+  async instantiate(module: SandboxModule, options: InstantiateOptions = {}): Promise<SandboxInstance> {
+    const session = sessionOf(this, 'this');
+    session.checkAlive();
+    const state = module instanceof SandboxModule ? moduleStates.get(module) : undefined;
+    if (state === undefined || state.session !== session) {
+      throw invalidArgument('module was not loaded by this sandbox');
+    }
+    if (state.dropped) throw new SandboxError('DISPOSED', 'the module was disposed');
+    if (typeof options !== 'object' || options === null) throw invalidArgument('instantiate options must be an object');
+    onlyFields(options as Record<string, unknown>, ['imports'], 'instantiate options');
+    let linked: { grants: CoreGrant[]; links: Link[] };
+    try {
+      linked = session.table.link(options.imports, false);
+    } catch (error) {
+      if (error instanceof SandboxError && error.code === 'CAPABILITY_REVOKED') session.deny(undefined);
+      throw error;
+    }
+    const moduleId = await session.moduleId(state);
+    const generation = session.connection.generation;
+    const { instanceId } = await session.send({ type: 'instantiate', moduleId, grants: linked.grants });
+    const instance: InstanceState = {
+      session,
+      generation,
+      instanceId,
+      links: linked.links,
+      call: undefined,
+      dropped: false,
+    };
+    return new SandboxInstance(instance, module);
+  }
+
+  /** Terminates the worker (unless shared) and ends every call in flight with `DISPOSED`. */
+  dispose(): void {
+    sessionOf(this, 'this').dispose();
+  }
+
+  /** Same as {@link dispose}: `using sandbox = await createSandbox()`. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** A verified, validated module of one sandbox. */
+export class SandboxModule implements ModuleInfo {
+  /** {@inheritDoc ModuleInfo.digest} */
+  readonly digest: string;
+  /** {@inheritDoc ModuleInfo.sizeBytes} */
+  readonly sizeBytes: number;
+  /** {@inheritDoc ModuleInfo.imports} */
+  readonly imports: readonly CoreImport[];
+  /** {@inheritDoc ModuleInfo.exports} */
+  readonly exports: readonly CoreExport[];
+
+  /** @internal Made by {@link Sandbox.load}. */
+  constructor(state: ModuleState, record: CoreModule) {
+    moduleStates.set(this, state);
+    this.digest = record.digest;
+    this.sizeBytes = record.sizeBytes;
+    this.imports = Object.freeze(record.imports);
+    this.exports = Object.freeze(record.exports);
+  }
+
+  /** False once disposed (or its sandbox was). */
+  get alive(): boolean {
+    const state = moduleStates.get(this);
+    return state !== undefined && !state.dropped && !state.session.disposed;
+  }
+
+  /** Forgets the module (and its bytes); instances made from it keep working. */
+  dispose(): void {
+    const state = moduleStates.get(this);
+    if (state === undefined || state.dropped) return;
+    state.dropped = true;
+    const { session } = state;
+    if (!session.disposed && state.generation === session.connection.generation) {
+      void session.send({ type: 'dropModule', moduleId: state.moduleId }).catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * An instance of a module: its own store and memory. One call at a time (a second
+ * concurrent call is `BUSY`); a call that ended in a trap, limit or cancellation poisons it
+ * (`POISONED`: instantiate again).
+ */
+export class SandboxInstance implements Disposable {
+  /** The module it was made from. */
+  readonly module: SandboxModule;
+  /**
+   * The embedder's own view of the instance's memory, between calls (`BUSY` during one).
+   * Not a capability: no quota, not counted as denials.
+   */
+  readonly memory: GuestMemory;
+
+  /** @internal Made by {@link Sandbox.instantiate}. */
+  constructor(state: InstanceState, module: SandboxModule) {
+    instanceStates.set(this, state);
+    this.module = module;
+    const access = state.session.access(state);
+    const idle = (): void => {
+      if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is running on this instance');
+    };
+    this.memory = new AsyncMemoryView(
+      {
+        read: (ptr, len) => (idle(), access.read(ptr, len)),
+        write: (ptr, bytes) => (idle(), access.write(ptr, bytes)),
+        size: () => (idle(), access.size()),
+      },
+      { entry: undefined, deny: () => undefined, signal: state.session.lifetime.signal, details: {} },
+    );
+  }
+
+  /** False once disposed, after its sandbox was disposed, or when its worker was replaced. */
+  get alive(): boolean {
+    const state = stateOf(this);
+    return !state.dropped && !state.session.disposed && state.generation === state.session.connection.generation;
+  }
+
+  /** Whether a call is running. */
+  get busy(): boolean {
+    return stateOf(this).call !== undefined;
+  }
+
+  /**
+   * Calls the exported function `exportName` with `args` (`i64` as `bigint`).
+   *
+   * @throws `BUSY` if a call is running; `POISONED` after an interrupted call; `CANCELLED`
+   *   (`options.signal`), `TIMEOUT`, `FUEL_EXHAUSTED`, `MEMORY_LIMIT`, `STACK_OVERFLOW`,
+   *   `TRAP`, `HOST_ERROR` (its `cause` is what the host function threw),
+   *   `CAPABILITY_REVOKED`, `CAPABILITY_QUOTA`, `WORKER_CRASHED`, `DISPOSED`; TypeError
+   *   (`INVALID_ARGUMENT`) for an unknown export or arguments that do not fit its signature.
+   *   Errors that ended a call carry `details.metrics`.
+   */
+  async call(exportName: string, args: readonly Value[] = [], options?: CallOptions): Promise<CallResult> {
+    const state = stateOf(this);
+    const session = state.session;
+    session.checkAlive();
+    if (state.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+    if (state.generation !== session.connection.generation) throw lostInstance();
+    if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is already running on this instance');
+    if (typeof exportName !== 'string') throw invalidArgument('exportName must be a string');
+    const values = callArgs(args);
+    const { signal, core, timeoutMs } = callOptions(options, session.timeoutMs);
+    if (signal?.aborted) throw new SandboxError('CANCELLED', 'the signal was already aborted; the call did not start');
+
+    const call: PageCall = {
+      instance: state,
+      deadline: performance.now() + timeoutMs,
+      timeoutMs,
+      abort: new AbortController(),
+      denials: 0,
+      fatal: undefined,
+    };
+    state.call = call;
+    session.stats.calls++;
+    const { connection } = session;
+    const { id, done } = connection.request(
+      session.sandboxId,
+      { type: 'call', instanceId: state.instanceId, exportName, args: values, options: core },
+      timeoutMs + connection.graceMs,
+    );
+    session.calls.set(id, call);
+    const onAbort = (): void => {
+      call.abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
+      void connection.request(session.sandboxId, { type: 'cancel', callId: id }, Infinity);
+      connection.escalate(id, connection.graceMs, 'CANCELLED');
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const outcome = await done;
+      if (call.fatal !== undefined) {
+        // The page ended the guest call from a host call: its verdict stands, whatever the
+        // worker answered (fail closed), with the worker's metrics.
+        const metrics = outcome.ok ? outcome.value.metrics : outcome.error.details['metrics'];
+        const fatal = recordOf(call.fatal);
+        throw errorFromRecord(
+          { ...fatal, details: { ...fatal.details, ...(metrics === undefined ? {} : { metrics }) } },
+          { cause: call.fatal.cause, denials: call.denials },
+        );
+      }
+      if (!outcome.ok) throw errorFromRecord(outcome.error, { denials: call.denials });
+      const result: CallResult = {
+        results: outcome.value.results,
+        metrics: withDenials({ ...outcome.value.metrics }, call.denials),
+      };
+      if (outcome.value.exitCode !== undefined) result.exitCode = outcome.value.exitCode;
+      return result;
+    } finally {
+      state.call = undefined;
+      session.calls.delete(id);
+      signal?.removeEventListener('abort', onAbort);
+      if (!call.abort.signal.aborted) call.abort.abort(new SandboxError('CANCELLED', 'the guest call ended'));
+    }
+  }
+
+  /** Drops the instance in the worker; a call in flight is cancelled. Later calls: `DISPOSED`. */
+  dispose(): void {
+    const state = stateOf(this);
+    if (state.dropped) return;
+    state.dropped = true;
+    const { session } = state;
+    if (session.disposed || state.generation !== session.connection.generation) return;
+    const call = state.call;
+    if (call !== undefined) {
+      call.fatal = new SandboxError('DISPOSED', 'the instance was disposed during the call');
+      call.abort.abort(call.fatal);
+      for (const [id, c] of session.calls) {
+        if (c === call) void session.send({ type: 'cancel', callId: id }).catch(() => undefined);
+      }
+    }
+    void session.send({ type: 'dropInstance', instanceId: state.instanceId }).catch(() => undefined);
+  }
+
+  /** Same as {@link dispose}. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+function stateOf(instance: SandboxInstance): InstanceState {
+  const state = instanceStates.get(instance);
+  if (state === undefined) throw invalidArgument('not a SandboxInstance');
+  return state;
+}

@@ -1,0 +1,264 @@
+/**
+ * The worker bootstrap: loads nestbox's own wasm (`./nestbox.js`, wasm-pack `--target web`,
+ * whose default export fetches `nestbox_bg.wasm` next to it via `import.meta.url`), keeps one
+ * {@link Core} per sandbox it serves, and runs the call loop ({@link drive}).
+ *
+ * Host functions live on the page: a `host` step becomes a `host` message, and the guest
+ * stays suspended until the page's `hostReply` (or a `cancel`) arrives. Memory requests
+ * from the page's views are answered meanwhile, since the event loop is free.
+ *
+ * If the core throws something that is not an error record, it panicked (Rust aborts as a
+ * wasm `unreachable`) and its state cannot be trusted: the worker says `fatal` and stops
+ * answering; the page terminates it and starts a new one.
+ *
+ * @module
+ */
+
+import init, { Core } from './nestbox.js';
+import { coreRecordOf, record, type ErrorRecord } from './errors.js';
+import { drive, type HostOutcome, type HostStep } from './driver.js';
+import {
+  PROTOCOL_VERSION,
+  type FromWorker,
+  type HostAnswer,
+  type ReplyMap,
+  type RequestType,
+  type ToWorker,
+  type ToWorkerRequest,
+} from './protocol.js';
+
+/** The parts of `DedicatedWorkerGlobalScope` this script uses (the DOM lib has no worker types). */
+interface WorkerScope {
+  postMessage(message: FromWorker, transfer?: Transferable[]): void;
+  addEventListener(type: 'message', listener: (event: MessageEvent<unknown>) => void): void;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+
+/** One sandbox served by this worker. */
+interface SandboxState {
+  core: Core;
+  /** Calls in flight, by call id. */
+  calls: Map<number, CallState>;
+  /** Set by `close`: the core is freed once the last call has ended. */
+  closing: boolean;
+}
+
+/** One call in flight. */
+interface CallState {
+  cancelled: boolean;
+  /** Resolves the pending host request, if the guest waits for one. */
+  answer?: (outcome: HostOutcome) => void;
+}
+
+const sandboxes = new Map<number, SandboxState>();
+/** Host requests waiting for the page, by host request id. */
+const hostWaits = new Map<number, (outcome: HostOutcome) => void>();
+let nextHostId = 1;
+/** Set when the core crashed: nothing is answered any more. */
+let dead = false;
+
+function post(message: FromWorker, transfer: Transferable[] = []): void {
+  scope.postMessage(message, transfer);
+}
+
+function reply<K extends RequestType>(id: number, request: K, value: ReplyMap[K], transfer: Transferable[] = []): void {
+  // One message per request type; the union member is picked by `request`.
+  post({ v: PROTOCOL_VERSION, type: 'reply', id, ok: true, request, value } as FromWorker, transfer);
+}
+
+function replyError(id: number, error: ErrorRecord): void {
+  post({ v: PROTOCOL_VERSION, type: 'reply', id, ok: false, error });
+}
+
+/** Reports a failure of request `id`: a core record is the reply; anything else is fatal. */
+function fail(id: number, thrown: unknown): void {
+  const error = coreRecordOf(thrown);
+  if (error !== undefined) {
+    replyError(id, error);
+    return;
+  }
+  dead = true;
+  const message = thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : String(thrown);
+  post({
+    v: PROTOCOL_VERSION,
+    type: 'fatal',
+    error: record('WORKER_CRASHED', `the nestbox core crashed (${message}); the worker must be replaced`, {
+      reason: message,
+    }),
+  });
+}
+
+function freeIfClosed(sandboxId: number, state: SandboxState): void {
+  if (state.closing && state.calls.size === 0) {
+    state.core.free();
+    if (sandboxes.get(sandboxId) === state) sandboxes.delete(sandboxId);
+  }
+}
+
+/** Cancels a sandbox's calls and frees its core once they have ended. */
+function close(sandboxId: number, state: SandboxState): void {
+  state.closing = true;
+  for (const call of state.calls.values()) {
+    call.cancelled = true;
+    call.answer?.({ kind: 'cancel' });
+  }
+  freeIfClosed(sandboxId, state);
+}
+
+async function runCall(
+  state: SandboxState,
+  sandboxId: number,
+  message: ToWorkerRequest & { type: 'call' },
+): Promise<void> {
+  const call: CallState = { cancelled: false };
+  state.calls.set(message.id, call);
+  const host = (step: HostStep): Promise<HostOutcome> =>
+    new Promise((resolve) => {
+      const hostId = nextHostId++;
+      const settle = (outcome: HostOutcome): void => {
+        hostWaits.delete(hostId);
+        call.answer = undefined;
+        resolve(outcome);
+      };
+      hostWaits.set(hostId, settle);
+      call.answer = settle;
+      post({
+        v: PROTOCOL_VERSION,
+        type: 'host',
+        id: hostId,
+        sandboxId,
+        callId: message.id,
+        instanceId: message.instanceId,
+        capability: step.capability,
+        import: step.import,
+        args: step.args,
+      });
+    });
+  try {
+    const finished = await drive(state.core, message.instanceId, message.exportName, message.args, message.options, {
+      cancelled: () => call.cancelled,
+      host,
+    });
+    const value: ReplyMap['call'] = { results: finished.results, metrics: finished.metrics };
+    if (finished.exitCode !== undefined) value.exitCode = finished.exitCode;
+    reply(message.id, 'call', value);
+  } catch (thrown) {
+    fail(message.id, thrown);
+  } finally {
+    state.calls.delete(message.id);
+    freeIfClosed(sandboxId, state);
+  }
+}
+
+function answerHost(id: number, answer: HostAnswer): void {
+  const settle = hostWaits.get(id);
+  // A reply to a host request that is over (cancelled meanwhile) has nobody to answer.
+  if (settle === undefined) return;
+  settle(answer.ok ? { kind: 'results', results: answer.results } : { kind: 'fail', error: answer.error });
+}
+
+function handle(message: ToWorker): void {
+  if (message.type === 'hostReply') {
+    answerHost(message.id, message.answer);
+    return;
+  }
+  const { id, sandboxId } = message;
+  if (message.type === 'open') {
+    try {
+      const previous = sandboxes.get(sandboxId);
+      sandboxes.set(sandboxId, { core: new Core(message.limits), calls: new Map(), closing: false });
+      if (previous !== undefined) close(sandboxId, previous);
+      reply(id, 'open', {});
+    } catch (thrown) {
+      fail(id, thrown);
+    }
+    return;
+  }
+  const state = sandboxes.get(sandboxId);
+  if (state === undefined || state.closing) {
+    replyError(id, record('DISPOSED', `sandbox ${sandboxId} is not open in this worker`));
+    return;
+  }
+  const core = state.core;
+  try {
+    switch (message.type) {
+      case 'close':
+        close(sandboxId, state);
+        reply(id, 'close', {});
+        break;
+      case 'load':
+        reply(id, 'load', { module: core.load(message.bytes, message.integrity) });
+        break;
+      case 'instantiate':
+        reply(id, 'instantiate', { instanceId: core.instantiate(message.moduleId, message.grants) });
+        break;
+      case 'call':
+        void runCall(state, sandboxId, message);
+        break;
+      case 'cancel': {
+        const call = state.calls.get(message.callId);
+        if (call !== undefined) {
+          call.cancelled = true;
+          call.answer?.({ kind: 'cancel' });
+        }
+        reply(id, 'cancel', {});
+        break;
+      }
+      case 'memoryRead': {
+        const bytes = core.memoryRead(message.instanceId, message.ptr, message.len);
+        reply(id, 'memoryRead', { bytes }, [bytes.buffer]);
+        break;
+      }
+      case 'memoryWrite':
+        core.memoryWrite(message.instanceId, message.ptr, message.bytes);
+        reply(id, 'memoryWrite', {});
+        break;
+      case 'memorySize':
+        reply(id, 'memorySize', { sizeBytes: core.memorySize(message.instanceId) });
+        break;
+      case 'dropInstance':
+        core.dropInstance(message.instanceId);
+        reply(id, 'dropInstance', {});
+        break;
+      case 'dropModule':
+        core.dropModule(message.moduleId);
+        reply(id, 'dropModule', {});
+        break;
+    }
+  } catch (thrown) {
+    fail(id, thrown);
+  }
+}
+
+function isVersioned(data: unknown): data is ToWorker {
+  return typeof data === 'object' && data !== null && (data as { v?: unknown }).v === PROTOCOL_VERSION;
+}
+
+// Registered before the wasm is loaded; the page sends nothing before `ready`.
+scope.addEventListener('message', (event) => {
+  if (dead) return;
+  const data = event.data;
+  if (!isVersioned(data)) {
+    const id = (data as { id?: unknown } | null)?.id;
+    if (typeof id === 'number') {
+      replyError(id, record('INVALID_ARGUMENT', `protocol version mismatch: this worker speaks ${PROTOCOL_VERSION}`));
+    }
+    return;
+  }
+  handle(data);
+});
+
+init().then(
+  () => post({ v: PROTOCOL_VERSION, type: 'ready' }),
+  (error: unknown) => {
+    dead = true;
+    post({
+      v: PROTOCOL_VERSION,
+      type: 'fatal',
+      error: record('WORKER_CRASHED', `the worker could not load nestbox_bg.wasm: ${String(error)}`, {
+        reason: String(error),
+      }),
+    });
+  },
+);

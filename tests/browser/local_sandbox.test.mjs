@@ -1,0 +1,52 @@
+// The `nestbox/worker` entry inside a worker the page created: the core runs in that
+// thread, synchronous host functions get a synchronous view, and cancellation still works.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { openBrowser } from './harness.mjs';
+
+let browser;
+before(async () => {
+  browser = await openBrowser();
+});
+after(async () => {
+  if (process.exitCode) console.log(browser?.log.join('\n'));
+  await browser?.close();
+});
+
+test('createLocalSandbox in a page-created worker, with a synchronous host function', async () => {
+  const report = await browser.page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const worker = new Worker('/tests/local-worker.js', { type: 'module' });
+        worker.onmessage = (e) => {
+          worker.terminate();
+          resolve(e.data);
+        };
+        worker.onerror = (e) => resolve({ error: e.message });
+        worker.postMessage(window.fx);
+      }),
+  );
+  assert.equal(report.error, undefined, report.error);
+  assert.deepEqual(report.run, [42]);
+  assert.equal(report.hostCalls, 1);
+  assert.deepEqual(report.seen.slice(0, 1), ['hello from the guest']);
+  assert.equal(report.after, 'HELLO');
+  assert.equal(report.loop, 499500);
+  assert.equal(
+    report.seenAll[1],
+    'hello from the guest',
+    'an async capability works in a local sandbox (fresh instance)',
+  );
+  assert.equal(report.oob.code, 'TRAP');
+  assert.equal(report.oob.trapCode, 'memory_out_of_bounds');
+  assert.equal(report.oob.denials, 1);
+  assert.equal(report.cancelled.code, 'CANCELLED');
+  assert.equal(report.timeout.code, 'TIMEOUT');
+  assert.equal(report.busy.code, 'BUSY');
+  assert.equal(report.disposed.code, 'DISPOSED');
+  assert.equal(report.stats.denials, 1);
+  console.log(
+    `local sandbox: 1,000 sync host calls in ${report.loopMs.toFixed(1)} ms; cancel latency ${report.cancelMs.toFixed(1)} ms`,
+  );
+  assert.ok(report.cancelMs < 500);
+});
