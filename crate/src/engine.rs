@@ -13,6 +13,7 @@ use crate::instance::Instance;
 use crate::integrity::Digest;
 use crate::limits::Limits;
 use crate::module::Module;
+use crate::wasi::{WasiConfig, WasiCtx};
 
 /// Loads, verifies and instantiates guest modules under one set of [`Limits`].
 pub struct Sandbox {
@@ -98,7 +99,43 @@ impl Sandbox {
             ));
         }
         let slot = InstanceSlot::acquire(&self.live_instances, self.limits.max_instances)?;
-        Instance::new(&self.engine, module, grants, &self.limits, slot)
+        Instance::new(&self.engine, module, grants, None, &self.limits, slot)
+    }
+
+    /// Links `module` against WASI preview1 (configured by `config`, over an in-memory
+    /// filesystem: see [`wasi`](crate::wasi)) and the capabilities in `config.grants`, and
+    /// instantiates it in a fresh store. Run it with [`Instance::start`]`("_start", &[])`;
+    /// a [`Step::Yield`](crate::Step::Yield) may then also be a WASI wait
+    /// ([`Instance::wasi_wait`]), and the output is drained with [`Instance::take_output`].
+    /// Every preview1 function the module imports is linked; an import under
+    /// `wasi_snapshot_preview1` that is not one is `IMPORT_NOT_GRANTED`, one of the wrong type
+    /// `SIGNATURE_MISMATCH`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sandbox::instantiate`]; `INVALID_ARGUMENT` for a bad configuration (NUL in an
+    /// argument, a bad preopen path, initial files over a quota, a capability granted under
+    /// `wasi_snapshot_preview1`).
+    pub fn instantiate_wasi(
+        &self,
+        module: &Module,
+        config: &WasiConfig,
+    ) -> Result<Instance, Error> {
+        if !Engine::same(module.wasmi().engine(), &self.engine) {
+            return Err(Error::invalid_argument(
+                "module was loaded by another sandbox",
+            ));
+        }
+        let wasi = WasiCtx::new(config)?;
+        let slot = InstanceSlot::acquire(&self.live_instances, self.limits.max_instances)?;
+        Instance::new(
+            &self.engine,
+            module,
+            &config.grants,
+            Some(wasi),
+            &self.limits,
+            slot,
+        )
     }
 }
 

@@ -7,12 +7,19 @@
 //! - when the guest calls a **granted import**, the trampoline suspends the call and
 //!   [`Step::HostCall`] carries the capability id and the arguments; the caller runs the host
 //!   function (synchronously or not) and answers with [`Instance::resume_host`];
-//! - [`Step::Finished`] carries the results and the metrics.
+//! - [`Step::Finished`] carries the results and the metrics;
+//! - with WASI ([`Sandbox::instantiate_wasi`](crate::Sandbox::instantiate_wasi)), a guest
+//!   that waits for a clock (`poll_oneoff`) or reads an empty async stdin also suspends with
+//!   [`Step::Yield`], and [`Instance::wasi_wait`] says what it waits for
+//!   ([`WasiWait::Sleep`], [`WasiWait::ReadStdin`]); stdout and stderr are drained between
+//!   steps with [`Instance::take_output`].
 //!
 //! The fuel budget, the deadline and the host-call charge are enforced here, between steps.
 //! A call that ends in an error (trap, limit, cancellation) *poisons* the instance: the guest
 //! may have been stopped half-way through updating its own state, so later calls fail with
 //! `POISONED` until the module is instantiated again. The sandbox itself is never affected.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use wasmi::{Linker, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel, Store};
@@ -26,6 +33,7 @@ use crate::memory::GuestMemory;
 use crate::metrics::Metrics;
 use crate::module::{ItemKind, Module};
 use crate::value::{Signature, Value, ValueType};
+use crate::wasi::{self, FsTree, WasiCtx, WasiFunc, WasiStop, WasiSuspend, WasiWait};
 
 /// Per-call options. They can only tighten the sandbox's [`Limits`], never loosen them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,8 +63,9 @@ pub struct Outcome {
 pub enum Step {
     /// The call returned.
     Finished(Outcome),
-    /// A fuel slice ran out: yield if you like, then [`Instance::resume`] (or
-    /// [`Instance::cancel`]).
+    /// The call is suspended: a fuel slice ran out, or (with WASI) the guest waits for a
+    /// clock or for stdin — [`Instance::wasi_wait`] says which. Yield (or wait) if you like,
+    /// then [`Instance::resume`] (or [`Instance::cancel`]).
     Yield,
     /// The guest called a granted import: run it, then [`Instance::resume_host`] with its
     /// results (or [`Instance::fail_host`]).
@@ -91,6 +100,8 @@ struct Link {
 
 pub(crate) struct StoreState {
     limiter: Limiter,
+    /// WASI state, when the instance was created with WASI.
+    pub(crate) wasi: Option<WasiCtx>,
 }
 
 enum Pending {
@@ -98,6 +109,11 @@ enum Pending {
     Host {
         handle: ResumableCallHostTrap,
         link: usize,
+    },
+    /// A WASI function suspended the guest.
+    Wasi {
+        handle: ResumableCallHostTrap,
+        wait: WasiWait,
     },
 }
 
@@ -152,18 +168,32 @@ impl Instance {
         engine: &wasmi::Engine,
         module: &Module,
         grants: &Grants,
+        wasi: Option<WasiCtx>,
         limits: &Limits,
         slot: InstanceSlot,
     ) -> Result<Self, Error> {
-        let links = link_imports(module, grants)?;
+        if wasi.is_some() {
+            if let Some(g) = grants.iter().find(|g| g.module == wasi::WASI_MODULE) {
+                return Err(Error::invalid_argument(format!(
+                    "{} is granted as a capability, but WASI provides the {} namespace",
+                    g.qualified_name(),
+                    wasi::WASI_MODULE
+                )));
+            }
+        }
+        let (links, wasi_funcs) = link_imports(module, grants, wasi.is_some())?;
         let mut store = Store::new(
             engine,
             StoreState {
                 limiter: Limiter::new(limits),
+                wasi,
             },
         );
         store.limiter(|s| &mut s.limiter);
         let mut linker = Linker::<StoreState>::new(engine);
+        for func in wasi_funcs {
+            wasi::define(&mut linker, func, limits.host_call_fuel)?;
+        }
         for (index, link) in links.iter().enumerate() {
             let param_types = link.signature.params.clone();
             linker
@@ -324,15 +354,22 @@ impl Instance {
         self.handle(result)
     }
 
-    /// Continues a call after [`Step::Yield`].
+    /// Continues a call after [`Step::Yield`]. When the guest was waiting
+    /// ([`Instance::wasi_wait`]): after [`WasiWait::Sleep`] its `poll_oneoff` returns (ready
+    /// stdin is reported, else its earliest clock fires: the caller says the time is up);
+    /// after [`WasiWait::ReadStdin`] the read completes if stdin got data or ended
+    /// ([`Instance::push_stdin`]), otherwise the guest keeps waiting and this returns
+    /// [`Step::Yield`] again.
     ///
     /// # Errors
     ///
-    /// `INVALID_ARGUMENT` if the call is not waiting at a yield (state unchanged);
-    /// `TIMEOUT` if the deadline passed; or any error the next step ends in.
+    /// `INVALID_ARGUMENT` if the call is not waiting at a yield (state unchanged); `TIMEOUT`
+    /// if the deadline passed; or any error the next step ends in.
     pub fn resume(&mut self) -> Result<Step, Error> {
-        let handle = match self.take_pending(|p| matches!(p, Pending::Fuel(_)), "a yield")? {
+        let is_yield = |p: &Pending| matches!(p, Pending::Fuel(_) | Pending::Wasi { .. });
+        let handle = match self.take_pending(is_yield, "a yield")? {
             Pending::Fuel(h) => h,
+            Pending::Wasi { handle, wait } => return self.resume_wasi(handle, wait),
             Pending::Host { .. } => return Err(self.internal("pending kind changed")),
         };
         self.check_deadline()?;
@@ -364,7 +401,7 @@ impl Instance {
         let (handle, link) =
             match self.take_pending(|p| matches!(p, Pending::Host { .. }), "a host answer")? {
                 Pending::Host { handle, link } => (handle, link),
-                Pending::Fuel(_) => return Err(self.internal("pending kind changed")),
+                _ => return Err(self.internal("pending kind changed")),
             };
         let Some(l) = self.links.get(link) else {
             return Err(self.internal("unknown link"));
@@ -414,8 +451,128 @@ impl Instance {
         )))
     }
 
+    /// What the suspended guest waits for, when it is a WASI wait rather than a fuel slice
+    /// (`None` otherwise, and when no call is suspended).
+    pub fn wasi_wait(&self) -> Option<WasiWait> {
+        match self.call.as_ref()?.pending.as_ref()? {
+            Pending::Wasi { wait, .. } => Some(*wait),
+            _ => None,
+        }
+    }
+
+    /// Answers [`WasiWait::ReadStdin`]: appends `bytes` to stdin and/or ends it (`eof`),
+    /// then continues the call. The guest's read takes up to its `max_bytes`; the rest stays
+    /// buffered for its next reads.
+    ///
+    /// # Errors
+    ///
+    /// `INVALID_ARGUMENT` (state unchanged) if the call is not waiting for stdin, or if
+    /// `bytes` is empty and `eof` false (the guest would have nothing to read); `TIMEOUT` if
+    /// the deadline passed; or any error the next step ends in.
+    pub fn resume_stdin(&mut self, bytes: &[u8], eof: bool) -> Result<Step, Error> {
+        if bytes.is_empty() && !eof {
+            return Err(Error::invalid_argument(
+                "resume_stdin needs bytes, end of file, or both",
+            ));
+        }
+        if !matches!(self.wasi_wait(), Some(WasiWait::ReadStdin { .. })) {
+            return Err(Error::invalid_argument("the call is not waiting for stdin"));
+        }
+        self.push_stdin(bytes, eof)?;
+        self.resume()
+    }
+
+    /// Appends `bytes` to an async stdin and/or ends it (`eof`) at any time, e.g. while the
+    /// guest computes or sleeps; a later read (or a sleeping `poll_oneoff`, once resumed)
+    /// sees them.
+    ///
+    /// # Errors
+    ///
+    /// `INVALID_ARGUMENT` without WASI, when stdin was given as bytes, or when it already
+    /// ended and `bytes` is not empty.
+    pub fn push_stdin(&mut self, bytes: &[u8], eof: bool) -> Result<(), Error> {
+        match self.store.data_mut().wasi.as_mut() {
+            Some(wasi) => wasi.push_stdin(bytes, eof),
+            None => Err(Error::invalid_argument(
+                "this instance was not created with WASI, so it has no stdin",
+            )),
+        }
+    }
+
+    /// The stdout and stderr bytes written since the last call (empty without WASI). Call it
+    /// between steps to stream output, and once more after the call ends — also after an
+    /// error such as `OUTPUT_LIMIT`, to get the bytes up to the cap.
+    pub fn take_output(&mut self) -> (Vec<u8>, Vec<u8>) {
+        self.store
+            .data_mut()
+            .wasi
+            .as_mut()
+            .map(WasiCtx::take_output)
+            .unwrap_or_default()
+    }
+
+    /// Everything written to stdout and stderr so far (empty without WASI).
+    pub(crate) fn wasi_output(&self) -> (Vec<u8>, Vec<u8>) {
+        self.store
+            .data()
+            .wasi
+            .as_ref()
+            .map(WasiCtx::output)
+            .unwrap_or_default()
+    }
+
+    /// Each WASI preopen's tree as it is now, by guest path (empty without WASI).
+    pub fn wasi_files(&self) -> BTreeMap<String, FsTree> {
+        self.store
+            .data()
+            .wasi
+            .as_ref()
+            .map(WasiCtx::files)
+            .unwrap_or_default()
+    }
+
+    /// Completes the suspended WASI call (its results go to guest memory) and continues —
+    /// or, while stdin is still empty, keeps waiting.
+    fn resume_wasi(
+        &mut self,
+        handle: ResumableCallHostTrap,
+        wait: WasiWait,
+    ) -> Result<Step, Error> {
+        self.check_deadline()?;
+        let stdin_ready = self
+            .store
+            .data()
+            .wasi
+            .as_ref()
+            .is_some_and(WasiCtx::stdin_ready);
+        if matches!(wait, WasiWait::ReadStdin { .. }) && !stdin_ready {
+            // Still nothing to read: keep waiting.
+            if let Some(call) = self.call.as_mut() {
+                call.pending = Some(Pending::Wasi { handle, wait });
+            }
+            return Ok(Step::Yield);
+        }
+        let memory = self.instance.get_memory(&self.store, "memory");
+        let (data, state): (&mut [u8], &mut StoreState) = match memory {
+            Some(m) => m.data_and_store_mut(&mut self.store),
+            None => (&mut [], self.store.data_mut()),
+        };
+        let completed = state.wasi.as_mut().map(|w| wasi::complete(data, w));
+        let Some((errno, moved)) = completed else {
+            return Err(self.end(self.internal("a wasi step without wasi")));
+        };
+        self.charge(wasi::fuel_cost(0, moved))?;
+        let inputs = [wasmi::Val::I32(i32::from(errno))];
+        let mut outputs = self.take_outputs();
+        let result = handle.resume(&mut self.store, &inputs, &mut outputs);
+        self.put_outputs(outputs);
+        self.handle(result)
+    }
+
     /// Runs `export` to completion, answering host calls with `host` — the blocking driver
     /// for native callers. `host` gets the call and a checked view of the guest's memory.
+    /// WASI sleeps block the thread (on wasm32 they end at once); a read of an async stdin
+    /// finds end of file.
     ///
     /// # Errors
     ///
@@ -446,7 +603,19 @@ impl Instance {
         loop {
             step = match step {
                 Step::Finished(outcome) => return Ok(outcome),
-                Step::Yield => self.resume()?,
+                Step::Yield => {
+                    match self.wasi_wait() {
+                        // A browser cannot block its thread: there the guest wakes at once.
+                        #[cfg(not(target_arch = "wasm32"))]
+                        Some(WasiWait::Sleep { duration_ns }) => {
+                            std::thread::sleep(core::time::Duration::from_nanos(duration_ns));
+                        }
+                        // No async source here: stdin ends.
+                        Some(WasiWait::ReadStdin { .. }) => self.push_stdin(&[], true)?,
+                        _ => {}
+                    }
+                    self.resume()?
+                }
                 Step::HostCall(call) => {
                     let answer = match self.memory() {
                         Some(mut memory) => host(&call, &mut memory),
@@ -593,8 +762,10 @@ impl Instance {
     /// Ends the running call with `error`: attaches the metrics, drops the suspended guest
     /// and poisons the instance.
     fn end(&mut self, error: Error) -> Error {
+        self.absorb_fuel_debt();
         let metrics = self.metrics();
         self.call = None;
+        self.clear_wasi_suspension();
         self.poisoned = Some((error.code(), error.message().to_owned()));
         error.with(|d| d.metrics = Some(metrics))
     }
@@ -603,10 +774,54 @@ impl Instance {
         Error::invalid_argument(format!("internal state error: {what}"))
     }
 
+    /// Adds the fuel WASI calls charged beyond the store's slice to the call's books.
+    fn absorb_fuel_debt(&mut self) {
+        let debt = self
+            .store
+            .data_mut()
+            .wasi
+            .as_mut()
+            .map_or(0, |w| core::mem::take(&mut w.fuel_debt));
+        if let Some(call) = self.call.as_mut() {
+            call.fuel_granted = call.fuel_granted.saturating_add(debt);
+        }
+    }
+
+    fn clear_wasi_suspension(&mut self) {
+        if let Some(wasi) = self.store.data_mut().wasi.as_mut() {
+            wasi.suspended = None;
+        }
+    }
+
+    /// A sleep no longer than the time left before the deadline (plus the 1 ms the deadline
+    /// check needs to see it passed).
+    fn clip_to_deadline(&self, duration_ns: u64) -> u64 {
+        let Some(call) = self.call.as_ref() else {
+            return duration_ns;
+        };
+        let limit_ns = u128::from(call.timeout_ms.saturating_add(1)) * 1_000_000;
+        let left = limit_ns.saturating_sub(call.started.elapsed().as_nanos());
+        duration_ns.min(u64::try_from(left).unwrap_or(u64::MAX))
+    }
+
+    /// The guest exited (WASI `proc_exit`): a result, not an error.
+    fn exited(&mut self, status: i32) -> Step {
+        let metrics = self.metrics();
+        self.call = None;
+        self.clear_wasi_suspension();
+        Step::Finished(Outcome {
+            results: Vec::new(),
+            exit_code: Some(status),
+            metrics,
+        })
+    }
+
     fn handle(&mut self, result: Result<ResumableCall, wasmi::Error>) -> Result<Step, Error> {
+        self.absorb_fuel_debt();
         match result {
             Ok(ResumableCall::Finished) => {
                 let metrics = self.metrics();
+                self.clear_wasi_suspension();
                 let Some(call) = self.call.take() else {
                     return Err(self.internal("finished without a call"));
                 };
@@ -655,21 +870,32 @@ impl Instance {
                     }
                     return Ok(Step::HostCall(call));
                 }
+                if let Some(suspend) = handle.host_error().downcast_ref::<WasiSuspend>().copied() {
+                    self.check_deadline()?;
+                    let wait = match suspend {
+                        WasiSuspend::Sleep { duration_ns } => WasiWait::Sleep {
+                            duration_ns: self.clip_to_deadline(duration_ns),
+                        },
+                        WasiSuspend::ReadStdin { max_bytes } => WasiWait::ReadStdin { max_bytes },
+                    };
+                    if let Some(active) = self.call.as_mut() {
+                        active.pending = Some(Pending::Wasi { handle, wait });
+                    }
+                    return Ok(Step::Yield);
+                }
                 if let Some(status) = handle.host_error().i32_exit_status() {
                     // WASI proc_exit: a result, not an error. The suspended guest is dropped.
-                    let metrics = self.metrics();
-                    self.call = None;
-                    return Ok(Step::Finished(Outcome {
-                        results: Vec::new(),
-                        exit_code: Some(status),
-                        metrics,
-                    }));
+                    return Ok(self.exited(status));
                 }
                 let error = handle.into_host_error();
                 let classified = classify(error, &self.store.data().limiter, &self.links, "call");
                 Err(self.end(classified))
             }
             Err(error) => {
+                if let Some(status) = error.i32_exit_status() {
+                    // proc_exit reached through a tail call is not resumable, but still an exit.
+                    return Ok(self.exited(status));
+                }
                 let classified = classify(error, &self.store.data().limiter, &self.links, "call");
                 Err(self.end(classified))
             }
@@ -677,15 +903,39 @@ impl Instance {
     }
 }
 
-/// Matches every import of `module` against `grants`: all missing imports are
+/// The granted imports and the preview1 functions a module links.
+type Linked = (Vec<Link>, Vec<&'static WasiFunc>);
+
+/// Matches every import of `module` against `grants` (and, with `wasi`, imports under
+/// `wasi_snapshot_preview1` against the preview1 functions): all missing imports are
 /// `IMPORT_NOT_GRANTED`; then all mistyped ones are `SIGNATURE_MISMATCH`.
-fn link_imports(module: &Module, grants: &Grants) -> Result<Vec<Link>, Error> {
+fn link_imports(module: &Module, grants: &Grants, wasi: bool) -> Result<Linked, Error> {
     let mut missing = Vec::new();
     let mut mismatched = Vec::new();
     let mut mismatch_text = Vec::new();
     let mut links = Vec::new();
+    let mut wasi_funcs: Vec<&'static WasiFunc> = Vec::new();
     for import in module.imports() {
         let qualified = import.qualified_name();
+        if wasi && import.module == wasi::WASI_MODULE {
+            match (import.kind, wasi::function(&import.name)) {
+                (ItemKind::Function, Some(func)) => {
+                    let expected = func.signature();
+                    if import.signature.as_ref() != Some(&expected) {
+                        mismatch_text.push(format!(
+                            "{qualified}: guest imports {}, WASI preview1 defines {expected}",
+                            import.type_text
+                        ));
+                        mismatched.push(qualified);
+                    } else if !wasi_funcs.iter().any(|f| f.name == func.name) {
+                        wasi_funcs.push(func);
+                    }
+                }
+                // Not a preview1 function (or not a function): like any ungranted import.
+                _ => missing.push(qualified),
+            }
+            continue;
+        }
         let grant = match import.kind {
             ItemKind::Function => grants.find(&import.module, &import.name),
             // Memories, tables and globals are never granted: the guest brings its own.
@@ -728,12 +978,26 @@ fn link_imports(module: &Module, grants: &Grants) -> Result<Vec<Link>, Error> {
         )
         .with(|d| d.imports = mismatched));
     }
-    Ok(links)
+    Ok((links, wasi_funcs))
 }
 
 /// Maps a wasmi error to exactly one code. The limiter says which limit refused a growth.
 fn classify(error: wasmi::Error, limiter: &Limiter, links: &[Link], context: &str) -> Error {
     use wasmi::errors::{ErrorKind, InstantiationError};
+    if let Some(stop) = error.downcast_ref::<WasiStop>() {
+        // A WASI call ended the run with its own error (e.g. OUTPUT_LIMIT).
+        return stop.0.clone();
+    }
+    if let Some(suspend) = error.downcast_ref::<WasiSuspend>() {
+        // Only reachable where wasmi cannot resume: a start function, or a WASI function
+        // reached by a tail call that ends the call.
+        return Error::new(
+            ErrorCode::HostError,
+            format!(
+                "{context}: {suspend}, but the guest cannot be suspended here (start function or tail call)"
+            ),
+        );
+    }
     if let Some(pending) = error.downcast_ref::<HostCallPending>() {
         // Only reachable outside a resumable call: a start function calling an import.
         let import = links

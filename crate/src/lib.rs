@@ -36,6 +36,11 @@
 //!
 //! Every failure is an [`Error`] with a stable [`ErrorCode`].
 //!
+//! [`wasi`] runs WASI preview1 programs (Rust `wasm32-wasip1`, C with wasi-libc, Go
+//! `GOOS=wasip1`) over an in-memory filesystem, with captured output and real or
+//! deterministic clocks and randomness: [`run_wasi`] natively, or
+//! [`Sandbox::instantiate_wasi`] step by step.
+//!
 //! Only `bindings/` (compiled for wasm32 only) knows about JavaScript.
 
 pub mod audit;
@@ -50,6 +55,7 @@ pub mod metrics;
 pub mod module;
 pub mod policy;
 pub mod value;
+pub mod wasi;
 
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;
@@ -69,3 +75,7 @@ pub use memory::GuestMemory;
 pub use metrics::Metrics;
 pub use module::{ExportInfo, ImportInfo, ItemKind, Module};
 pub use value::{Signature, Value, ValueType};
+pub use wasi::{
+    Deterministic, FsEntry, FsTree, Preopen, Stdin, WasiConfig, WasiOutcome, WasiWait, run_wasi,
+    run_wasi_with,
+};

@@ -1,0 +1,167 @@
+//! The checked view WASI functions use to touch guest memory.
+//!
+//! It wraps [`GuestMemory`] (every access bounds-checked, never clamped) and turns an
+//! out-of-bounds (pointer, length) into `EFAULT` for the guest instead of a trap, as the
+//! preview1 spec and wasmtime do. It adds the fixed-width little-endian accessors and the
+//! iovec reader the syscalls need, with checked arithmetic on every guest offset.
+
+use wasip1::{ERRNO_FAULT, ERRNO_ILSEQ, ERRNO_INVAL, ERRNO_NAMETOOLONG, Errno};
+
+use crate::memory::GuestMemory;
+
+/// Most iovecs one call may pass, as Linux's `IOV_MAX`: `readv`/`writev` answer `EINVAL`
+/// beyond it, and it bounds the host-side list.
+pub(crate) const IOV_MAX: u32 = 1024;
+
+/// Longest path a guest may pass, as Linux's `PATH_MAX` (`ENAMETOOLONG` beyond).
+pub(crate) const PATH_MAX: u32 = 4096;
+
+/// One guest buffer of an iovec list: `(ptr, len)`, already checked to lie in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Iovec {
+    pub ptr: u32,
+    pub len: u32,
+}
+
+/// A bounds-checked view of guest memory whose errors are `EFAULT`.
+pub(crate) struct WasiMemory<'a> {
+    inner: GuestMemory<'a>,
+}
+
+impl<'a> WasiMemory<'a> {
+    pub(crate) fn new(data: &'a mut [u8]) -> Self {
+        Self {
+            inner: GuestMemory::new(data),
+        }
+    }
+
+    /// The `len` bytes at `ptr`.
+    pub(crate) fn read(&self, ptr: u32, len: u32) -> Result<&[u8], Errno> {
+        self.inner.read(ptr, len).map_err(|_| ERRNO_FAULT)
+    }
+
+    /// Copies `bytes` to `ptr`, all or nothing.
+    pub(crate) fn write(&mut self, ptr: u32, bytes: &[u8]) -> Result<(), Errno> {
+        self.inner.write(ptr, bytes).map_err(|_| ERRNO_FAULT)
+    }
+
+    /// Checks that `len` bytes at `ptr` are inside memory, without touching them.
+    pub(crate) fn check(&self, ptr: u32, len: u32) -> Result<(), Errno> {
+        self.read(ptr, len).map(|_| ())
+    }
+
+    pub(crate) fn write_u32(&mut self, ptr: u32, value: u32) -> Result<(), Errno> {
+        self.write(ptr, &value.to_le_bytes())
+    }
+
+    pub(crate) fn write_u64(&mut self, ptr: u32, value: u64) -> Result<(), Errno> {
+        self.write(ptr, &value.to_le_bytes())
+    }
+
+    /// A guest path: at most [`PATH_MAX`] bytes of UTF-8 without NUL.
+    pub(crate) fn read_path(&self, ptr: u32, len: u32) -> Result<String, Errno> {
+        if len > PATH_MAX {
+            return Err(ERRNO_NAMETOOLONG);
+        }
+        let bytes = self.read(ptr, len)?;
+        if bytes.contains(&0) {
+            return Err(ERRNO_INVAL);
+        }
+        core::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| ERRNO_ILSEQ)
+    }
+
+    /// An iovec (or ciovec) list of `iovs_len` entries at `iovs_ptr`; every buffer is checked
+    /// to lie in memory, and their total length must fit in a `u32` (`EINVAL` otherwise, as
+    /// `writev` does when the sum overflows).
+    pub(crate) fn read_iovecs(&self, iovs_ptr: u32, iovs_len: u32) -> Result<Vec<Iovec>, Errno> {
+        if iovs_len > IOV_MAX {
+            return Err(ERRNO_INVAL);
+        }
+        let bytes_len = iovs_len.checked_mul(8).ok_or(ERRNO_FAULT)?;
+        let raw = self.read(iovs_ptr, bytes_len)?;
+        let mut list = Vec::with_capacity(iovs_len as usize);
+        let mut total = 0u32;
+        for chunk in raw.chunks_exact(8) {
+            let (p, l) = chunk.split_at(4);
+            let ptr = u32::from_le_bytes(p.try_into().map_err(|_| ERRNO_FAULT)?);
+            let len = u32::from_le_bytes(l.try_into().map_err(|_| ERRNO_FAULT)?);
+            total = total.checked_add(len).ok_or(ERRNO_INVAL)?;
+            list.push(Iovec { ptr, len });
+        }
+        for iov in &list {
+            self.check(iov.ptr, iov.len)?;
+        }
+        Ok(list)
+    }
+
+    /// Gathers the bytes of a ciovec list (for writes).
+    pub(crate) fn gather(&self, iovs: &[Iovec]) -> Result<Vec<u8>, Errno> {
+        let total: usize = iovs.iter().map(|i| i.len as usize).sum();
+        let mut out = Vec::with_capacity(total);
+        for iov in iovs {
+            out.extend_from_slice(self.read(iov.ptr, iov.len)?);
+        }
+        Ok(out)
+    }
+
+    /// Scatters `bytes` over an iovec list (for reads), in order; returns how many were
+    /// placed (at most the list's total length).
+    pub(crate) fn scatter(&mut self, iovs: &[Iovec], bytes: &[u8]) -> Result<usize, Errno> {
+        let mut done = 0usize;
+        for iov in iovs {
+            let rest = bytes.get(done..).unwrap_or_default();
+            if rest.is_empty() {
+                break;
+            }
+            let n = rest.len().min(iov.len as usize);
+            self.write(iov.ptr, rest.get(..n).unwrap_or_default())?;
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
+/// The total length of an iovec list (fits in `u32`: checked when it was read).
+pub(crate) fn total_len(iovs: &[Iovec]) -> u32 {
+    iovs.iter().fold(0u32, |acc, i| acc.saturating_add(i.len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_bounds_is_efault() {
+        let mut buf = vec![0u8; 16];
+        let m = WasiMemory::new(&mut buf);
+        assert_eq!(m.read(15, 2), Err(ERRNO_FAULT));
+        assert_eq!(m.read(12, 8), Err(ERRNO_FAULT));
+        assert_eq!(m.read(u32::MAX, 1), Err(ERRNO_FAULT));
+    }
+
+    #[test]
+    fn iovec_totals_must_not_overflow() {
+        let mut buf = vec![0u8; 64];
+        // Two iovecs of len 0x8000_0000 each: their sum overflows u32.
+        buf[4..8].copy_from_slice(&0x8000_0000u32.to_le_bytes());
+        buf[12..16].copy_from_slice(&0x8000_0000u32.to_le_bytes());
+        let m = WasiMemory::new(&mut buf);
+        assert_eq!(m.read_iovecs(0, 2), Err(ERRNO_INVAL));
+        // One of them alone does not fit in memory.
+        assert_eq!(m.read_iovecs(0, 1), Err(ERRNO_FAULT));
+        assert_eq!(m.read_iovecs(0, u32::MAX), Err(ERRNO_INVAL));
+        assert_eq!(m.read_iovecs(60, 1), Err(ERRNO_FAULT));
+    }
+
+    #[test]
+    fn paths_are_utf8_without_nul() {
+        let mut buf = b"a\0b\xffok".to_vec();
+        let m = WasiMemory::new(&mut buf);
+        assert_eq!(m.read_path(0, 3), Err(ERRNO_INVAL));
+        assert_eq!(m.read_path(3, 1), Err(ERRNO_ILSEQ));
+        assert_eq!(m.read_path(4, 2).as_deref(), Ok("ok"));
+        assert_eq!(m.read_path(0, PATH_MAX + 1), Err(ERRNO_NAMETOOLONG));
+    }
+}
