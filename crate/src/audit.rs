@@ -11,12 +11,14 @@
 //! the page's attacker cannot write.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, ErrorCode};
 use crate::integrity::Digest;
+use crate::value::Value;
 
 /// `prev` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -266,6 +268,47 @@ impl AuditLog {
     pub fn to_jsonl(&self) -> String {
         self.entries.iter().map(|e| e.to_json() + "\n").collect()
     }
+}
+
+/// A sandbox's log, shared with its instances (they record their calls and disposal).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Recorder(Arc<Mutex<AuditLog>>);
+
+impl Recorder {
+    /// The log, even if a panicking sink poisoned the lock (entries are appended whole).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, AuditLog> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Appends `record`, stamped with the current time.
+    pub(crate) fn record(&self, record: Record) {
+        self.lock().append(record, now_ms());
+    }
+}
+
+/// Milliseconds since the Unix epoch (`Date.now()` in the browser).
+pub(crate) fn now_ms() -> u64 {
+    web_time::SystemTime::now()
+        .duration_since(web_time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The digest the log keeps instead of argument or result values: SHA-256 of their canonical
+/// text (`i32:42,i64:-1,f32:<bits>,f64:<bits>`; floats by their bit patterns).
+pub fn values_digest(values: &[Value]) -> Digest {
+    let text = values
+        .iter()
+        .map(|v| match v {
+            Value::I32(x) => format!("i32:{x}"),
+            Value::I64(x) => format!("i64:{x}"),
+            Value::F32(x) => format!("f32:{:08x}", x.to_bits()),
+            Value::F64(x) => format!("f64:{:016x}", x.to_bits()),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    Digest::of(text.as_bytes())
 }
 
 /// Why a log failed verification: the index of the first bad entry and what was wrong.

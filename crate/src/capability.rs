@@ -8,7 +8,7 @@ use core::fmt;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::value::{Signature, Value};
+use crate::value::{Signature, Value, ValueType};
 
 /// The id of a granted capability. Meaningful only to whoever granted it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -102,4 +102,6 @@ pub struct HostCall {
     pub import: String,
     /// The guest's arguments, typed as the granted signature says.
     pub args: Vec<Value>,
+    /// The types the answer must have ([`Instance::resume_host`](crate::Instance::resume_host)).
+    pub results: Vec<ValueType>,
 }

@@ -7,12 +7,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use wasmi::{CompilationMode, Config, CustomFuelCosts, Engine};
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use crate::audit::{AuditEntry, AuditEvent, Record, Recorder, Sink};
 use crate::capability::Grants;
 use crate::error::{Error, ErrorCode};
 use crate::instance::Instance;
 use crate::integrity::Digest;
 use crate::limits::Limits;
 use crate::module::Module;
+use crate::policy::{Provenance, TrustPolicy};
 use crate::wasi::{WasiConfig, WasiCtx};
 
 /// Loads, verifies and instantiates guest modules under one set of [`Limits`].
@@ -20,6 +25,10 @@ pub struct Sandbox {
     engine: Engine,
     limits: Limits,
     live_instances: Arc<AtomicU32>,
+    policy: TrustPolicy,
+    /// Digests that failed integrity or their signature (with `deny_after_failure`).
+    denied: Mutex<BTreeSet<[u8; 32]>>,
+    audit: Recorder,
 }
 
 impl core::fmt::Debug for Sandbox {
@@ -38,6 +47,15 @@ impl Sandbox {
     ///
     /// `INVALID_ARGUMENT` if the limits cannot work (see [`Limits::validate`]).
     pub fn new(limits: Limits) -> Result<Self, Error> {
+        Self::with_policy(limits, TrustPolicy::permissive())
+    }
+
+    /// A sandbox enforcing `limits` that loads only what `policy` allows.
+    ///
+    /// # Errors
+    ///
+    /// `INVALID_ARGUMENT` if the limits cannot work (see [`Limits::validate`]).
+    pub fn with_policy(limits: Limits, policy: TrustPolicy) -> Result<Self, Error> {
         limits.validate()?;
         let mut config = Config::default();
         config
@@ -61,6 +79,9 @@ impl Sandbox {
             engine: Engine::new(&config),
             limits,
             live_instances: Arc::new(AtomicU32::new(0)),
+            policy,
+            denied: Mutex::new(BTreeSet::new()),
+            audit: Recorder::default(),
         })
     }
 
@@ -75,13 +96,142 @@ impl Sandbox {
     }
 
     /// Verifies `bytes` against `expected`, then validates them. The bytes are not parsed
-    /// unless their size and digest are right.
+    /// unless their size and digest are right. Same as [`Sandbox::load_with`] without
+    /// provenance.
     ///
     /// # Errors
     ///
-    /// `MODULE_TOO_LARGE`, `INTEGRITY_MISMATCH`, `INVALID_MODULE` (with the parser's message).
+    /// `MODULE_TOO_LARGE`, `INTEGRITY_MISMATCH`, `POLICY_DENIED`, `SIGNATURE_INVALID`,
+    /// `INVALID_MODULE` (with the parser's message).
     pub fn load(&self, bytes: &[u8], expected: &Digest) -> Result<Module, Error> {
-        Module::load(&self.engine, bytes, expected, &self.limits)
+        self.load_with(bytes, expected, &Provenance::default())
+    }
+
+    /// Verifies `bytes` against `expected` (size cap, SHA-256), checks the deny list and the
+    /// trust policy with `provenance` (origin, signature), and only then validates them.
+    /// Every attempt is recorded in the audit log; a module that fails integrity or its
+    /// signature is denied for the life of the sandbox when the policy says so.
+    ///
+    /// # Errors
+    ///
+    /// `MODULE_TOO_LARGE`, `INTEGRITY_MISMATCH`, `POLICY_DENIED`, `SIGNATURE_INVALID`,
+    /// `INVALID_MODULE`.
+    pub fn load_with(
+        &self,
+        bytes: &[u8],
+        expected: &Digest,
+        provenance: &Provenance,
+    ) -> Result<Module, Error> {
+        let origin = |r: Record| match &provenance.origin {
+            Some(o) => r.with("origin", o.clone()),
+            None => r,
+        };
+        let digest = match crate::integrity::verify(bytes, expected, self.limits.max_module_bytes) {
+            Ok(digest) => digest,
+            Err(e) => {
+                let mut record = origin(Record::new(AuditEvent::Load).failed(e.code()))
+                    .with("expected", expected.to_sri())
+                    .with("sizeBytes", bytes.len().to_string());
+                if e.code() == ErrorCode::IntegrityMismatch {
+                    let actual = Digest::of(bytes);
+                    self.deny(&actual);
+                    record = record.module(actual);
+                }
+                self.audit.record(record);
+                return Err(e);
+            }
+        };
+        let denied = self
+            .denied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(digest.as_bytes());
+        let verdict = if denied {
+            Err(Error::new(
+                ErrorCode::PolicyDenied,
+                format!(
+                    "module {digest} failed verification earlier in this sandbox and is denied"
+                ),
+            ))
+        } else {
+            self.policy.evaluate(&digest, provenance)
+        };
+        match verdict {
+            Ok(allowed) => {
+                let mut record = origin(Record::new(AuditEvent::Policy).module(digest));
+                if let Some(key) = allowed.key_id {
+                    record = record.with("keyId", key);
+                }
+                self.audit.record(record);
+            }
+            Err(e) => {
+                if e.code() == ErrorCode::SignatureInvalid {
+                    self.deny(&digest);
+                }
+                self.audit.record(
+                    origin(
+                        Record::new(AuditEvent::Policy)
+                            .failed(e.code())
+                            .module(digest),
+                    )
+                    .with("reason", e.message()),
+                );
+                return Err(e);
+            }
+        }
+        let loaded = Module::from_verified(&self.engine, bytes, digest, &self.limits);
+        let record = Record::new(AuditEvent::Load)
+            .module(digest)
+            .with("sizeBytes", bytes.len().to_string());
+        self.audit.record(match &loaded {
+            Ok(_) => record,
+            Err(e) => record.failed(e.code()),
+        });
+        loaded
+    }
+
+    fn deny(&self, digest: &Digest) {
+        if self.policy.deny_after_failure {
+            self.denied
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(*digest.as_bytes());
+        }
+    }
+
+    /// Every audit entry so far, oldest first.
+    pub fn audit_entries(&self) -> Vec<AuditEntry> {
+        self.audit.lock().entries().to_vec()
+    }
+
+    /// The entries from sequence number `seq` on (for embedders that forward entries).
+    pub fn audit_since(&self, seq: u64) -> Vec<AuditEntry> {
+        let log = self.audit.lock();
+        let from = usize::try_from(seq)
+            .unwrap_or(usize::MAX)
+            .min(log.entries().len());
+        log.entries()[from..].to_vec()
+    }
+
+    /// The hash of the newest audit entry: keep it somewhere safe to detect tampering and
+    /// truncation later ([`audit::verify`](crate::audit::verify)).
+    pub fn audit_head(&self) -> String {
+        self.audit.lock().head()
+    }
+
+    /// The audit log as JSON Lines.
+    pub fn audit_jsonl(&self) -> String {
+        self.audit.lock().to_jsonl()
+    }
+
+    /// Sends every later audit entry to `sink` as it is appended (e.g. to persist it).
+    pub fn set_audit_sink(&self, sink: Option<Sink>) {
+        self.audit.lock().set_sink(sink);
+    }
+
+    /// Records an embedder's own event (for example a capability revoked on the page).
+    pub fn audit_record(&self, record: Record) {
+        self.audit.record(record);
     }
 
     /// Links `module` against `grants` and instantiates it in a fresh store.
@@ -98,8 +248,58 @@ impl Sandbox {
                 "module was loaded by another sandbox",
             ));
         }
-        let slot = InstanceSlot::acquire(&self.live_instances, self.limits.max_instances)?;
-        Instance::new(&self.engine, module, grants, None, &self.limits, slot)
+        self.instantiate_inner(module, grants, None)
+    }
+
+    fn instantiate_inner(
+        &self,
+        module: &Module,
+        grants: &Grants,
+        wasi: Option<WasiCtx>,
+    ) -> Result<Instance, Error> {
+        let is_wasi = wasi.is_some();
+        let result = InstanceSlot::acquire(&self.live_instances, self.limits.max_instances)
+            .and_then(|slot| {
+                Instance::new(
+                    &self.engine,
+                    module,
+                    grants,
+                    wasi,
+                    &self.limits,
+                    slot,
+                    self.audit.clone(),
+                )
+            });
+        let mut record = Record::new(AuditEvent::Instantiate).module(module.digest());
+        if is_wasi {
+            record = record.with("wasi", "preview1");
+        }
+        match &result {
+            Ok(_) => {
+                self.audit.record(record);
+                for grant in grants.iter() {
+                    self.audit.record(
+                        Record::new(AuditEvent::Grant)
+                            .module(module.digest())
+                            .with("import", grant.qualified_name())
+                            .with("capability", grant.capability.0.to_string())
+                            .with("signature", grant.signature.to_string()),
+                    );
+                }
+            }
+            Err(e) => {
+                self.audit
+                    .record(record.failed(e.code()).with("reason", e.message()));
+                if is_limit(e.code()) {
+                    self.audit.record(
+                        Record::new(AuditEvent::Limit)
+                            .failed(e.code())
+                            .module(module.digest()),
+                    );
+                }
+            }
+        }
+        result
     }
 
     /// Links `module` against WASI preview1 (configured by `config`, over an in-memory
@@ -127,16 +327,23 @@ impl Sandbox {
             ));
         }
         let wasi = WasiCtx::new(config)?;
-        let slot = InstanceSlot::acquire(&self.live_instances, self.limits.max_instances)?;
-        Instance::new(
-            &self.engine,
-            module,
-            &config.grants,
-            Some(wasi),
-            &self.limits,
-            slot,
-        )
+        self.instantiate_inner(module, &config.grants, Some(wasi))
     }
+}
+
+/// Codes that mean a limit was hit (recorded as `limit` events in the audit log too).
+pub(crate) fn is_limit(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::FuelExhausted
+            | ErrorCode::Timeout
+            | ErrorCode::MemoryLimit
+            | ErrorCode::TableLimit
+            | ErrorCode::InstanceLimit
+            | ErrorCode::StackOverflow
+            | ErrorCode::OutputLimit
+            | ErrorCode::CapabilityQuota
+    )
 }
 
 /// One counted place among a sandbox's live instances; released on drop.

@@ -25,9 +25,11 @@ use serde::Serialize;
 use wasmi::{Linker, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel, Store};
 use web_time::Instant;
 
+use crate::audit::{AuditEvent, Record, Recorder, values_digest};
 use crate::capability::{CapabilityId, Grants, HostCall};
-use crate::engine::InstanceSlot;
+use crate::engine::{InstanceSlot, is_limit};
 use crate::error::{Error, ErrorCode, TrapCode};
+use crate::integrity::Digest;
 use crate::limits::{Limiter, Limits};
 use crate::memory::GuestMemory;
 use crate::metrics::Metrics;
@@ -129,6 +131,9 @@ struct ActiveCall {
     timeout_ms: u64,
     slices: u64,
     host_calls: u64,
+    /// For the audit log: the export called and the digest of its arguments.
+    export: String,
+    args_digest: Digest,
 }
 
 /// The state of an [`Instance`].
@@ -151,6 +156,7 @@ pub struct Instance {
     limits: Limits,
     call: Option<ActiveCall>,
     poisoned: Option<(ErrorCode, String)>,
+    audit: Recorder,
     _slot: InstanceSlot,
 }
 
@@ -171,6 +177,7 @@ impl Instance {
         wasi: Option<WasiCtx>,
         limits: &Limits,
         slot: InstanceSlot,
+        audit: Recorder,
     ) -> Result<Self, Error> {
         if wasi.is_some() {
             if let Some(g) = grants.iter().find(|g| g.module == wasi::WASI_MODULE) {
@@ -233,6 +240,7 @@ impl Instance {
             limits: limits.clone(),
             call: None,
             poisoned: None,
+            audit,
             _slot: slot,
         })
     }
@@ -347,6 +355,8 @@ impl Instance {
             timeout_ms,
             slices: 1,
             host_calls: 0,
+            export: export.to_owned(),
+            args_digest: values_digest(args),
         };
         let inputs: Vec<wasmi::Val> = args.iter().map(|v| v.to_wasmi()).collect();
         let result = func.call_resumable(&mut self.store, &inputs, &mut call.outputs);
@@ -428,11 +438,32 @@ impl Instance {
     /// Ends a call waiting at [`Step::HostCall`] with `error` (for example `HOST_ERROR` from
     /// [`Error::host_failed`], or the `TRAP` of an out-of-bounds guest pointer). Returns the
     /// error, with the call's metrics attached; the instance is poisoned.
+    ///
+    /// When no host call is pending, nothing changes and `INVALID_ARGUMENT` is returned.
     pub fn fail_host(&mut self, error: Error) -> Error {
         let capability = match self.call.as_ref().and_then(|c| c.pending.as_ref()) {
             Some(Pending::Host { link, .. }) => self.links.get(*link).map(|l| l.capability.0),
-            _ => None,
+            _ => {
+                return Error::invalid_argument(
+                    "the running call is not waiting for a host answer, so it cannot fail",
+                );
+            }
         };
+        if matches!(
+            error.code(),
+            ErrorCode::CapabilityRevoked | ErrorCode::CapabilityQuota
+        ) {
+            self.audit.record(
+                Record::new(AuditEvent::Deny)
+                    .failed(error.code())
+                    .module(self.module.digest())
+                    .with(
+                        "capability",
+                        capability.map_or_else(String::new, |c| c.to_string()),
+                    )
+                    .with("reason", error.message()),
+            );
+        }
         let error = if error.details().capability.is_none() {
             error.with(|d| d.capability = capability)
         } else {
@@ -764,10 +795,38 @@ impl Instance {
     fn end(&mut self, error: Error) -> Error {
         self.absorb_fuel_debt();
         let metrics = self.metrics();
+        self.record_call(error.code().as_str(), &metrics, None);
+        if is_limit(error.code()) {
+            self.audit.record(
+                Record::new(AuditEvent::Limit)
+                    .failed(error.code())
+                    .module(self.module.digest())
+                    .fuel(metrics.fuel_consumed)
+                    .with("reason", error.message()),
+            );
+        }
         self.call = None;
         self.clear_wasi_suspension();
         self.poisoned = Some((error.code(), error.message().to_owned()));
         error.with(|d| d.metrics = Some(metrics))
+    }
+
+    /// Appends the `call` entry of the running call.
+    fn record_call(&self, outcome: &str, metrics: &Metrics, results: Option<&str>) {
+        let Some(call) = self.call.as_ref() else {
+            return;
+        };
+        let mut record = Record::new(AuditEvent::Call)
+            .module(self.module.digest())
+            .export(call.export.clone())
+            .fuel(metrics.fuel_consumed)
+            .with("args", call.args_digest.to_sri())
+            .with("hostCalls", metrics.host_calls.to_string());
+        record.outcome = outcome.to_owned();
+        if let Some(results) = results {
+            record = record.with("results", results);
+        }
+        self.audit.record(record);
     }
 
     fn internal(&self, what: &str) -> Error {
@@ -807,6 +866,7 @@ impl Instance {
     /// The guest exited (WASI `proc_exit`): a result, not an error.
     fn exited(&mut self, status: i32) -> Step {
         let metrics = self.metrics();
+        self.record_call("ok", &metrics, Some(&format!("exit:{status}")));
         self.call = None;
         self.clear_wasi_suspension();
         Step::Finished(Outcome {
@@ -822,15 +882,17 @@ impl Instance {
             Ok(ResumableCall::Finished) => {
                 let metrics = self.metrics();
                 self.clear_wasi_suspension();
-                let Some(call) = self.call.take() else {
-                    return Err(self.internal("finished without a call"));
+                let results: Vec<Value> = match self.call.as_ref() {
+                    Some(call) => call
+                        .outputs
+                        .iter()
+                        .zip(&call.result_types)
+                        .map(|(v, t)| Value::from_wasmi(v).unwrap_or(Value::zero(*t)))
+                        .collect(),
+                    None => return Err(self.internal("finished without a call")),
                 };
-                let results = call
-                    .outputs
-                    .iter()
-                    .zip(&call.result_types)
-                    .map(|(v, t)| Value::from_wasmi(v).unwrap_or(Value::zero(*t)))
-                    .collect();
+                self.record_call("ok", &metrics, Some(&values_digest(&results).to_sri()));
+                self.call = None;
                 Ok(Step::Finished(Outcome {
                     results,
                     exit_code: None,
@@ -857,6 +919,7 @@ impl Instance {
                     let call = HostCall {
                         capability: l.capability,
                         import: l.import.clone(),
+                        results: l.signature.results.clone(),
                         args,
                     };
                     if let Some(active) = self.call.as_mut() {
@@ -905,6 +968,23 @@ impl Instance {
 
 /// The granted imports and the preview1 functions a module links.
 type Linked = (Vec<Link>, Vec<&'static WasiFunc>);
+
+impl Drop for Instance {
+    /// Zeroes the guest's exported linear memory before the store releases it (defence in
+    /// depth: freed host memory never carries guest data), and records the disposal.
+    fn drop(&mut self) {
+        let memories: Vec<wasmi::Memory> = self
+            .instance
+            .exports(&self.store)
+            .filter_map(|e| e.into_memory())
+            .collect();
+        for memory in memories {
+            memory.data_mut(&mut self.store).fill(0);
+        }
+        self.audit
+            .record(Record::new(AuditEvent::Dispose).module(self.module.digest()));
+    }
+}
 
 /// Matches every import of `module` against `grants` (and, with `wasi`, imports under
 /// `wasi_snapshot_preview1` against the preview1 functions): all missing imports are

@@ -3,9 +3,10 @@
 //! The order is the point (Extism's JS SDK compiles before it checks the hash; we do not):
 //! 1. size cap — before hashing;
 //! 2. SHA-256 against the expected digest — before parsing;
-//! 3. module-shape limits — a cheap single pass of `wasmparser` that counts sections, locals
+//! 3. the sandbox's deny list and trust policy ([`policy`](crate::policy)) — before parsing;
+//! 4. module-shape limits — a cheap single pass of `wasmparser` that counts sections, locals
 //!    and body sizes, so wasmi's (unmetered) validation only ever sees bounded modules;
-//! 4. wasmi's validation and lazy compilation.
+//! 5. wasmi's validation and lazy compilation.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use serde::Serialize;
 use wasmparser::{Parser, Payload, TypeRef};
 
 use crate::error::{Error, ErrorCode};
-use crate::integrity::{self, Digest};
+use crate::integrity::Digest;
 use crate::limits::{Limits, ModuleLimits};
 use crate::value::{Signature, describe_wasmi_type};
 
@@ -97,14 +98,15 @@ impl core::fmt::Debug for Module {
 }
 
 impl Module {
-    /// Verifies and validates `bytes` (see the module docs for the order).
-    pub(crate) fn load(
+    /// Validates `bytes`, whose size and `digest` the caller has already verified
+    /// ([`integrity::verify`](crate::integrity::verify)) and cleared with the trust policy
+    /// (see the module docs for the order).
+    pub(crate) fn from_verified(
         engine: &wasmi::Engine,
         bytes: &[u8],
-        expected: &Digest,
+        digest: Digest,
         limits: &Limits,
     ) -> Result<Self, Error> {
-        let digest = integrity::verify(bytes, expected, limits.max_module_bytes)?;
         check_shape(bytes, &limits.module)?;
         let wasmi = wasmi::Module::new(engine, bytes)
             .map_err(|e| Error::new(ErrorCode::InvalidModule, format!("invalid module: {e}")))?;

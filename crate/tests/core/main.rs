@@ -4,6 +4,7 @@
 
 mod common;
 
+mod audit_log;
 mod cancel;
 mod fixtures;
 mod fuel;
@@ -14,6 +15,7 @@ mod invalid_module;
 mod linking;
 mod memory_limit;
 mod metrics;
+mod policy;
 mod stack;
 mod start_function;
 mod table_limit;
