@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make demo   build and run the demo (installs what it needs)
+#   make demo   build the playground page, run it once in headless Chromium (printed), then
+#               serve it on 127.0.0.1 until Ctrl-C (DEMO_ONCE=1: exit after the headless run)
 #   make test   everything CI checks (installs what it needs)
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -8,11 +9,18 @@ CARGO ?= cargo
 
 .PHONY: setup-guests guests wasi-node
 .PHONY: demo test setup-rust setup-web lint native-test build web-test package browser-test bench clean
+.PHONY: demo-native www demo-smoke bench-browser
+.PHONY: bench-wasi-browser
 
-demo: setup-rust
+# Port 8080 (PORT=… to change), or a free one when it is taken; the URL is printed.
+demo: setup-web www
+	node scripts/demo-headless.mjs
+
+# The same guest natively, through the Rust core and the CLI (no browser).
+demo-native: setup-rust
 	$(CARGO) run --release -q -p nestbox-cli -- demo
 
-test: setup-web lint guests native-test wasi-node build web-test package browser-test
+test: setup-web lint guests native-test wasi-node build web-test package browser-test demo-smoke
 
 setup-rust:
 	@scripts/setup.sh rust
@@ -53,9 +61,22 @@ node_modules/.package-lock.json: package-lock.json package.json
 	@touch $@
 
 # The package in headless Chromium (Debian's, driven by playwright-core): page sandboxes in
-# workers, capabilities, cancellation, watchdog, crash recovery, nestbox/worker, the tarball.
-browser-test: package
+# workers, capabilities, cancellation, watchdog, crash recovery, nestbox/worker, the tarball,
+# and the important WASI guests of tests/wasi/programs.json (hence `guests`) through runWasi.
+browser-test: package guests
 	node --test --test-concurrency=1 tests/browser/*.test.mjs
+
+# The playground (www/) bundled by webpack 5 (webpack.config.js) into www/dist/, with the
+# package from pkg/ and the demo guest compiled from WAT and checked against its pinned digest.
+WWW_SOURCES := www webpack.config.js scripts/wat-loader.cjs scripts/serve.mjs scripts/chromium.mjs \
+	scripts/demo-headless.mjs bench
+www: build package
+	node_modules/.bin/prettier --check --log-level warn $(WWW_SOURCES)
+	node_modules/.bin/webpack --config webpack.config.js --mode production --stats summary
+
+# `make demo`'s headless run, once, on any free port (a few seconds once www/dist is built).
+demo-smoke: www
+	node scripts/demo-headless.mjs --once --port 0
 
 # The WASI guest suite (tests/wasi/): real Rust, C and Go programs built from source here.
 setup-guests:
@@ -68,9 +89,21 @@ guests: setup-guests
 wasi-node: guests
 	node tests/wasi/node-runner.mjs
 
-bench: setup-web build
+bench: setup-web build package
 	$(CARGO) bench -p nestbox --bench compute
+	node bench/browser/run.mjs
+
+# In headless Chromium: cold start, capability calls vs a bare postMessage, cancel latency,
+# nestbox vs the browser's own engine, package size. Printed, not asserted (about 15 s).
+bench-browser: setup-web build package
+	node bench/browser/run.mjs
+
+# The WASI benchmark's browser half: the same guests (tests/wasi/work's programs, stdio over
+# 4 MiB) in nestbox's runWasi and on Chromium's own engine under @bjorn3/browser_wasi_shim,
+# wall ms and the ratio. Printed, not asserted (about a minute).
+bench-wasi-browser: setup-web guests build package
+	node tests/browser/bench-wasi.mjs
 
 clean:
 	$(CARGO) clean
-	rm -rf pkg node_modules
+	rm -rf pkg node_modules www/dist

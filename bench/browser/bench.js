@@ -1,0 +1,172 @@
+// The browser benchmark's measurements, run in the page by bench/browser/run.mjs. Each
+// export takes the guests' manifest (`{ name: { url, integrity } }`) and returns plain data.
+// Nothing here asserts a speed: the numbers are printed. Results are checked, though: a fast
+// wrong answer is not a measurement.
+import { capability, createSandbox } from '/pkg/index.js';
+
+const now = () => performance.now();
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const check = (what, actual, expected) => {
+  if (String(actual) !== String(expected)) throw new Error(`${what}: got ${actual}, expected ${expected}`);
+};
+
+/** Sandboxes kept between steps (the cold-start ones are reused by later steps). */
+const sandboxes = [];
+
+/**
+ * createSandbox → load → instantiate (one capability) → first call's result, for a new
+ * sandbox (a new worker, which fetches and compiles nestbox_bg.wasm itself).
+ */
+export async function coldStart(fx) {
+  const t0 = now();
+  const sb = await createSandbox({ limits: { timeoutMs: 60_000 } });
+  const t1 = now();
+  const mod = await sb.load(fx.log_and_double.url, { integrity: fx.log_and_double.integrity });
+  const t2 = now();
+  const log = capability(async () => {}, { params: ['i32', 'i32'], results: [] });
+  const inst = await sb.instantiate(mod, { imports: { env: { log } } });
+  const t3 = now();
+  const { results } = await inst.call('run', [21]);
+  const t4 = now();
+  check('log_and_double run(21)', results[0], 42);
+  inst.dispose();
+  sandboxes.push(sb);
+  return { totalMs: t4 - t0, createMs: t1 - t0, loadMs: t2 - t1, instantiateMs: t3 - t2, callMs: t4 - t3 };
+}
+
+/** One capability call from the guest to a host function on this page, per call. */
+export async function pageCapability(fx, calls) {
+  const sb = sandboxes[0];
+  const mod = await sb.load(fx.host_loop.url, { integrity: fx.host_loop.integrity });
+  const next = capability((_mem, i) => i, { params: ['i32'], results: ['i32'] });
+  const inst = await sb.instantiate(mod, { imports: { env: { next } } });
+  await inst.call('run', [100]); // warm-up
+  const t0 = now();
+  const { results, metrics } = await inst.call('run', [calls]);
+  const totalMs = now() - t0;
+  check('host_loop hostCalls', metrics.hostCalls, calls);
+  check('host_loop run', results[0], Number(BigInt.asIntN(32, (BigInt(calls) * BigInt(calls - 1)) / 2n)));
+  inst.dispose();
+  return { totalMs, perCallUs: (totalMs * 1000) / calls };
+}
+
+/** The same through nestbox/worker in a worker of this page: a synchronous capability. */
+export async function workerCapability(fx, calls) {
+  const worker = new Worker('./local-worker.js', { type: 'module' });
+  try {
+    const reply = await new Promise((resolve, reject) => {
+      worker.onmessage = ({ data }) => resolve(data);
+      worker.onerror = (e) => reject(new Error(`local-worker: ${e.message}`));
+      worker.postMessage({
+        url: new URL(fx.host_loop.url, location.href).href,
+        integrity: fx.host_loop.integrity,
+        calls,
+      });
+    });
+    if (!reply.ok) throw new Error(`local-worker: ${reply.error}`);
+    check('host_loop run (in worker)', reply.result, reply.expected);
+    check('host_loop hostCalls (in worker)', reply.hostCalls, calls);
+    return { totalMs: reply.totalMs, perCallUs: reply.perCallUs };
+  } finally {
+    worker.terminate();
+  }
+}
+
+/** A bare postMessage round trip main ↔ worker (an echo worker), per round trip. */
+export async function postMessageRoundTrip(trips) {
+  const worker = new Worker('./echo-worker.js', { type: 'module' });
+  try {
+    const once = (i) =>
+      new Promise((resolve) => {
+        worker.onmessage = ({ data }) => resolve(data);
+        worker.postMessage({ type: 'ping', id: i });
+      });
+    for (let i = 0; i < 100; i++) await once(i); // warm-up (and the worker's start)
+    const t0 = now();
+    for (let i = 0; i < trips; i++) await once(i);
+    const totalMs = now() - t0;
+    return { totalMs, perTripUs: (totalMs * 1000) / trips };
+  } finally {
+    worker.terminate();
+  }
+}
+
+/** abort() → the call's CANCELLED rejection, on an infinite loop that has run `runMs`. */
+export async function cancelLatency(fx, runs, runMs) {
+  const sb = sandboxes[0];
+  const mod = await sb.load(fx.spin.url, { integrity: fx.spin.integrity });
+  const latencies = [];
+  for (let i = 0; i < runs; i++) {
+    const inst = await sb.instantiate(mod);
+    const controller = new AbortController();
+    const running = inst.call('spin', [], { signal: controller.signal }).then(
+      () => 'resolved',
+      (e) => e.code,
+    );
+    await sleep(runMs);
+    const t0 = now();
+    controller.abort();
+    const code = await running;
+    latencies.push(now() - t0);
+    check('spin after abort()', code, 'CANCELLED');
+    inst.dispose();
+  }
+  return { medianMs: median(latencies), minMs: Math.min(...latencies), maxMs: Math.max(...latencies) };
+}
+
+/**
+ * One export run `runs` times by the browser's own engine (WebAssembly.instantiate on this
+ * page) and by nestbox (a fresh instance each time: the same work each run). Medians.
+ */
+export async function compute(fx, name, exportName, args, runs) {
+  const bytes = await (await fetch(fx[name].url)).arrayBuffer();
+  const { instance } = await WebAssembly.instantiate(bytes);
+  const native = [];
+  // One untimed call first: V8 starts wasm in its baseline tier (Liftoff) and optimizes a
+  // function in the background once it is hot; the comparison is with its optimized code.
+  let nativeResult = instance.exports[exportName](...args);
+  await sleep(100);
+  for (let i = 0; i < runs; i++) {
+    // Repeated until ≥ 20 ms per sample: performance.now() is coarse (100 µs) on a page that
+    // is not cross-origin isolated, and fib(27) takes about 1 ms here.
+    let reps = 0;
+    const t0 = now();
+    do {
+      nativeResult = instance.exports[exportName](...args);
+      reps++;
+    } while (now() - t0 < 20);
+    native.push((now() - t0) / reps);
+  }
+
+  const sb = sandboxes[0];
+  const mod = await sb.load(fx[name].url, { integrity: fx[name].integrity });
+  const page = [];
+  const core = [];
+  let fuel;
+  for (let i = 0; i < runs; i++) {
+    const inst = await sb.instantiate(mod);
+    const t0 = now();
+    const { results, metrics } = await inst.call(exportName, args);
+    page.push(now() - t0);
+    core.push(metrics.wallTimeUs / 1000);
+    fuel = metrics.fuelConsumed;
+    check(`${exportName}(${args}) nestbox vs browser`, results[0], nativeResult);
+    inst.dispose();
+  }
+  return {
+    result: String(nativeResult),
+    nativeMs: median(native),
+    nestboxMs: median(page),
+    coreMs: median(core),
+    fuel,
+  };
+}
+
+/** Disposes the sandboxes this page made. */
+export function disposeAll() {
+  for (const sb of sandboxes.splice(0)) sb.dispose();
+}

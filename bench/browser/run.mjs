@@ -1,0 +1,183 @@
+// `make bench-browser`: nestbox in headless Chromium (Debian's, via playwright-core), printed
+// as a table — numbers, not assertions (results are still checked). About half a minute.
+//
+//   node bench/browser/run.mjs
+//
+// The page (bench/browser/index.html + bench.js) imports the built package from /pkg/ with no
+// bundler; the guests are compiled from WAT here with the npm `wabt` package:
+//   fib.wat, loop.wat       crate/benches/guests (the native `make bench` guests)
+//   log_and_double.wat,     tests/browser/fixtures (a first call with one capability call,
+//   host_loop.wat, spin.wat  n sequential capability calls, an infinite loop)
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import wabtInit from 'wabt';
+import { launchChromium } from '../../scripts/chromium.mjs';
+import { serve } from '../../scripts/serve.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const pkg = join(root, 'pkg');
+
+const GUESTS = [
+  'crate/benches/guests/fib.wat',
+  'crate/benches/guests/loop.wat',
+  'tests/browser/fixtures/log_and_double.wat',
+  'tests/browser/fixtures/host_loop.wat',
+  'tests/browser/fixtures/spin.wat',
+];
+const PAGE_CAPABILITY_CALLS = 3_000;
+const WORKER_CAPABILITY_CALLS = 100_000;
+const POSTMESSAGE_TRIPS = 3_000;
+/** The three call measurements are interleaved, this many rounds, and their medians shown. */
+const CALL_ROUNDS = 3;
+const CANCEL_RUNS = 9;
+const CANCEL_AFTER_MS = 50;
+const COMPUTE_RUNS = 3;
+
+const started = performance.now();
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function compileGuests() {
+  const wabt = await wabtInit();
+  const files = {};
+  const manifest = {};
+  for (const path of GUESTS) {
+    const name = basename(path, '.wat');
+    const module = wabt.parseWat(name, readFileSync(join(root, path), 'utf8'));
+    const bytes = Buffer.from(module.toBinary({}).buffer);
+    module.destroy();
+    files[`/guests/${name}.wasm`] = { body: bytes, type: 'application/wasm' };
+    manifest[name] = {
+      url: `/guests/${name}.wasm`,
+      integrity: `sha256-${createHash('sha256').update(bytes).digest('base64')}`,
+    };
+  }
+  return { files, manifest };
+}
+
+// ---- the table ----
+
+// Each value is [number, unit]: numbers right-aligned, units after them.
+const fmt = (n, digits = 1) => n.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const ms = (n) => [fmt(n, n < 10 ? 2 : 1), 'ms'];
+const us = (n) => [fmt(n, n < 10 ? 2 : 1), 'µs'];
+const bytes = (n) => [n.toLocaleString('en'), 'B'];
+const text = (value) => value.join(' ');
+const row = (what, [number, unit], note = '') =>
+  console.log(`${what.padEnd(42)} ${number.padStart(10)} ${unit.padEnd(7)}  ${note}`.trimEnd());
+const section = (title) => console.log(`-- ${title}`);
+
+function packageSizes() {
+  const gz = (buf) => gzipSync(buf, { level: 9 }).length;
+  const wasm = readFileSync(join(pkg, 'nestbox_bg.wasm'));
+  const js = readdirSync(pkg)
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => readFileSync(join(pkg, f)));
+  const jsRaw = js.reduce((sum, b) => sum + b.length, 0);
+  const jsGz = js.reduce((sum, b) => sum + gz(b), 0);
+  return { wasmRaw: wasm.length, wasmGz: gz(wasm), jsFiles: js.length, jsRaw, jsGz };
+}
+
+// ---- run ----
+
+const { files, manifest } = await compileGuests();
+const listening = await serve({ mounts: { '/pkg/': pkg, '/bench/': here }, files, port: 0 });
+const chromium = await launchChromium();
+let failed = false;
+try {
+  const { page } = chromium;
+  await page.goto(`${listening.url}bench/index.html`);
+  await page.waitForFunction(() => window.ready === true || window.loadError !== undefined, null, {
+    timeout: 20_000,
+  });
+  const loadError = await page.evaluate(() => window.loadError);
+  if (loadError) throw new Error(`benchmark page failed to load: ${loadError}`);
+  const run = (fn, ...args) =>
+    page.evaluate(([fn, args]) => window.bench[fn](...args), [fn, args], { timeout: 120_000 });
+
+  const version = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')).version;
+  console.log(
+    `nestbox ${version} in headless Chromium ${chromium.version}, ${availableParallelism()} CPUs (medians where runs > 1)`,
+  );
+
+  section('cold start: createSandbox → load → instantiate → first result (log_and_double)');
+  for (const label of ['1st sandbox on the page', '2nd sandbox']) {
+    const c = await run('coldStart', manifest);
+    row(
+      label,
+      ms(c.totalMs),
+      `createSandbox ${text(ms(c.createMs))} · load ${text(ms(c.loadMs))} · instantiate ${text(ms(c.instantiateMs))} · call ${text(ms(c.callMs))}`,
+    );
+  }
+
+  section(`one capability call (host_loop: n sequential calls in one guest call; ${CALL_ROUNDS} rounds)`);
+  const rounds = { inWorker: [], pageSide: [], trip: [] };
+  for (let i = 0; i < CALL_ROUNDS; i++) {
+    rounds.inWorker.push((await run('workerCapability', manifest, WORKER_CAPABILITY_CALLS)).perCallUs);
+    rounds.pageSide.push((await run('pageCapability', manifest, PAGE_CAPABILITY_CALLS)).perCallUs);
+    rounds.trip.push((await run('postMessageRoundTrip', POSTMESSAGE_TRIPS)).perTripUs);
+  }
+  const spread = (xs) => `min ${text(us(Math.min(...xs)))} · max ${text(us(Math.max(...xs)))}`;
+  const inWorker = median(rounds.inWorker);
+  const pageSide = median(rounds.pageSide);
+  const trip = median(rounds.trip);
+  row(
+    'in-worker: nestbox/worker syncCapability',
+    [us(inWorker)[0], 'µs/call'],
+    `${WORKER_CAPABILITY_CALLS.toLocaleString('en')} calls per round · ${spread(rounds.inWorker)}`,
+  );
+  row(
+    'page-side: createSandbox + capability',
+    [us(pageSide)[0], 'µs/call'],
+    `${PAGE_CAPABILITY_CALLS.toLocaleString('en')} calls per round · ${spread(rounds.pageSide)}`,
+  );
+  row(
+    'bare postMessage round trip main ↔ worker',
+    [us(trip)[0], 'µs/trip'],
+    `${POSTMESSAGE_TRIPS.toLocaleString('en')} trips per round · ${spread(rounds.trip)} · page-side call = ${fmt(pageSide / trip, 1)}× this`,
+  );
+
+  section(`cancel latency: abort() → CANCELLED on an infinite loop (spin, ${CANCEL_RUNS} runs)`);
+  const cancel = await run('cancelLatency', manifest, CANCEL_RUNS, CANCEL_AFTER_MS);
+  row('abort() → rejection', ms(cancel.medianMs), `min ${text(ms(cancel.minMs))} · max ${text(ms(cancel.maxMs))}`);
+
+  section(`compute: the browser's own engine (WebAssembly.instantiate) vs nestbox, same page (${COMPUTE_RUNS} runs)`);
+  for (const [name, exportName, args, label] of [
+    ['fib', 'fib', [27], 'fib(27)'],
+    ['loop', 'lcg', [50_000_000], 'lcg(50M)'],
+  ]) {
+    const c = await run('compute', manifest, name, exportName, args, COMPUTE_RUNS);
+    row(`${label}: browser's engine`, ms(c.nativeMs), `= ${c.result}`);
+    row(
+      `${label}: nestbox (page round trip)`,
+      ms(c.nestboxMs),
+      `= ${c.result} · core ${text(ms(c.coreMs))} · ${fmt(c.fuel / 1e6, 1)} Mfuel · ${fmt(c.fuel / 1e3 / c.coreMs, 0)} Mfuel/s · ${fmt(c.nestboxMs / c.nativeMs, 0)}× the browser`,
+    );
+  }
+  await run('disposeAll');
+
+  section('package size (pkg/)');
+  const size = packageSizes();
+  row('nestbox_bg.wasm', bytes(size.wasmRaw), `gzip -9 (zlib) ${text(bytes(size.wasmGz))}`);
+  row(`JS (${size.jsFiles} files)`, bytes(size.jsRaw), `gzip -9 (zlib) ${text(bytes(size.jsGz))}, each file`);
+  row('total', bytes(size.wasmRaw + size.jsRaw), `gzip -9 (zlib) ${text(bytes(size.wasmGz + size.jsGz))}`);
+  const isolated = await page.evaluate(() => crossOriginIsolated);
+  if (!isolated) console.log('(performance.now() is coarsened to 0.1 ms here: the page is not cross-origin isolated)');
+  for (const message of chromium.messages) console.log(`page: ${message}`);
+} catch (error) {
+  failed = true;
+  console.error(`bench-browser: ${error.message}`);
+  for (const message of chromium.messages) console.error(`page: ${message}`);
+} finally {
+  await chromium.close();
+  listening.server.close();
+}
+console.log(`(${((performance.now() - started) / 1000).toFixed(1)} s)`);
+process.exit(failed ? 1 : 0);
