@@ -10,7 +10,7 @@ CARGO ?= cargo
 .PHONY: setup-guests guests wasi-node
 .PHONY: demo test setup-rust setup-web lint native-test build web-test package browser-test bench clean
 .PHONY: demo-native www demo-smoke bench-browser
-.PHONY: bench-wasi-browser
+.PHONY: bench-wasi-browser bench-wasi
 
 # Port 8080 (PORT=… to change), or a free one when it is taken; the URL is printed.
 demo: setup-web www
@@ -33,6 +33,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p nestbox --target wasm32-unknown-unknown --all-targets -- -D warnings
 	$(CARGO) fmt --check --manifest-path tests/wasi/rust/Cargo.toml
+	$(CARGO) fmt --check --manifest-path tests/wasi/work/rust/Cargo.toml
 
 native-test:
 	$(CARGO) test --workspace
@@ -89,9 +90,14 @@ guests: setup-guests
 wasi-node: guests
 	node tests/wasi/node-runner.mjs
 
-bench: setup-web build package
+bench: setup-web build package guests
 	$(CARGO) bench -p nestbox --bench compute
 	node bench/browser/run.mjs
+	tests/wasi/work/bench-native.sh
+
+# The "real work" WASI benchmark natively (tests/wasi/work/README.md): Rust and Go, median of 3.
+bench-wasi: guests
+	tests/wasi/work/bench-native.sh
 
 # In headless Chromium: cold start, capability calls vs a bare postMessage, cancel latency,
 # nestbox vs the browser's own engine, package size. Printed, not asserted (about 15 s).

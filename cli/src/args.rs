@@ -47,6 +47,41 @@ impl Args {
         Ok(values)
     }
 
+    /// Takes every `--NAME VALUE` whose name is one of `names`, in command-line order (where
+    /// the order between different options matters, e.g. preopens become fds 3, 4, …).
+    pub fn all_of(&mut self, names: &[&str]) -> Result<Vec<(String, String)>, Error> {
+        let mut values = Vec::new();
+        let mut i = 0;
+        while i < self.items.len() && self.items[i] != "--" {
+            let item = &self.items[i];
+            let hit = names.iter().find_map(|name| {
+                if item == name {
+                    Some((*name, None))
+                } else {
+                    item.strip_prefix(name)
+                        .and_then(|rest| rest.strip_prefix('='))
+                        .map(|v| (*name, Some(v.to_owned())))
+                }
+            });
+            let Some((name, inline)) = hit else {
+                i += 1;
+                continue;
+            };
+            let value = match inline {
+                Some(v) => v,
+                None => {
+                    if i + 1 >= self.items.len() || self.items[i + 1] == "--" {
+                        return Err(Error::invalid_argument(format!("{name} needs a value")));
+                    }
+                    self.items.remove(i + 1)
+                }
+            };
+            self.items.remove(i);
+            values.push((name.to_owned(), value));
+        }
+        Ok(values)
+    }
+
     pub fn required(&mut self, name: &str) -> Result<String, Error> {
         self.optional(name)?
             .ok_or_else(|| Error::invalid_argument(format!("{name} is required")))

@@ -7,8 +7,7 @@ use nestbox::audit::{parse_jsonl, verify};
 
 use crate::args::Args;
 
-pub const USAGE: &str = "\
-  audit verify FILE.jsonl [--head HASH]  check an exported audit log's hash chain (and its head)";
+pub const USAGE: &str = "  audit verify FILE.jsonl [--head HASH]  check an exported audit log's hash chain (and its head)";
 
 pub fn run(mut args: Args) -> Result<ExitCode, Error> {
     match args.positional("audit subcommand")?.as_str() {

@@ -21,8 +21,8 @@ struct KeyFile {
     public_key: String,
 }
 
-pub const USAGE: &str = "\
-  keygen --id ID --out KEYFILE          make an Ed25519 key pair; prints the public key
+pub const USAGE: &str =
+    "  keygen --id ID --out KEYFILE          make an Ed25519 key pair; prints the public key
   sign --key KEYFILE MODULE.wasm        print MODULE's detached signature (<key id>:<base64>)
   verify --pubkey ID=PUBLIC_KEY [--integrity SRI] MODULE.wasm SIGNATURE
                                         check a signature (and digest) as the browser would";

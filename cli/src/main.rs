@@ -7,6 +7,7 @@ mod args;
 mod audit;
 mod demo;
 mod keys;
+mod run;
 
 /// Exit status when nestbox itself refuses: bad usage, unreadable input, a module that fails
 /// integrity or policy (as `env` and container runners use 125).
@@ -14,7 +15,8 @@ pub const EXIT_USAGE: u8 = 125;
 
 fn usage() -> String {
     format!(
-        "usage: nestbox <command> [options]\n\ncommands:\n  demo                                  run the demo guest natively: result, metrics, a limit, a tampered module\n{}\n{}",
+        "usage: nestbox <command> [options]\n\ncommands:\n{}\n  demo                                  run the demo guest natively: result, metrics, a limit, a tampered module\n{}\n{}",
+        run::usage(),
         keys::USAGE,
         audit::USAGE
     )
@@ -27,6 +29,10 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
     let command = items.remove(0);
+    if command == "run" {
+        // Its own statuses: the guest's exit code, or 125/126 (run::EXIT_*).
+        return run::main(items);
+    }
     let args = args::Args::new(items);
     let result = match command.as_str() {
         "demo" => args.finish().map(|()| demo::run()),

@@ -1,0 +1,1039 @@
+//! `nestbox run`: a WASI preview1 command (its `_start`) in the sandbox, natively, with the
+//! same core, `Limits` and defaults as the browser build.
+//!
+//! - **Files.** `--dir HOST::GUEST` copies HOST (files, directories, empty ones too) into the
+//!   in-memory filesystem before the guest starts, within `--max-fs-bytes`/`--max-files`; the
+//!   guest changes only that copy and the host is never written. `--out-dir DIR` writes the
+//!   writable preopens' trees after the run (also after a trap or a limit) to a directory
+//!   that must not exist yet.
+//!   Host symlinks are refused with a clear error: `nestbox::wasi::Preopen` holds files and
+//!   directories only, and dereferencing a link would silently change what the guest sees.
+//! - **Output** is streamed: stdout and stderr are drained between fuel slices (about every
+//!   millisecond of guest time) and after the run, and written to the real ones as they come.
+//! - **stdin** is empty by default; `--stdin FILE` gives a file's bytes, `--stdin -` streams
+//!   ours (read on a thread; a guest waiting for it still ends at `--timeout`).
+//! - **Exit status**: the guest's `proc_exit` code `& 0xff` (0 when `_start` returns; WASI
+//!   exit codes are `u32` and a process status is a byte, as in a POSIX shell); [`EXIT_REFUSED`]
+//!   when nestbox refuses to start the guest; [`EXIT_GUEST_FAILED`] when the guest traps or
+//!   hits a limit. Both print `nestbox: CODE: message` as the last line of stderr.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nestbox::audit::{AuditEntry, AuditEvent, GENESIS, Record, parse_jsonl, verify};
+use nestbox::policy::{Provenance, TrustPolicy, TrustedKey};
+use nestbox::{
+    Deterministic, Digest, Error, ErrorCode, FsEntry, FsTree, Instance, Limits, Metrics, Preopen,
+    Sandbox, Stdin, Step, WasiConfig, WasiWait,
+};
+
+use crate::args::Args;
+
+/// Exit status when nestbox refuses to start the guest: bad usage, an unreadable file, a
+/// module that fails integrity, policy or validation, or imports nestbox cannot link (also
+/// when it cannot write `--out-dir`, `--audit` or `--metrics` after the run).
+pub const EXIT_REFUSED: u8 = crate::EXIT_USAGE;
+
+/// Exit status when the guest ran and ended in a trap or a limit (fuel, timeout, memory,
+/// output cap, stack, …) instead of exiting.
+pub const EXIT_GUEST_FAILED: u8 = 126;
+
+/// The preopen options, read together to keep their order (fds 3, 4, …).
+const DIR_FLAGS: [&str; 2] = ["--dir", "--dir-ro"];
+
+/// The usage text, with the defaults of [`Limits`] and [`WasiConfig`].
+pub fn usage() -> String {
+    let l = Limits::default();
+    let w = WasiConfig::default();
+    format!(
+        "  run [OPTIONS] [--] MODULE.wasm [ARGS...]
+                                        run a WASI preview1 command (_start) in the sandbox;
+                                        options go before MODULE, everything after it is argv
+    --argv0 NAME                        the guest's argv[0] (default: MODULE as given)
+    --env KEY=VALUE                     an environment variable; the guest sees only these
+    --dir HOST::GUEST                   preopen an in-memory copy of directory HOST at GUEST
+                                        (fds 3, 4, … in order); HOST is never written
+    --dir-ro HOST::GUEST                the same, read-only (changes fail with EROFS)
+    --out-dir DIR                       after the run, write each writable preopen's files to
+                                        DIR/GUEST (DIR must not exist; never over a HOST)
+    --stdin FILE|-                      the guest's stdin (default: empty); - streams ours
+    --fuel N                            fuel budget (default {fuel}); FUEL_EXHAUSTED
+    --memory BYTES                      largest linear memory (default {memory}; K, M, G
+                                        suffixes are binary); MEMORY_LIMIT
+    --timeout MS                        wall-clock limit (default {timeout}); TIMEOUT
+    --max-stdout-bytes N                stdout cap (default {stdout}); OUTPUT_LIMIT
+    --max-stderr-bytes N                stderr cap (default {stderr}); OUTPUT_LIMIT
+    --max-fs-bytes N                    bytes of all preopens, copies included (default {fs})
+    --max-files N                       entries of all preopens, copies included (default {files})
+    --seed N, --start-time-ns N         deterministic random_get and clocks (either one turns
+                                        both on; the other defaults to 0)
+    --integrity SRI                     the module's SHA-256 (sha256-<base64> or hex), checked
+                                        before parsing; without it the module is pinned to its
+                                        own digest, i.e. nothing is checked
+    --pubkey ID=KEY --signature SIG     also require a valid signature (as `verify`)
+    --audit FILE                        append load, instantiate and call entries to FILE, a
+                                        hash-chained JSON Lines log (checked first)
+    --metrics FILE|-                    write {{outcome, exitCode, metrics}} as JSON after the run
+    exit status: the guest's exit code & 0xff (0 when _start returns); {refused} when nestbox
+    refuses (usage, unreadable file, integrity, policy, invalid module or imports); {failed} when
+    the guest traps or hits a limit. Both end stderr with `nestbox: CODE: message`
+    (`nestbox: TRAP (trap_code): message` for a trap).",
+        fuel = l.fuel,
+        memory = l.max_memory_bytes,
+        timeout = l.timeout_ms,
+        stdout = w.max_stdout_bytes,
+        stderr = w.max_stderr_bytes,
+        fs = w.max_fs_bytes,
+        files = w.max_files,
+        refused = EXIT_REFUSED,
+        failed = EXIT_GUEST_FAILED,
+    )
+}
+
+/// A `--dir`/`--dir-ro` option.
+struct DirSpec {
+    flag: String,
+    host: PathBuf,
+    guest: String,
+    read_only: bool,
+}
+
+impl DirSpec {
+    fn describe(&self) -> String {
+        format!("{} {}::{}", self.flag, self.host.display(), self.guest)
+    }
+}
+
+/// Everything `run` was asked to do.
+struct Options {
+    module: String,
+    guest_args: Vec<String>,
+    argv0: Option<String>,
+    env: Vec<(String, String)>,
+    dirs: Vec<DirSpec>,
+    out_dir: Option<PathBuf>,
+    stdin: Option<String>,
+    limits: Limits,
+    max_stdout_bytes: u64,
+    max_stderr_bytes: u64,
+    max_fs_bytes: u64,
+    max_files: u64,
+    deterministic: Option<Deterministic>,
+    integrity: Option<String>,
+    pubkeys: Vec<TrustedKey>,
+    signature: Option<String>,
+    audit: Option<PathBuf>,
+    metrics: Option<String>,
+}
+
+/// `nestbox run …`: parses, runs, reports; never returns an error (it has its own statuses).
+pub fn main(items: Vec<String>) -> ExitCode {
+    let options = match parse(items) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            println!("usage: nestbox\n{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{}", error_line(&e));
+            return ExitCode::from(EXIT_REFUSED);
+        }
+    };
+    let mut audit = match options.audit.as_deref().map(AuditFile::open).transpose() {
+        Ok(audit) => audit,
+        Err(e) => {
+            eprintln!("{}", error_line(&e));
+            return ExitCode::from(EXIT_REFUSED);
+        }
+    };
+    let report = execute(&options, audit.as_mut());
+    let after = finish(
+        &options,
+        report.digest.as_ref(),
+        &report.result,
+        audit.as_mut(),
+    );
+    // What the guest wrote is out already; what nestbox has to say comes last, the line that
+    // explains the status at the very end.
+    if let Some(e) = &report.error {
+        eprintln!("{}", error_line(e));
+    }
+    match after {
+        Ok(()) => ExitCode::from(report.status),
+        Err(e) => {
+            eprintln!("{}", error_line(&e));
+            ExitCode::from(EXIT_REFUSED)
+        }
+    }
+}
+
+/// What a run came to.
+struct Report {
+    status: u8,
+    /// The error that ended it, if any.
+    error: Option<Error>,
+    digest: Option<Digest>,
+    result: RunResult,
+}
+
+/// What the guest did, for `--out-dir`, `--audit` and `--metrics`.
+#[derive(Default)]
+struct RunResult {
+    /// `None` when the guest never ran.
+    files: Option<BTreeMap<String, FsTree>>,
+    exit_code: Option<i32>,
+    outcome: Option<ErrorCode>,
+    metrics: Option<Metrics>,
+    ran: bool,
+}
+
+// ---- arguments ----
+
+/// Parses `run`'s arguments; `None` for `--help`.
+fn parse(mut items: Vec<String>) -> Result<Option<Options>, Error> {
+    // Options come first; the first item that is neither an option nor an option's value (or
+    // whatever follows `--`) is the module, and everything after it belongs to the guest.
+    let mut i = 0;
+    let mut separator = false;
+    while i < items.len() {
+        let item = &items[i];
+        if item == "--" {
+            separator = true;
+            break;
+        }
+        if item == "-h" || item == "--help" {
+            return Ok(None);
+        }
+        if !item.starts_with("--") {
+            break;
+        }
+        i += if item.contains('=') { 1 } else { 2 };
+    }
+    let mut rest = items.split_off(i.min(items.len()));
+    if separator {
+        rest.remove(0);
+    }
+    let mut args = Args::new(items);
+
+    let argv0 = args.optional("--argv0")?;
+    let mut env = Vec::new();
+    for spec in args.all("--env")? {
+        let (key, value) = spec.split_once('=').ok_or_else(|| {
+            Error::invalid_argument(format!("--env takes KEY=VALUE, got {spec:?}"))
+        })?;
+        env.push((key.to_owned(), value.to_owned()));
+    }
+    let mut dirs = Vec::new();
+    for (flag, spec) in args.all_of(&DIR_FLAGS)? {
+        let parsed = spec
+            .split_once("::")
+            .filter(|(host, guest)| !host.is_empty() && !guest.is_empty());
+        let Some((host, guest)) = parsed else {
+            return Err(Error::invalid_argument(format!(
+                "{flag} takes HOST::GUEST (e.g. ./data::/data), got {spec:?}"
+            )));
+        };
+        dirs.push(DirSpec {
+            read_only: flag == "--dir-ro",
+            flag,
+            host: PathBuf::from(host),
+            guest: guest.to_owned(),
+        });
+    }
+    let out_dir = args.optional("--out-dir")?.map(PathBuf::from);
+    let stdin = args.optional("--stdin")?;
+    let defaults = Limits::default();
+    let wasi = WasiConfig::default();
+    let limits = Limits {
+        fuel: number(&mut args, "--fuel")?.unwrap_or(defaults.fuel),
+        max_memory_bytes: match args.optional("--memory")? {
+            Some(text) => bytes_with_suffix("--memory", &text)?,
+            None => defaults.max_memory_bytes,
+        },
+        timeout_ms: number(&mut args, "--timeout")?.unwrap_or(defaults.timeout_ms),
+        ..defaults
+    };
+    let max_stdout_bytes =
+        number(&mut args, "--max-stdout-bytes")?.unwrap_or(wasi.max_stdout_bytes);
+    let max_stderr_bytes =
+        number(&mut args, "--max-stderr-bytes")?.unwrap_or(wasi.max_stderr_bytes);
+    let max_fs_bytes = number(&mut args, "--max-fs-bytes")?.unwrap_or(wasi.max_fs_bytes);
+    let max_files = number(&mut args, "--max-files")?.unwrap_or(wasi.max_files);
+    let seed = number(&mut args, "--seed")?;
+    let start_time_ns = number(&mut args, "--start-time-ns")?;
+    let deterministic = (seed.is_some() || start_time_ns.is_some()).then(|| Deterministic {
+        seed: seed.unwrap_or(0),
+        start_time_ns: start_time_ns.unwrap_or(0),
+    });
+    let integrity = args.optional("--integrity")?;
+    let mut pubkeys = Vec::new();
+    for spec in args.all("--pubkey")? {
+        let (id, key) = spec
+            .split_once('=')
+            .ok_or_else(|| Error::invalid_argument("--pubkey takes ID=PUBLIC_KEY"))?;
+        pubkeys.push(TrustedKey::parse(id, key)?);
+    }
+    let signature = args.optional("--signature")?;
+    if signature.is_some() && pubkeys.is_empty() {
+        return Err(Error::invalid_argument(
+            "--signature needs at least one --pubkey ID=PUBLIC_KEY to check it with",
+        ));
+    }
+    let audit = args.optional("--audit")?.map(PathBuf::from);
+    let metrics = args.optional("--metrics")?;
+    args.finish()?;
+    limits.validate()?;
+
+    let mut rest = rest.into_iter();
+    let module = rest
+        .next()
+        .ok_or_else(|| Error::invalid_argument("missing MODULE.wasm"))?;
+    let options = Options {
+        module,
+        guest_args: rest.collect(),
+        argv0,
+        env,
+        dirs,
+        out_dir,
+        stdin,
+        limits,
+        max_stdout_bytes,
+        max_stderr_bytes,
+        max_fs_bytes,
+        max_files,
+        deterministic,
+        integrity,
+        pubkeys,
+        signature,
+        audit,
+        metrics,
+    };
+    if let Some(dir) = &options.out_dir {
+        check_out_dir(dir, &options.dirs)?;
+    }
+    Ok(Some(options))
+}
+
+fn number(args: &mut Args, name: &str) -> Result<Option<u64>, Error> {
+    args.optional(name)?
+        .map(|text| {
+            text.parse::<u64>().map_err(|_| {
+                Error::invalid_argument(format!(
+                    "{name} takes a non-negative integer, got {text:?}"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// `4096`, `64K`, `16M`, `1G` (binary multiples).
+fn bytes_with_suffix(name: &str, text: &str) -> Result<u64, Error> {
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 30),
+        _ => (text, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| {
+            Error::invalid_argument(format!(
+                "{name} takes a number of bytes (optionally with K, M or G), got {text:?}"
+            ))
+        })
+}
+
+/// Where `--out-dir` writes a preopen: the guest path without its root, `.` and `/` being
+/// DIR itself.
+fn out_subdir(guest: &str) -> Result<PathBuf, Error> {
+    let mut sub = PathBuf::new();
+    for c in Path::new(guest).components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(name) => sub.push(name),
+            _ => {
+                return Err(Error::invalid_argument(format!(
+                    "--out-dir: cannot map guest path {guest:?} to a directory under it"
+                )));
+            }
+        }
+    }
+    Ok(sub)
+}
+
+/// `--out-dir` must be new, must not land inside a HOST directory (it would change the
+/// source), and the writable preopens must map to separate subdirectories.
+fn check_out_dir(dir: &Path, dirs: &[DirSpec]) -> Result<(), Error> {
+    if std::fs::symlink_metadata(dir).is_ok() {
+        return Err(Error::invalid_argument(format!(
+            "--out-dir {} already exists: give a new directory",
+            dir.display()
+        )));
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let parent = parent.canonicalize().map_err(|e| {
+        Error::invalid_argument(format!(
+            "--out-dir {}: its parent directory is not usable: {e}",
+            dir.display()
+        ))
+    })?;
+    for spec in dirs {
+        if let Ok(host) = spec.host.canonicalize() {
+            if parent.starts_with(&host) {
+                return Err(Error::invalid_argument(format!(
+                    "--out-dir {} is inside the host directory of {}: nestbox never writes there",
+                    dir.display(),
+                    spec.describe()
+                )));
+            }
+        }
+    }
+    let mut subs: Vec<(PathBuf, &str)> = Vec::new();
+    for spec in dirs.iter().filter(|d| !d.read_only) {
+        let sub = out_subdir(&spec.guest)?;
+        if let Some((_, other)) = subs
+            .iter()
+            .find(|(s, _)| s.starts_with(&sub) || sub.starts_with(s))
+        {
+            return Err(Error::invalid_argument(format!(
+                "--out-dir: the writable preopens {other:?} and {:?} would overlap in it",
+                spec.guest
+            )));
+        }
+        subs.push((sub, &spec.guest));
+    }
+    Ok(())
+}
+
+// ---- host directories into memory ----
+
+/// What the copies may still take: the guest's quotas, counted as the core counts them.
+struct Quota {
+    bytes: u64,
+    files: u64,
+    max_bytes: u64,
+    max_files: u64,
+}
+
+impl Quota {
+    fn take(&mut self, spec: &DirSpec, rel: &str, bytes: u64) -> Result<(), Error> {
+        self.files += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.files > self.max_files {
+            return Err(Error::invalid_argument(format!(
+                "{}: more than --max-files {} entries to copy (at {rel})",
+                spec.describe(),
+                self.max_files
+            )));
+        }
+        if self.bytes > self.max_bytes {
+            return Err(Error::invalid_argument(format!(
+                "{}: more than --max-fs-bytes {} bytes to copy (at {rel})",
+                spec.describe(),
+                self.max_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Copies the host directory of `spec` into a preopen's initial tree: regular files,
+/// directories (empty ones too), nothing else.
+fn copy_host_dir(spec: &DirSpec, quota: &mut Quota) -> Result<Preopen, Error> {
+    let bad = |what: String| Error::invalid_argument(format!("{}: {what}", spec.describe()));
+    let meta = std::fs::metadata(&spec.host)
+        .map_err(|e| bad(format!("cannot read host directory: {e}")))?;
+    if !meta.is_dir() {
+        return Err(bad("the host path is not a directory".to_owned()));
+    }
+    let mut files = BTreeMap::new();
+    let mut stack = vec![String::new()];
+    while let Some(rel_dir) = stack.pop() {
+        let host_dir = spec.host.join(&rel_dir);
+        let mut entries = std::fs::read_dir(&host_dir)
+            .and_then(|entries| entries.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| bad(format!("cannot list {}: {e}", host_dir.display())))?;
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let name = entry.file_name();
+            let name = name.to_str().ok_or_else(|| {
+                bad(format!(
+                    "{} has a name that is not UTF-8",
+                    entry.path().display()
+                ))
+            })?;
+            let rel = if rel_dir.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{rel_dir}/{name}")
+            };
+            let kind = entry
+                .file_type()
+                .map_err(|e| bad(format!("cannot stat {rel}: {e}")))?;
+            if kind.is_dir() {
+                quota.take(spec, &rel, 0)?;
+                files.insert(format!("{rel}/"), Vec::new());
+                stack.push(rel);
+            } else if kind.is_file() {
+                let room = quota.max_bytes.saturating_sub(quota.bytes);
+                let bytes = read_capped(&entry.path(), room)
+                    .map_err(|e| bad(format!("cannot read {rel}: {e}")))?;
+                quota.take(spec, &rel, bytes.len() as u64)?;
+                files.insert(rel, bytes);
+            } else if kind.is_symlink() {
+                let target = std::fs::read_link(entry.path()).unwrap_or_default();
+                let why = if stays_inside(&rel, &target) {
+                    "nestbox cannot preopen symlinks yet (a preopen holds files and directories only)"
+                } else {
+                    "it points outside the directory"
+                };
+                return Err(bad(format!(
+                    "{rel} is a symlink to {}: refused, {why}; replace it with a copy",
+                    target.display()
+                )));
+            } else {
+                return Err(bad(format!(
+                    "{rel} is not a regular file, directory or symlink: refused"
+                )));
+            }
+        }
+    }
+    Ok(Preopen {
+        guest_path: spec.guest.clone(),
+        files,
+        read_only: spec.read_only,
+    })
+}
+
+/// Reads at most `max` bytes and one more, so that a larger file is noticed without reading
+/// all of it.
+fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    File::open(path)?
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Whether a symlink at `rel` (relative to the preopen) with `target` resolves, lexically,
+/// inside the preopen.
+fn stays_inside(rel: &str, target: &Path) -> bool {
+    let mut depth: Vec<&std::ffi::OsStr> = Vec::new();
+    let parent = Path::new(rel).parent().unwrap_or(Path::new(""));
+    for c in parent.components().chain(target.components()) {
+        match c {
+            Component::Normal(n) => depth.push(n),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if depth.pop().is_none() {
+                    return false;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+// ---- the run ----
+
+fn execute(options: &Options, mut audit: Option<&mut AuditFile>) -> Report {
+    let mut report = Report {
+        status: EXIT_REFUSED,
+        error: None,
+        digest: None,
+        result: RunResult::default(),
+    };
+    let prepared = prepare(options, &mut report, audit.as_deref_mut());
+    let (sandbox, module, config, live) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            report.error = Some(e);
+            return report;
+        }
+    };
+    let mut instance = match sandbox.instantiate_wasi(&module, &config) {
+        Ok(instance) => instance,
+        Err(e) => {
+            log(
+                audit.as_deref_mut(),
+                Record::new(AuditEvent::Instantiate).failed(e.code()),
+                &report,
+            );
+            report.status = status_of(e.code());
+            report.result.outcome = Some(e.code());
+            report.result.metrics = e.metrics().cloned();
+            report.error = Some(e);
+            return report;
+        }
+    };
+    log(audit, Record::new(AuditEvent::Instantiate), &report);
+    let timeout = Duration::from_millis(options.limits.timeout_ms);
+    let result = drive(&mut instance, live, timeout);
+    report.result.ran = true;
+    report.result.files = Some(instance.wasi_files());
+    match result {
+        Ok(outcome) => {
+            let code = outcome.exit_code.unwrap_or(0);
+            report.status = (code & 0xff) as u8;
+            report.result.exit_code = Some(code);
+            report.result.metrics = Some(outcome.metrics);
+        }
+        Err(e) => {
+            report.status = status_of(e.code());
+            report.result.outcome = Some(e.code());
+            report.result.metrics = e.metrics().cloned();
+            report.error = Some(e);
+        }
+    }
+    report
+}
+
+type Prepared = (
+    Sandbox,
+    nestbox::Module,
+    WasiConfig,
+    Option<Receiver<Vec<u8>>>,
+);
+
+/// Everything before the guest starts: module bytes, integrity, policy, validation, the
+/// preopens' copies, stdin. Any error here means nestbox refuses.
+fn prepare(
+    options: &Options,
+    report: &mut Report,
+    mut audit: Option<&mut AuditFile>,
+) -> Result<Prepared, Error> {
+    let max = options.limits.max_module_bytes;
+    let size = std::fs::metadata(&options.module)
+        .map_err(|e| Error::invalid_argument(format!("cannot read {}: {e}", options.module)))?
+        .len();
+    if size > max {
+        return Err(Error::new(
+            ErrorCode::ModuleTooLarge,
+            format!(
+                "{} is {size} bytes, over the limit of {max}",
+                options.module
+            ),
+        )
+        .with(|d| d.limit = Some(max)));
+    }
+    let bytes = crate::args::read_bytes(&options.module)?;
+    let actual = Digest::of(&bytes);
+    report.digest = Some(actual);
+    let expected = match &options.integrity {
+        Some(text) => Digest::parse(text)?,
+        None => actual,
+    };
+    let load = load_module(options, &bytes, &expected, audit.as_deref_mut(), report);
+    let record = Record::new(AuditEvent::Load).with("bytes", bytes.len().to_string());
+    let (sandbox, module) = match load {
+        Ok(loaded) => {
+            log(audit.as_deref_mut(), record, report);
+            loaded
+        }
+        Err(e) => {
+            log(audit, record.failed(e.code()), report);
+            return Err(e);
+        }
+    };
+
+    let mut quota = Quota {
+        bytes: 0,
+        files: 0,
+        max_bytes: options.max_fs_bytes,
+        max_files: options.max_files,
+    };
+    let preopens = options
+        .dirs
+        .iter()
+        .map(|spec| copy_host_dir(spec, &mut quota))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (stdin, live) = match options.stdin.as_deref() {
+        None => (Stdin::Bytes(Vec::new()), None),
+        Some("-") => (Stdin::Async, Some(read_stdin_on_a_thread())),
+        Some(path) => (Stdin::Bytes(crate::args::read_bytes(path)?), None),
+    };
+    let mut args = vec![options.argv0.clone().unwrap_or(options.module.clone())];
+    args.extend(options.guest_args.iter().cloned());
+    let config = WasiConfig {
+        args,
+        env: options.env.clone(),
+        preopens,
+        stdin,
+        max_stdout_bytes: options.max_stdout_bytes,
+        max_stderr_bytes: options.max_stderr_bytes,
+        max_fs_bytes: options.max_fs_bytes,
+        max_files: options.max_files,
+        deterministic: options.deterministic,
+        ..WasiConfig::default()
+    };
+    Ok((sandbox, module, config, live))
+}
+
+/// Integrity (before parsing), then the trust policy, then validation.
+fn load_module(
+    options: &Options,
+    bytes: &[u8],
+    expected: &Digest,
+    audit: Option<&mut AuditFile>,
+    report: &Report,
+) -> Result<(Sandbox, nestbox::Module), Error> {
+    let digest = nestbox::integrity::verify(bytes, expected, options.limits.max_module_bytes)?;
+    if !options.pubkeys.is_empty() {
+        let policy = TrustPolicy {
+            keys: options.pubkeys.clone(),
+            require_signature: true,
+            ..TrustPolicy::default()
+        };
+        let provenance = Provenance {
+            origin: None,
+            signature: options.signature.clone(),
+        };
+        let allowed = policy.evaluate(&digest, &provenance)?;
+        let record =
+            Record::new(AuditEvent::Policy).with("keyId", allowed.key_id.unwrap_or_default());
+        log(audit, record, report);
+    }
+    let sandbox = Sandbox::new(options.limits.clone())?;
+    let module = sandbox.load(bytes, &digest)?;
+    Ok((sandbox, module))
+}
+
+/// Which status an error maps to: the guest's own failures (traps and limits while it ran,
+/// including in its start function or its initial memory) or nestbox's refusals.
+fn status_of(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::FuelExhausted
+        | ErrorCode::Timeout
+        | ErrorCode::Cancelled
+        | ErrorCode::MemoryLimit
+        | ErrorCode::TableLimit
+        | ErrorCode::StackOverflow
+        | ErrorCode::Trap
+        | ErrorCode::HostError
+        | ErrorCode::OutputLimit => EXIT_GUEST_FAILED,
+        _ => EXIT_REFUSED,
+    }
+}
+
+/// Reads our stdin in chunks on a thread; the channel closes at end of file (or an error).
+fn read_stdin_on_a_thread() -> Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::sync_channel(16);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// A live stdin as the driver feeds it to the guest.
+struct LiveStdin {
+    rx: Receiver<Vec<u8>>,
+    open: bool,
+}
+
+impl LiveStdin {
+    /// Waits up to `wait` for our stdin and pushes what came (or its end) to the guest.
+    /// Returns whether anything was pushed.
+    fn feed(&mut self, instance: &mut Instance, wait: Duration) -> Result<bool, Error> {
+        if !self.open {
+            std::thread::sleep(wait);
+            return Ok(false);
+        }
+        match self.rx.recv_timeout(wait) {
+            Ok(bytes) => instance.push_stdin(&bytes, false).map(|()| true),
+            Err(RecvTimeoutError::Disconnected) => {
+                self.open = false;
+                instance.push_stdin(&[], true).map(|()| true)
+            }
+            Err(RecvTimeoutError::Timeout) => Ok(false),
+        }
+    }
+}
+
+/// Runs `_start` step by step, streaming the output after every step.
+fn drive(
+    instance: &mut Instance,
+    live: Option<Receiver<Vec<u8>>>,
+    timeout: Duration,
+) -> Result<nestbox::Outcome, Error> {
+    let deadline = Instant::now() + timeout;
+    let mut live = live.map(|rx| LiveStdin { rx, open: true });
+    let mut step = instance.start("_start", &[]);
+    loop {
+        let current = step;
+        stream(instance);
+        step = match current? {
+            Step::Finished(outcome) => return Ok(outcome),
+            Step::HostCall(call) => {
+                return Err(instance.fail_host(Error::host_failed(format!(
+                    "nestbox run grants no capabilities besides WASI, but {} was called",
+                    call.import
+                ))));
+            }
+            Step::Yield => {
+                match (instance.wasi_wait(), live.as_mut()) {
+                    // A sleep lasts as long as asked (a poll that also waits for stdin then
+                    // reports it at the end), while our stdin keeps being buffered.
+                    (Some(WasiWait::Sleep { duration_ns }), Some(live)) => {
+                        let until = Instant::now() + Duration::from_nanos(duration_ns);
+                        loop {
+                            let left = until.saturating_duration_since(Instant::now());
+                            if left.is_zero() {
+                                break;
+                            }
+                            live.feed(instance, left)?;
+                        }
+                    }
+                    (Some(WasiWait::Sleep { duration_ns }), None) => {
+                        std::thread::sleep(Duration::from_nanos(duration_ns));
+                    }
+                    (Some(WasiWait::ReadStdin { .. }), Some(live)) => {
+                        // Until data, end of file or the deadline (then resume fails: TIMEOUT).
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        live.feed(instance, left.max(Duration::from_millis(1)))?;
+                    }
+                    (Some(WasiWait::ReadStdin { .. }), None) => instance.push_stdin(&[], true)?,
+                    (None, _) => {}
+                }
+                instance.resume()
+            }
+        };
+    }
+}
+
+/// Writes the guest's new stdout and stderr bytes to ours. A closed stdout (a pipe to
+/// `head`) loses the rest of the guest's output but does not stop the guest.
+fn stream(instance: &mut Instance) {
+    let (out, err) = instance.take_output();
+    if !out.is_empty() {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(&out).and_then(|()| stdout.flush());
+    }
+    if !err.is_empty() {
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(&err).and_then(|()| stderr.flush());
+    }
+}
+
+/// The one line nestbox prints for an error: `nestbox: CODE: message`, with the trap code for
+/// a trap.
+fn error_line(e: &Error) -> String {
+    let code = match (e.code(), e.details().trap_code) {
+        (ErrorCode::Trap, Some(trap)) => format!("TRAP ({})", trap.as_str()),
+        (code, _) => code.as_str().to_owned(),
+    };
+    let message: String = e
+        .message()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!("nestbox: {code}: {message}")
+}
+
+// ---- after the run: --out-dir, --audit, --metrics ----
+
+fn finish(
+    options: &Options,
+    digest: Option<&Digest>,
+    result: &RunResult,
+    audit: Option<&mut AuditFile>,
+) -> Result<(), Error> {
+    if result.ran {
+        let mut record = Record::new(AuditEvent::Call).export("_start");
+        if let Some(code) = result.outcome {
+            record = record.failed(code);
+        }
+        if let Some(m) = &result.metrics {
+            record = record
+                .fuel(m.fuel_consumed)
+                .with("wallTimeUs", m.wall_time_us.to_string());
+        }
+        if let Some(code) = result.exit_code {
+            record = record.with("exitCode", code.to_string());
+        }
+        if let Some(d) = digest {
+            record = record.module(*d);
+        }
+        if let Some(audit) = audit {
+            audit.append(record)?;
+        }
+    }
+    if let (Some(dir), Some(files)) = (&options.out_dir, &result.files) {
+        write_out_dir(dir, &options.dirs, files)?;
+    }
+    if let Some(target) = &options.metrics {
+        let json = serde_json::json!({
+            "module": digest.map(Digest::to_sri),
+            "outcome": result.outcome.map_or("ok", ErrorCode::as_str),
+            "exitCode": result.exit_code,
+            "metrics": result.metrics,
+        })
+        .to_string();
+        if target == "-" {
+            eprintln!("{json}");
+        } else {
+            std::fs::write(target, json + "\n")
+                .map_err(|e| Error::invalid_argument(format!("cannot write {target}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes each writable preopen's tree to `dir/GUEST`. Every name comes from the guest, so
+/// each component is checked again, files are created only where nothing exists, and
+/// symlinks are written last and only when they stay inside their preopen.
+fn write_out_dir(
+    dir: &Path,
+    dirs: &[DirSpec],
+    files: &BTreeMap<String, FsTree>,
+) -> Result<(), Error> {
+    let fail = |what: &Path, e: std::io::Error| {
+        Error::invalid_argument(format!("--out-dir: cannot write {}: {e}", what.display()))
+    };
+    std::fs::create_dir(dir).map_err(|e| fail(dir, e))?;
+    for spec in dirs.iter().filter(|d| !d.read_only) {
+        let root = dir.join(out_subdir(&spec.guest)?);
+        std::fs::create_dir_all(&root).map_err(|e| fail(&root, e))?;
+        let Some(tree) = files.get(&spec.guest) else {
+            continue;
+        };
+        let mut links = Vec::new();
+        for (rel, entry) in tree {
+            let safe = rel
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'));
+            if !safe {
+                return Err(Error::invalid_argument(format!(
+                    "--out-dir: refusing the guest's path {rel:?}"
+                )));
+            }
+            let path = root.join(rel);
+            match entry {
+                FsEntry::Dir => std::fs::create_dir_all(&path).map_err(|e| fail(&path, e))?,
+                FsEntry::File(bytes) => OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(bytes))
+                    .map_err(|e| fail(&path, e))?,
+                FsEntry::Symlink(target) => links.push((rel, path, target)),
+            }
+        }
+        for (rel, path, target) in links {
+            if !stays_inside(rel, Path::new(target)) {
+                eprintln!(
+                    "nestbox: --out-dir: skipped {rel} in {}: a symlink to {target:?}, outside it",
+                    spec.guest
+                );
+                continue;
+            }
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(target, &path).map_err(|e| fail(&path, e))?;
+            #[cfg(not(unix))]
+            eprintln!("nestbox: --out-dir: skipped symlink {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// `--audit FILE`: an existing log is verified first, and new entries continue its chain.
+struct AuditFile {
+    path: PathBuf,
+    file: File,
+    seq: u64,
+    head: String,
+}
+
+impl AuditFile {
+    fn open(path: &Path) -> Result<Self, Error> {
+        let shown = path.display();
+        let entries = match std::fs::read_to_string(path) {
+            Ok(text) => parse_jsonl(&text).map_err(|e| {
+                Error::invalid_argument(format!("--audit {shown}: {}", e.message()))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::invalid_argument(format!("cannot read {shown}: {e}"))),
+        };
+        verify(&entries, None).map_err(|f| {
+            Error::invalid_argument(format!(
+                "--audit {shown}: the existing log does not verify at entry {}: {}",
+                f.index, f.reason
+            ))
+        })?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::invalid_argument(format!("cannot open {shown}: {e}")))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            seq: entries.len() as u64,
+            head: entries
+                .last()
+                .map_or_else(|| GENESIS.to_owned(), |e| e.hash.clone()),
+        })
+    }
+
+    fn append(&mut self, record: Record) -> Result<(), Error> {
+        let time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut entry = AuditEntry {
+            seq: self.seq,
+            time,
+            event: record.event.unwrap_or(AuditEvent::Policy),
+            module_sha256: record.module_sha256.map(|d| d.to_sri()),
+            export: record.export,
+            outcome: record.outcome,
+            fuel: record.fuel,
+            extra: record.extra,
+            prev: self.head.clone(),
+            hash: String::new(),
+        };
+        entry.hash = entry.compute_hash();
+        writeln!(self.file, "{}", entry.to_json())
+            .and_then(|()| self.file.flush())
+            .map_err(|e| {
+                Error::invalid_argument(format!("cannot write {}: {e}", self.path.display()))
+            })?;
+        self.seq += 1;
+        self.head = entry.hash;
+        Ok(())
+    }
+}
+
+/// Appends `record` (with the module's digest) when auditing; a failure to write is reported
+/// at once and again by `finish`'s own append.
+fn log(audit: Option<&mut AuditFile>, record: Record, report: &Report) {
+    if let Some(audit) = audit {
+        let record = match report.digest {
+            Some(d) => record.module(d),
+            None => record,
+        };
+        if let Err(e) = audit.append(record) {
+            eprintln!("{}", error_line(&e));
+        }
+    }
+}
