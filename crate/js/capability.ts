@@ -10,6 +10,7 @@
  */
 
 import type { CoreGrant } from './nestbox.js';
+import { announceRevoke } from './audit.js';
 import { invalidArgument, SandboxError } from './errors.js';
 import type { GuestMemory, SyncGuestMemory } from './memory.js';
 import type { Value, ValueType } from './types.js';
@@ -200,12 +201,17 @@ export function capability<const P extends readonly ValueType[], const R extends
 
 /**
  * Revokes a capability everywhere: every later call of it by any guest fails that guest
- * call with `CAPABILITY_REVOKED`, and it can no longer be granted. Cannot be undone.
+ * call with `CAPABILITY_REVOKED`, and it can no longer be granted. Cannot be undone. Every
+ * live sandbox that granted it records a `revoke` entry in its audit log (once: revoking
+ * again changes nothing).
  *
  * @throws TypeError if `token` is not a capability.
  */
 export function revoke(token: CapabilityToken): void {
-  entryOf(token).revoked = true;
+  const entry = entryOf(token);
+  if (entry.revoked) return;
+  entry.revoked = true;
+  announceRevoke(token, entry.name);
 }
 
 /** Whether `token` was revoked. */
@@ -237,6 +243,11 @@ export type ImportsObject = Readonly<Record<string, Readonly<Record<string, Capa
 export class CapabilityTable {
   readonly #ids = new Map<CapabilityToken, number>();
   #next = 1;
+
+  /** The id `token` has in this sandbox, if it was ever linked here. */
+  granted(token: object): number | undefined {
+    return this.#ids.get(token as CapabilityToken);
+  }
 
   /** The id of `token` in this sandbox, assigning one on first use. */
   idOf(token: CapabilityToken): number {

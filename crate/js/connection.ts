@@ -24,6 +24,10 @@ import {
   readFromWorker,
   type HostAnswer,
   type HostRequest,
+  type AuditNotice,
+  type OutputNotice,
+  type StdinAnswer,
+  type StdinRequest,
   type ReplyMap,
   type Request,
   type RequestType,
@@ -37,6 +41,12 @@ export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorRecor
 export interface ConnectionClient {
   /** The worker asks the page to run a capability. */
   onHost(request: HostRequest): void;
+  /** The worker asks the page for the next chunk of a WASI guest's async stdin. */
+  onStdin(request: StdinRequest): void;
+  /** A WASI guest wrote to stdout or stderr. */
+  onOutput(notice: OutputNotice): void;
+  /** New entries of the sandbox's audit log, in order. */
+  onAudit?(notice: AuditNotice): void;
   /** The worker was replaced: every instance the sandbox had there is gone. */
   onRestart(reason: string): void;
 }
@@ -151,6 +161,12 @@ export class WorkerConnection {
   answerHost(sandboxId: number, id: number, answer: HostAnswer, generation: number): void {
     if (this.#closed || this.#worker === undefined || generation !== this.#generation) return;
     this.#send({ v: PROTOCOL_VERSION, type: 'hostReply', id, sandboxId, answer });
+  }
+
+  /** Answers a `stdin` request of worker `generation` (as {@link answerHost}). */
+  answerStdin(sandboxId: number, id: number, answer: StdinAnswer, generation: number): void {
+    if (this.#closed || this.#worker === undefined || generation !== this.#generation) return;
+    this.#send({ v: PROTOCOL_VERSION, type: 'stdinReply', id, sandboxId, answer });
   }
 
   /**
@@ -324,6 +340,31 @@ export class WorkerConnection {
         );
         return;
       }
+      case 'stdin': {
+        const client = this.#clients.get(message.sandboxId);
+        if (client !== undefined) {
+          client.onStdin(message);
+          return;
+        }
+        this.answerStdin(
+          message.sandboxId,
+          message.id,
+          {
+            ok: false,
+            error: record('CANCELLED', `stdin request for unknown sandbox ${message.sandboxId}: refused`),
+          },
+          this.#generation,
+        );
+        return;
+      }
+      case 'audit':
+        // Entries of a sandbox that is gone (disposed) have nobody to go to.
+        this.#clients.get(message.sandboxId)?.onAudit?.(message);
+        return;
+      case 'output':
+        // Output of a sandbox that is gone has nobody to go to.
+        this.#clients.get(message.sandboxId)?.onOutput(message);
+        return;
     }
   }
 }

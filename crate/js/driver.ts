@@ -7,11 +7,18 @@
  * seen within about one slice, without SharedArrayBuffer and without killing the thread.
  * The core enforces the fuel budget and the wall-clock limit between slices.
  *
+ * A WASI guest also yields when it waits: for a clock (`wait.kind === 'sleep'`: the loop
+ * waits that long — never less, or the guest would see its sleep end early — then resumes)
+ * or for its async stdin (`'stdin'`: the loop asks its owner for the next chunk, then
+ * `resumeStdin`). After every step, the output the guest wrote is drained (`takeOutput`)
+ * and handed to the owner, so stdout streams while the guest runs.
+ *
  * @module
  */
 
-import type { Core, CoreCallOptions, CoreStep, CoreValue } from './nestbox.js';
+import type { Core, CoreCallOptions, CoreHostFailureCode, CoreStep, CoreValue } from './nestbox.js';
 import { record, type ErrorRecord } from './errors.js';
+import { MAX_TIMER_MS } from './host.js';
 
 /** The last step of a call that returned. */
 export type FinishedStep = Extract<CoreStep, { status: 'finished' }>;
@@ -27,12 +34,33 @@ export type HostOutcome =
   /** The caller cancelled while the host function ran. */
   | { kind: 'cancel' };
 
+/** How the owner answered a WASI guest's wait for stdin. */
+export type StdinOutcome =
+  /** The next chunk (non-empty unless `eof`), and whether stdin ends after it. */
+  | { kind: 'data'; bytes: Uint8Array; eof: boolean }
+  /** End the guest call with this error (its code is kept; the core adds the metrics). */
+  | { kind: 'fail'; error: ErrorRecord }
+  /** The caller cancelled meanwhile. */
+  | { kind: 'cancel' };
+
+/** What the loop asks the owner of a WASI call. */
+export interface WasiControl {
+  /** Waits `ms` (never less); resolves `false` early when the call is cancelled meanwhile. */
+  sleep(ms: number): Promise<boolean>;
+  /** The next chunk of the guest's async stdin (the guest takes up to `maxBytes` now). */
+  stdin(maxBytes: number): Promise<StdinOutcome>;
+  /** What the guest wrote since the last step (at least one of them is non-empty). */
+  output(stdout: Uint8Array, stderr: Uint8Array): void;
+}
+
 /** What the loop asks its owner. */
 export interface DriveControl {
   /** Checked after every yield: true ends the call with `CANCELLED`. */
   cancelled(): boolean;
   /** Runs the host function of a `host` step. */
   host(step: HostStep): Promise<HostOutcome>;
+  /** Set for an instance made with WASI: waits, stdin and output. */
+  wasi?: WasiControl;
 }
 
 const channel = new MessageChannel();
@@ -52,14 +80,24 @@ function cancelRecord(core: Core, instanceId: number): ErrorRecord {
   return core.cancel(instanceId) ?? record('CANCELLED', 'call cancelled by the caller');
 }
 
+/** The codes `failHost` takes: how a host call can end on the page. */
+const HOST_FAILURE_CODES: readonly string[] = ['HOST_ERROR', 'CAPABILITY_REVOKED', 'CAPABILITY_QUOTA', 'TIMEOUT'];
+
+/** The code the core is told: the error's own, or `HOST_ERROR` for one a host call cannot end in. */
+function hostFailureCode(error: ErrorRecord): CoreHostFailureCode {
+  if (HOST_FAILURE_CODES.includes(error.code)) return error.code as CoreHostFailureCode;
+  if (error.code === 'TRAP' && error.details['trapCode'] === 'memory_out_of_bounds') return 'TRAP';
+  return 'HOST_ERROR';
+}
+
 /**
- * Ends a call waiting at a host step with `error`: the core ends it (`failHost`, which
- * poisons the instance and measures the call) and the error keeps its own code and message
- * with the core's details (metrics, capability) underneath. `failHost` only knows
- * `HOST_ERROR`; see the package README for why the code is set here.
+ * Ends a call waiting at a host step with `error`: the core ends it with the error's code
+ * (`failHost`, which poisons the instance, measures the call, and logs denials —
+ * `CAPABILITY_REVOKED`, `CAPABILITY_QUOTA` — as `deny` audit entries) and the error keeps its
+ * own code and message with the core's details (metrics, capability) underneath.
  */
 function failHost(core: Core, instanceId: number, error: ErrorRecord): ErrorRecord {
-  const ended = core.failHost(instanceId, error.message);
+  const ended = core.failHost(instanceId, error.message, hostFailureCode(error));
   if (error.code === 'HOST_ERROR')
     return { ...ended, details: { ...ended.details, ...error.details, metrics: ended.details.metrics } };
   return {
@@ -67,6 +105,45 @@ function failHost(core: Core, instanceId: number, error: ErrorRecord): ErrorReco
     message: error.message,
     details: { ...ended.details, ...error.details, metrics: ended.details.metrics },
   };
+}
+
+/**
+ * Ends a call suspended at a WASI wait with `error`: cancelled in the core (which poisons
+ * the instance and measures the call), with the error's own code, message and details.
+ */
+function endWith(core: Core, instanceId: number, error: ErrorRecord): ErrorRecord {
+  const ended = cancelRecord(core, instanceId);
+  return {
+    code: error.code,
+    message: error.message,
+    details: { ...ended.details, ...error.details, metrics: ended.details['metrics'] },
+  };
+}
+
+/**
+ * Waits `ms` milliseconds, never less (in pieces when it is over what `setTimeout` takes).
+ * `onWake` is handed a function that ends the wait early. Resolves true when the time
+ * passed, false when woken.
+ */
+export function sleepFor(ms: number, onWake: (wake: () => void) => void): Promise<boolean> {
+  return new Promise((resolve) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const end = performance.now() + ms;
+    const arm = (): void => {
+      const left = end - performance.now();
+      if (left <= 0) {
+        resolve(true);
+        return;
+      }
+      // Whole milliseconds, rounded up: a timer never fires before the wait is over.
+      timer = setTimeout(arm, Math.min(Math.ceil(left), MAX_TIMER_MS));
+    };
+    onWake(() => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+    arm();
+  });
 }
 
 /**
@@ -81,21 +158,52 @@ export async function drive(
   options: CoreCallOptions,
   control: DriveControl,
 ): Promise<FinishedStep> {
-  let step: CoreStep = core.start(instanceId, exportName, args, options);
+  const wasi = control.wasi;
+  // Every step, successful or not, is followed by draining what the guest wrote.
+  const advance = (next: () => CoreStep): CoreStep => {
+    try {
+      return next();
+    } finally {
+      if (wasi !== undefined) {
+        const { stdout, stderr } = core.takeOutput(instanceId);
+        if (stdout.length > 0 || stderr.length > 0) wasi.output(stdout, stderr);
+      }
+    }
+  };
+  let step: CoreStep = advance(() => core.start(instanceId, exportName, args, options));
   for (;;) {
     switch (step.status) {
       case 'finished':
         return step;
-      case 'yield':
-        await nextMacrotask();
-        if (control.cancelled()) throw cancelRecord(core, instanceId);
-        step = core.resume(instanceId);
+      case 'yield': {
+        const wait = step.wait;
+        if (wait === undefined) {
+          await nextMacrotask();
+          if (control.cancelled()) throw cancelRecord(core, instanceId);
+          step = advance(() => core.resume(instanceId));
+        } else if (wait.kind === 'sleep') {
+          const slept = await (wasi?.sleep(wait.durationMs) ?? sleepFor(wait.durationMs, () => undefined));
+          if (!slept || control.cancelled()) throw cancelRecord(core, instanceId);
+          step = advance(() => core.resume(instanceId));
+        } else {
+          // Without an owner for stdin (cannot happen: only WASI instances wait), it ends.
+          const outcome: StdinOutcome = (await wasi?.stdin(wait.maxBytes)) ?? {
+            kind: 'data',
+            bytes: new Uint8Array(0),
+            eof: true,
+          };
+          if (outcome.kind === 'fail') throw endWith(core, instanceId, outcome.error);
+          if (outcome.kind === 'cancel' || control.cancelled()) throw cancelRecord(core, instanceId);
+          const { bytes, eof } = outcome;
+          step = advance(() => core.resumeStdin(instanceId, bytes, eof));
+        }
         break;
+      }
       case 'host': {
         const outcome = await control.host(step);
         if (outcome.kind === 'fail') throw failHost(core, instanceId, outcome.error);
         if (outcome.kind === 'cancel' || control.cancelled()) throw cancelRecord(core, instanceId);
-        step = core.resumeHost(instanceId, outcome.results);
+        step = advance(() => core.resumeHost(instanceId, outcome.results));
         break;
       }
       default: {

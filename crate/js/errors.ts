@@ -79,6 +79,13 @@ export interface ErrorDetails {
   workerRestarted?: boolean;
   /** Errors that ended a call: the metrics at the moment of failure. */
   metrics?: Metrics;
+  /**
+   * `runWasi`: everything the guest wrote to stdout before the run failed (for
+   * `OUTPUT_LIMIT`, the bytes up to the cap).
+   */
+  stdout?: Uint8Array;
+  /** `runWasi`: as `stdout`, for stderr. */
+  stderr?: Uint8Array;
   /** Anything else the core reports. */
   [key: string]: unknown;
 }

@@ -12,6 +12,9 @@
  * const { results, metrics } = await instance.call('run', [42], { signal: AbortSignal.timeout(1_000) });
  * ```
  *
+ * WASI commands run with `sandbox.runWasi(mod, { args, env, files, stdin, onStdout })`,
+ * which resolves with `{ exitCode, stdout, stderr, files, metrics }`.
+ *
  * Code that already runs in a worker can use `nestbox/worker` instead, which runs the core
  * in that thread with synchronous host functions.
  *
@@ -53,5 +56,19 @@ export type {
   SandboxLimits,
   Value,
   ValueType,
+  WasiFileEntry,
+  WasiFiles,
+  WasiLimits,
+  WasiPreopen,
+  WasiResult,
+  WasiRunOptions,
+  WasiTree,
 } from './types.js';
 export { PROTOCOL_VERSION } from './protocol.js';
+export { verifyAuditLog } from './audit.js';
+export type { AuditEntry, AuditEvent, AuditVerifyResult, SandboxAudit } from './audit.js';
+export type { TrustPolicy } from './policy.js';
+export { createTenantPool, TenantPool, TenantSandbox, TenantInstance } from './tenants.js';
+export type { TenantPoolOptions, TenantStats } from './tenants.js';
+export { onSandboxLeak } from './lifecycle.js';
+export type { SandboxLeak } from './lifecycle.js';

@@ -21,6 +21,7 @@ import init, {
   type CoreGrant,
   type CoreImport,
   type CoreLimits,
+  type CoreWasiFiles,
   type InitInput,
 } from './nestbox.js';
 import {
@@ -35,16 +36,18 @@ import {
   coreRecordOf,
   errorFromRecord,
   invalidArgument,
+  record,
   recordOf,
   SandboxError,
   withDenials,
   type AnySandboxError,
   type ErrorRecord,
 } from './errors.js';
-import { drive, type HostOutcome } from './driver.js';
-import { dispatchHost } from './host.js';
+import { drive, sleepFor, type HostOutcome, type StdinOutcome, type WasiControl } from './driver.js';
+import { dispatchHost, MAX_TIMER_MS } from './host.js';
 import { AsyncMemoryView, SyncMemoryView, type MemoryAccess, type SyncGuestMemory } from './memory.js';
-import { bytesOf, callArgs, callOptions, coreLimits, integrityOf, onlyFields, timeoutOf } from './options.js';
+import { callArgs, callOptions, coreLimits, onlyFields, timeoutOf } from './options.js';
+import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
 import type {
   CallOptions,
   CallResult,
@@ -55,7 +58,10 @@ import type {
   SandboxLimits,
   Value,
   ValueType,
+  WasiResult,
+  WasiRunOptions,
 } from './types.js';
+import { OutputCollector, StdinReader, wasiPlan, wasiResult } from './wasi.js';
 
 export { capability, revoke, isRevoked } from './capability.js';
 export type {
@@ -84,6 +90,13 @@ export type {
   SandboxLimits,
   Value,
   ValueType,
+  WasiFileEntry,
+  WasiFiles,
+  WasiLimits,
+  WasiPreopen,
+  WasiResult,
+  WasiRunOptions,
+  WasiTree,
 } from './types.js';
 
 /**
@@ -109,6 +122,8 @@ export interface LocalSandboxOptions {
    * the first local sandbox of a thread loads it.
    */
   wasm?: InitInput;
+  /** Which code may load, as `createSandbox`'s `policy`. */
+  policy?: TrustPolicy;
 }
 
 let initialised: Promise<unknown> | undefined;
@@ -141,7 +156,8 @@ function coreError(thrown: unknown, context: { cause?: unknown; denials?: number
  */
 export async function createLocalSandbox(options: LocalSandboxOptions = {}): Promise<LocalSandbox> {
   if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');
-  onlyFields(options as Record<string, unknown>, ['limits', 'wasm'], 'createLocalSandbox options');
+  onlyFields(options as Record<string, unknown>, ['limits', 'wasm', 'policy'], 'createLocalSandbox options');
+  const policy = corePolicy(options.policy);
   const limits = coreLimits(options.limits);
   // Once per thread; a failed load is tried again by the next sandbox.
   initialised ??= (options.wasm === undefined ? init() : init({ module_or_path: options.wasm })).catch(
@@ -153,7 +169,7 @@ export async function createLocalSandbox(options: LocalSandboxOptions = {}): Pro
   await initialised;
   let core: Core;
   try {
-    core = new Core(limits);
+    core = new Core(limits, policy);
   } catch (thrown) {
     throw coreError(thrown);
   }
@@ -233,11 +249,12 @@ export class LocalSandbox implements Disposable {
   /** As the page's `Sandbox.load`. */
   async load(source: ModuleSourceLike, options: LoadOptions): Promise<LocalModule> {
     inner(this);
-    const integrity = integrityOf(options);
-    const bytes = await bytesOf(source);
+    const { integrity, signature, origin } = loadOptionsOf(options);
+    const { bytes, origin: fetched } = await fetchModule(source);
+    const provenance = provenanceOf(origin, fetched, signature);
     const { core } = inner(this);
     try {
-      const record = core.load(bytes, integrity);
+      const record = core.load(bytes, integrity, provenance);
       const module = new LocalModule(record.digest, record.sizeBytes, record.imports, record.exports);
       localModules.set(module, { sandbox: this, moduleId: record.moduleId, dropped: false });
       return module;
@@ -270,6 +287,70 @@ export class LocalSandbox implements Disposable {
     const instance = new LocalInstance(module);
     localInstances.set(instance, { sandbox: this, instanceId, links: linked.links, busy: false, dropped: false });
     return instance;
+  }
+
+  /**
+   * As the page's `Sandbox.runWasi`, in this thread: sleeps are timers here, the async
+   * stdin source is read directly, output callbacks are called between steps.
+   */
+  async runWasi(module: LocalModule, options: WasiRunOptions = {}): Promise<WasiResult> {
+    const state = inner(this);
+    const m = module instanceof LocalModule ? localModules.get(module) : undefined;
+    if (m === undefined || m.sandbox !== this) throw invalidArgument('module was not loaded by this sandbox');
+    if (m.dropped) throw new SandboxError('DISPOSED', 'the module was disposed');
+    const plan = wasiPlan(options, state.timeoutMs);
+    if (plan.call.signal?.aborted) {
+      throw new SandboxError('CANCELLED', 'the signal was already aborted; the run did not start');
+    }
+    let linked: { grants: CoreGrant[]; links: Link[] };
+    try {
+      linked = state.table.link(plan.imports, true);
+    } catch (error) {
+      if (error instanceof SandboxError && error.code === 'CAPABILITY_REVOKED') state.stats.denials++;
+      throw error;
+    }
+    let instanceId: number;
+    try {
+      instanceId = state.core.instantiateWasi(m.moduleId, { ...plan.config, grants: linked.grants });
+    } catch (thrown) {
+      throw coreError(thrown);
+    }
+    const instance: LocalInstanceState = {
+      sandbox: this,
+      instanceId,
+      links: linked.links,
+      busy: false,
+      dropped: false,
+    };
+    const wasi: LocalWasi = {
+      output: new OutputCollector(plan, (error) => wasi.end?.(error)),
+      stdin: plan.stdin === undefined ? undefined : new StdinReader(plan.stdin),
+    };
+    try {
+      let result: CallResult;
+      try {
+        result = await localCall(state, instance, '_start', [], plan.call, wasi);
+      } catch (error) {
+        throw error instanceof SandboxError ? wasi.output.attach(error as AnySandboxError) : error;
+      }
+      let files: CoreWasiFiles;
+      try {
+        files = inner(this).core.wasiFiles(instanceId);
+      } catch (thrown) {
+        throw coreError(thrown);
+      }
+      return wasiResult(result.exitCode ?? 0, wasi.output, files, result.metrics);
+    } finally {
+      wasi.stdin?.close();
+      instance.dropped = true;
+      if (!state.lifetime.signal.aborted && !state.broken) {
+        try {
+          state.core.dropInstance(instanceId);
+        } catch {
+          // Already gone.
+        }
+      }
+    }
   }
 
   /** Frees the core; later calls throw `DISPOSED`, calls in flight end with `CANCELLED`. */
@@ -358,83 +439,11 @@ export class LocalInstance implements Disposable {
     if (state.busy) throw new SandboxError('BUSY', 'a call is already running on this instance');
     if (typeof exportName !== 'string') throw invalidArgument('exportName must be a string');
     const values = callArgs(args);
-    const { signal, core: coreOptions, timeoutMs } = callOptions(options, sandbox.timeoutMs);
-    if (signal?.aborted) throw new SandboxError('CANCELLED', 'the signal was already aborted; the call did not start');
-
-    const { core } = sandbox;
-    const abort = new AbortController();
-    const onAbort = (): void => abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const onDispose = (): void => abort.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
-    sandbox.lifetime.signal.addEventListener('abort', onDispose, { once: true });
-    const deadline = performance.now() + timeoutMs;
-    let denials = 0;
-    let fatal: AnySandboxError | undefined;
-    const deny = (): void => {
-      denials++;
-      sandbox.stats.denials++;
-    };
-    const access = syncAccess(core, state);
-    const asyncAccess: MemoryAccess<Promise<Uint8Array>, Promise<void>> = {
-      read: async (ptr, len) => access.read(ptr, len),
-      write: async (ptr, bytes) => access.write(ptr, bytes),
-      size: async () => access.size(),
-    };
-    state.busy = true;
-    sandbox.stats.calls++;
-    sandbox.running++;
-    try {
-      const finished = await drive(core, state.instanceId, exportName, values, coreOptions, {
-        cancelled: () => abort.signal.aborted,
-        host: async (step): Promise<HostOutcome> => {
-          const verdict = await dispatchHost(step, {
-            links: state.links,
-            deny,
-            signal: abort.signal,
-            deadline,
-            timeoutMs,
-            view: (context, entry) => {
-              const view =
-                entry.kind === 'sync' ? new SyncMemoryView(access, context) : new AsyncMemoryView(asyncAccess, context);
-              return { view, close: () => view.close() };
-            },
-          });
-          switch (verdict.kind) {
-            case 'results':
-              return { kind: 'results', results: verdict.results };
-            case 'fail':
-              fatal = verdict.error;
-              abort.abort(verdict.error);
-              return { kind: 'fail', error: recordOf(verdict.error) };
-            case 'cancelled':
-              return { kind: 'cancel' };
-          }
-        },
-      });
-      const result: CallResult = { results: finished.results, metrics: withDenials({ ...finished.metrics }, denials) };
-      if (finished.exitCode !== undefined) result.exitCode = finished.exitCode;
-      return result;
-    } catch (thrown) {
-      const record: ErrorRecord | undefined = coreRecordOf(thrown);
-      if (record === undefined) {
-        sandbox.broken = true;
-        throw coreError(thrown);
-      }
-      if (sandbox.lifetime.signal.aborted) {
-        throw errorFromRecord(
-          { ...record, code: 'DISPOSED', message: 'the sandbox was disposed during the call' },
-          { denials },
-        );
-      }
-      // The core's record carries the page's own verdict (code, message) for host failures.
-      throw errorFromRecord(record, { cause: fatal?.cause, denials });
-    } finally {
-      state.busy = false;
-      sandbox.running--;
-      signal?.removeEventListener('abort', onAbort);
-      sandbox.lifetime.signal.removeEventListener('abort', onDispose);
-      freeIfIdle(sandbox);
+    const checked = callOptions(options, sandbox.timeoutMs);
+    if (checked.signal?.aborted) {
+      throw new SandboxError('CANCELLED', 'the signal was already aborted; the call did not start');
     }
+    return localCall(sandbox, state, exportName, values, checked, undefined);
   }
 
   /** Drops the instance; a call in flight is cancelled. Later calls: `DISPOSED`. */
@@ -477,4 +486,173 @@ function syncAccess(core: Core, state: LocalInstanceState): MemoryAccess<Uint8Ar
     write: (ptr, bytes) => guard(() => core.memoryWrite(state.instanceId, ptr, bytes)),
     size: () => guard(() => core.memorySize(state.instanceId)),
   };
+}
+
+/** A WASI run's side of a local call. */
+interface LocalWasi {
+  readonly output: OutputCollector;
+  readonly stdin: StdinReader | undefined;
+  /** Ends the run with `error` (an output callback threw); set once the call starts. */
+  end?: (error: AnySandboxError) => void;
+}
+
+/** Runs one call of `state` in this thread's core (checked options). */
+async function localCall(
+  sandbox: LocalState,
+  state: LocalInstanceState,
+  exportName: string,
+  values: Value[],
+  { signal, core: coreOptions, timeoutMs }: ReturnType<typeof callOptions>,
+  wasi: LocalWasi | undefined,
+): Promise<CallResult> {
+  const { core } = sandbox;
+  const abort = new AbortController();
+  const onAbort = (): void => abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const onDispose = (): void => abort.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
+  sandbox.lifetime.signal.addEventListener('abort', onDispose, { once: true });
+  const deadline = performance.now() + timeoutMs;
+  let denials = 0;
+  let fatal: AnySandboxError | undefined;
+  const deny = (): void => {
+    denials++;
+    sandbox.stats.denials++;
+  };
+  const access = syncAccess(core, state);
+  const asyncAccess: MemoryAccess<Promise<Uint8Array>, Promise<void>> = {
+    read: async (ptr, len) => access.read(ptr, len),
+    write: async (ptr, bytes) => access.write(ptr, bytes),
+    size: async () => access.size(),
+  };
+  const control: WasiControl | undefined = wasi && {
+    sleep: async (ms) => {
+      let wake: (() => void) | undefined;
+      try {
+        return await sleepFor(ms, (w) => {
+          wake = w;
+          abort.signal.addEventListener('abort', w, { once: true });
+          if (abort.signal.aborted) w();
+        });
+      } finally {
+        if (wake !== undefined) abort.signal.removeEventListener('abort', wake);
+      }
+    },
+    // A chunk longer than the guest's read is buffered by the core for its next reads.
+    stdin: () => localStdin(wasi, abort, deadline, timeoutMs, (error) => (fatal = error)),
+    output: (stdout, stderr) => wasi.output.push(stdout, stderr),
+  };
+  if (wasi !== undefined) {
+    wasi.end = (error) => {
+      if (fatal !== undefined || abort.signal.aborted) return;
+      fatal = error;
+      abort.abort(error);
+    };
+  }
+  state.busy = true;
+  sandbox.stats.calls++;
+  sandbox.running++;
+  try {
+    const finished = await drive(core, state.instanceId, exportName, values, coreOptions, {
+      ...(control === undefined ? {} : { wasi: control }),
+      cancelled: () => abort.signal.aborted,
+      host: async (step): Promise<HostOutcome> => {
+        const verdict = await dispatchHost(step, {
+          links: state.links,
+          deny,
+          signal: abort.signal,
+          deadline,
+          timeoutMs,
+          view: (context, entry) => {
+            const view =
+              entry.kind === 'sync' ? new SyncMemoryView(access, context) : new AsyncMemoryView(asyncAccess, context);
+            return { view, close: () => view.close() };
+          },
+        });
+        switch (verdict.kind) {
+          case 'results':
+            return { kind: 'results', results: verdict.results };
+          case 'fail':
+            fatal = verdict.error;
+            abort.abort(verdict.error);
+            return { kind: 'fail', error: recordOf(verdict.error) };
+          case 'cancelled':
+            return { kind: 'cancel' };
+        }
+      },
+    });
+    // An output callback threw during the last step: the run ends with its error.
+    if (fatal !== undefined) throw { ...recordOf(fatal), details: { ...fatal.details, metrics: finished.metrics } };
+    const result: CallResult = { results: finished.results, metrics: withDenials({ ...finished.metrics }, denials) };
+    if (finished.exitCode !== undefined) result.exitCode = finished.exitCode;
+    return result;
+  } catch (thrown) {
+    let record: ErrorRecord | undefined = coreRecordOf(thrown);
+    if (record !== undefined && fatal !== undefined && record.code === 'CANCELLED') {
+      // Ended by this side (an output callback threw): its verdict, with the core's metrics.
+      record = { ...recordOf(fatal), details: { ...fatal.details, metrics: record.details['metrics'] } };
+    }
+    if (record === undefined) {
+      sandbox.broken = true;
+      throw coreError(thrown);
+    }
+    if (sandbox.lifetime.signal.aborted) {
+      throw errorFromRecord(
+        { ...record, code: 'DISPOSED', message: 'the sandbox was disposed during the call' },
+        { denials },
+      );
+    }
+    // The core's record carries the page's own verdict (code, message) for host failures.
+    throw errorFromRecord(record, { cause: fatal?.cause, denials });
+  } finally {
+    state.busy = false;
+    sandbox.running--;
+    signal?.removeEventListener('abort', onAbort);
+    sandbox.lifetime.signal.removeEventListener('abort', onDispose);
+    freeIfIdle(sandbox);
+  }
+}
+
+/** The next chunk of a local WASI run's async stdin, racing the call's end and deadline. */
+async function localStdin(
+  wasi: LocalWasi,
+  abort: AbortController,
+  deadline: number,
+  timeoutMs: number,
+  setFatal: (error: AnySandboxError) => void,
+): Promise<StdinOutcome> {
+  const reader = wasi.stdin;
+  if (reader === undefined) return { kind: 'data', bytes: new Uint8Array(0), eof: true };
+  if (abort.signal.aborted) return { kind: 'cancel' };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const stopped = new Promise<'aborted' | 'deadline'>((resolve) => {
+    onAbort = () => resolve('aborted');
+    abort.signal.addEventListener('abort', onAbort, { once: true });
+    timer = setTimeout(() => resolve('deadline'), Math.min(Math.max(0, deadline - performance.now()), MAX_TIMER_MS));
+  });
+  try {
+    const outcome = await Promise.race([reader.read(), stopped]);
+    if (outcome === 'aborted') return { kind: 'cancel' };
+    if (outcome === 'deadline') {
+      return {
+        kind: 'fail',
+        error: record('TIMEOUT', `call exceeded its ${timeoutMs} ms limit while waiting for stdin`, {
+          limit: timeoutMs,
+        }),
+      };
+    }
+    return { kind: 'data', bytes: outcome.bytes, eof: outcome.eof };
+  } catch (thrown) {
+    const error = new SandboxError(
+      'HOST_ERROR',
+      `the stdin source failed: ${String(thrown)}`,
+      { cause: String(thrown) },
+      { cause: thrown },
+    );
+    setFatal(error);
+    return { kind: 'fail', error: recordOf(error) };
+  } finally {
+    clearTimeout(timer);
+    if (onAbort !== undefined) abort.signal.removeEventListener('abort', onAbort);
+  }
 }

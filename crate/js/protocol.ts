@@ -4,8 +4,13 @@
  *
  * Requests flow page → worker and each gets exactly one `reply` with the same `id`
  * (`ok: true` with a value typed by {@link ReplyMap}, or `ok: false` with an error record).
- * The one worker → page request is `host` (a guest called a capability); the page answers
- * it with `hostReply` carrying the same `id`.
+ * The worker → page requests are `host` (a guest called a capability), answered with
+ * `hostReply`, and `stdin` (a WASI guest waits for the next chunk of its async stdin),
+ * answered with `stdinReply`, each carrying the same `id`. `output` (what a WASI guest
+ * wrote since the last step) is a notice: nothing answers it, and the worker sends the last
+ * one before the call's reply. `audit` (new entries of a sandbox's audit log) is a notice
+ * too: the worker sends each sandbox's new entries before any other message, so entries
+ * reach the page in order and before the reply of the request that caused them.
  *
  * The page treats the worker as less trusted than itself (a guest that escaped the
  * interpreter would control it): {@link readFromWorker} checks every incoming message, and a
@@ -14,28 +19,58 @@
  * @module
  */
 
-import type { CoreCallOptions, CoreGrant, CoreLimits, CoreMetrics, CoreModule, CoreValue } from './nestbox.js';
+import type {
+  CoreAuditEntry,
+  CoreAuditRecord,
+  CoreCallOptions,
+  CoreGrant,
+  CoreLimits,
+  CoreMetrics,
+  CoreModule,
+  CorePolicy,
+  CoreProvenance,
+  CoreValue,
+  CoreWasiConfig,
+  CoreWasiFiles,
+} from './nestbox.js';
+import { isAuditEntry } from './audit.js';
 import { isErrorRecord, type ErrorRecord } from './errors.js';
 
 /** Bumped whenever a message changes shape; both sides refuse any other version. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** The version field of every message. */
 export type ProtocolVersion = typeof PROTOCOL_VERSION;
 
 /** What the page asks the worker; `id` pairs it with its reply. */
 export type Request =
-  | { type: 'open'; limits: CoreLimits }
+  /**
+   * `auditSeed`: the first entry of the new core's log (the link to the page's log);
+   * `deniedDigests`: the deny list of the sandbox's earlier workers.
+   */
+  | {
+      type: 'open';
+      limits: CoreLimits;
+      policy?: CorePolicy;
+      auditSeed?: CoreAuditRecord;
+      deniedDigests?: string[];
+    }
   | { type: 'close' }
-  | { type: 'load'; bytes: Uint8Array; integrity: string }
+  | { type: 'load'; bytes: Uint8Array; integrity: string; provenance?: CoreProvenance }
   | { type: 'instantiate'; moduleId: number; grants: CoreGrant[] }
+  | { type: 'instantiateWasi'; moduleId: number; config: CoreWasiConfig }
   | { type: 'call'; instanceId: number; exportName: string; args: CoreValue[]; options: CoreCallOptions }
   | { type: 'cancel'; callId: number }
   | { type: 'memoryRead'; instanceId: number; ptr: number; len: number }
   | { type: 'memoryWrite'; instanceId: number; ptr: number; bytes: Uint8Array }
   | { type: 'memorySize'; instanceId: number }
   | { type: 'dropInstance'; instanceId: number }
-  | { type: 'dropModule'; moduleId: number };
+  | { type: 'dropModule'; moduleId: number }
+  | { type: 'wasiFiles'; instanceId: number }
+  /** Answered after every entry so far was sent (`audit` notices before the reply). */
+  | { type: 'auditSync' }
+  | { type: 'auditRecord'; record: CoreAuditRecord }
+  | { type: 'workerStats' };
 
 /** The kinds of request. */
 export type RequestType = Request['type'];
@@ -53,6 +88,7 @@ export interface ReplyMap {
   close: Record<string, never>;
   load: { module: CoreModule };
   instantiate: { instanceId: number };
+  instantiateWasi: { instanceId: number };
   call: CallFinished;
   cancel: Record<string, never>;
   memoryRead: { bytes: Uint8Array };
@@ -60,17 +96,26 @@ export interface ReplyMap {
   memorySize: { sizeBytes: number };
   dropInstance: Record<string, never>;
   dropModule: Record<string, never>;
+  wasiFiles: { files: CoreWasiFiles };
+  auditSync: { head: string };
+  auditRecord: Record<string, never>;
+  workerStats: { wasmMemoryBytes: number };
 }
 
 /** The page's answer to a `host` request. */
 export type HostAnswer = { ok: true; results: CoreValue[] } | { ok: false; error: ErrorRecord };
+
+/** The page's answer to a `stdin` request: the next chunk (non-empty unless `eof`), or why there is none. */
+export type StdinAnswer = { ok: true; bytes: Uint8Array; eof: boolean } | { ok: false; error: ErrorRecord };
 
 /** A request as sent: the version, its id and the sandbox (one worker may serve several). */
 export type ToWorkerRequest = Request & { v: ProtocolVersion; id: number; sandboxId: number };
 
 /** Every message the page sends. */
 export type ToWorker =
-  ToWorkerRequest | { v: ProtocolVersion; type: 'hostReply'; id: number; sandboxId: number; answer: HostAnswer };
+  | ToWorkerRequest
+  | { v: ProtocolVersion; type: 'hostReply'; id: number; sandboxId: number; answer: HostAnswer }
+  | { v: ProtocolVersion; type: 'stdinReply'; id: number; sandboxId: number; answer: StdinAnswer };
 
 /** A successful reply, typed by the request it answers. */
 export type OkReply = {
@@ -103,6 +148,37 @@ export interface HostRequest {
   args: CoreValue[];
 }
 
+/** A WASI guest waits for the next chunk of its async stdin. */
+export interface StdinRequest {
+  v: ProtocolVersion;
+  type: 'stdin';
+  /** The worker's id for this request (shared with host requests); the `stdinReply` carries it back. */
+  id: number;
+  sandboxId: number;
+  callId: number;
+  instanceId: number;
+  /** The most the guest's read takes now (a longer chunk is buffered for its next reads). */
+  maxBytes: number;
+}
+
+/** What a WASI guest wrote to stdout and stderr since the last notice (at least one is non-empty). */
+export interface OutputNotice {
+  v: ProtocolVersion;
+  type: 'output';
+  sandboxId: number;
+  callId: number;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+}
+
+/** New entries of a sandbox's audit log, in order. */
+export interface AuditNotice {
+  v: ProtocolVersion;
+  type: 'audit';
+  sandboxId: number;
+  entries: CoreAuditEntry[];
+}
+
 /** Every message the worker sends. */
 export type FromWorker =
   | { v: ProtocolVersion; type: 'ready' }
@@ -110,7 +186,10 @@ export type FromWorker =
   | { v: ProtocolVersion; type: 'fatal'; error: ErrorRecord }
   | OkReply
   | ErrReply
-  | HostRequest;
+  | HostRequest
+  | StdinRequest
+  | OutputNotice
+  | AuditNotice;
 
 // ---- checks of what the worker sends (page side) ----
 
@@ -145,6 +224,24 @@ function isModuleRecord(value: unknown): value is CoreModule {
   );
 }
 
+function isFsEntry(value: unknown): boolean {
+  if (!isDict(value)) return false;
+  switch (value['type']) {
+    case 'file':
+      return value['data'] instanceof Uint8Array;
+    case 'dir':
+      return true;
+    case 'symlink':
+      return typeof value['target'] === 'string';
+    default:
+      return false;
+  }
+}
+
+function isWasiFiles(value: unknown): value is CoreWasiFiles {
+  return isDict(value) && Object.values(value).every((tree) => isDict(tree) && Object.values(tree).every(isFsEntry));
+}
+
 /** Whether `value` is a valid reply value for a request of type `type`. */
 function isReplyValue(type: RequestType, value: unknown): boolean {
   if (!isDict(value)) return false;
@@ -152,7 +249,16 @@ function isReplyValue(type: RequestType, value: unknown): boolean {
     case 'load':
       return isModuleRecord(value['module']);
     case 'instantiate':
+    case 'instantiateWasi':
       return isId(value['instanceId']);
+    case 'wasiFiles':
+      return isWasiFiles(value['files']);
+    case 'auditSync':
+      return typeof value['head'] === 'string';
+    case 'workerStats':
+      return typeof value['wasmMemoryBytes'] === 'number';
+    case 'auditRecord':
+      return true;
     case 'call':
       return (
         isValueArray(value['results']) &&
@@ -178,6 +284,7 @@ const REQUEST_TYPES: readonly RequestType[] = [
   'close',
   'load',
   'instantiate',
+  'instantiateWasi',
   'call',
   'cancel',
   'memoryRead',
@@ -185,6 +292,10 @@ const REQUEST_TYPES: readonly RequestType[] = [
   'memorySize',
   'dropInstance',
   'dropModule',
+  'wasiFiles',
+  'auditSync',
+  'auditRecord',
+  'workerStats',
 ];
 
 function isRequestType(value: unknown): value is RequestType {
@@ -234,6 +345,38 @@ export function readFromWorker(data: unknown): FromWorker | string {
         capability: capability as number,
         import: data['import'],
         args,
+      };
+    }
+    case 'stdin': {
+      const { id, sandboxId, callId, instanceId, maxBytes } = data;
+      if (![id, sandboxId, callId, instanceId, maxBytes].every(isId)) return 'stdin request with a malformed field';
+      return {
+        v: PROTOCOL_VERSION,
+        type: 'stdin',
+        id: id as number,
+        sandboxId: sandboxId as number,
+        callId: callId as number,
+        instanceId: instanceId as number,
+        maxBytes: maxBytes as number,
+      };
+    }
+    case 'audit': {
+      const { sandboxId, entries } = data;
+      if (!isId(sandboxId)) return 'audit notice with a malformed sandbox id';
+      if (!Array.isArray(entries) || !entries.every(isAuditEntry)) return 'audit notice with malformed entries';
+      return { v: PROTOCOL_VERSION, type: 'audit', sandboxId, entries };
+    }
+    case 'output': {
+      const { sandboxId, callId, stdout, stderr } = data;
+      if (![sandboxId, callId].every(isId)) return 'output notice with a malformed id';
+      if (!(stdout instanceof Uint8Array) || !(stderr instanceof Uint8Array)) return 'output notice without bytes';
+      return {
+        v: PROTOCOL_VERSION,
+        type: 'output',
+        sandboxId: sandboxId as number,
+        callId: callId as number,
+        stdout,
+        stderr,
       };
     }
     default:

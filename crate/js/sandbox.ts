@@ -8,7 +8,8 @@
  * without configuration — or a worker shared with other sandboxes.
  *
  * Host functions run here, on the page, reached only through capability ids the sandbox
- * itself handed out. Module bytes are kept on the page so that, when the worker has to be
+ * itself handed out. So do a WASI run's async stdin source (read a chunk each time the
+ * worker asks) and its output callbacks (fed by the worker's `output` notices). Module bytes are kept on the page so that, when the worker has to be
  * replaced, the sandbox opens a new core there and loads its modules again on demand;
  * instances cannot be carried over (the guest's state died with the worker), so their calls
  * fail with `WORKER_CRASHED` and say so.
@@ -16,21 +17,43 @@
  * @module
  */
 
-import type { CoreExport, CoreGrant, CoreImport, CoreLimits, CoreModule } from './nestbox.js';
+import type {
+  CoreAuditRecord,
+  CoreExport,
+  CoreGrant,
+  CoreImport,
+  CoreLimits,
+  CoreModule,
+  CorePolicy,
+  CoreProvenance,
+} from './nestbox.js';
+import { AuditTrail, listenForRevokes, sandboxAudit, type AuditEntry, type SandboxAudit } from './audit.js';
 import { CapabilityTable, type Link } from './capability.js';
 import { DEFAULT_WATCHDOG_GRACE_MS, WorkerConnection, type ConnectionClient, type Outcome } from './connection.js';
 import {
   errorFromRecord,
   invalidArgument,
+  record,
   recordOf,
   SandboxError,
   withDenials,
   type AnySandboxError,
 } from './errors.js';
-import { dispatchHost } from './host.js';
+import { dispatchHost, MAX_TIMER_MS } from './host.js';
 import { AsyncMemoryView, type GuestMemory, type MemoryAccess } from './memory.js';
-import { bytesOf, callArgs, callOptions, coreLimits, integrityOf, onlyFields, timeoutOf } from './options.js';
-import type { HostRequest, ReplyMap, Request } from './protocol.js';
+import { watchForLeak, unwatchLeak } from './lifecycle.js';
+import { callArgs, callOptions, coreLimits, onlyFields, timeoutOf } from './options.js';
+import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
+import type { SandboxControl } from './tenants.js';
+import type {
+  AuditNotice,
+  HostRequest,
+  OutputNotice,
+  ReplyMap,
+  Request,
+  StdinAnswer,
+  StdinRequest,
+} from './protocol.js';
 import type {
   CallOptions,
   CallResult,
@@ -40,7 +63,10 @@ import type {
   ModuleSourceLike,
   SandboxLimits,
   Value,
+  WasiResult,
+  WasiRunOptions,
 } from './types.js';
+import { OutputCollector, StdinReader, wasiPlan, wasiResult } from './wasi.js';
 
 /** Options of {@link createWorkerPool}. */
 export interface WorkerPoolOptions {
@@ -64,6 +90,13 @@ export interface SandboxOptions extends WorkerPoolOptions {
    * pool.
    */
   worker?: SharedWorkerPool;
+  /** Which code may load (see {@link TrustPolicy}); absent: any module whose integrity checks out. */
+  policy?: TrustPolicy;
+  /**
+   * Called with each audit entry as it reaches the page, in order, before the reply of the
+   * request that caused it. A listener that throws is reported (`reportError`) and ignored.
+   */
+  onAudit?: (entry: AuditEntry) => void;
 }
 
 /** Counters of a sandbox over its lifetime. */
@@ -153,10 +186,13 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
   if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');
   onlyFields(
     options as Record<string, unknown>,
-    ['limits', 'workerUrl', 'worker', 'watchdogGraceMs'],
+    ['limits', 'workerUrl', 'worker', 'watchdogGraceMs', 'policy', 'onAudit'],
     'createSandbox options',
   );
   const limits = coreLimits(options.limits);
+  const policy = corePolicy(options.policy);
+  const onAudit = options.onAudit;
+  if (onAudit !== undefined && typeof onAudit !== 'function') throw invalidArgument('onAudit must be a function');
   let connection: WorkerConnection;
   let owned: boolean;
   if (options.worker !== undefined) {
@@ -171,22 +207,29 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
     connection = new WorkerConnection(workerFactory(options.workerUrl), grace);
     owned = true;
   }
-  const session = new Session(connection, owned, limits);
+  const session = new Session(connection, owned, limits, { policy, onAudit });
   try {
     await session.ensureOpen();
   } catch (error) {
     session.dispose();
     throw error;
   }
-  return new Sandbox(session);
+  const sandbox = new Sandbox(session);
+  // Warns (and terminates the worker) if the sandbox is collected without dispose().
+  watchForLeak(sandbox, session);
+  return sandbox;
 }
 
 // ---- internals ----
 
 interface ModuleState {
   readonly session: Session;
+  /** Keeps the sandbox reachable while its modules (and so its instances) are: not a leak. */
+  readonly owner: Sandbox;
   readonly bytes: Uint8Array;
   readonly integrity: string;
+  /** Origin and signature, given again when the module is loaded in a new worker. */
+  readonly provenance: CoreProvenance;
   /** The worker generation `moduleId` belongs to. */
   generation: number;
   moduleId: number;
@@ -213,6 +256,16 @@ interface PageCall {
   denials: number;
   /** Set when the page ended the guest call from a host call: this is the caller's error. */
   fatal: AnySandboxError | undefined;
+  /** A WASI run's output and async stdin. */
+  wasi: PageWasi | undefined;
+}
+
+/** The page's side of a WASI run. */
+interface PageWasi {
+  readonly output: OutputCollector;
+  readonly stdin: StdinReader | undefined;
+  /** Ends the run with `error` (an output callback threw); set once the call is sent. */
+  end?: (error: AnySandboxError) => void;
 }
 
 const moduleStates = new WeakMap<SandboxModule, ModuleState>();
@@ -229,15 +282,30 @@ export class Session implements ConnectionClient {
   readonly lifetime = new AbortController();
   readonly calls = new Map<number, PageCall>();
   stats = { calls: 0, denials: 0 };
+  /** The trust policy the core is opened with in every worker. */
+  readonly policy: CorePolicy | undefined;
+  /** The audit log as the page holds it (authoritative: it outlives workers). */
+  readonly audit: AuditTrail;
+  /** Set while the page replaces the worker on purpose (recycling), for the log's link entry. */
+  recycling = false;
+  readonly #stopRevokes: () => void;
   #openGeneration = -1;
   #opening: { generation: number; promise: Promise<void> } | undefined;
 
-  constructor(connection: WorkerConnection, owned: boolean, limits: CoreLimits) {
+  constructor(
+    connection: WorkerConnection,
+    owned: boolean,
+    limits: CoreLimits,
+    extra: { policy?: CorePolicy | undefined; onAudit?: ((entry: AuditEntry) => void) | undefined } = {},
+  ) {
     this.connection = connection;
     this.owned = owned;
     this.limits = limits;
     this.timeoutMs = timeoutOf(limits);
+    this.policy = extra.policy;
+    this.audit = new AuditTrail(extra.onAudit);
     this.sandboxId = connection.register(this);
+    this.#stopRevokes = listenForRevokes(this);
   }
 
   /** Disposed itself, or its shared worker pool was. */
@@ -260,7 +328,16 @@ export class Session implements ConnectionClient {
     const generation = this.connection.generation;
     if (this.#openGeneration === generation) return Promise.resolve();
     if (this.#opening?.generation === generation) return this.#opening.promise;
-    const promise = this.send({ type: 'open', limits: this.limits }).then(() => {
+    // A new worker's log starts with a link to the entries the page already holds.
+    const seed = this.audit.seed();
+    const denied = this.audit.denied();
+    const promise = this.send({
+      type: 'open',
+      limits: this.limits,
+      ...(this.policy === undefined ? {} : { policy: this.policy }),
+      ...(seed === undefined ? {} : { auditSeed: seed }),
+      ...(denied.length === 0 ? {} : { deniedDigests: denied }),
+    }).then(() => {
       if (this.connection.generation === generation) this.#openGeneration = generation;
     });
     this.#opening = { generation, promise };
@@ -282,11 +359,32 @@ export class Session implements ConnectionClient {
     await this.ensureOpen();
     const generation = this.connection.generation;
     if (state.generation !== generation) {
-      const { module } = await this.send({ type: 'load', bytes: state.bytes, integrity: state.integrity });
+      const { module } = await this.send({
+        type: 'load',
+        bytes: state.bytes,
+        integrity: state.integrity,
+        provenance: state.provenance,
+      });
       state.generation = generation;
       state.moduleId = module.moduleId;
     }
     return state.moduleId;
+  }
+
+  /** A revoked capability was granted: a denial, logged with its code (the core never sees it). */
+  refusedGrant(error: SandboxError): void {
+    this.deny(undefined);
+    const { capability, import: name, capabilityName } = error.details;
+    this.auditRecord({
+      event: 'deny',
+      outcome: error.code,
+      extra: {
+        capability: String(capability),
+        import: String(name),
+        capabilityName: String(capabilityName),
+        reason: 'a revoked capability cannot be granted',
+      },
+    });
   }
 
   deny(call: PageCall | undefined): void {
@@ -376,7 +474,108 @@ export class Session implements ConnectionClient {
     }
   }
 
+  onOutput(notice: OutputNotice): void {
+    this.calls.get(notice.callId)?.wasi?.output.push(notice.stdout, notice.stderr);
+  }
+
+  onStdin(request: StdinRequest): void {
+    void this.#stdin(request);
+  }
+
+  async #stdin(request: StdinRequest): Promise<void> {
+    const generation = this.connection.generation;
+    const answer = (a: StdinAnswer): void => this.connection.answerStdin(this.sandboxId, request.id, a, generation);
+    const call = this.calls.get(request.callId);
+    const reader = call?.wasi?.stdin;
+    if (call === undefined || reader === undefined || call.instance.instanceId !== request.instanceId) {
+      answer({ ok: false, error: record('HOST_ERROR', 'stdin request for a call without an async stdin: refused') });
+      return;
+    }
+    const signal = call.abort.signal;
+    if (signal.aborted) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    const stopped = new Promise<'aborted' | 'deadline'>((resolve) => {
+      onAbort = () => resolve('aborted');
+      signal.addEventListener('abort', onAbort, { once: true });
+      timer = setTimeout(
+        () => resolve('deadline'),
+        Math.min(Math.max(0, call.deadline - performance.now()), MAX_TIMER_MS),
+      );
+    });
+    try {
+      const outcome = await Promise.race([reader.read(), stopped]);
+      if (outcome === 'aborted') return; // the call is being cancelled or disposed: nothing to answer
+      if (outcome === 'deadline') {
+        answer({
+          ok: false,
+          error: record('TIMEOUT', `call exceeded its ${call.timeoutMs} ms limit while waiting for stdin`, {
+            limit: call.timeoutMs,
+          }),
+        });
+        return;
+      }
+      answer({ ok: true, bytes: outcome.bytes, eof: outcome.eof });
+    } catch (thrown) {
+      const error = new SandboxError(
+        'HOST_ERROR',
+        `the stdin source failed: ${String(thrown)}`,
+        { cause: String(thrown) },
+        { cause: thrown },
+      );
+      call.fatal = error;
+      call.abort.abort(error);
+      answer({ ok: false, error: recordOf(error) });
+    } finally {
+      clearTimeout(timer);
+      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  onAudit(notice: AuditNotice): void {
+    const problem = this.audit.receive(notice.entries);
+    if (problem !== undefined) this.connection.restart(`protocol violation: ${problem}`);
+  }
+
+  /** Waits until the entries of everything this sandbox did so far have reached the page. */
+  async auditSync(): Promise<void> {
+    if (this.disposed) return;
+    let head: string;
+    try {
+      ({ head } = await this.send({ type: 'auditSync' }));
+    } catch {
+      return; // the worker is gone: the page's copy is all there is
+    }
+    if (head !== this.audit.head() && !this.disposed) {
+      this.connection.restart("protocol violation: the worker's audit head is not that of the entries it sent");
+    }
+  }
+
+  /** Appends a page event to the core's log (not once the sandbox is gone). */
+  auditRecord(record: CoreAuditRecord): void {
+    if (this.disposed) return;
+    void this.send({ type: 'auditRecord', record }).catch(() => undefined);
+  }
+
+  /** `revoke(token)` was called: logged if this sandbox ever granted it. */
+  revoked(token: object, name: string): void {
+    if (this.disposed) {
+      this.#stopRevokes();
+      return;
+    }
+    const id = this.table.granted(token);
+    if (id === undefined) return;
+    this.auditRecord({ event: 'revoke', outcome: 'ok', extra: { capability: String(id), capabilityName: name } });
+  }
+
+  /** What a leak warning says about this sandbox. */
+  leakInfo(): { calls: number; auditEntries: number } {
+    return { calls: this.stats.calls, auditEntries: this.audit.entries().length };
+  }
+
   onRestart(reason: string): void {
+    this.audit.restarted({ reason, crashed: !this.recycling });
+    this.recycling = false;
     for (const call of this.calls.values()) {
       call.abort.abort(
         new SandboxError('WORKER_CRASHED', `the worker was replaced during the call (${reason})`, { reason }),
@@ -385,6 +584,8 @@ export class Session implements ConnectionClient {
   }
 
   dispose(): void {
+    this.#stopRevokes();
+    unwatchLeak(this);
     if (this.disposed) return;
     this.lifetime.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
     for (const call of this.calls.values()) call.abort.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
@@ -437,21 +638,46 @@ export class Sandbox implements Disposable {
   }
 
   /**
+   * The sandbox's audit log, held on the page as entries arrive (so a replaced worker loses
+   * nothing): `entries()`, `head()`, `toJSONL()`, `verify(head?)`. Still readable after
+   * `dispose()`.
+   */
+  get audit(): SandboxAudit {
+    const session = sessionOf(this, 'this');
+    return sandboxAudit(session.audit, () => session.auditSync());
+  }
+
+  /**
    * Loads a module: fetches or copies the bytes, and the core checks their size and SHA-256
-   * against `options.integrity` before anything parses them, then validates them.
+   * against `options.integrity` before anything parses them, then the trust policy (allowed
+   * digests, the origin the bytes were fetched from or `options.origin`, `options.signature`),
+   * then validates them. Every attempt is in the audit log.
    *
-   * @throws `INTEGRITY_MISMATCH`, `MODULE_TOO_LARGE`, `INVALID_MODULE`, `DISPOSED`;
-   *   TypeError (`INVALID_ARGUMENT`) for a missing or malformed integrity.
+   * @throws `INTEGRITY_MISMATCH`, `MODULE_TOO_LARGE`, `POLICY_DENIED`, `SIGNATURE_INVALID`,
+   *   `INVALID_MODULE`, `DISPOSED`; TypeError (`INVALID_ARGUMENT`) for a missing or malformed
+   *   integrity, a malformed origin, or an `origin` that disagrees with where the module was
+   *   fetched from.
    */
   async load(source: ModuleSourceLike, options: LoadOptions): Promise<SandboxModule> {
     const session = sessionOf(this, 'this');
     session.checkAlive();
-    const integrity = integrityOf(options);
-    const bytes = await bytesOf(source);
+    const { integrity, signature, origin } = loadOptionsOf(options);
+    const fetched = await fetchModule(source);
+    const provenance = provenanceOf(origin, fetched.origin, signature);
+    const { bytes } = fetched;
     await session.ensureOpen();
     const generation = session.connection.generation;
-    const { module } = await session.send({ type: 'load', bytes, integrity });
-    const state: ModuleState = { session, bytes, integrity, generation, moduleId: module.moduleId, dropped: false };
+    const { module } = await session.send({ type: 'load', bytes, integrity, provenance });
+    const state: ModuleState = {
+      session,
+      owner: this,
+      bytes,
+      integrity,
+      provenance,
+      generation,
+      moduleId: module.moduleId,
+      dropped: false,
+    };
     return new SandboxModule(state, module);
   }
 
@@ -478,7 +704,7 @@ export class Sandbox implements Disposable {
     try {
       linked = session.table.link(options.imports, false);
     } catch (error) {
-      if (error instanceof SandboxError && error.code === 'CAPABILITY_REVOKED') session.deny(undefined);
+      if (error instanceof SandboxError && error.code === 'CAPABILITY_REVOKED') session.refusedGrant(error);
       throw error;
     }
     const moduleId = await session.moduleId(state);
@@ -493,6 +719,77 @@ export class Sandbox implements Disposable {
       dropped: false,
     };
     return new SandboxInstance(instance, module);
+  }
+
+  /**
+   * Runs a WASI command (`_start` of a module that imports `wasi_snapshot_preview1`) in a
+   * fresh instance, dropped afterwards, with the arguments, environment, files and stdin of
+   * `options`. The guest's sleeps are timers in the worker, its reads of an async stdin ask
+   * this page for the next chunk, its output streams to `onStdout`/`onStderr`.
+   *
+   * @returns the exit code (`proc_exit`'s status, 0 when `_start` returns — any status is a
+   *   result), stdout, stderr (`stdoutText`/`stderrText` decoded), the preopens' trees after
+   *   the run, and the metrics.
+   * @throws `OUTPUT_LIMIT` (stdout or stderr over its cap), and every error of
+   *   `instantiate` and `call`; an error of the run carries what the guest wrote before it in
+   *   `details.stdout` / `details.stderr` (for `OUTPUT_LIMIT`, up to the cap). TypeError
+   *   (`INVALID_ARGUMENT`) for malformed options, also those the core refuses (a NUL in an
+   *   argument, a duplicate preopen, initial files over a quota).
+   */
+  async runWasi(module: SandboxModule, options: WasiRunOptions = {}): Promise<WasiResult> {
+    const session = sessionOf(this, 'this');
+    session.checkAlive();
+    const state = module instanceof SandboxModule ? moduleStates.get(module) : undefined;
+    if (state === undefined || state.session !== session) {
+      throw invalidArgument('module was not loaded by this sandbox');
+    }
+    if (state.dropped) throw new SandboxError('DISPOSED', 'the module was disposed');
+    const plan = wasiPlan(options, session.timeoutMs);
+    if (plan.call.signal?.aborted) {
+      throw new SandboxError('CANCELLED', 'the signal was already aborted; the run did not start');
+    }
+    let linked: { grants: CoreGrant[]; links: Link[] };
+    try {
+      linked = session.table.link(plan.imports, false);
+    } catch (error) {
+      if (error instanceof SandboxError && error.code === 'CAPABILITY_REVOKED') session.refusedGrant(error);
+      throw error;
+    }
+    const moduleId = await session.moduleId(state);
+    const generation = session.connection.generation;
+    const { instanceId } = await session.send({
+      type: 'instantiateWasi',
+      moduleId,
+      config: { ...plan.config, grants: linked.grants },
+    });
+    const instance: InstanceState = {
+      session,
+      generation,
+      instanceId,
+      links: linked.links,
+      call: undefined,
+      dropped: false,
+    };
+    const wasi: PageWasi = {
+      output: new OutputCollector(plan, (error) => wasi.end?.(error)),
+      stdin: plan.stdin === undefined ? undefined : new StdinReader(plan.stdin),
+    };
+    try {
+      let result: CallResult;
+      try {
+        result = await callOn(instance, '_start', [], plan.call, wasi);
+      } catch (error) {
+        throw error instanceof SandboxError ? wasi.output.attach(error as AnySandboxError) : error;
+      }
+      const { files } = await session.send({ type: 'wasiFiles', instanceId });
+      return wasiResult(result.exitCode ?? 0, wasi.output, files, result.metrics);
+    } finally {
+      wasi.stdin?.close();
+      instance.dropped = true;
+      if (!session.disposed && generation === session.connection.generation) {
+        void session.send({ type: 'dropInstance', instanceId }).catch(() => undefined);
+      }
+    }
   }
 
   /** Terminates the worker (unless shared) and ends every call in flight with `DISPOSED`. */
@@ -606,57 +903,11 @@ export class SandboxInstance implements Disposable {
     if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is already running on this instance');
     if (typeof exportName !== 'string') throw invalidArgument('exportName must be a string');
     const values = callArgs(args);
-    const { signal, core, timeoutMs } = callOptions(options, session.timeoutMs);
-    if (signal?.aborted) throw new SandboxError('CANCELLED', 'the signal was already aborted; the call did not start');
-
-    const call: PageCall = {
-      instance: state,
-      deadline: performance.now() + timeoutMs,
-      timeoutMs,
-      abort: new AbortController(),
-      denials: 0,
-      fatal: undefined,
-    };
-    state.call = call;
-    session.stats.calls++;
-    const { connection } = session;
-    const { id, done } = connection.request(
-      session.sandboxId,
-      { type: 'call', instanceId: state.instanceId, exportName, args: values, options: core },
-      timeoutMs + connection.graceMs,
-    );
-    session.calls.set(id, call);
-    const onAbort = (): void => {
-      call.abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
-      void connection.request(session.sandboxId, { type: 'cancel', callId: id }, Infinity);
-      connection.escalate(id, connection.graceMs, 'CANCELLED');
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      const outcome = await done;
-      if (call.fatal !== undefined) {
-        // The page ended the guest call from a host call: its verdict stands, whatever the
-        // worker answered (fail closed), with the worker's metrics.
-        const metrics = outcome.ok ? outcome.value.metrics : outcome.error.details['metrics'];
-        const fatal = recordOf(call.fatal);
-        throw errorFromRecord(
-          { ...fatal, details: { ...fatal.details, ...(metrics === undefined ? {} : { metrics }) } },
-          { cause: call.fatal.cause, denials: call.denials },
-        );
-      }
-      if (!outcome.ok) throw errorFromRecord(outcome.error, { denials: call.denials });
-      const result: CallResult = {
-        results: outcome.value.results,
-        metrics: withDenials({ ...outcome.value.metrics }, call.denials),
-      };
-      if (outcome.value.exitCode !== undefined) result.exitCode = outcome.value.exitCode;
-      return result;
-    } finally {
-      state.call = undefined;
-      session.calls.delete(id);
-      signal?.removeEventListener('abort', onAbort);
-      if (!call.abort.signal.aborted) call.abort.abort(new SandboxError('CANCELLED', 'the guest call ended'));
+    const checked = callOptions(options, session.timeoutMs);
+    if (checked.signal?.aborted) {
+      throw new SandboxError('CANCELLED', 'the signal was already aborted; the call did not start');
     }
+    return callOn(state, exportName, values, checked, undefined);
   }
 
   /** Drops the instance in the worker; a call in flight is cancelled. Later calls: `DISPOSED`. */
@@ -687,4 +938,94 @@ function stateOf(instance: SandboxInstance): InstanceState {
   const state = instanceStates.get(instance);
   if (state === undefined) throw invalidArgument('not a SandboxInstance');
   return state;
+}
+
+/** Runs one call of `state` in the worker, as the page tracks it (checked options). */
+async function callOn(
+  state: InstanceState,
+  exportName: string,
+  values: Value[],
+  { signal, core, timeoutMs }: ReturnType<typeof callOptions>,
+  wasi: PageWasi | undefined,
+): Promise<CallResult> {
+  const session = state.session;
+  const call: PageCall = {
+    instance: state,
+    deadline: performance.now() + timeoutMs,
+    timeoutMs,
+    abort: new AbortController(),
+    denials: 0,
+    fatal: undefined,
+    wasi,
+  };
+  state.call = call;
+  session.stats.calls++;
+  const { connection } = session;
+  const { id, done } = connection.request(
+    session.sandboxId,
+    { type: 'call', instanceId: state.instanceId, exportName, args: values, options: core },
+    timeoutMs + connection.graceMs,
+  );
+  session.calls.set(id, call);
+  const onAbort = (): void => {
+    call.abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
+    void connection.request(session.sandboxId, { type: 'cancel', callId: id }, Infinity);
+    connection.escalate(id, connection.graceMs, 'CANCELLED');
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (wasi !== undefined) {
+    wasi.end = (error) => {
+      if (call.fatal !== undefined || call.abort.signal.aborted) return;
+      call.fatal = error;
+      call.abort.abort(error);
+      void connection.request(session.sandboxId, { type: 'cancel', callId: id }, Infinity);
+      connection.escalate(id, connection.graceMs, error.code);
+    };
+  }
+  try {
+    const outcome = await done;
+    if (call.fatal !== undefined) {
+      // The page ended the guest call from a host call (or a WASI run's stdin source or
+      // output callback): its verdict stands, whatever the worker answered (fail closed),
+      // with the worker's metrics.
+      const metrics = outcome.ok ? outcome.value.metrics : outcome.error.details['metrics'];
+      const fatal = recordOf(call.fatal);
+      throw errorFromRecord(
+        { ...fatal, details: { ...fatal.details, ...(metrics === undefined ? {} : { metrics }) } },
+        { cause: call.fatal.cause, denials: call.denials },
+      );
+    }
+    if (!outcome.ok) throw errorFromRecord(outcome.error, { denials: call.denials });
+    const result: CallResult = {
+      results: outcome.value.results,
+      metrics: withDenials({ ...outcome.value.metrics }, call.denials),
+    };
+    if (outcome.value.exitCode !== undefined) result.exitCode = outcome.value.exitCode;
+    return result;
+  } finally {
+    state.call = undefined;
+    session.calls.delete(id);
+    signal?.removeEventListener('abort', onAbort);
+    if (!call.abort.signal.aborted) call.abort.abort(new SandboxError('CANCELLED', 'the guest call ended'));
+  }
+}
+
+/**
+ * The tenant pool's handle on a sandbox (`tenants.ts`); not exported from the package.
+ *
+ * @internal
+ */
+export function controlOf(sandbox: Sandbox): SandboxControl {
+  const session = sessionOf(sandbox, 'sandbox');
+  return {
+    callsInFlight: () => session.calls.size,
+    settled: () => session.auditSync(),
+    recycle: (reason) => {
+      if (session.disposed) return;
+      if (!session.owned) throw invalidArgument('a sandbox in a shared worker cannot be recycled on its own');
+      session.recycling = true;
+      session.connection.restart(reason);
+    },
+    workerMemoryBytes: async () => (await session.send({ type: 'workerStats' })).wasmMemoryBytes,
+  };
 }

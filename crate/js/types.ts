@@ -63,6 +63,18 @@ export interface LoadOptions {
    * hex digits. Required: the bytes are verified before anything parses them.
    */
   integrity: string;
+  /**
+   * A detached signature over the module's digest, `<key id>:<base64>` (`nestbox sign`),
+   * checked against the trust policy's keys (`SIGNATURE_INVALID`).
+   */
+  signature?: string;
+  /**
+   * Where the bytes come from (`https://cdn.example`, as `URL.origin`), for the policy's
+   * `origins`. When the source is a URL, a string or a `Response`, the origin is that of the
+   * URL the bytes were served from, and an `origin` that disagrees is a TypeError; for bytes,
+   * this is all the policy knows.
+   */
+  origin?: string;
 }
 
 /** Options of `instantiate`. */
@@ -87,4 +99,98 @@ export interface ModuleInfo {
   readonly imports: readonly CoreImport[];
   /** Everything it exports. */
   readonly exports: readonly CoreExport[];
+}
+
+/**
+ * A directory tree given to a WASI guest: relative path (`a/b.txt`) to contents (a string
+ * is stored as its UTF-8 bytes). Parent directories are made as needed; `null` is an empty
+ * directory (`"empty/": null`).
+ */
+export type WasiTree = Readonly<Record<string, Uint8Array | string | null>>;
+
+/** A directory the WASI guest sees at `guestPath` (fds 3, 4, … in order). */
+export interface WasiPreopen {
+  /** The name the guest sees: `/`, `/data`, `.`, … (absolute paths go to the longest matching prefix). */
+  guestPath: string;
+  /** Its initial contents (default: empty). */
+  files?: WasiTree;
+  /** Every change is refused (`EROFS` to the guest). Default false. */
+  readOnly?: boolean;
+}
+
+/** Caps of a WASI run (defaults: 1 MiB each for stdout and stderr, 64 MiB and 10,000 files over all preopens). */
+export interface WasiLimits {
+  /** Going over ends the run with `OUTPUT_LIMIT` (the bytes up to the cap are kept). */
+  maxStdoutBytes?: number | bigint;
+  /** As `maxStdoutBytes`, for stderr. */
+  maxStderrBytes?: number | bigint;
+  /** Bytes of all files of all preopens, initial ones included (`ENOSPC` to the guest). */
+  maxFsBytes?: number | bigint;
+  /** Files, directories and symlinks of all preopens, initial ones included (`EDQUOT` to the guest). */
+  maxFiles?: number | bigint;
+}
+
+/** Options of `runWasi`. Unknown fields are a TypeError (`INVALID_ARGUMENT`). */
+export interface WasiRunOptions {
+  /** The whole argv, `args[0]` being the program name (default `["guest"]`). */
+  args?: readonly string[];
+  /** The environment, in this order: an object (own-property order) or `[key, value]` pairs. */
+  env?: Readonly<Record<string, string>> | readonly (readonly [string, string])[];
+  /** Shorthand for a writable preopen at `/` with these contents (fd 3, before `preopens`). */
+  files?: WasiTree;
+  /** Directories the guest sees. */
+  preopens?: readonly WasiPreopen[];
+  /**
+   * Standard input: a string (UTF-8) or bytes, given up front; or an async source read a
+   * chunk at a time as the guest asks for more (an `AsyncIterable` of `Uint8Array` or
+   * strings, or a `ReadableStream<Uint8Array>`); the source is stopped (`return()` /
+   * `cancel()`) when the run ends before it does. Default: empty.
+   */
+  stdin?: string | Uint8Array | AsyncIterable<Uint8Array | string> | ReadableStream<Uint8Array>;
+  /** Called with each chunk of stdout as the guest writes it (after every fuel slice at most). */
+  onStdout?: (chunk: Uint8Array) => void;
+  /** As `onStdout`, for stderr. A callback that throws ends the run with `HOST_ERROR`. */
+  onStderr?: (chunk: Uint8Array) => void;
+  /**
+   * Seeded `random_get` and fixed clocks (realtime from `startTimeNs`, default 0) that move
+   * only when the guest sleeps, without waiting: the same inputs give the same outputs.
+   */
+  deterministic?: { seed: number | bigint; startTimeNs?: number | bigint };
+  /** Cancels the run (`CANCELLED`), also while the guest sleeps or waits for stdin. */
+  signal?: AbortSignal;
+  /** Wall-clock limit of the run in milliseconds (`TIMEOUT`), at most the sandbox's. */
+  timeoutMs?: number;
+  /** Fuel budget of the run (`FUEL_EXHAUSTED`), at most the sandbox's. */
+  fuel?: number | bigint;
+  /** Output and filesystem caps. */
+  limits?: WasiLimits;
+  /** Capabilities granted besides WASI, as in `instantiate` (not under `wasi_snapshot_preview1`). */
+  imports?: ImportsObject;
+}
+
+/** One entry of a preopen's tree after a run. */
+export type WasiFileEntry =
+  | { readonly type: 'file'; readonly data: Uint8Array }
+  | { readonly type: 'dir' }
+  | { readonly type: 'symlink'; readonly target: string };
+
+/** Each preopen's tree after the run, by guest path; each tree by relative path, every directory listed. */
+export type WasiFiles = Record<string, Record<string, WasiFileEntry>>;
+
+/** A WASI run that ended by returning from `_start` or by `proc_exit`. */
+export interface WasiResult {
+  /** `proc_exit`'s status, or 0 when `_start` returned. Any status is a result, not an error. */
+  exitCode: number;
+  /** Everything the guest wrote to stdout. */
+  stdout: Uint8Array;
+  /** Everything the guest wrote to stderr. */
+  stderr: Uint8Array;
+  /** `stdout` decoded as UTF-8. */
+  readonly stdoutText: string;
+  /** `stderr` decoded as UTF-8. */
+  readonly stderrText: string;
+  /** The preopens' trees after the run. */
+  files: WasiFiles;
+  /** What the run cost. */
+  metrics: Metrics;
 }

@@ -7,6 +7,11 @@
  * stays suspended until the page's `hostReply` (or a `cancel`) arrives. Memory requests
  * from the page's views are answered meanwhile, since the event loop is free.
  *
+ * WASI guests: a sleep is a timer here (a `cancel` ends it at once); a wait for async stdin
+ * becomes a `stdin` message, answered by the page's `stdinReply` with the next chunk of its
+ * source; what the guest writes goes to the page as `output` notices after every step, the
+ * last one before the call's reply.
+ *
  * If the core throws something that is not an error record, it panicked (Rust aborts as a
  * wasm `unreachable`) and its state cannot be trusted: the worker says `fatal` and stops
  * answering; the page terminates it and starts a new one.
@@ -16,12 +21,13 @@
 
 import init, { Core } from './nestbox.js';
 import { coreRecordOf, record, type ErrorRecord } from './errors.js';
-import { drive, type HostOutcome, type HostStep } from './driver.js';
+import { drive, sleepFor, type HostOutcome, type HostStep, type StdinOutcome, type WasiControl } from './driver.js';
 import {
   PROTOCOL_VERSION,
   type FromWorker,
   type HostAnswer,
   type ReplyMap,
+  type StdinAnswer,
   type RequestType,
   type ToWorker,
   type ToWorkerRequest,
@@ -40,26 +46,53 @@ interface SandboxState {
   core: Core;
   /** Calls in flight, by call id. */
   calls: Map<number, CallState>;
+  /** The instances made with WASI (their calls stream output and may wait). */
+  wasi: Set<number>;
   /** Set by `close`: the core is freed once the last call has ended. */
   closing: boolean;
+  /** How many of the core's audit entries were sent to the page. */
+  auditSent: number;
 }
 
 /** One call in flight. */
 interface CallState {
   cancelled: boolean;
-  /** Resolves the pending host request, if the guest waits for one. */
-  answer?: (outcome: HostOutcome) => void;
+  /** Ends what the guest waits for (a host answer, a sleep, stdin) as cancelled, if it waits. */
+  interrupt?: () => void;
 }
 
 const sandboxes = new Map<number, SandboxState>();
 /** Host requests waiting for the page, by host request id. */
 const hostWaits = new Map<number, (outcome: HostOutcome) => void>();
+/** Stdin requests waiting for the page, by request id (from the same counter). */
+const stdinWaits = new Map<number, (outcome: StdinOutcome) => void>();
 let nextHostId = 1;
 /** Set when the core crashed: nothing is answered any more. */
 let dead = false;
 
 function post(message: FromWorker, transfer: Transferable[] = []): void {
+  // Audit entries first: the page sees them in order, and before whatever caused them ends.
+  flushAudit();
   scope.postMessage(message, transfer);
+}
+
+/** nestbox's own wasm memory (for `workerStats`), once loaded. */
+let ownMemory: WebAssembly.Memory | undefined;
+
+/** Sends every sandbox's new audit entries to the page. */
+function flushAudit(): void {
+  if (dead) return;
+  for (const [sandboxId, state] of sandboxes) {
+    let entries;
+    try {
+      entries = state.core.auditSince(state.auditSent);
+    } catch {
+      continue; // a core being freed has nothing more to say
+    }
+    if (entries.length === 0) continue;
+    state.auditSent += entries.length;
+    scope.postMessage({ v: PROTOCOL_VERSION, type: 'audit', sandboxId, entries } satisfies FromWorker);
+  }
 }
 
 function reply<K extends RequestType>(id: number, request: K, value: ReplyMap[K], transfer: Transferable[] = []): void {
@@ -101,7 +134,7 @@ function close(sandboxId: number, state: SandboxState): void {
   state.closing = true;
   for (const call of state.calls.values()) {
     call.cancelled = true;
-    call.answer?.({ kind: 'cancel' });
+    call.interrupt?.();
   }
   freeIfClosed(sandboxId, state);
 }
@@ -118,11 +151,11 @@ async function runCall(
       const hostId = nextHostId++;
       const settle = (outcome: HostOutcome): void => {
         hostWaits.delete(hostId);
-        call.answer = undefined;
+        call.interrupt = undefined;
         resolve(outcome);
       };
       hostWaits.set(hostId, settle);
-      call.answer = settle;
+      call.interrupt = () => settle({ kind: 'cancel' });
       post({
         v: PROTOCOL_VERSION,
         type: 'host',
@@ -135,10 +168,44 @@ async function runCall(
         args: step.args,
       });
     });
+  const wasi: WasiControl = {
+    sleep: (ms) =>
+      sleepFor(ms, (wake) => {
+        call.interrupt = wake;
+      }).finally(() => {
+        call.interrupt = undefined;
+      }),
+    stdin: (maxBytes) =>
+      new Promise((resolve) => {
+        const requestId = nextHostId++;
+        const settle = (outcome: StdinOutcome): void => {
+          stdinWaits.delete(requestId);
+          call.interrupt = undefined;
+          resolve(outcome);
+        };
+        stdinWaits.set(requestId, settle);
+        call.interrupt = () => settle({ kind: 'cancel' });
+        post({
+          v: PROTOCOL_VERSION,
+          type: 'stdin',
+          id: requestId,
+          sandboxId,
+          callId: message.id,
+          instanceId: message.instanceId,
+          maxBytes,
+        });
+      }),
+    output: (stdout, stderr) =>
+      post({ v: PROTOCOL_VERSION, type: 'output', sandboxId, callId: message.id, stdout, stderr }, [
+        stdout.buffer,
+        stderr.buffer,
+      ]),
+  };
   try {
     const finished = await drive(state.core, message.instanceId, message.exportName, message.args, message.options, {
       cancelled: () => call.cancelled,
       host,
+      ...(state.wasi.has(message.instanceId) ? { wasi } : {}),
     });
     const value: ReplyMap['call'] = { results: finished.results, metrics: finished.metrics };
     if (finished.exitCode !== undefined) value.exitCode = finished.exitCode;
@@ -158,16 +225,35 @@ function answerHost(id: number, answer: HostAnswer): void {
   settle(answer.ok ? { kind: 'results', results: answer.results } : { kind: 'fail', error: answer.error });
 }
 
+function answerStdin(id: number, answer: StdinAnswer): void {
+  const settle = stdinWaits.get(id);
+  if (settle === undefined) return;
+  settle(answer.ok ? { kind: 'data', bytes: answer.bytes, eof: answer.eof } : { kind: 'fail', error: answer.error });
+}
+
 function handle(message: ToWorker): void {
   if (message.type === 'hostReply') {
     answerHost(message.id, message.answer);
+    return;
+  }
+  if (message.type === 'stdinReply') {
+    answerStdin(message.id, message.answer);
     return;
   }
   const { id, sandboxId } = message;
   if (message.type === 'open') {
     try {
       const previous = sandboxes.get(sandboxId);
-      sandboxes.set(sandboxId, { core: new Core(message.limits), calls: new Map(), closing: false });
+      const core = new Core(message.limits, message.policy);
+      try {
+        // The link to the page's log comes first in the new chain; the deny list carries over.
+        if (message.auditSeed !== undefined) core.auditRecord(message.auditSeed);
+        if (message.deniedDigests !== undefined) core.denyDigests(message.deniedDigests);
+      } catch (thrown) {
+        core.free();
+        throw thrown;
+      }
+      sandboxes.set(sandboxId, { core, calls: new Map(), wasi: new Set(), closing: false, auditSent: 0 });
       if (previous !== undefined) close(sandboxId, previous);
       reply(id, 'open', {});
     } catch (thrown) {
@@ -188,11 +274,26 @@ function handle(message: ToWorker): void {
         reply(id, 'close', {});
         break;
       case 'load':
-        reply(id, 'load', { module: core.load(message.bytes, message.integrity) });
+        reply(id, 'load', { module: core.load(message.bytes, message.integrity, message.provenance) });
         break;
       case 'instantiate':
         reply(id, 'instantiate', { instanceId: core.instantiate(message.moduleId, message.grants) });
         break;
+      case 'instantiateWasi': {
+        const instanceId = core.instantiateWasi(message.moduleId, message.config);
+        state.wasi.add(instanceId);
+        reply(id, 'instantiateWasi', { instanceId });
+        break;
+      }
+      case 'wasiFiles': {
+        const files = core.wasiFiles(message.instanceId);
+        const transfer: Transferable[] = [];
+        for (const tree of Object.values(files)) {
+          for (const entry of Object.values(tree)) if (entry.type === 'file') transfer.push(entry.data.buffer);
+        }
+        reply(id, 'wasiFiles', { files }, transfer);
+        break;
+      }
       case 'call':
         void runCall(state, sandboxId, message);
         break;
@@ -200,7 +301,7 @@ function handle(message: ToWorker): void {
         const call = state.calls.get(message.callId);
         if (call !== undefined) {
           call.cancelled = true;
-          call.answer?.({ kind: 'cancel' });
+          call.interrupt?.();
         }
         reply(id, 'cancel', {});
         break;
@@ -219,11 +320,23 @@ function handle(message: ToWorker): void {
         break;
       case 'dropInstance':
         core.dropInstance(message.instanceId);
+        state.wasi.delete(message.instanceId);
         reply(id, 'dropInstance', {});
         break;
       case 'dropModule':
         core.dropModule(message.moduleId);
         reply(id, 'dropModule', {});
+        break;
+      case 'auditSync':
+        // `reply` sends every new entry first, so this head is the page's too.
+        reply(id, 'auditSync', { head: core.auditHead() });
+        break;
+      case 'auditRecord':
+        core.auditRecord(message.record);
+        reply(id, 'auditRecord', {});
+        break;
+      case 'workerStats':
+        reply(id, 'workerStats', { wasmMemoryBytes: ownMemory?.buffer.byteLength ?? 0 });
         break;
     }
   } catch (thrown) {
@@ -250,7 +363,10 @@ scope.addEventListener('message', (event) => {
 });
 
 init().then(
-  () => post({ v: PROTOCOL_VERSION, type: 'ready' }),
+  (output) => {
+    ownMemory = output.memory;
+    post({ v: PROTOCOL_VERSION, type: 'ready' });
+  },
   (error: unknown) => {
     dead = true;
     post({

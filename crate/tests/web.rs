@@ -8,10 +8,14 @@
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use nestbox::Digest;
 use nestbox::bindings::Core;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+// The trust policy, the audit log and failHost's codes.
+#[path = "web/policy_audit.rs"]
+mod policy_audit;
 
 // ---- helpers: build and read plain JavaScript values ----
 
@@ -67,14 +71,18 @@ fn wasm(wat: &str) -> Vec<u8> {
 }
 
 fn core_with(limits: JsValue) -> Core {
-    Core::new(limits).expect("valid limits")
+    Core::new(limits, JsValue::UNDEFINED).expect("valid limits")
 }
 
 /// Loads `bytes` with their own digest; returns the load record.
 fn load(core: &mut Core, bytes: &[u8]) -> JsValue {
     let digest = Digest::of(bytes).to_sri();
-    core.load(Uint8Array::from(bytes).into(), JsValue::from_str(&digest))
-        .expect("module loads")
+    core.load(
+        Uint8Array::from(bytes).into(),
+        JsValue::from_str(&digest),
+        JsValue::UNDEFINED,
+    )
+    .expect("module loads")
 }
 
 fn load_id(core: &mut Core, wat: &str) -> JsValue {
@@ -239,6 +247,7 @@ fn integrity_mismatch_is_a_record() {
         .load(
             Uint8Array::from(&bytes[..]).into(),
             JsValue::from_str(&other),
+            JsValue::UNDEFINED,
         )
         .expect_err("digest differs");
     assert_eq!(code(&err), "INTEGRITY_MISMATCH");
@@ -253,6 +262,7 @@ fn integrity_mismatch_is_a_record() {
         .load(
             Uint8Array::from(&bytes[..]).into(),
             JsValue::from_str("md5-x"),
+            JsValue::UNDEFINED,
         )
         .expect_err("malformed digest");
     assert_eq!(code(&err), "INVALID_ARGUMENT");
@@ -401,12 +411,12 @@ fn bad_limits_are_invalid_argument() {
         arr(&[]),
     ];
     for limits in bad {
-        let err = Core::new(limits.clone())
+        let err = Core::new(limits.clone(), JsValue::UNDEFINED)
             .err()
             .unwrap_or_else(|| panic!("accepted {limits:?}"));
         assert_eq!(code(&err), "INVALID_ARGUMENT", "{limits:?}");
     }
-    let err = Core::new(obj(&[("fuelPerSlise", num(1.0))]))
+    let err = Core::new(obj(&[("fuelPerSlise", num(1.0))]), JsValue::UNDEFINED)
         .err()
         .expect("typo refused");
     assert!(get_str(&err, "message").contains("fuelPerSlise"), "{err:?}");
@@ -495,7 +505,11 @@ fn host_failures_end_the_call_with_host_error() {
     // failHost: HOST_ERROR with the cause; the instance is poisoned.
     let id = instantiate(&mut core, &module, get_value_grant(3));
     let err = core
-        .fail_host(id.clone(), JsValue::from_str("nothing to fail"))
+        .fail_host(
+            id.clone(),
+            JsValue::from_str("nothing to fail"),
+            JsValue::UNDEFINED,
+        )
         .expect_err("no host call is pending");
     assert_eq!(code(&err), "INVALID_ARGUMENT");
     let step = core
@@ -512,7 +526,11 @@ fn host_failures_end_the_call_with_host_error() {
         .expect_err("waiting for a host answer, not a yield");
     assert_eq!(code(&err), "INVALID_ARGUMENT");
     let record = core
-        .fail_host(id.clone(), JsValue::from_str("disk on fire"))
+        .fail_host(
+            id.clone(),
+            JsValue::from_str("disk on fire"),
+            JsValue::UNDEFINED,
+        )
         .expect("record");
     assert_eq!(code(&record), "HOST_ERROR");
     let details = get(&record, "details");
@@ -595,4 +613,413 @@ fn ids_are_never_reused_and_instances_are_counted() {
         )
         .expect("b still works");
     assert_eq!(get_str(&step, "status"), "finished");
+}
+
+// ---- (g) WASI ----
+
+/// A hand-written WASI guest: `_start` says hello on stdout and on stderr and exits 7;
+/// `sleep` sleeps 5 ms (`poll_oneoff`, relative monotonic clock); `echo` copies stdin to
+/// stdout until end of file and returns the byte count; `write_file` creates `out.txt` in
+/// the first preopen (fd 3) with "written"; `cat_in` copies the preopen's `in.txt` to stdout.
+const WASI_GUEST: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "hello\n")
+  (data (i32.const 120) "oops\n")
+  (data (i32.const 400) "out.txt")
+  (data (i32.const 410) "in.txt")
+  (data (i32.const 500) "written")
+  (func $write (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
+    (i32.store (i32.const 0) (local.get $ptr))
+    (i32.store (i32.const 4) (local.get $len))
+    (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8)))
+  (func $copy (param $from i32) (result i32)
+    (local $n i32) (local $total i32)
+    (block $done
+      (loop $next
+        (i32.store (i32.const 16) (i32.const 1024))
+        (i32.store (i32.const 20) (i32.const 64))
+        (br_if $done (call $fd_read (local.get $from) (i32.const 16) (i32.const 1) (i32.const 24)))
+        (local.set $n (i32.load (i32.const 24)))
+        (br_if $done (i32.eqz (local.get $n)))
+        (local.set $total (i32.add (local.get $total) (local.get $n)))
+        (drop (call $write (i32.const 1) (i32.const 1024) (local.get $n)))
+        (br $next)))
+    (local.get $total))
+  (func $open (param $path i32) (param $len i32) (param $oflags i32) (param $rights i64) (result i32)
+    (local $errno i32)
+    (local.set $errno (call $path_open (i32.const 3) (i32.const 0) (local.get $path) (local.get $len)
+      (local.get $oflags) (local.get $rights) (i64.const 0) (i32.const 0) (i32.const 420)))
+    (if (local.get $errno) (then (return (i32.sub (i32.const 0) (local.get $errno)))))
+    (i32.load (i32.const 420)))
+  (func (export "_start")
+    (drop (call $write (i32.const 1) (i32.const 100) (i32.const 6)))
+    (drop (call $write (i32.const 2) (i32.const 120) (i32.const 5)))
+    (call $exit (i32.const 7)))
+  (func (export "sleep") (result i32)
+    (i64.store (i32.const 200) (i64.const 0))
+    (i32.store8 (i32.const 208) (i32.const 0))
+    (i32.store (i32.const 216) (i32.const 1))
+    (i64.store (i32.const 224) (i64.const 5000000))
+    (i64.store (i32.const 232) (i64.const 0))
+    (i32.store16 (i32.const 240) (i32.const 0))
+    (call $poll (i32.const 200) (i32.const 300) (i32.const 1) (i32.const 340)))
+  (func (export "echo") (result i32) (call $copy (i32.const 0)))
+  (func (export "write_file") (result i32)
+    (local $fd i32)
+    (local.set $fd (call $open (i32.const 400) (i32.const 7) (i32.const 1) (i64.const 64)))
+    (if (i32.lt_s (local.get $fd) (i32.const 0)) (then (return (local.get $fd))))
+    (call $write (local.get $fd) (i32.const 500) (i32.const 7)))
+  (func (export "cat_in") (result i32)
+    (local $fd i32)
+    (local.set $fd (call $open (i32.const 410) (i32.const 6) (i32.const 0) (i64.const 2)))
+    (if (i32.lt_s (local.get $fd) (i32.const 0)) (then (return (local.get $fd))))
+    (call $copy (local.get $fd))))
+"#;
+
+fn bytes_of(v: &JsValue) -> Vec<u8> {
+    v.dyn_ref::<Uint8Array>()
+        .unwrap_or_else(|| panic!("not a Uint8Array: {v:?}"))
+        .to_vec()
+}
+
+/// `takeOutput` as (stdout, stderr) strings.
+fn output(core: &mut Core, id: &JsValue) -> (String, String) {
+    let out = core.take_output(id.clone()).expect("takeOutput");
+    let text = |key| String::from_utf8(bytes_of(&get(&out, key))).expect("utf-8");
+    (text("stdout"), text("stderr"))
+}
+
+fn start(core: &mut Core, id: &JsValue, export: &str) -> Result<JsValue, JsValue> {
+    core.start(
+        id.clone(),
+        JsValue::from_str(export),
+        arr(&[]),
+        JsValue::UNDEFINED,
+    )
+}
+
+fn instantiate_wasi(core: &mut Core, module: &JsValue, config: JsValue) -> JsValue {
+    JsValue::from(
+        core.instantiate_wasi(module.clone(), config)
+            .expect("instantiates with WASI"),
+    )
+}
+
+#[wasm_bindgen_test]
+fn wasi_hello_streams_output_and_exit_code_is_a_result() {
+    let mut core = core_with(JsValue::UNDEFINED);
+    let module = load_id(&mut core, WASI_GUEST);
+    let config = obj(&[
+        ("args", strs(&["prog", "a b"])),
+        ("env", obj(&[("KEY", JsValue::from_str("v"))])),
+        ("maxStdoutBytes", num(1024.0)),
+    ]);
+    let id = instantiate_wasi(&mut core, &module, config);
+    let step = start(&mut core, &id, "_start").expect("starts");
+    let finished = drive(&mut core, &id, step, |_| unreachable!()).expect("finishes");
+    assert_eq!(get_num(&finished, "exitCode"), 7.0);
+    assert_eq!(Array::from(&get(&finished, "results")).length(), 0);
+    assert_eq!(
+        output(&mut core, &id),
+        ("hello\n".to_owned(), "oops\n".to_owned())
+    );
+    assert_eq!(
+        output(&mut core, &id),
+        (String::new(), String::new()),
+        "takeOutput returns only new bytes"
+    );
+
+    // Over the cap: OUTPUT_LIMIT, with the bytes up to the cap still there.
+    let capped = instantiate_wasi(&mut core, &module, obj(&[("maxStdoutBytes", num(3.0))]));
+    let err = start(&mut core, &capped, "_start").expect_err("over the cap");
+    assert_eq!(code(&err), "OUTPUT_LIMIT");
+    assert_eq!(get_num(&get(&err, "details"), "limit"), 3.0);
+    assert_eq!(output(&mut core, &capped).0, "hel");
+
+    let err = core.take_output(num(999.0)).expect_err("unknown id");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+}
+
+#[wasm_bindgen_test]
+fn wasi_sleep_is_a_yield_with_a_wait_record() {
+    let mut core = core_with(JsValue::UNDEFINED);
+    let module = load_id(&mut core, WASI_GUEST);
+    let id = instantiate_wasi(&mut core, &module, JsValue::UNDEFINED);
+    let step = start(&mut core, &id, "sleep").expect("starts");
+    assert_eq!(get_str(&step, "status"), "yield");
+    let wait = get(&step, "wait");
+    assert_eq!(get_str(&wait, "kind"), "sleep");
+    let ms = get_num(&wait, "durationMs");
+    assert!(ms > 4.0 && ms <= 5.0, "{ms}");
+    // The caller says the time is up: poll_oneoff returns 0 (success).
+    let finished = core.resume(id.clone()).expect("resumes");
+    assert_eq!(get_str(&finished, "status"), "finished");
+    assert_eq!(
+        Array::from(&get(&finished, "results")).get(0).as_f64(),
+        Some(0.0)
+    );
+
+    // A plain fuel slice has no `wait`.
+    let mut core = core_with(obj(&[("fuelPerSlice", num(10_000.0))]));
+    let spin = load_id(&mut core, SPIN);
+    let id = instantiate(&mut core, &spin, arr(&[]));
+    let step = start(&mut core, &id, "spin").expect("starts");
+    assert_eq!(get_str(&step, "status"), "yield");
+    assert!(get(&step, "wait").is_undefined(), "{step:?}");
+
+    // A deterministic clock never waits: virtual time advances.
+    let mut core = core_with(JsValue::UNDEFINED);
+    let module = load_id(&mut core, WASI_GUEST);
+    let config = obj(&[(
+        "deterministic",
+        obj(&[
+            ("seed", JsValue::from(42_u64)),
+            ("startTimeNs", num(1_700_000_000_000_000_000.0)),
+        ]),
+    )]);
+    let id = instantiate_wasi(&mut core, &module, config);
+    let step = start(&mut core, &id, "sleep").expect("starts");
+    assert_eq!(get_str(&step, "status"), "finished");
+}
+
+#[wasm_bindgen_test]
+fn wasi_async_stdin_is_answered_with_resume_stdin_and_push_stdin() {
+    let mut core = core_with(JsValue::UNDEFINED);
+    let module = load_id(&mut core, WASI_GUEST);
+    let id = instantiate_wasi(
+        &mut core,
+        &module,
+        obj(&[("stdin", JsValue::from_str("async"))]),
+    );
+    let step = start(&mut core, &id, "echo").expect("starts");
+    let wait = get(&step, "wait");
+    assert_eq!(get_str(&wait, "kind"), "stdin");
+    assert_eq!(get_num(&wait, "maxBytes"), 64.0);
+
+    let err = core
+        .resume_stdin(
+            id.clone(),
+            Uint8Array::new_with_length(0).into(),
+            JsValue::FALSE,
+        )
+        .expect_err("nothing to give");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+    let err = core
+        .resume_stdin(id.clone(), JsValue::from_str("abc"), JsValue::FALSE)
+        .expect_err("a string is not bytes");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+
+    let step = core
+        .resume_stdin(
+            id.clone(),
+            Uint8Array::from(&b"abc"[..]).into(),
+            JsValue::FALSE,
+        )
+        .expect("resumes");
+    assert_eq!(get_str(&get(&step, "wait"), "kind"), "stdin", "waits again");
+    assert_eq!(output(&mut core, &id).0, "abc");
+
+    // Pushed ahead, then a plain resume completes the read.
+    core.push_stdin(
+        id.clone(),
+        Uint8Array::from(&b"de"[..]).into(),
+        JsValue::TRUE,
+    )
+    .expect("push");
+    let step = core.resume(id.clone()).expect("resumes");
+    let finished =
+        drive(&mut core, &id, step, |_| unreachable!()).expect("finishes at end of file");
+    assert_eq!(
+        Array::from(&get(&finished, "results")).get(0).as_f64(),
+        Some(5.0)
+    );
+    assert_eq!(output(&mut core, &id).0, "de");
+
+    // Not waiting any more; stdin given as bytes cannot be pushed.
+    let err = core
+        .resume_stdin(
+            id.clone(),
+            Uint8Array::from(&b"x"[..]).into(),
+            JsValue::TRUE,
+        )
+        .expect_err("not waiting");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+    let bytes = instantiate_wasi(
+        &mut core,
+        &module,
+        obj(&[("stdin", Uint8Array::from(&b"given"[..]).into())]),
+    );
+    let err = core
+        .push_stdin(
+            bytes.clone(),
+            Uint8Array::from(&b"x"[..]).into(),
+            JsValue::FALSE,
+        )
+        .expect_err("not async");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+    let step = start(&mut core, &bytes, "echo").expect("starts");
+    let finished = drive(&mut core, &bytes, step, |_| unreachable!()).expect("finishes");
+    assert_eq!(
+        Array::from(&get(&finished, "results")).get(0).as_f64(),
+        Some(5.0)
+    );
+    assert_eq!(output(&mut core, &bytes).0, "given");
+}
+
+#[wasm_bindgen_test]
+fn wasi_files_are_preopened_and_read_back() {
+    let mut core = core_with(JsValue::UNDEFINED);
+    let module = load_id(&mut core, WASI_GUEST);
+    let files = obj(&[
+        ("in.txt", JsValue::from_str("from the host")),
+        ("sub/bin", Uint8Array::from(&[0_u8, 255, 1][..]).into()),
+        ("empty", JsValue::NULL),
+    ]);
+    let preopen = obj(&[("guestPath", JsValue::from_str("/data")), ("files", files)]);
+    let id = instantiate_wasi(&mut core, &module, obj(&[("preopens", arr(&[preopen]))]));
+    let step = start(&mut core, &id, "cat_in").expect("starts");
+    let finished = drive(&mut core, &id, step, |_| unreachable!()).expect("finishes");
+    assert_eq!(
+        Array::from(&get(&finished, "results")).get(0).as_f64(),
+        Some(13.0)
+    );
+    assert_eq!(output(&mut core, &id).0, "from the host");
+    let step = start(&mut core, &id, "write_file").expect("starts");
+    let finished = drive(&mut core, &id, step, |_| unreachable!()).expect("finishes");
+    assert_eq!(
+        Array::from(&get(&finished, "results")).get(0).as_f64(),
+        Some(0.0)
+    );
+
+    let all = core.wasi_files(id.clone()).expect("wasiFiles");
+    let keys: Vec<String> = Object::keys(&all.clone().into())
+        .iter()
+        .filter_map(|k| k.as_string())
+        .collect();
+    assert_eq!(keys, ["/data"]);
+    let tree = get(&all, "/data");
+    let mut paths: Vec<String> = Object::keys(&tree.clone().into())
+        .iter()
+        .filter_map(|k| k.as_string())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["empty", "in.txt", "out.txt", "sub", "sub/bin"]);
+    assert_eq!(get_str(&get(&tree, "empty"), "type"), "dir");
+    assert_eq!(get_str(&get(&tree, "sub"), "type"), "dir");
+    let out = get(&tree, "out.txt");
+    assert_eq!(get_str(&out, "type"), "file");
+    assert_eq!(bytes_of(&get(&out, "data")), b"written");
+    assert_eq!(bytes_of(&get(&get(&tree, "sub/bin"), "data")), [0, 255, 1]);
+
+    // Read-only: the guest's create fails with EROFS (69), negated by the guest.
+    let preopen = obj(&[
+        ("guestPath", JsValue::from_str("/ro")),
+        ("readOnly", JsValue::TRUE),
+    ]);
+    let ro = instantiate_wasi(&mut core, &module, obj(&[("preopens", arr(&[preopen]))]));
+    let step = start(&mut core, &ro, "write_file").expect("starts");
+    let finished = drive(&mut core, &ro, step, |_| unreachable!()).expect("finishes");
+    assert_eq!(
+        Array::from(&get(&finished, "results")).get(0).as_f64(),
+        Some(-69.0)
+    );
+    let tree = get(&core.wasi_files(ro.clone()).expect("wasiFiles"), "/ro");
+    assert_eq!(Object::keys(&tree.into()).length(), 0);
+}
+
+#[wasm_bindgen_test]
+fn bad_wasi_configs_are_invalid_argument() {
+    let mut core = core_with(JsValue::UNDEFINED);
+    let module = load_id(&mut core, WASI_GUEST);
+    let preopen = |fields: &[(&str, JsValue)]| obj(&[("preopens", arr(&[obj(fields)]))]);
+    let bad = [
+        obj(&[("argv", strs(&["x"]))]),
+        obj(&[("args", JsValue::from_str("x"))]),
+        obj(&[("args", arr(&[num(1.0)]))]),
+        obj(&[("args", strs(&["nul\0"]))]),
+        obj(&[("env", arr(&[strs(&["only key"])]))]),
+        obj(&[("env", obj(&[("K", num(1.0))]))]),
+        obj(&[("env", arr(&[strs(&["A=B", "c"])]))]),
+        obj(&[("stdin", JsValue::from_str("sync"))]),
+        obj(&[("maxStdoutBytes", num(-1.0))]),
+        obj(&[("maxFiles", JsValue::from_str("10"))]),
+        obj(&[("deterministic", obj(&[("startTimeNs", num(0.0))]))]),
+        obj(&[("deterministic", obj(&[("seed", num(1.5))]))]),
+        obj(&[(
+            "deterministic",
+            obj(&[("seed", num(1.0)), ("clock", num(0.0))]),
+        )]),
+        preopen(&[("files", obj(&[]))]),
+        preopen(&[("guestPath", JsValue::from_str("/a")), ("rights", num(1.0))]),
+        preopen(&[
+            ("guestPath", JsValue::from_str("/a")),
+            ("files", obj(&[("dir/", JsValue::from_str("x"))])),
+        ]),
+        preopen(&[
+            ("guestPath", JsValue::from_str("/a")),
+            ("files", obj(&[("f", num(1.0))])),
+        ]),
+        obj(&[(
+            "preopens",
+            arr(&[
+                obj(&[("guestPath", JsValue::from_str("/a"))]),
+                obj(&[("guestPath", JsValue::from_str("/a"))]),
+            ]),
+        )]),
+        obj(&[
+            ("maxFiles", num(1.0)),
+            (
+                "preopens",
+                arr(&[obj(&[
+                    ("guestPath", JsValue::from_str("/a")),
+                    (
+                        "files",
+                        obj(&[("x", JsValue::from_str("1")), ("y", JsValue::from_str("2"))]),
+                    ),
+                ])]),
+            ),
+        ]),
+        obj(&[(
+            "grants",
+            arr(&[obj(&[
+                ("module", JsValue::from_str("wasi_snapshot_preview1")),
+                ("name", JsValue::from_str("fd_write")),
+                ("capability", num(1.0)),
+                ("params", strs(&["i32", "i32", "i32", "i32"])),
+                ("results", strs(&["i32"])),
+            ])]),
+        )]),
+        JsValue::from_str("config"),
+    ];
+    for config in bad {
+        let err = core
+            .instantiate_wasi(module.clone(), config.clone())
+            .expect_err("refused");
+        assert_eq!(code(&err), "INVALID_ARGUMENT", "{config:?}: {err:?}");
+    }
+    assert_eq!(core.live_instances(), 0, "nothing was instantiated");
+
+    // A module importing a function WASI does not have is refused like any import.
+    let unknown = load_id(
+        &mut core,
+        r#"(module (import "wasi_snapshot_preview1" "fd_teleport" (func (param i32) (result i32))))"#,
+    );
+    let err = core
+        .instantiate_wasi(unknown, JsValue::UNDEFINED)
+        .expect_err("refused");
+    assert_eq!(code(&err), "IMPORT_NOT_GRANTED");
+    assert_eq!(
+        Array::from(&get(&get(&err, "details"), "imports"))
+            .get(0)
+            .as_string()
+            .as_deref(),
+        Some("wasi_snapshot_preview1.fd_teleport")
+    );
 }

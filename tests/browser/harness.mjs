@@ -70,7 +70,8 @@ function serve(mounts, fixtures) {
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     const send = (status, type, body) => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+      // CORS: the same files are also a second origin (http://localhost:port) for policy tests.
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'access-control-allow-origin': '*' });
       res.end(body);
     };
     if (path === '/fixtures/manifest.json') return send(200, TYPES['.json'], JSON.stringify(manifest));
@@ -94,9 +95,11 @@ function serve(mounts, fixtures) {
 
 /**
  * Starts the server and Chromium and opens the test page. `extraMounts`: more URL prefixes
- * to serve (e.g. an unpacked tarball).
+ * to serve (e.g. an unpacked tarball); `extraArgs`: more Chromium flags (e.g.
+ * `--js-flags=--expose-gc`). The result's `otherBase` is the same server as a second origin
+ * (`http://localhost:port`).
  */
-export async function openBrowser({ extraMounts = {} } = {}) {
+export async function openBrowser({ extraMounts = {}, extraArgs = [] } = {}) {
   const fixtures = await compileFixtures();
   const server = await serve({ '/pkg/': join(root, 'pkg'), '/tests/': join(here, 'pages'), ...extraMounts }, fixtures);
   const base = `http://127.0.0.1:${server.address().port}`;
@@ -104,7 +107,7 @@ export async function openBrowser({ extraMounts = {} } = {}) {
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
   });
   const page = context.pages()[0] ?? (await context.newPage());
   const log = [];
@@ -117,6 +120,7 @@ export async function openBrowser({ extraMounts = {} } = {}) {
   return {
     page,
     base,
+    otherBase: `http://localhost:${server.address().port}`,
     fixtures,
     /** What the page logged (printed by tests when something fails). */
     log,

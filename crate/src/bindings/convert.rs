@@ -24,6 +24,7 @@ use crate::limits::{Limits, ModuleLimits};
 use crate::metrics::Metrics;
 use crate::module::{ExportInfo, ImportInfo, ItemKind, Module};
 use crate::value::{Signature, Value, ValueType};
+use crate::wasi::{Deterministic, FsEntry, FsTree, Preopen, Stdin, WasiConfig, WasiWait};
 
 /// `Number.MAX_SAFE_INTEGER`: the largest integer every JavaScript number can hold exactly.
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
@@ -107,7 +108,7 @@ fn invalid(what: &str, expected: &str, got: &JsValue) -> Error {
 
 /// The own enumerable properties of a plain object, skipping those whose value is
 /// `undefined` (so `{fuel: undefined}` means "default", as in JavaScript option bags).
-fn entries(value: &JsValue, what: &str) -> Result<Vec<(String, JsValue)>, Error> {
+pub(crate) fn entries(value: &JsValue, what: &str) -> Result<Vec<(String, JsValue)>, Error> {
     if !value.is_object() || Array::is_array(value) || value.is_function() {
         return Err(invalid(what, "a plain object", value));
     }
@@ -130,7 +131,7 @@ fn entries(value: &JsValue, what: &str) -> Result<Vec<(String, JsValue)>, Error>
     Ok(out)
 }
 
-fn unknown_field(what: &str, name: &str, known: &[&str]) -> Error {
+pub(crate) fn unknown_field(what: &str, name: &str, known: &[&str]) -> Error {
     Error::invalid_argument(format!(
         "unknown field {name:?} in {what} (expected one of: {})",
         known.join(", ")
@@ -185,7 +186,7 @@ pub(crate) fn index_from_js(value: &JsValue, what: &str) -> Result<u32, Error> {
     }
 }
 
-fn bool_from_js(value: &JsValue, what: &str) -> Result<bool, Error> {
+pub(crate) fn bool_from_js(value: &JsValue, what: &str) -> Result<bool, Error> {
     value
         .as_bool()
         .ok_or_else(|| invalid(what, "a boolean", value))
@@ -467,8 +468,9 @@ fn metrics_to_js(metrics: &Metrics) -> Result<JsValue, Error> {
 }
 
 /// A [`Step`] as a plain object: `{status: "finished", results, exitCode?, metrics}`,
-/// `{status: "yield"}` or `{status: "host", capability, import, args}`.
-pub(crate) fn step_to_js(step: &Step) -> Result<JsValue, Error> {
+/// `{status: "yield", wait?}` or `{status: "host", capability, import, args}`. `wait` is
+/// what a suspended WASI guest waits for ([`wait_to_js`]), absent after a plain fuel slice.
+pub(crate) fn step_to_js(step: &Step, wait: Option<WasiWait>) -> Result<JsValue, Error> {
     let record = Object::new();
     match step {
         Step::Finished(Outcome {
@@ -483,7 +485,12 @@ pub(crate) fn step_to_js(step: &Step) -> Result<JsValue, Error> {
             }
             set(&record, "metrics", &metrics_to_js(metrics)?);
         }
-        Step::Yield => set(&record, "status", &JsValue::from_str("yield")),
+        Step::Yield => {
+            set(&record, "status", &JsValue::from_str("yield"));
+            if let Some(wait) = wait {
+                set(&record, "wait", &wait_to_js(wait));
+            }
+        }
         Step::HostCall(call) => {
             set(&record, "status", &JsValue::from_str("host"));
             set(&record, "capability", &JsValue::from(call.capability.0));
@@ -566,4 +573,281 @@ pub(crate) fn module_to_js(id: u32, module: &Module) -> JsValue {
     set(&record, "imports", &imports);
     set(&record, "exports", &exports);
     record.into()
+}
+
+// ---- WASI ----
+
+const WASI_FIELDS: &[&str] = &[
+    "args",
+    "env",
+    "preopens",
+    "stdin",
+    "maxStdoutBytes",
+    "maxStderrBytes",
+    "maxFsBytes",
+    "maxFiles",
+    "deterministic",
+    "grants",
+];
+
+/// A [`WasiConfig`] from `{args, env, preopens, stdin, maxStdoutBytes, maxStderrBytes,
+/// maxFsBytes, maxFiles, deterministic, grants}`, every field optional (defaults as in
+/// [`WasiConfig::default`]); an unknown field or a value of the wrong type is
+/// `INVALID_ARGUMENT`.
+pub(crate) fn wasi_config_from_js(value: &JsValue) -> Result<WasiConfig, Error> {
+    let mut config = WasiConfig::default();
+    if value.is_undefined() || value.is_null() {
+        return Ok(config);
+    }
+    // Destructured without `..`: a new field in `WasiConfig` fails to compile here until it
+    // is given a JavaScript name.
+    let WasiConfig {
+        args,
+        env,
+        preopens,
+        stdin,
+        max_stdout_bytes,
+        max_stderr_bytes,
+        max_fs_bytes,
+        max_files,
+        deterministic,
+        grants,
+    } = &mut config;
+    for (name, field) in entries(value, "wasi config")? {
+        let what = format!("config.{name}");
+        match name.as_str() {
+            "args" => *args = strings_from_js(&field, &what)?,
+            "env" => *env = env_from_js(&field, &what)?,
+            "preopens" => *preopens = preopens_from_js(&field, &what)?,
+            "stdin" => *stdin = stdin_from_js(&field, &what)?,
+            "maxStdoutBytes" => *max_stdout_bytes = safe_u64_from_js(&field, &what)?,
+            "maxStderrBytes" => *max_stderr_bytes = safe_u64_from_js(&field, &what)?,
+            "maxFsBytes" => *max_fs_bytes = safe_u64_from_js(&field, &what)?,
+            "maxFiles" => *max_files = safe_u64_from_js(&field, &what)?,
+            "deterministic" if field.is_null() => *deterministic = None,
+            "deterministic" => *deterministic = Some(deterministic_from_js(&field, &what)?),
+            "grants" => *grants = grants_from_js(&field)?,
+            _ => return Err(unknown_field("wasi config", &name, WASI_FIELDS)),
+        }
+    }
+    Ok(config)
+}
+
+fn strings_from_js(value: &JsValue, what: &str) -> Result<Vec<String>, Error> {
+    array_from_js(value, what)?
+        .iter()
+        .enumerate()
+        .map(|(i, s)| string_from_js(s, &format!("{what}[{i}]")))
+        .collect()
+}
+
+/// The environment, in order: `[[key, value], ...]`, or a plain object (in its own
+/// property order, which puts integer-like keys first).
+fn env_from_js(value: &JsValue, what: &str) -> Result<Vec<(String, String)>, Error> {
+    if Array::is_array(value) {
+        return array_from_js(value, what)?
+            .iter()
+            .enumerate()
+            .map(|(i, pair)| {
+                let item = format!("{what}[{i}]");
+                match array_from_js(pair, &item)?.as_slice() {
+                    [key, value] => Ok((
+                        string_from_js(key, &format!("{item}[0]"))?,
+                        string_from_js(value, &format!("{item}[1]"))?,
+                    )),
+                    _ => Err(Error::invalid_argument(format!(
+                        "{item} must be a [key, value] pair"
+                    ))),
+                }
+            })
+            .collect();
+    }
+    entries(value, what)?
+        .into_iter()
+        .map(|(key, field)| {
+            let value = string_from_js(&field, &format!("{what}.{key}"))?;
+            Ok((key, value))
+        })
+        .collect()
+}
+
+fn preopens_from_js(value: &JsValue, what: &str) -> Result<Vec<Preopen>, Error> {
+    const FIELDS: &[&str] = &["guestPath", "files", "readOnly"];
+    let mut preopens = Vec::new();
+    for (i, item) in array_from_js(value, what)?.iter().enumerate() {
+        let item_what = format!("{what}[{i}]");
+        let mut guest_path = None;
+        let mut preopen = Preopen::default();
+        for (key, field) in entries(item, &item_what)? {
+            let field_what = format!("{item_what}.{key}");
+            match key.as_str() {
+                "guestPath" => guest_path = Some(string_from_js(&field, &field_what)?),
+                "files" => preopen.files = tree_from_js(&field, &field_what)?,
+                "readOnly" => preopen.read_only = bool_from_js(&field, &field_what)?,
+                _ => return Err(unknown_field(&item_what, &key, FIELDS)),
+            }
+        }
+        preopen.guest_path = guest_path
+            .ok_or_else(|| Error::invalid_argument(format!("{item_what}.guestPath is required")))?;
+        preopens.push(preopen);
+    }
+    Ok(preopens)
+}
+
+/// A preopen's initial tree: `{"a/b.txt": Uint8Array | ArrayBuffer | string, "empty/": null}`.
+/// A string is stored as its UTF-8 bytes; `null` is a directory (a trailing `/` is implied);
+/// a key ending in `/` must be `null`.
+fn tree_from_js(
+    value: &JsValue,
+    what: &str,
+) -> Result<std::collections::BTreeMap<String, Vec<u8>>, Error> {
+    let mut files = std::collections::BTreeMap::new();
+    for (path, contents) in entries(value, what)? {
+        let item = format!("{what}[{path:?}]");
+        if contents.is_null() {
+            let dir = if path.ends_with('/') {
+                path
+            } else {
+                format!("{path}/")
+            };
+            files.insert(dir, Vec::new());
+        } else if path.ends_with('/') {
+            return Err(Error::invalid_argument(format!(
+                "{item}: a path ending in / is a directory, and its value must be null"
+            )));
+        } else if let Some(text) = contents.as_string() {
+            files.insert(path, text.into_bytes());
+        } else {
+            let bytes = bytes_from_js(&contents, &item).map_err(|_| {
+                invalid(
+                    &item,
+                    "a Uint8Array, a string, or null (a directory)",
+                    &contents,
+                )
+            })?;
+            files.insert(path, bytes);
+        }
+    }
+    Ok(files)
+}
+
+/// Standard input: bytes (`Uint8Array`/`ArrayBuffer`), `"async"`, or `null` (empty).
+fn stdin_from_js(value: &JsValue, what: &str) -> Result<Stdin, Error> {
+    if value.is_null() {
+        return Ok(Stdin::default());
+    }
+    if value.as_string().as_deref() == Some("async") {
+        return Ok(Stdin::Async);
+    }
+    bytes_from_js(value, what)
+        .map(Stdin::Bytes)
+        .map_err(|_| invalid(what, "a Uint8Array, \"async\" or null", value))
+}
+
+/// Any unsigned 64-bit integer: a `BigInt`, or an integer number (which may exceed 2^53 when
+/// it is exactly the value meant, e.g. a nanosecond timestamp).
+fn u64_from_js(value: &JsValue, what: &str) -> Result<u64, Error> {
+    let expected = "a non-negative integer below 2^64 (number or BigInt)";
+    if value.is_bigint() {
+        return u64::try_from(value.clone()).map_err(|_| invalid(what, expected, value));
+    }
+    match value.as_f64() {
+        // 2^64 as an f64 is exact; every integer f64 below it converts exactly.
+        Some(f) if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) => {
+            Ok(f as u64)
+        }
+        _ => Err(invalid(what, expected, value)),
+    }
+}
+
+fn deterministic_from_js(value: &JsValue, what: &str) -> Result<Deterministic, Error> {
+    let mut out = Deterministic {
+        seed: 0,
+        start_time_ns: 0,
+    };
+    let mut seed = false;
+    for (key, field) in entries(value, what)? {
+        let field_what = format!("{what}.{key}");
+        match key.as_str() {
+            "seed" => {
+                out.seed = u64_from_js(&field, &field_what)?;
+                seed = true;
+            }
+            "startTimeNs" => out.start_time_ns = u64_from_js(&field, &field_what)?,
+            _ => return Err(unknown_field(what, &key, &["seed", "startTimeNs"])),
+        }
+    }
+    if !seed {
+        return Err(Error::invalid_argument(format!("{what}.seed is required")));
+    }
+    Ok(out)
+}
+
+/// `{kind: "sleep", durationMs}` or `{kind: "stdin", maxBytes}`.
+pub(crate) fn wait_to_js(wait: WasiWait) -> JsValue {
+    let record = Object::new();
+    match wait {
+        WasiWait::Sleep { duration_ns } => {
+            set(&record, "kind", &JsValue::from_str("sleep"));
+            set(
+                &record,
+                "durationMs",
+                &JsValue::from_f64(duration_ns as f64 / 1e6),
+            );
+        }
+        WasiWait::ReadStdin { max_bytes } => {
+            set(&record, "kind", &JsValue::from_str("stdin"));
+            set(&record, "maxBytes", &JsValue::from(max_bytes));
+        }
+    }
+    record.into()
+}
+
+/// `{stdout, stderr}`, each a `Uint8Array`.
+pub(crate) fn output_to_js(stdout: &[u8], stderr: &[u8]) -> JsValue {
+    let record = Object::new();
+    set(&record, "stdout", &Uint8Array::from(stdout));
+    set(&record, "stderr", &Uint8Array::from(stderr));
+    record.into()
+}
+
+/// An object from `(key, value)` pairs, made by `Object.fromEntries`, so that every key —
+/// guest-chosen file names like `__proto__` included — is an own data property.
+fn object_from_entries(pairs: impl Iterator<Item = (String, JsValue)>) -> Result<JsValue, Error> {
+    let entries: Array = pairs
+        .map(|(k, v)| Array::of2(&JsValue::from_str(&k), &v))
+        .collect();
+    Object::from_entries(&entries)
+        .map(JsValue::from)
+        .map_err(|_| Error::invalid_argument("internal: Object.fromEntries failed"))
+}
+
+fn entry_to_js(entry: &FsEntry) -> JsValue {
+    let record = Object::new();
+    match entry {
+        FsEntry::File(data) => {
+            set(&record, "type", &JsValue::from_str("file"));
+            set(&record, "data", &Uint8Array::from(data.as_slice()));
+        }
+        FsEntry::Dir => set(&record, "type", &JsValue::from_str("dir")),
+        FsEntry::Symlink(target) => {
+            set(&record, "type", &JsValue::from_str("symlink"));
+            set(&record, "target", &JsValue::from_str(target));
+        }
+    }
+    record.into()
+}
+
+/// `{"/guest/path": {"rel/path": {type: "file", data} | {type: "dir"} | {type: "symlink",
+/// target}}}`.
+pub(crate) fn files_to_js(
+    files: &std::collections::BTreeMap<String, FsTree>,
+) -> Result<JsValue, Error> {
+    let mut preopens = Vec::with_capacity(files.len());
+    for (guest_path, tree) in files {
+        let tree =
+            object_from_entries(tree.iter().map(|(path, e)| (path.clone(), entry_to_js(e))))?;
+        preopens.push((guest_path.clone(), tree));
+    }
+    object_from_entries(preopens.into_iter())
 }

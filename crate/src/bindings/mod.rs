@@ -11,7 +11,9 @@
 //! untyped `JsValue` and checked, so a wrong type, a non-integer id or an unknown field is an
 //! `INVALID_ARGUMENT` record, never a coercion to something valid.
 
+mod audit;
 mod convert;
+mod policy;
 
 use std::collections::BTreeMap;
 
@@ -27,8 +29,9 @@ use crate::module::{ItemKind, Module};
 use crate::value::{Signature, ValueType};
 
 use convert::{
-    array_from_js, bytes_from_js, call_options_from_js, error_to_js, grants_from_js, index_from_js,
-    limits_from_js, module_to_js, step_to_js, string_from_js, values_from_js,
+    array_from_js, bool_from_js, bytes_from_js, call_options_from_js, error_to_js, files_to_js,
+    grants_from_js, index_from_js, limits_from_js, module_to_js, output_to_js, step_to_js,
+    string_from_js, values_from_js, wasi_config_from_js,
 };
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -117,11 +120,64 @@ export interface CoreMetrics {
   wallTimeUs: number;
 }
 
-/** What a call did in its latest step. */
+/**
+ * What a suspended WASI guest waits for: a clock (wait `durationMs`, then `resume`), or data
+ * on its async stdin (`resumeStdin` with up to `maxBytes`; more is buffered).
+ */
+export type CoreWasiWait = { kind: "sleep"; durationMs: number } | { kind: "stdin"; maxBytes: number };
+
+/** What a call did in its latest step. `wait` only when a WASI guest waits (not a fuel slice). */
 export type CoreStep =
   | { status: "finished"; results: CoreValue[]; exitCode?: number; metrics: CoreMetrics }
-  | { status: "yield" }
+  | { status: "yield"; wait?: CoreWasiWait }
   | { status: "host"; capability: number; import: string; args: CoreValue[] };
+
+/**
+ * A preopen's initial tree: relative path to contents (a string is stored as UTF-8);
+ * `null` is a directory (a key ending in `/` must be `null`).
+ */
+export type CoreWasiTree = Record<string, Uint8Array | ArrayBuffer | string | null>;
+
+/** One preopened directory; fds 3, 4, … in array order. */
+export interface CorePreopen {
+  guestPath: string;
+  files?: CoreWasiTree;
+  readOnly?: boolean;
+}
+
+/** What a WASI guest gets; every field optional, defaults as in the Rust `WasiConfig`. */
+export interface CoreWasiConfig {
+  /** The whole argv, `args[0]` being the program name. Default `["guest"]`. */
+  args?: string[];
+  /** In order: `[key, value]` pairs, or an object (own-property order). */
+  env?: [string, string][] | Record<string, string>;
+  preopens?: CorePreopen[];
+  /** Bytes given up front (then end of file), `"async"` (fed with `resumeStdin`/`pushStdin`), or `null`/absent (empty). */
+  stdin?: Uint8Array | ArrayBuffer | "async" | null;
+  maxStdoutBytes?: number | bigint;
+  maxStderrBytes?: number | bigint;
+  maxFsBytes?: number | bigint;
+  maxFiles?: number | bigint;
+  /** Seeded `random_get` and clocks that move only when the guest sleeps. */
+  deterministic?: { seed: number | bigint; startTimeNs?: number | bigint } | null;
+  /** Capabilities besides WASI, as in `instantiate`. */
+  grants?: CoreGrant[];
+}
+
+/** stdout and stderr written since the last `takeOutput`. */
+export interface CoreOutput {
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+}
+
+/** One entry of a preopen's tree read back. */
+export type CoreFsEntry =
+  | { type: "file"; data: Uint8Array }
+  | { type: "dir" }
+  | { type: "symlink"; target: string };
+
+/** Each preopen's tree by guest path, each tree by relative path (every directory listed). */
+export type CoreWasiFiles = Record<string, Record<string, CoreFsEntry>>;
 
 /** Every error the core throws (and what `failHost`/`cancel` return). */
 export interface CoreErrorRecord {
@@ -154,6 +210,9 @@ pub struct Core {
     next_module_id: u32,
     /// The id the next instance gets; ids start at 1 and are never reused.
     next_instance_id: u32,
+    /// The policy's `denyAfterFailure`, and digests denied by earlier cores (`denyDigests`).
+    deny_after_failure: bool,
+    carried_denials: policy::CarriedDenials,
 }
 
 /// One live instance, with what the bindings need to convert its values.
@@ -181,25 +240,33 @@ fn take_id(next: &mut u32, what: &str) -> Result<u32, Error> {
 
 #[wasm_bindgen]
 impl Core {
-    /// `new Core(limits?)`: a sandbox enforcing `limits`, a plain object with the camelCase
-    /// fields of the Rust `Limits` (missing fields take their defaults; 64-bit limits accept a
-    /// number or a `BigInt` up to 2^53-1).
+    /// `new Core(limits?, policy?)`: a sandbox enforcing `limits`, a plain object with the
+    /// camelCase fields of the Rust `Limits` (missing fields take their defaults; 64-bit
+    /// limits accept a number or a `BigInt` up to 2^53-1), that loads only what `policy`
+    /// (`CorePolicy`, see `policy.rs`) allows; without a policy, any module whose integrity
+    /// checks out.
     ///
-    /// Throws `INVALID_ARGUMENT` for an unknown field, a value of the wrong type, or limits
-    /// that cannot work (e.g. `fuelPerSlice: 0`).
+    /// Throws `INVALID_ARGUMENT` for an unknown field, a value of the wrong type, limits
+    /// that cannot work (e.g. `fuelPerSlice: 0`) or a malformed policy (bad digest, key or
+    /// origin).
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_optional_param_type = "CoreLimits")] limits: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CorePolicy")] policy: JsValue,
     ) -> Result<Core, JsValue> {
         console_error_panic_hook::set_once();
         let limits = limits_from_js(&limits).map_err(throw)?;
-        let sandbox = Sandbox::new(limits).map_err(throw)?;
+        let policy = policy::policy_from_js(&policy).map_err(throw)?;
+        let deny_after_failure = policy.deny_after_failure;
+        let sandbox = Sandbox::with_policy(limits, policy).map_err(throw)?;
         Ok(Core {
             sandbox,
             modules: BTreeMap::new(),
             instances: BTreeMap::new(),
             next_module_id: 1,
             next_instance_id: 1,
+            deny_after_failure,
+            carried_denials: policy::CarriedDenials::default(),
         })
     }
 
@@ -214,8 +281,10 @@ impl Core {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] integrity: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CoreProvenance")] provenance: JsValue,
     ) -> Result<JsValue, JsValue> {
-        self.load_impl(&bytes, &integrity).map_err(throw)
+        self.load_impl(&bytes, &integrity, &provenance)
+            .map_err(throw)
     }
 
     /// `instantiate(moduleId, grants)`: links the module against `grants`
@@ -230,6 +299,84 @@ impl Core {
         #[wasm_bindgen(unchecked_param_type = "CoreGrant[]")] grants: JsValue,
     ) -> Result<u32, JsValue> {
         self.instantiate_impl(&module_id, &grants).map_err(throw)
+    }
+
+    /// `instantiateWasi(moduleId, config)`: links the module against WASI preview1 (configured
+    /// by `config`: `{args, env, preopens, stdin, maxStdoutBytes, maxStderrBytes, maxFsBytes,
+    /// maxFiles, deterministic, grants}`, all optional) and the capabilities in
+    /// `config.grants`, in a fresh store; returns the new instance's id. Run it with
+    /// `start(id, "_start", [])`.
+    ///
+    /// Throws as `instantiate`, and `INVALID_ARGUMENT` for an unknown field, a value of the
+    /// wrong type, or a configuration the core refuses (NUL in an argument, a bad or
+    /// duplicate preopen path, initial files over a quota, a grant under
+    /// `wasi_snapshot_preview1`).
+    #[wasm_bindgen(js_name = instantiateWasi)]
+    pub fn instantiate_wasi(
+        &mut self,
+        #[wasm_bindgen(js_name = moduleId, unchecked_param_type = "number")] module_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "CoreWasiConfig")] config: JsValue,
+    ) -> Result<u32, JsValue> {
+        self.instantiate_wasi_impl(&module_id, &config)
+            .map_err(throw)
+    }
+
+    /// `resumeStdin(instanceId, bytes, eof)`: answers a `yield` step waiting for stdin
+    /// (`wait.kind === "stdin"`): appends `bytes` (a `Uint8Array`) to stdin and/or ends it,
+    /// then continues the call.
+    ///
+    /// Throws `INVALID_ARGUMENT` (nothing changes) if the call is not waiting for stdin, or
+    /// `bytes` is empty and `eof` false; `TIMEOUT`; or the error the next step ended in.
+    #[wasm_bindgen(js_name = resumeStdin, unchecked_return_type = "CoreStep")]
+    pub fn resume_stdin(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "boolean")] eof: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        self.resume_stdin_impl(&instance_id, &bytes, &eof)
+            .map_err(throw)
+    }
+
+    /// `pushStdin(instanceId, bytes, eof)`: appends `bytes` to an async stdin and/or ends it,
+    /// at any time (a later read sees them).
+    ///
+    /// Throws `INVALID_ARGUMENT` without WASI, when stdin was given as bytes, or after end of
+    /// file with more bytes.
+    #[wasm_bindgen(js_name = pushStdin)]
+    pub fn push_stdin(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "boolean")] eof: JsValue,
+    ) -> Result<(), JsValue> {
+        self.push_stdin_impl(&instance_id, &bytes, &eof)
+            .map_err(throw)
+    }
+
+    /// `takeOutput(instanceId)`: `{stdout, stderr}`, the bytes written since the last call
+    /// (both empty without WASI). Call it between steps to stream, and once after the call
+    /// ends — also after an error such as `OUTPUT_LIMIT`, for the bytes up to the cap.
+    #[wasm_bindgen(js_name = takeOutput, unchecked_return_type = "CoreOutput")]
+    pub fn take_output(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let entry = self.instance_mut(&instance_id).map_err(throw)?;
+        let (stdout, stderr) = entry.instance.take_output();
+        Ok(output_to_js(&stdout, &stderr))
+    }
+
+    /// `wasiFiles(instanceId)`: each preopen's tree as it is now, by guest path (`{}` without
+    /// WASI): `{"/data": {"a": {type: "dir"}, "a/b.txt": {type: "file", data}, "l":
+    /// {type: "symlink", target}}}`.
+    #[wasm_bindgen(js_name = wasiFiles, unchecked_return_type = "CoreWasiFiles")]
+    pub fn wasi_files(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let entry = self.instance_mut(&instance_id).map_err(throw)?;
+        files_to_js(&entry.instance.wasi_files()).map_err(throw)
     }
 
     /// `start(instanceId, exportName, args, options?)`: starts calling the exported function
@@ -276,18 +423,23 @@ impl Core {
         self.resume_host_impl(&instance_id, &results).map_err(throw)
     }
 
-    /// `failHost(instanceId, message)`: ends a call waiting at a `host` step with
-    /// `HOST_ERROR` (`details.cause` is `message`) and returns that error record (with
-    /// metrics); the instance is poisoned.
+    /// `failHost(instanceId, message, code?)`: ends a call waiting at a `host` step with
+    /// `code` — `HOST_ERROR` (the default; `details.cause` is `message`),
+    /// `CAPABILITY_REVOKED`, `CAPABILITY_QUOTA` (both logged as `deny` audit entries),
+    /// `TIMEOUT`, or `TRAP` (`memory_out_of_bounds`: a host function's out-of-bounds access)
+    /// — and returns that error record (with metrics); the instance is poisoned.
     ///
-    /// Throws `INVALID_ARGUMENT` if the instance is not waiting for a host answer.
+    /// Throws `INVALID_ARGUMENT` (nothing changes) if the instance is not waiting for a host
+    /// answer, or for any other code.
     #[wasm_bindgen(js_name = failHost, unchecked_return_type = "CoreErrorRecord")]
     pub fn fail_host(
         &mut self,
         #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] message: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CoreHostFailureCode")] code: JsValue,
     ) -> Result<JsValue, JsValue> {
-        self.fail_host_impl(&instance_id, &message).map_err(throw)
+        self.fail_host_impl(&instance_id, &message, &code)
+            .map_err(throw)
     }
 
     /// `cancel(instanceId)`: cancels the running call, poisoning the instance, and returns the
@@ -395,10 +547,18 @@ impl Core {
             .ok_or_else(|| unknown_id("instance", id))
     }
 
-    fn load_impl(&mut self, bytes: &JsValue, integrity: &JsValue) -> Result<JsValue, Error> {
+    fn load_impl(
+        &mut self,
+        bytes: &JsValue,
+        integrity: &JsValue,
+        provenance: &JsValue,
+    ) -> Result<JsValue, Error> {
         let bytes = bytes_from_js(bytes, "bytes")?;
         let integrity = Digest::parse(&string_from_js(integrity, "integrity")?)?;
-        let module = self.sandbox.load(&bytes, &integrity)?;
+        let provenance = policy::provenance_from_js(provenance)?;
+        self.carried_denials
+            .check(&self.sandbox, &bytes, &integrity, &provenance)?;
+        let module = self.sandbox.load_with(&bytes, &integrity, &provenance)?;
         let id = take_id(&mut self.next_module_id, "module")?;
         let record = module_to_js(id, &module);
         self.modules.insert(id, module);
@@ -423,6 +583,55 @@ impl Core {
             },
         );
         Ok(id)
+    }
+
+    fn instantiate_wasi_impl(
+        &mut self,
+        module_id: &JsValue,
+        config: &JsValue,
+    ) -> Result<u32, Error> {
+        let module_id = index_from_js(module_id, "moduleId")?;
+        let config = wasi_config_from_js(config)?;
+        let module = self
+            .modules
+            .get(&module_id)
+            .ok_or_else(|| unknown_id("module", module_id))?;
+        let instance = self.sandbox.instantiate_wasi(module, &config)?;
+        let id = take_id(&mut self.next_instance_id, "instance")?;
+        self.instances.insert(
+            id,
+            InstanceEntry {
+                instance,
+                grants: config.grants,
+                host_wait: None,
+            },
+        );
+        Ok(id)
+    }
+
+    fn resume_stdin_impl(
+        &mut self,
+        instance_id: &JsValue,
+        bytes: &JsValue,
+        eof: &JsValue,
+    ) -> Result<JsValue, Error> {
+        let entry = self.instance_mut(instance_id)?;
+        let bytes = bytes_from_js(bytes, "bytes")?;
+        let eof = bool_from_js(eof, "eof")?;
+        let result = entry.instance.resume_stdin(&bytes, eof);
+        entry.step(result)
+    }
+
+    fn push_stdin_impl(
+        &mut self,
+        instance_id: &JsValue,
+        bytes: &JsValue,
+        eof: &JsValue,
+    ) -> Result<(), Error> {
+        let entry = self.instance_mut(instance_id)?;
+        let bytes = bytes_from_js(bytes, "bytes")?;
+        let eof = bool_from_js(eof, "eof")?;
+        entry.instance.push_stdin(&bytes, eof)
     }
 
     fn start_impl(
@@ -484,14 +693,16 @@ impl Core {
         &mut self,
         instance_id: &JsValue,
         message: &JsValue,
+        code: &JsValue,
     ) -> Result<JsValue, Error> {
         let entry = self.instance_mut(instance_id)?;
         let message = string_from_js(message, "message")?;
+        let error = audit::host_failure_from_js(&message, code)?;
         if entry.host_wait.is_none() {
             return Err(not_waiting_for_host(entry));
         }
         entry.host_wait = None;
-        let error = entry.instance.fail_host(Error::host_failed(message));
+        let error = entry.instance.fail_host(error);
         Ok(error_to_js(&error))
     }
 
@@ -577,6 +788,11 @@ impl InstanceEntry {
             // An error that did not end the call (e.g. `BUSY`) leaves the wait as it was.
             Err(_) => {}
         }
-        step_to_js(&result?)
+        let step = result?;
+        let wait = match step {
+            Step::Yield => self.instance.wasi_wait(),
+            _ => None,
+        };
+        step_to_js(&step, wait)
     }
 }

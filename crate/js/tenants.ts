@@ -1,0 +1,700 @@
+/**
+ * Tenants: {@link createTenantPool} gives each tenant its own sandbox (its own dedicated
+ * worker, core and audit log) and enforces per-tenant quotas on top of the sandbox's limits:
+ *
+ * - live instances (`INSTANCE_LIMIT`),
+ * - linear memory summed over the tenant's live instances (`MEMORY_LIMIT`; one instance is
+ *   also capped by the core at the tenant's total),
+ * - fuel per time window (`FUEL_EXHAUSTED`; each call's fuel budget is cut to what is left
+ *   of the window, so the core enforces it while the guest runs),
+ *
+ * each error with `details.tenant`. The pool also recycles a tenant's worker — terminates it
+ * and starts a fresh one, whose nestbox wasm memory starts small again (it never shrinks) —
+ * after a number of runs or when that memory passes a threshold. Recycling waits until the
+ * tenant has no call in flight and no live instance (an instance's state lives in its worker
+ * and cannot move), so calls never fail because of it; `run()` (instantiate, call, dispose)
+ * never pins the worker, and {@link TenantPool.recycle} forces it.
+ *
+ * @module
+ */
+
+import type { CoreExport, CoreImport } from './nestbox.js';
+import type { SandboxAudit } from './audit.js';
+import { invalidArgument, SandboxError, type AnySandboxError, type ErrorDetails } from './errors.js';
+import { onlyFields } from './options.js';
+import type { GuestMemory } from './memory.js';
+import {
+  controlOf,
+  createSandbox,
+  type Sandbox,
+  type SandboxInstance,
+  type SandboxModule,
+  type SandboxOptions,
+} from './sandbox.js';
+import type { CallOptions, CallResult, InstantiateOptions, LoadOptions, ModuleSourceLike, Value } from './types.js';
+
+/** Options of {@link createTenantPool}; every quota is optional (absent: no quota). */
+export interface TenantPoolOptions {
+  /** Live instances one tenant may hold (`INSTANCE_LIMIT`). */
+  maxLiveInstancesPerTenant?: number;
+  /** Linear memory of one tenant's live instances together, in bytes (`MEMORY_LIMIT`). */
+  maxMemoryBytesPerTenant?: number;
+  /** Fuel one tenant may consume per window of `windowMs` (`FUEL_EXHAUSTED`, `details.retryAfterMs`). */
+  fuelPerWindow?: { fuel: number; windowMs: number };
+  /** Recycle a tenant's worker after this many calls. */
+  recycleWorkerAfterRuns?: number;
+  /** Recycle a tenant's worker when nestbox's own wasm memory in it is over this many bytes. */
+  recycleWorkerAboveMemoryBytes?: number;
+  /** Options of each tenant's sandbox (not `worker`: every tenant has its own). */
+  sandboxOptions?: SandboxOptions;
+}
+
+/** A tenant's usage, as the pool counts it. */
+export interface TenantStats {
+  readonly tenant: string;
+  readonly liveInstances: number;
+  /** Linear memory of its live instances, in bytes (as of their last call). */
+  readonly memoryBytes: number;
+  /** Fuel consumed in the current window. */
+  readonly fuelInWindow: number;
+  /** Calls since its worker was last recycled. */
+  readonly runsSinceRecycle: number;
+  /** How many times the pool recycled its worker. */
+  readonly recycles: number;
+  /** nestbox's wasm memory in its worker at the last check (0 before any). */
+  readonly workerMemoryBytes: number;
+}
+
+/** What the pool needs from a sandbox beyond the public API (see `sandbox.ts`). */
+export interface SandboxControl {
+  callsInFlight(): number;
+  /** Resolves once every audit entry of what the sandbox did so far reached the page (never rejects). */
+  settled(): Promise<void>;
+  /** Replaces the worker on purpose (its instances are gone; the log links the segments). */
+  recycle(reason: string): void;
+  /** `WebAssembly.Memory.buffer.byteLength` of nestbox's own instance in the worker. */
+  workerMemoryBytes(): Promise<number>;
+}
+
+/** The core's default fuel per call (README, "Limits and their defaults"). */
+const CORE_DEFAULT_FUEL = 10_000_000_000;
+
+interface Quotas {
+  /** The sandboxes' own fuel limit per call. */
+  readonly sandboxFuel: number;
+  readonly maxInstances: number;
+  readonly maxMemoryBytes: number;
+  readonly fuel: number;
+  readonly windowMs: number;
+  readonly recycleAfterRuns: number;
+  readonly recycleAboveBytes: number;
+}
+
+interface LiveInstance {
+  memoryBytes: number;
+}
+
+interface TenantState {
+  readonly tenant: string;
+  readonly quotas: Quotas;
+  readonly sandbox: Sandbox;
+  readonly control: SandboxControl;
+  readonly live: Set<LiveInstance>;
+  windowStart: number;
+  fuelUsed: number;
+  runs: number;
+  recycles: number;
+  workerMemoryBytes: number;
+  pendingRecycle: string | undefined;
+  /** Set while a recycle is under way: operations wait for it. */
+  recycling: Promise<void> | undefined;
+  /** Operations of the tenant (load, instantiate, call) in progress. */
+  inFlight: number;
+  disposed: boolean;
+}
+
+function limitOf(value: unknown, what: string): number {
+  if (value === undefined) return Infinity;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw invalidArgument(`${what} must be a non-negative integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+function quotaError(
+  state: TenantState,
+  code: 'INSTANCE_LIMIT' | 'MEMORY_LIMIT' | 'FUEL_EXHAUSTED',
+  message: string,
+  details: ErrorDetails,
+  cause?: AnySandboxError,
+): SandboxError {
+  return new SandboxError(
+    code,
+    `tenant ${JSON.stringify(state.tenant)}: ${message}`,
+    { ...(cause?.details ?? {}), ...details, tenant: state.tenant },
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+function memoryOf(state: TenantState): number {
+  let total = 0;
+  for (const i of state.live) total += i.memoryBytes;
+  return total;
+}
+
+/** Starts a new fuel window when the current one is over. */
+function roll(state: TenantState): void {
+  const now = performance.now();
+  if (now - state.windowStart >= state.quotas.windowMs) {
+    state.windowStart = now;
+    state.fuelUsed = 0;
+  }
+}
+
+/**
+ * Recycles the tenant's worker if it is due and nothing lives or runs in it — after the
+ * old worker's last audit entries (such as the disposal of the last instance) have reached
+ * the page. Operations that start meanwhile wait for it ({@link enter}).
+ */
+function maybeRecycle(state: TenantState): void {
+  if (state.pendingRecycle === undefined || state.recycling !== undefined || state.disposed) return;
+  if (state.live.size > 0 || state.inFlight > 0 || state.control.callsInFlight() > 0) return;
+  state.recycling = (async () => {
+    await state.control.settled();
+    const reason = state.pendingRecycle;
+    if (reason === undefined || state.disposed || !state.sandbox.alive) return;
+    if (state.live.size > 0 || state.inFlight > 0 || state.control.callsInFlight() > 0) return;
+    state.pendingRecycle = undefined;
+    state.runs = 0;
+    state.recycles++;
+    state.workerMemoryBytes = 0;
+    state.control.recycle(`recycled by the tenant pool: ${reason}`);
+  })().finally(() => {
+    state.recycling = undefined;
+  });
+}
+
+/** Starts an operation of the tenant (after a recycle under way). */
+async function enter(state: TenantState): Promise<void> {
+  while (state.recycling !== undefined) await state.recycling;
+  if (state.disposed)
+    throw new SandboxError('DISPOSED', `tenant ${JSON.stringify(state.tenant)}'s sandbox was disposed`);
+  state.inFlight++;
+}
+
+/** Ends an operation of the tenant. */
+function leave(state: TenantState): void {
+  state.inFlight--;
+  maybeRecycle(state);
+}
+
+const tenantSandboxes = new WeakMap<TenantSandbox, TenantState>();
+const tenantInstances = new WeakMap<
+  TenantInstance,
+  { state: TenantState; inner: SandboxInstance; live: LiveInstance; dropped: boolean }
+>();
+
+function stateOf(sandbox: TenantSandbox): TenantState {
+  const state = tenantSandboxes.get(sandbox);
+  if (state === undefined) throw invalidArgument('not a TenantSandbox');
+  if (state.disposed)
+    throw new SandboxError('DISPOSED', `tenant ${JSON.stringify(state.tenant)}'s sandbox was disposed`);
+  return state;
+}
+
+function tenantStats(state: TenantState): TenantStats {
+  roll(state);
+  return {
+    tenant: state.tenant,
+    liveInstances: state.live.size,
+    memoryBytes: memoryOf(state),
+    fuelInWindow: state.fuelUsed,
+    runsSinceRecycle: state.runs,
+    recycles: state.recycles,
+    workerMemoryBytes: state.workerMemoryBytes,
+  };
+}
+
+/** One tenant's sandbox: the `Sandbox` API with the pool's quotas. Made by {@link TenantPool.sandboxFor}. */
+export class TenantSandbox implements Disposable {
+  /** The tenant's id. */
+  readonly tenant: string;
+
+  /** @internal */
+  constructor(state: TenantState) {
+    tenantSandboxes.set(this, state);
+    this.tenant = state.tenant;
+  }
+
+  /** False once disposed (or its pool was). */
+  get alive(): boolean {
+    const state = tenantSandboxes.get(this);
+    return state !== undefined && !state.disposed && state.sandbox.alive;
+  }
+
+  /** The tenant's usage. */
+  get stats(): TenantStats {
+    return tenantStats(stateOf(this));
+  }
+
+  /** The tenant's audit log (one log across recycled workers). */
+  get audit(): SandboxAudit {
+    return stateOf(this).sandbox.audit;
+  }
+
+  /** As `Sandbox.load`. */
+  async load(source: ModuleSourceLike, options: LoadOptions): Promise<SandboxModule> {
+    const state = stateOf(this);
+    await enter(state);
+    try {
+      return await state.sandbox.load(source, options);
+    } finally {
+      leave(state);
+    }
+  }
+
+  /**
+   * As `Sandbox.instantiate`, within the tenant's instance and memory quotas.
+   *
+   * @throws `INSTANCE_LIMIT` / `MEMORY_LIMIT` with `details.tenant`, and whatever
+   *   `Sandbox.instantiate` throws.
+   */
+  async instantiate(module: SandboxModule, options?: InstantiateOptions): Promise<TenantInstance> {
+    const state = stateOf(this);
+    await enter(state);
+    try {
+      const { maxInstances, maxMemoryBytes } = state.quotas;
+      // Counted before the next await, so concurrent instantiations cannot pass the quota together.
+      if (state.live.size >= maxInstances) {
+        throw quotaError(
+          state,
+          'INSTANCE_LIMIT',
+          `${state.live.size} live instances, limit ${maxInstances}: dispose one first`,
+          {
+            limit: maxInstances,
+          },
+        );
+      }
+      const live: LiveInstance = { memoryBytes: 0 };
+      state.live.add(live);
+      let inner: SandboxInstance;
+      try {
+        inner = await state.sandbox.instantiate(module, options);
+      } catch (error) {
+        state.live.delete(live);
+        throw error;
+      }
+      const instance = new TenantInstance(inner);
+      tenantInstances.set(instance, { state, inner, live, dropped: false });
+      if (Number.isFinite(maxMemoryBytes)) {
+        try {
+          live.memoryBytes = await inner.memory.size();
+        } catch (error) {
+          instance.dispose();
+          throw error;
+        }
+        const total = memoryOf(state);
+        if (total > maxMemoryBytes) {
+          instance.dispose();
+          throw quotaError(
+            state,
+            'MEMORY_LIMIT',
+            `its instances would hold ${total} bytes of memory, limit ${maxMemoryBytes}`,
+            {
+              limit: maxMemoryBytes,
+              memoryBytes: total,
+            },
+          );
+        }
+      }
+      return instance;
+    } finally {
+      leave(state);
+    }
+  }
+
+  /**
+   * Instantiates `module`, calls `exportName` once and disposes the instance, whatever
+   * happens: the stateless way to run a tenant's code, which never keeps its worker from
+   * being recycled.
+   */
+  async run(
+    module: SandboxModule,
+    exportName: string,
+    args: readonly Value[] = [],
+    options: CallOptions & InstantiateOptions = {},
+  ): Promise<CallResult> {
+    if (typeof options !== 'object' || options === null) throw invalidArgument('run options must be an object');
+    const { imports, ...call } = options;
+    const instance = await this.instantiate(module, imports === undefined ? {} : { imports });
+    try {
+      return await instance.call(exportName, args, call);
+    } finally {
+      instance.dispose();
+    }
+  }
+
+  /** Disposes the tenant's sandbox (its worker is terminated); the pool makes a new one on the next `sandboxFor`. */
+  dispose(): void {
+    const state = tenantSandboxes.get(this);
+    if (state === undefined || state.disposed) return;
+    state.disposed = true;
+    state.sandbox.dispose();
+  }
+
+  /** Same as {@link dispose}. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** An instance of a tenant: `SandboxInstance`'s API with the tenant's fuel and memory quotas. */
+export class TenantInstance implements Disposable {
+  /** The module it was made from. */
+  readonly module: {
+    readonly digest: string;
+    readonly imports: readonly CoreImport[];
+    readonly exports: readonly CoreExport[];
+  };
+
+  /** @internal */
+  constructor(inner: SandboxInstance) {
+    this.module = inner.module;
+  }
+
+  /** As `SandboxInstance.memory`. */
+  get memory(): GuestMemory {
+    return entry(this).inner.memory;
+  }
+
+  /** False once disposed, or when its worker is gone. */
+  get alive(): boolean {
+    const e = entry(this);
+    return !e.dropped && e.inner.alive;
+  }
+
+  /** Whether a call is running. */
+  get busy(): boolean {
+    return entry(this).inner.busy;
+  }
+
+  /**
+   * As `SandboxInstance.call`, within the tenant's fuel window and memory quota.
+   *
+   * @throws `FUEL_EXHAUSTED` with `details.tenant` (and `retryAfterMs`) when the window's
+   *   fuel is used up, before or during the call; `MEMORY_LIMIT` with `details.tenant` when
+   *   the call grew the tenant's memory over its quota (the instance is then disposed).
+   */
+  async call(exportName: string, args: readonly Value[] = [], options: CallOptions = {}): Promise<CallResult> {
+    const e = entry(this);
+    const { state, inner, live } = e;
+    if (e.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+    if (typeof options !== 'object' || options === null) throw invalidArgument('call options must be an object');
+    await enter(state);
+    try {
+      return await this.#call(state, inner, live, exportName, args, options);
+    } finally {
+      leave(state);
+    }
+  }
+
+  async #call(
+    state: TenantState,
+    inner: SandboxInstance,
+    live: LiveInstance,
+    exportName: string,
+    args: readonly Value[],
+    options: CallOptions,
+  ): Promise<CallResult> {
+    const { fuel: windowFuel, windowMs, maxMemoryBytes, recycleAfterRuns, recycleAboveBytes } = state.quotas;
+    let callOptions: CallOptions = options;
+    /** Whether the window, not the caller or the sandbox, set this call's fuel budget. */
+    let capped = false;
+    if (Number.isFinite(windowFuel)) {
+      roll(state);
+      const left = windowFuel - state.fuelUsed;
+      if (left <= 0) {
+        const retryAfterMs = Math.max(0, Math.ceil(state.windowStart + windowMs - performance.now()));
+        throw quotaError(state, 'FUEL_EXHAUSTED', `the fuel of this ${windowMs} ms window (${windowFuel}) is used up`, {
+          limit: windowFuel,
+          retryAfterMs,
+        });
+      }
+      const asked = Math.min(options.fuel === undefined ? Infinity : Number(options.fuel), state.quotas.sandboxFuel);
+      if (left < asked) {
+        callOptions = { ...options, fuel: left };
+        capped = true;
+      }
+    }
+    let result: CallResult | undefined;
+    let failure: unknown;
+    try {
+      result = await inner.call(exportName, args, callOptions);
+    } catch (error) {
+      failure = error;
+    }
+    const metrics = result?.metrics ?? (failure instanceof SandboxError ? failure.details.metrics : undefined);
+    if (metrics !== undefined) {
+      state.fuelUsed += metrics.fuelConsumed;
+      live.memoryBytes = Math.max(live.memoryBytes, metrics.peakMemoryBytes);
+    }
+    state.runs++;
+    if (state.runs >= recycleAfterRuns) state.pendingRecycle ??= `${state.runs} runs (limit ${recycleAfterRuns})`;
+    if (Number.isFinite(recycleAboveBytes) && state.sandbox.alive) {
+      try {
+        state.workerMemoryBytes = await state.control.workerMemoryBytes();
+        if (state.workerMemoryBytes > recycleAboveBytes) {
+          state.pendingRecycle ??= `its wasm memory is ${state.workerMemoryBytes} bytes (limit ${recycleAboveBytes})`;
+        }
+      } catch {
+        // The worker is gone (it will be replaced anyway) or the sandbox was disposed.
+      }
+    }
+    try {
+      if (failure !== undefined) {
+        const fuelOut =
+          failure instanceof SandboxError &&
+          failure.code === 'FUEL_EXHAUSTED' &&
+          (capped || state.fuelUsed >= windowFuel);
+        if (fuelOut) {
+          // The budget the window left was spent: the window is used up.
+          state.fuelUsed = Math.max(state.fuelUsed, windowFuel);
+          const retryAfterMs = Math.max(0, Math.ceil(state.windowStart + windowMs - performance.now()));
+          throw quotaError(
+            state,
+            'FUEL_EXHAUSTED',
+            `the fuel of this ${windowMs} ms window (${windowFuel}) ran out during the call`,
+            { limit: windowFuel, retryAfterMs },
+            failure as AnySandboxError,
+          );
+        }
+        throw failure;
+      }
+      const total = memoryOf(state);
+      if (total > maxMemoryBytes) {
+        this.dispose();
+        throw quotaError(
+          state,
+          'MEMORY_LIMIT',
+          `the call grew its instances to ${total} bytes of memory, limit ${maxMemoryBytes}; the instance was disposed`,
+          {
+            limit: maxMemoryBytes,
+            memoryBytes: total,
+            ...(metrics === undefined ? {} : { metrics }),
+          },
+        );
+      }
+      return result as CallResult;
+    } finally {
+      maybeRecycle(state);
+    }
+  }
+
+  /** Drops the instance in the core (its memory is zeroed) and frees its place in the tenant's quotas. */
+  dispose(): void {
+    const e = tenantInstances.get(this);
+    if (e === undefined || e.dropped) return;
+    e.dropped = true;
+    e.inner.dispose();
+    e.state.live.delete(e.live);
+    maybeRecycle(e.state);
+  }
+
+  /** Same as {@link dispose}. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+function entry(instance: TenantInstance): {
+  state: TenantState;
+  inner: SandboxInstance;
+  live: LiveInstance;
+  dropped: boolean;
+} {
+  const e = tenantInstances.get(instance);
+  if (e === undefined) throw invalidArgument('not a TenantInstance');
+  return e;
+}
+
+const pools = new WeakMap<
+  TenantPool,
+  {
+    quotas: Quotas;
+    sandboxOptions: SandboxOptions;
+    tenants: Map<string, { state?: TenantState; creating?: Promise<TenantSandbox>; handle?: TenantSandbox }>;
+    disposed: boolean;
+  }
+>();
+
+/** Tenants and their sandboxes. Made by {@link createTenantPool}. */
+export class TenantPool implements Disposable {
+  /** @internal */
+  constructor(quotas: Quotas, sandboxOptions: SandboxOptions) {
+    pools.set(this, { quotas, sandboxOptions, tenants: new Map(), disposed: false });
+  }
+
+  /** The tenants with a live sandbox. */
+  get tenants(): string[] {
+    const pool = poolOf(this);
+    return [...pool.tenants].filter(([, t]) => t.state !== undefined && !t.state.disposed).map(([id]) => id);
+  }
+
+  /**
+   * The sandbox of `tenant` (a non-empty string), created on first use (its own worker).
+   *
+   * @throws TypeError for a bad tenant id; `DISPOSED` after the pool was disposed; what
+   *   `createSandbox` throws.
+   */
+  async sandboxFor(tenant: string): Promise<TenantSandbox> {
+    const pool = poolOf(this);
+    if (typeof tenant !== 'string' || tenant.length === 0) throw invalidArgument('tenant must be a non-empty string');
+    let slot = pool.tenants.get(tenant);
+    if (slot?.state !== undefined && !slot.state.disposed && slot.handle !== undefined) return slot.handle;
+    if (slot?.creating !== undefined) return slot.creating;
+    slot = {};
+    pool.tenants.set(tenant, slot);
+    const current = slot;
+    current.creating = (async () => {
+      try {
+        const sandbox = await createSandbox(pool.sandboxOptions);
+        const state: TenantState = {
+          tenant,
+          quotas: pool.quotas,
+          sandbox,
+          control: controlOf(sandbox),
+          live: new Set(),
+          windowStart: performance.now(),
+          fuelUsed: 0,
+          runs: 0,
+          recycles: 0,
+          workerMemoryBytes: 0,
+          pendingRecycle: undefined,
+          recycling: undefined,
+          inFlight: 0,
+          disposed: false,
+        };
+        if (pool.disposed) {
+          sandbox.dispose();
+          throw new SandboxError('DISPOSED', 'the tenant pool was disposed');
+        }
+        current.state = state;
+        current.handle = new TenantSandbox(state);
+        return current.handle;
+      } catch (error) {
+        if (pool.tenants.get(tenant) === current) pool.tenants.delete(tenant);
+        throw error;
+      } finally {
+        current.creating = undefined;
+      }
+    })();
+    return current.creating;
+  }
+
+  /** `tenant`'s usage, or `undefined` when it has no sandbox. */
+  stats(tenant: string): TenantStats | undefined {
+    const state = poolOf(this).tenants.get(tenant)?.state;
+    return state === undefined || state.disposed ? undefined : tenantStats(state);
+  }
+
+  /**
+   * Recycles `tenant`'s worker now, even with live instances (they end with
+   * `WORKER_CRASHED`; calls in flight too). The audit log links the two workers' segments.
+   */
+  recycle(tenant: string): void {
+    const state = poolOf(this).tenants.get(tenant)?.state;
+    if (state === undefined || state.disposed) return;
+    state.pendingRecycle = undefined;
+    state.runs = 0;
+    state.recycles++;
+    state.workerMemoryBytes = 0;
+    state.live.clear();
+    state.control.recycle('recycled by the tenant pool on request');
+  }
+
+  /** Disposes every tenant's sandbox. */
+  dispose(): void {
+    const pool = pools.get(this);
+    if (pool === undefined || pool.disposed) return;
+    pool.disposed = true;
+    for (const slot of pool.tenants.values()) slot.handle?.dispose();
+    pool.tenants.clear();
+  }
+
+  /** Same as {@link dispose}. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+function poolOf(pool: TenantPool): {
+  quotas: Quotas;
+  sandboxOptions: SandboxOptions;
+  tenants: Map<string, { state?: TenantState; creating?: Promise<TenantSandbox>; handle?: TenantSandbox }>;
+  disposed: boolean;
+} {
+  const p = pools.get(pool);
+  if (p === undefined) throw invalidArgument('not a TenantPool');
+  if (p.disposed) throw new SandboxError('DISPOSED', 'the tenant pool was disposed');
+  return p;
+}
+
+/**
+ * Creates a pool of tenants, each with its own sandbox and quotas (see the module docs).
+ * Nothing starts until {@link TenantPool.sandboxFor}.
+ *
+ * @throws TypeError (`INVALID_ARGUMENT`) for bad options.
+ */
+export function createTenantPool(options: TenantPoolOptions = {}): TenantPool {
+  if (typeof options !== 'object' || options === null) throw invalidArgument('tenant pool options must be an object');
+  onlyFields(
+    options as Record<string, unknown>,
+    [
+      'maxLiveInstancesPerTenant',
+      'maxMemoryBytesPerTenant',
+      'fuelPerWindow',
+      'recycleWorkerAfterRuns',
+      'recycleWorkerAboveMemoryBytes',
+      'sandboxOptions',
+    ],
+    'tenant pool options',
+  );
+  const window = options.fuelPerWindow;
+  let fuel = Infinity;
+  let windowMs = Infinity;
+  if (window !== undefined) {
+    if (typeof window !== 'object' || window === null)
+      throw invalidArgument('fuelPerWindow must be { fuel, windowMs }');
+    onlyFields(window as unknown as Record<string, unknown>, ['fuel', 'windowMs'], 'fuelPerWindow');
+    fuel = limitOf(window.fuel, 'fuelPerWindow.fuel');
+    windowMs = limitOf(window.windowMs, 'fuelPerWindow.windowMs');
+    if (!Number.isFinite(fuel) || !Number.isFinite(windowMs) || windowMs === 0) {
+      throw invalidArgument('fuelPerWindow needs both fuel and a windowMs > 0');
+    }
+  }
+  const recycleAfterRuns = limitOf(options.recycleWorkerAfterRuns, 'recycleWorkerAfterRuns');
+  if (recycleAfterRuns === 0) throw invalidArgument('recycleWorkerAfterRuns must be at least 1');
+  const sandboxFuel = options.sandboxOptions?.limits?.fuel;
+  const quotas: Quotas = {
+    sandboxFuel: sandboxFuel === undefined ? CORE_DEFAULT_FUEL : Number(sandboxFuel),
+    maxInstances: limitOf(options.maxLiveInstancesPerTenant, 'maxLiveInstancesPerTenant'),
+    maxMemoryBytes: limitOf(options.maxMemoryBytesPerTenant, 'maxMemoryBytesPerTenant'),
+    fuel,
+    windowMs,
+    recycleAfterRuns,
+    recycleAboveBytes: limitOf(options.recycleWorkerAboveMemoryBytes, 'recycleWorkerAboveMemoryBytes'),
+  };
+  const sandboxOptions: SandboxOptions = { ...(options.sandboxOptions ?? {}) };
+  if (typeof sandboxOptions !== 'object') throw invalidArgument('sandboxOptions must be an object');
+  if (sandboxOptions.worker !== undefined) {
+    throw invalidArgument('sandboxOptions.worker: every tenant has its own worker (it is recycled on its own)');
+  }
+  // One instance can never hold more than the tenant's whole memory quota: the core stops it.
+  if (Number.isFinite(quotas.maxMemoryBytes)) {
+    const limits = { ...(sandboxOptions.limits ?? {}) };
+    const current = limits.memoryLimitBytes === undefined ? Infinity : Number(limits.memoryLimitBytes);
+    if (current > quotas.maxMemoryBytes) limits.memoryLimitBytes = quotas.maxMemoryBytes;
+    sandboxOptions.limits = limits;
+  }
+  return new TenantPool(quotas, sandboxOptions);
+}
