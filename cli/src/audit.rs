@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use nestbox::Error;
-use nestbox::audit::{parse_jsonl, verify};
+use nestbox::audit::{parse_jsonl, verify_segments};
 
 use crate::args::Args;
 
@@ -22,7 +22,7 @@ pub fn run(mut args: Args) -> Result<ExitCode, Error> {
     let file = args.positional("FILE.jsonl")?;
     args.finish()?;
     let entries = parse_jsonl(&crate::args::read_text(&file)?)?;
-    match verify(&entries, head.as_deref()) {
+    match verify_segments(&entries, head.as_deref()) {
         Ok(()) => {
             let last = entries
                 .last()

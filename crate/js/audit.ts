@@ -225,10 +225,11 @@ export class AuditTrail {
       expectedPrev = entry.hash;
     }
     for (const entry of batch as CoreAuditEntry[]) {
-      const failed =
-        (entry.event === 'load' && entry.outcome === 'INTEGRITY_MISMATCH') ||
-        (entry.event === 'policy' && entry.outcome === 'SIGNATURE_INVALID');
-      if (failed && entry.moduleSha256 !== undefined) this.#denied.add(entry.moduleSha256);
+      // The core marks the entries where it put a digest on its deny list (a failed integrity
+      // check or a given signature that failed, when the policy denies after failure).
+      if (entry.extra?.['denied'] === 'true' && entry.moduleSha256 !== undefined) {
+        this.#denied.add(entry.moduleSha256);
+      }
       const frozen: AuditEntry = Object.freeze({
         ...entry,
         ...(entry.extra ? { extra: Object.freeze({ ...entry.extra }) } : {}),

@@ -37,9 +37,10 @@ export interface TrustPolicy {
   /** Every module must carry a valid signature by one of `keys` (`SIGNATURE_INVALID`). */
   requireSignature?: boolean;
   /**
-   * A module that failed integrity or its signature (missing, malformed, unknown key, not
-   * verifying) is denied for the life of the sandbox's core, even with a good signature
-   * later (`POLICY_DENIED`). Default true.
+   * A module that failed integrity or whose signature was given and failed (malformed,
+   * unknown key, not verifying) is denied for the life of the sandbox, even with a good
+   * signature later (`POLICY_DENIED`). A missing signature is refused but not denied: the
+   * caller may retry with one. Default true.
    */
   denyAfterFailure?: boolean;
 }

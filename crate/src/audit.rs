@@ -355,6 +355,62 @@ pub fn verify(entries: &[AuditEntry], expected_head: Option<&str>) -> Result<(),
     Ok(())
 }
 
+/// Checks a log of one or more segments (see the module docs): each segment with the core's
+/// [`verify`]; each segment after the first must start with a link whose
+/// `extra.previousHead` is the hash of the entry before it; `expected_head`, when given,
+/// must be the hash of the very last entry. Indices are positions in the whole log.
+///
+/// # Errors
+///
+/// The first entry that does not verify.
+pub fn verify_segments(
+    entries: &[AuditEntry],
+    expected_head: Option<&str>,
+) -> Result<(), VerifyFailure> {
+    // A new segment starts wherever `seq` drops back to 0.
+    let mut starts: Vec<usize> = vec![0];
+    starts.extend((1..entries.len()).filter(|&i| entries[i].seq == 0));
+    for (n, &start) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(entries.len());
+        let segment = &entries[start..end];
+        if start > 0 {
+            let before = &entries[start - 1].hash;
+            match segment[0].extra.get("previousHead") {
+                Some(link) if link == before => {}
+                Some(link) => {
+                    return Err(VerifyFailure {
+                        index: start,
+                        reason: format!(
+                            "a new chain starts here linked to {link}, but the entry before it \
+                             is {before}: entries were removed, added or reordered around a \
+                             worker replacement"
+                        ),
+                    });
+                }
+                None => {
+                    return Err(VerifyFailure {
+                        index: start,
+                        reason: "seq starts again at 0 without a link to the previous entries \
+                                 (extra.previousHead): entries are missing or another log was \
+                                 spliced in"
+                            .to_owned(),
+                    });
+                }
+            }
+        }
+        let head = if end == entries.len() {
+            expected_head
+        } else {
+            None
+        };
+        verify(segment, head).map_err(|f| VerifyFailure {
+            index: start + f.index,
+            reason: f.reason,
+        })?;
+    }
+    Ok(())
+}
+
 /// Parses a JSON Lines export (blank lines are ignored).
 ///
 /// # Errors
@@ -473,6 +529,46 @@ mod tests {
         log.append(Record::new(AuditEvent::Call), 2);
         let hashes: Vec<String> = log.entries().iter().map(|e| e.hash.clone()).collect();
         assert_eq!(*seen.lock().expect("lock"), hashes);
+    }
+
+    #[test]
+    fn linked_segments_verify_and_a_broken_link_is_found() {
+        // A replaced worker starts a new chain whose first entry links to the old head.
+        let first = sample();
+        let mut second = AuditLog::new();
+        second.append(
+            Record::new(AuditEvent::Dispose)
+                .failed(ErrorCode::WorkerCrashed)
+                .with("previousHead", first.head()),
+            2_000,
+        );
+        second.append(Record::new(AuditEvent::Load), 2_001);
+        let whole: Vec<AuditEntry> = first
+            .entries()
+            .iter()
+            .chain(second.entries())
+            .cloned()
+            .collect();
+        assert_eq!(verify_segments(&whole, Some(&second.head())), Ok(()));
+        // The plain verifier sees the restart as an error; segments are explicit.
+        assert!(verify(&whole, None).is_err());
+        // Dropping the last entry of the first segment breaks the link.
+        let mut cut = whole.clone();
+        cut.remove(3);
+        assert_eq!(verify_segments(&cut, None).map_err(|f| f.index), Err(3));
+        // A restart without a link is refused.
+        let unlinked: Vec<AuditEntry> = first
+            .entries()
+            .iter()
+            .chain(sample().entries())
+            .cloned()
+            .collect();
+        assert_eq!(
+            verify_segments(&unlinked, None).map_err(|f| f.index),
+            Err(4)
+        );
+        // The head still covers the end of the last segment.
+        assert!(verify_segments(&whole[..5], Some(&second.head())).is_err());
     }
 
     #[test]

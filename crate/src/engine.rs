@@ -134,7 +134,9 @@ impl Sandbox {
                     .with("sizeBytes", bytes.len().to_string());
                 if e.code() == ErrorCode::IntegrityMismatch {
                     let actual = Digest::of(bytes);
-                    self.deny(&actual);
+                    if self.deny(&actual) {
+                        record = record.with("denied", "true");
+                    }
                     record = record.module(actual);
                 }
                 self.audit.record(record);
@@ -165,17 +167,21 @@ impl Sandbox {
                 self.audit.record(record);
             }
             Err(e) => {
-                if e.code() == ErrorCode::SignatureInvalid {
-                    self.deny(&digest);
+                // A signature that was given and failed is evidence of tampering; a missing
+                // one is not (the caller may retry with it), so only the former is denied.
+                let denied = e.code() == ErrorCode::SignatureInvalid
+                    && provenance.signature.is_some()
+                    && self.deny(&digest);
+                let mut record = origin(
+                    Record::new(AuditEvent::Policy)
+                        .failed(e.code())
+                        .module(digest),
+                )
+                .with("reason", e.message());
+                if denied {
+                    record = record.with("denied", "true");
                 }
-                self.audit.record(
-                    origin(
-                        Record::new(AuditEvent::Policy)
-                            .failed(e.code())
-                            .module(digest),
-                    )
-                    .with("reason", e.message()),
-                );
+                self.audit.record(record);
                 return Err(e);
             }
         }
@@ -190,13 +196,17 @@ impl Sandbox {
         loaded
     }
 
-    fn deny(&self, digest: &Digest) {
+    /// Puts `digest` on the deny list when the policy says so; `true` if it is on it now.
+    /// The audit entry of the failure then says `extra.denied = "true"`, which is how an
+    /// embedder that replaces its core (the browser package) carries the list over.
+    fn deny(&self, digest: &Digest) -> bool {
         if self.policy.deny_after_failure {
             self.denied
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(*digest.as_bytes());
         }
+        self.policy.deny_after_failure
     }
 
     /// Every audit entry so far, oldest first.

@@ -11,7 +11,7 @@
 //! A core's log starts at `seq` 0 with `prev` = 64 zeros. When the page's worker is replaced,
 //! the new core starts a new chain: the page records, as that chain's first entry, a link
 //! (`auditRecord` with `extra.previousHead` = the hash of the last entry it holds). A log
-//! kept by the page is therefore one or more *segments*, and [`verify_segments`] checks each
+//! kept by the page is therefore one or more *segments*, and [`verify_segments`](crate::audit::verify_segments) checks each
 //! with the core's own verifier ([`crate::audit::verify`]) plus the links between them, so the
 //! one head hash at the end still covers everything before it.
 
@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use js_sys::{Array, JSON, Object};
 use wasm_bindgen::prelude::*;
 
-use crate::audit::{AuditEntry, AuditEvent, Record, VerifyFailure, verify};
+use crate::audit::{AuditEntry, AuditEvent, Record, VerifyFailure, verify_segments};
 use crate::error::{Error, ErrorCode, TrapCode};
 use crate::integrity::Digest;
 
@@ -146,62 +146,6 @@ fn parse_log(value: &JsValue) -> Result<Result<Vec<AuditEntry>, VerifyFailure>, 
         }
     }
     Ok(Ok(out))
-}
-
-/// Checks a log of one or more segments (see the module docs): each segment with the core's
-/// [`verify`]; each segment after the first must start with a link whose
-/// `extra.previousHead` is the hash of the entry before it; `expected_head`, when given,
-/// must be the hash of the very last entry. Indices are positions in the whole log.
-///
-/// # Errors
-///
-/// The first entry that does not verify.
-pub(crate) fn verify_segments(
-    entries: &[AuditEntry],
-    expected_head: Option<&str>,
-) -> Result<(), VerifyFailure> {
-    // A new segment starts wherever `seq` drops back to 0.
-    let mut starts: Vec<usize> = vec![0];
-    starts.extend((1..entries.len()).filter(|&i| entries[i].seq == 0));
-    for (n, &start) in starts.iter().enumerate() {
-        let end = starts.get(n + 1).copied().unwrap_or(entries.len());
-        let segment = &entries[start..end];
-        if start > 0 {
-            let before = &entries[start - 1].hash;
-            match segment[0].extra.get("previousHead") {
-                Some(link) if link == before => {}
-                Some(link) => {
-                    return Err(VerifyFailure {
-                        index: start,
-                        reason: format!(
-                            "a new chain starts here linked to {link}, but the entry before it \
-                             is {before}: entries were removed, added or reordered around a \
-                             worker replacement"
-                        ),
-                    });
-                }
-                None => {
-                    return Err(VerifyFailure {
-                        index: start,
-                        reason: "seq starts again at 0 without a link to the previous entries \
-                                 (extra.previousHead): entries are missing or another log was \
-                                 spliced in"
-                            .to_owned(),
-                    });
-                }
-            }
-        }
-        let head = if end == entries.len() {
-            expected_head
-        } else {
-            None
-        };
-        verify(segment, head).map_err(|f| VerifyFailure {
-            index: start + f.index,
-            reason: f.reason,
-        })?;
-    }
-    Ok(())
 }
 
 /// A [`Record`] of the embedder's own event from `{event, outcome, moduleSha256?, extra?}`,

@@ -77,11 +77,29 @@ fn a_bad_signature_denies_the_module_for_the_life_of_the_sandbox() {
     let entries = sb.audit_entries();
     let outcomes: Vec<&str> = entries.iter().map(|e| e.outcome.as_str()).collect();
     assert_eq!(outcomes, vec!["SIGNATURE_INVALID", "POLICY_DENIED"]);
+    assert_eq!(
+        entries[0].extra.get("denied").map(String::as_str),
+        Some("true")
+    );
 
     // Other modules still load.
     let other = fixture("count_loop");
     sb.load_with(&other, &Digest::of(&other), &signed_by(&SECRET, &other))
         .expect("another module");
+}
+
+#[test]
+fn a_missing_signature_is_refused_but_not_denied() {
+    let sb = Sandbox::with_policy(Limits::default(), signing_policy()).expect("sandbox");
+    let bytes = fixture("add");
+    let digest = Digest::of(&bytes);
+    let err = sb
+        .load_with(&bytes, &digest, &Provenance::default())
+        .expect_err("unsigned");
+    assert_eq!(err.code(), ErrorCode::SignatureInvalid);
+    assert_eq!(sb.audit_entries()[0].extra.get("denied"), None);
+    sb.load_with(&bytes, &digest, &signed_by(&SECRET, &bytes))
+        .expect("the signed retry loads");
 }
 
 #[test]
