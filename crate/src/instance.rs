@@ -969,18 +969,30 @@ impl Instance {
 /// The granted imports and the preview1 functions a module links.
 type Linked = (Vec<Link>, Vec<&'static WasiFunc>);
 
-impl Drop for Instance {
-    /// Zeroes the guest's exported linear memory before the store releases it (defence in
-    /// depth: freed host memory never carries guest data), and records the disposal.
-    fn drop(&mut self) {
+impl Instance {
+    /// Zeroes every exported linear memory of the guest (what [`Drop`] does before the store
+    /// releases them). Returns the number of bytes zeroed.
+    fn zero_memories(&mut self) -> usize {
         let memories: Vec<wasmi::Memory> = self
             .instance
             .exports(&self.store)
             .filter_map(|e| e.into_memory())
             .collect();
+        let mut zeroed = 0;
         for memory in memories {
-            memory.data_mut(&mut self.store).fill(0);
+            let data = memory.data_mut(&mut self.store);
+            data.fill(0);
+            zeroed += data.len();
         }
+        zeroed
+    }
+}
+
+impl Drop for Instance {
+    /// Zeroes the guest's exported linear memory before the store releases it (defence in
+    /// depth: freed host memory never carries guest data), and records the disposal.
+    fn drop(&mut self) {
+        self.zero_memories();
         self.audit
             .record(Record::new(AuditEvent::Dispose).module(self.module.digest()));
     }
@@ -1163,5 +1175,42 @@ impl Error {
             format!("host function failed: {cause}"),
         )
         .with(|d| d.cause = Some(cause))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Digest, Grants, Limits, Sandbox, Value};
+
+    #[test]
+    fn disposal_zeroes_the_guest_memory() {
+        let bytes = wat::parse_str(
+            r#"(module (memory (export "memory") 2)
+                (func (export "fill") (memory.fill (i32.const 0) (i32.const 0xAB) (i32.const 131072))))"#,
+        )
+        .expect("wat");
+        let sandbox = Sandbox::new(Limits::default()).expect("sandbox");
+        let module = sandbox.load(&bytes, &Digest::of(&bytes)).expect("load");
+        let mut instance = sandbox
+            .instantiate(&module, &Grants::new())
+            .expect("instance");
+        instance
+            .call("fill", &[], |_, _| Ok(Vec::<Value>::new()))
+            .expect("fills");
+        let secret = instance
+            .memory()
+            .expect("memory")
+            .read(0, 131_072)
+            .expect("read")
+            .to_vec();
+        assert!(secret.iter().all(|b| *b == 0xAB));
+        assert_eq!(instance.zero_memories(), 131_072);
+        let after = instance
+            .memory()
+            .expect("memory")
+            .read(0, 131_072)
+            .expect("read")
+            .to_vec();
+        assert!(after.iter().all(|b| *b == 0), "every byte zeroed");
     }
 }
