@@ -8,7 +8,10 @@
  * - fuel per time window (`FUEL_EXHAUSTED`; each call's fuel budget is cut to what is left
  *   of the window, so the core enforces it while the guest runs),
  *
- * each error with `details.tenant`. The pool also recycles a tenant's worker — terminates it
+ * each error with `details.tenant`. `runWasi` is held to the same quotas: the run is a live
+ * instance while it runs, its peak memory counts, its fuel comes from the window.
+ *
+ * The pool also recycles a tenant's worker — terminates it
  * and starts a fresh one, whose nestbox wasm memory starts small again (it never shrinks) —
  * after a number of runs or when that memory passes a threshold. Recycling waits until the
  * tenant has no call in flight and no live instance (an instance's state lives in its worker
@@ -31,7 +34,17 @@ import {
   type SandboxModule,
   type SandboxOptions,
 } from './sandbox.js';
-import type { CallOptions, CallResult, InstantiateOptions, LoadOptions, ModuleSourceLike, Value } from './types.js';
+import type {
+  CallOptions,
+  CallResult,
+  InstantiateOptions,
+  LoadOptions,
+  Metrics,
+  ModuleSourceLike,
+  Value,
+  WasiResult,
+  WasiRunOptions,
+} from './types.js';
 
 /** Options of {@link createTenantPool}; every quota is optional (absent: no quota). */
 export interface TenantPoolOptions {
@@ -151,6 +164,94 @@ function roll(state: TenantState): void {
   }
 }
 
+/** Milliseconds until the current fuel window ends. */
+function retryAfterMs(state: TenantState): number {
+  return Math.max(0, Math.ceil(state.windowStart + state.quotas.windowMs - performance.now()));
+}
+
+/**
+ * The fuel budget the window leaves a call or run that asked for `asked` (its `fuel` option):
+ * `undefined` when the window does not cut it (no window, or more left than asked).
+ *
+ * @throws `FUEL_EXHAUSTED` with `details.tenant` when the window's fuel is used up.
+ */
+function windowBudget(state: TenantState, asked: unknown): number | undefined {
+  const { fuel: windowFuel, windowMs } = state.quotas;
+  if (!Number.isFinite(windowFuel)) return undefined;
+  roll(state);
+  const left = windowFuel - state.fuelUsed;
+  if (left <= 0) {
+    throw quotaError(state, 'FUEL_EXHAUSTED', `the fuel of this ${windowMs} ms window (${windowFuel}) is used up`, {
+      limit: windowFuel,
+      retryAfterMs: retryAfterMs(state),
+    });
+  }
+  const wanted = Math.min(asked === undefined ? Infinity : Number(asked), state.quotas.sandboxFuel);
+  return left < wanted ? left : undefined;
+}
+
+/** What a finished call or run cost: from its result, or from the error that ended it. */
+function metricsOf(result: { metrics: Metrics } | undefined, failure: unknown): Metrics | undefined {
+  return result?.metrics ?? (failure instanceof SandboxError ? failure.details.metrics : undefined);
+}
+
+/**
+ * After a call or run (success or failure): charges its fuel to the window, counts the run
+ * and asks the worker for its wasm memory, marking a recycle as due when over a threshold.
+ */
+async function afterRun(state: TenantState, metrics: Metrics | undefined): Promise<void> {
+  const { recycleAfterRuns, recycleAboveBytes } = state.quotas;
+  if (metrics !== undefined) state.fuelUsed += metrics.fuelConsumed;
+  state.runs++;
+  if (state.runs >= recycleAfterRuns) state.pendingRecycle ??= `${state.runs} runs (limit ${recycleAfterRuns})`;
+  if (Number.isFinite(recycleAboveBytes) && state.sandbox.alive) {
+    try {
+      state.workerMemoryBytes = await state.control.workerMemoryBytes();
+      if (state.workerMemoryBytes > recycleAboveBytes) {
+        state.pendingRecycle ??= `its wasm memory is ${state.workerMemoryBytes} bytes (limit ${recycleAboveBytes})`;
+      }
+    } catch {
+      // The worker is gone (it will be replaced anyway) or the sandbox was disposed.
+    }
+  }
+}
+
+/**
+ * The error to throw for a failed call or run: the tenant's `FUEL_EXHAUSTED` when the
+ * window's fuel ran out during it (its budget was the window's, or the window is now used
+ * up), else the failure itself.
+ */
+function failureOf(state: TenantState, failure: unknown, capped: boolean, what: string): unknown {
+  const { fuel: windowFuel, windowMs } = state.quotas;
+  const fuelOut =
+    failure instanceof SandboxError && failure.code === 'FUEL_EXHAUSTED' && (capped || state.fuelUsed >= windowFuel);
+  if (!fuelOut) return failure;
+  // The budget the window left was spent: the window is used up.
+  state.fuelUsed = Math.max(state.fuelUsed, windowFuel);
+  return quotaError(
+    state,
+    'FUEL_EXHAUSTED',
+    `the fuel of this ${windowMs} ms window (${windowFuel}) ran out during the ${what}`,
+    { limit: windowFuel, retryAfterMs: retryAfterMs(state) },
+    failure as AnySandboxError,
+  );
+}
+
+/** `INSTANCE_LIMIT` unless the tenant may hold one more live instance. */
+function checkInstanceQuota(state: TenantState): void {
+  const { maxInstances } = state.quotas;
+  if (state.live.size >= maxInstances) {
+    throw quotaError(
+      state,
+      'INSTANCE_LIMIT',
+      `${state.live.size} live instances, limit ${maxInstances}: dispose one first`,
+      {
+        limit: maxInstances,
+      },
+    );
+  }
+}
+
 /**
  * Recycles the tenant's worker if it is due and nothing lives or runs in it — after the
  * old worker's last audit entries (such as the disposal of the last instance) have reached
@@ -263,18 +364,9 @@ export class TenantSandbox implements Disposable {
     const state = stateOf(this);
     await enter(state);
     try {
-      const { maxInstances, maxMemoryBytes } = state.quotas;
+      const { maxMemoryBytes } = state.quotas;
       // Counted before the next await, so concurrent instantiations cannot pass the quota together.
-      if (state.live.size >= maxInstances) {
-        throw quotaError(
-          state,
-          'INSTANCE_LIMIT',
-          `${state.live.size} live instances, limit ${maxInstances}: dispose one first`,
-          {
-            limit: maxInstances,
-          },
-        );
-      }
+      checkInstanceQuota(state);
       const live: LiveInstance = { memoryBytes: 0 };
       state.live.add(live);
       let inner: SandboxInstance;
@@ -331,6 +423,80 @@ export class TenantSandbox implements Disposable {
       return await instance.call(exportName, args, call);
     } finally {
       instance.dispose();
+    }
+  }
+
+  /**
+   * As `Sandbox.runWasi`, within the tenant's quotas: the run is one of the tenant's live
+   * instances while it runs (`INSTANCE_LIMIT`); its fuel budget is cut to what is left of the
+   * window (`FUEL_EXHAUSTED` before or during the run), and what it consumed is charged to
+   * the window, also when it fails; it is refused when the tenant's live instances already
+   * hold all of its memory, and its peak memory with theirs must stay within the quota
+   * (`MEMORY_LIMIT`, after the run: its result is discarded). The core caps the run's memory
+   * at the tenant's whole quota while it runs (the core has no per-run memory limit). It
+   * counts as a run for recycling, which waits for it; it never pins the worker.
+   *
+   * @throws `INSTANCE_LIMIT` / `MEMORY_LIMIT` / `FUEL_EXHAUSTED` with `details.tenant` (and
+   *   `details.stdout` / `details.stderr` when the run had started), and whatever
+   *   `Sandbox.runWasi` throws.
+   */
+  async runWasi(module: SandboxModule, options: WasiRunOptions = {}): Promise<WasiResult> {
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+      throw invalidArgument('runWasi options must be an object');
+    }
+    const state = stateOf(this);
+    await enter(state);
+    let live: LiveInstance | undefined;
+    try {
+      const { maxMemoryBytes } = state.quotas;
+      checkInstanceQuota(state);
+      if (Number.isFinite(maxMemoryBytes)) {
+        const held = memoryOf(state);
+        if (held >= maxMemoryBytes) {
+          throw quotaError(
+            state,
+            'MEMORY_LIMIT',
+            `its instances hold ${held} bytes of memory, limit ${maxMemoryBytes}: none is left for a WASI run`,
+            { limit: maxMemoryBytes, memoryBytes: held },
+          );
+        }
+      }
+      const budget = windowBudget(state, options.fuel);
+      const capped = budget !== undefined;
+      // Counted before the next await, like an instantiation.
+      live = { memoryBytes: 0 };
+      state.live.add(live);
+      let result: WasiResult | undefined;
+      let failure: unknown;
+      try {
+        result = await state.sandbox.runWasi(module, capped ? { ...options, fuel: budget } : options);
+      } catch (error) {
+        failure = error;
+      }
+      const metrics = metricsOf(result, failure);
+      if (metrics !== undefined) live.memoryBytes = metrics.peakMemoryBytes;
+      await afterRun(state, metrics);
+      if (failure !== undefined) throw failureOf(state, failure, capped, 'WASI run');
+      const total = memoryOf(state);
+      if (total > maxMemoryBytes) {
+        const wasi = result as WasiResult;
+        throw quotaError(
+          state,
+          'MEMORY_LIMIT',
+          `the WASI run grew the tenant's instances to ${total} bytes of memory, limit ${maxMemoryBytes}; its result was discarded`,
+          {
+            limit: maxMemoryBytes,
+            memoryBytes: total,
+            metrics: wasi.metrics,
+            stdout: wasi.stdout,
+            stderr: wasi.stderr,
+          },
+        );
+      }
+      return result as WasiResult;
+    } finally {
+      if (live !== undefined) state.live.delete(live);
+      leave(state);
     }
   }
 
@@ -406,26 +572,11 @@ export class TenantInstance implements Disposable {
     args: readonly Value[],
     options: CallOptions,
   ): Promise<CallResult> {
-    const { fuel: windowFuel, windowMs, maxMemoryBytes, recycleAfterRuns, recycleAboveBytes } = state.quotas;
-    let callOptions: CallOptions = options;
+    const { maxMemoryBytes } = state.quotas;
+    const budget = windowBudget(state, options.fuel);
     /** Whether the window, not the caller or the sandbox, set this call's fuel budget. */
-    let capped = false;
-    if (Number.isFinite(windowFuel)) {
-      roll(state);
-      const left = windowFuel - state.fuelUsed;
-      if (left <= 0) {
-        const retryAfterMs = Math.max(0, Math.ceil(state.windowStart + windowMs - performance.now()));
-        throw quotaError(state, 'FUEL_EXHAUSTED', `the fuel of this ${windowMs} ms window (${windowFuel}) is used up`, {
-          limit: windowFuel,
-          retryAfterMs,
-        });
-      }
-      const asked = Math.min(options.fuel === undefined ? Infinity : Number(options.fuel), state.quotas.sandboxFuel);
-      if (left < asked) {
-        callOptions = { ...options, fuel: left };
-        capped = true;
-      }
-    }
+    const capped = budget !== undefined;
+    const callOptions: CallOptions = capped ? { ...options, fuel: budget } : options;
     let result: CallResult | undefined;
     let failure: unknown;
     try {
@@ -433,43 +584,11 @@ export class TenantInstance implements Disposable {
     } catch (error) {
       failure = error;
     }
-    const metrics = result?.metrics ?? (failure instanceof SandboxError ? failure.details.metrics : undefined);
-    if (metrics !== undefined) {
-      state.fuelUsed += metrics.fuelConsumed;
-      live.memoryBytes = Math.max(live.memoryBytes, metrics.peakMemoryBytes);
-    }
-    state.runs++;
-    if (state.runs >= recycleAfterRuns) state.pendingRecycle ??= `${state.runs} runs (limit ${recycleAfterRuns})`;
-    if (Number.isFinite(recycleAboveBytes) && state.sandbox.alive) {
-      try {
-        state.workerMemoryBytes = await state.control.workerMemoryBytes();
-        if (state.workerMemoryBytes > recycleAboveBytes) {
-          state.pendingRecycle ??= `its wasm memory is ${state.workerMemoryBytes} bytes (limit ${recycleAboveBytes})`;
-        }
-      } catch {
-        // The worker is gone (it will be replaced anyway) or the sandbox was disposed.
-      }
-    }
+    const metrics = metricsOf(result, failure);
+    if (metrics !== undefined) live.memoryBytes = Math.max(live.memoryBytes, metrics.peakMemoryBytes);
+    await afterRun(state, metrics);
     try {
-      if (failure !== undefined) {
-        const fuelOut =
-          failure instanceof SandboxError &&
-          failure.code === 'FUEL_EXHAUSTED' &&
-          (capped || state.fuelUsed >= windowFuel);
-        if (fuelOut) {
-          // The budget the window left was spent: the window is used up.
-          state.fuelUsed = Math.max(state.fuelUsed, windowFuel);
-          const retryAfterMs = Math.max(0, Math.ceil(state.windowStart + windowMs - performance.now()));
-          throw quotaError(
-            state,
-            'FUEL_EXHAUSTED',
-            `the fuel of this ${windowMs} ms window (${windowFuel}) ran out during the call`,
-            { limit: windowFuel, retryAfterMs },
-            failure as AnySandboxError,
-          );
-        }
-        throw failure;
-      }
+      if (failure !== undefined) throw failureOf(state, failure, capped, 'call');
       const total = memoryOf(state);
       if (total > maxMemoryBytes) {
         this.dispose();

@@ -1,5 +1,5 @@
 // Tenants and lifecycle: per-tenant quotas (live instances, memory, fuel per window) as
-// errors with `details.tenant`, workers recycled after N runs or above a wasm-memory
+// errors with `details.tenant`, for calls and for `runWasi` (the `wasi_tenant` guest), workers recycled after N runs or above a wasm-memory
 // threshold while calls keep working, instances dropped in the core on dispose, and the
 // warning for a sandbox garbage-collected without dispose() (Chromium with --expose-gc).
 import assert from 'node:assert/strict';
@@ -7,6 +7,8 @@ import { after, before, test } from 'node:test';
 import { openBrowser } from './harness.mjs';
 
 let browser;
+/** A `Uint8Array` of the page, as JSON made it (`{ "0": byte, … }`), decoded as UTF-8. */
+const textOf = (bytes) => Buffer.from(Object.values(bytes)).toString('utf8');
 before(async () => {
   browser = await openBrowser({ extraArgs: ['--js-flags=--expose-gc'] });
 });
@@ -206,6 +208,193 @@ test('dispose drops an instance in the core (logged, place freed); pool.recycle 
   assert.equal(out.fresh, 42);
   assert.equal(out.stats.recycles, 1);
   assert.equal(out.afterPool.code, 'DISPOSED');
+});
+
+test('runWasi within the quotas: its stdout, counted live while it runs, a run for recycling', async () => {
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const pool = nb.createTenantPool({
+      maxLiveInstancesPerTenant: 1,
+      maxMemoryBytesPerTenant: 4 * 64 * 1024,
+      fuelPerWindow: { fuel: 1_000_000_000, windowMs: 60_000 },
+      recycleWorkerAfterRuns: 2,
+    });
+    const t = await pool.sandboxFor('t');
+    const mod = await t.load(fx.wasi_tenant.url, { integrity: fx.wasi_tenant.integrity });
+    const first = await t.runWasi(mod);
+    const afterFirst = t.stats;
+    // While a run is in flight it holds the tenant's only place: an instantiation is refused.
+    const ticker = await t.load(fx.wasi_ticker.url, { integrity: fx.wasi_ticker.integrity });
+    const ticking = t.runWasi(ticker);
+    const during = await window.caught(t.instantiate(mod));
+    const liveDuring = t.stats.liveInstances;
+    const ticked = await ticking;
+    await t.load(fx.wasi_tenant.url, { integrity: fx.wasi_tenant.integrity }); // waits for the recycle
+    const afterTwo = t.stats;
+    const second = await t.runWasi(mod);
+    pool.dispose();
+    return {
+      first: { exitCode: first.exitCode, stdout: first.stdoutText, metrics: first.metrics },
+      afterFirst,
+      during,
+      liveDuring,
+      ticks: ticked.stdoutText.split('\n').length - 1,
+      afterTwo,
+      second: second.stdoutText,
+    };
+  });
+  assert.equal(out.first.exitCode, 0);
+  assert.equal(out.first.stdout, 'hello\n');
+  assert.equal(out.afterFirst.liveInstances, 0, 'the run is no longer live');
+  assert.equal(out.afterFirst.memoryBytes, 0);
+  assert.equal(out.afterFirst.fuelInWindow, out.first.metrics.fuelConsumed, 'its fuel is charged to the window');
+  assert.ok(out.first.metrics.fuelConsumed > 0);
+  assert.equal(out.afterFirst.runsSinceRecycle, 1);
+  assert.equal(out.during.code, 'INSTANCE_LIMIT');
+  assert.equal(out.during.details.tenant, 't');
+  assert.equal(out.liveDuring, 1);
+  assert.equal(out.ticks, 10);
+  assert.equal(out.afterTwo.recycles, 1, 'two WASI runs: recycled once the second ended');
+  assert.equal(out.afterTwo.runsSinceRecycle, 0);
+  assert.equal(out.second, 'hello\n', 'and runs in the new worker');
+});
+
+test('runWasi over the live-instance quota is INSTANCE_LIMIT with details.tenant (nothing runs)', async () => {
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const pool = nb.createTenantPool({ maxLiveInstancesPerTenant: 1 });
+    const t = await pool.sandboxFor('alice');
+    const spin = await t.load(fx.spin.url, { integrity: fx.spin.integrity });
+    const mod = await t.load(fx.wasi_tenant.url, { integrity: fx.wasi_tenant.integrity });
+    const held = await t.instantiate(spin);
+    const runsBefore = t.stats.runsSinceRecycle;
+    const refused = await window.caught(t.runWasi(mod));
+    const stats = t.stats;
+    held.dispose();
+    const after = (await t.runWasi(mod)).stdoutText;
+    pool.dispose();
+    return { refused, runsBefore, stats, after };
+  });
+  assert.equal(out.refused.code, 'INSTANCE_LIMIT');
+  assert.equal(out.refused.details.tenant, 'alice');
+  assert.equal(out.refused.details.limit, 1);
+  assert.match(out.refused.message, /tenant "alice"/);
+  assert.equal(out.stats.liveInstances, 1);
+  assert.equal(out.stats.runsSinceRecycle, out.runsBefore, 'a refused run did not run');
+  assert.equal(out.after, 'hello\n', 'the place was freed');
+});
+
+test('runWasi memory: refused when the live instances hold the quota, MEMORY_LIMIT when its peak passes it', async () => {
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const page = 64 * 1024;
+    const run = async (quota) => {
+      const pool = nb.createTenantPool({ maxMemoryBytesPerTenant: quota * page });
+      const t = await pool.sandboxFor('m');
+      const held = await t.instantiate(await t.load(fx.tenant_memory.url, { integrity: fx.tenant_memory.integrity })); // 2 pages
+      const mod = await t.load(fx.wasi_tenant.url, { integrity: fx.wasi_tenant.integrity }); // 2 pages
+      const error = await window.caught(t.runWasi(mod));
+      const stats = t.stats;
+      held.dispose();
+      const alone = (await t.runWasi(mod)).stdoutText;
+      pool.dispose();
+      return { error, stats, alone };
+    };
+    return { full: await run(2), over: await run(3) };
+  });
+  const page = 64 * 1024;
+  assert.equal(out.full.error.code, 'MEMORY_LIMIT');
+  assert.equal(out.full.error.details.tenant, 'm');
+  assert.match(out.full.error.message, /none is left/);
+  assert.equal(out.full.stats.runsSinceRecycle, 0, 'refused before running');
+  assert.equal(out.over.error.code, 'MEMORY_LIMIT');
+  assert.equal(out.over.error.details.tenant, 'm');
+  assert.equal(out.over.error.details.limit, 3 * page);
+  assert.equal(out.over.error.details.memoryBytes, 4 * page);
+  assert.equal(textOf(out.over.error.details.stdout), 'hello\n');
+  assert.equal(out.over.stats.liveInstances, 1, 'the run is no longer live');
+  assert.equal(out.over.stats.memoryBytes, 2 * page);
+  assert.equal(out.full.alone, 'hello\n');
+  assert.equal(out.over.alone, 'hello\n');
+});
+
+test('runWasi fuel: cut to what is left of the window (FUEL_EXHAUSTED, details.tenant), then refused until the next window', async () => {
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const pool = nb.createTenantPool({ fuelPerWindow: { fuel: 3_000_000, windowMs: 700 } });
+    const t = await pool.sandboxFor('greedy');
+    const mod = await t.load(fx.wasi_tenant.url, { integrity: fx.wasi_tenant.integrity });
+    const small = (await t.runWasi(mod)).stdoutText;
+    const t0 = performance.now();
+    const spun = await window.caught(t.runWasi(mod, { args: ['guest', 'spin'] }));
+    const blocked = await window.caught(t.runWasi(mod));
+    const stats = t.stats;
+    await new Promise((r) => setTimeout(r, Math.max(0, 750 - (performance.now() - t0))));
+    const later = (await t.runWasi(mod)).stdoutText;
+    pool.dispose();
+    return { small, spun, blocked, stats, later };
+  });
+  assert.equal(out.small, 'hello\n');
+  assert.equal(out.spun.code, 'FUEL_EXHAUSTED');
+  assert.equal(out.spun.details.tenant, 'greedy');
+  assert.equal(out.spun.details.limit, 3_000_000);
+  assert.match(out.spun.message, /ran out during the WASI run/);
+  assert.ok(out.spun.details.retryAfterMs > 0 && out.spun.details.retryAfterMs <= 700);
+  assert.ok(out.spun.details.metrics.fuelConsumed <= 3_000_000, JSON.stringify(out.spun.details.metrics));
+  assert.equal(textOf(out.spun.details.stdout), 'hello\n', 'what it wrote before');
+  assert.equal(out.blocked.code, 'FUEL_EXHAUSTED');
+  assert.match(out.blocked.message, /is used up/, 'refused before running');
+  assert.equal(out.blocked.details.tenant, 'greedy');
+  assert.equal(out.stats.fuelInWindow, 3_000_000, 'the window is used up');
+  assert.equal(out.stats.liveInstances, 0);
+  assert.equal(out.later, 'hello\n', 'a new window, new fuel');
+});
+
+test("runWasi's fuel is charged to the window, also when it fails: a following run is refused", async () => {
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    // What one WASI run costs, measured in a tenant without a window.
+    const probe = nb.createTenantPool();
+    const p = await probe.sandboxFor('probe');
+    const pmod = await p.load(fx.wasi_tenant.url, { integrity: fx.wasi_tenant.integrity });
+    const cost = (await p.runWasi(pmod)).metrics.fuelConsumed;
+    probe.dispose();
+    // A window of exactly that: the run succeeds and uses it up.
+    const pool = nb.createTenantPool({ fuelPerWindow: { fuel: cost, windowMs: 60_000 } });
+    const t = await pool.sandboxFor('t');
+    const mod = await t.load(fx.wasi_tenant.url, { integrity: fx.wasi_tenant.integrity });
+    const spin = await t.load(fx.spin.url, { integrity: fx.spin.integrity });
+    const ran = await t.runWasi(mod);
+    const used = t.stats.fuelInWindow;
+    const refused = await window.caught(t.run(spin, 'answer'));
+    pool.dispose();
+    // A run that fails on its own (smaller) fuel budget is charged from details.metrics.
+    const pool2 = nb.createTenantPool({ fuelPerWindow: { fuel: 2_000_000, windowMs: 60_000 } });
+    const u = await pool2.sandboxFor('u');
+    const umod = await u.load(fx.wasi_tenant.url, { integrity: fx.wasi_tenant.integrity });
+    const uspin = await u.load(fx.spin.url, { integrity: fx.spin.integrity });
+    const failed = await window.caught(u.runWasi(umod, { args: ['guest', 'spin'], fuel: 1_500_000 }));
+    const charged = u.stats.fuelInWindow;
+    const cut = await window.caught(u.run(uspin, 'spin'));
+    const refused2 = await window.caught(u.run(uspin, 'answer'));
+    pool2.dispose();
+    return { cost, ran: ran.stdoutText, used, refused, failed, charged, cut, refused2 };
+  });
+  assert.ok(out.cost > 0);
+  assert.equal(out.ran, 'hello\n');
+  assert.equal(out.used, out.cost, 'the run was charged what it consumed');
+  assert.equal(out.refused.code, 'FUEL_EXHAUSTED');
+  assert.equal(out.refused.details.tenant, 't');
+  assert.match(out.refused.message, /is used up/);
+  assert.equal(out.failed.code, 'FUEL_EXHAUSTED');
+  assert.equal(out.failed.details.tenant, undefined, "its own budget ran out, not the tenant's window");
+  assert.equal(out.charged, out.failed.details.metrics.fuelConsumed, 'charged from details.metrics');
+  assert.ok(out.charged > 1_000_000, String(out.charged));
+  assert.equal(out.cut.code, 'FUEL_EXHAUSTED');
+  assert.equal(out.cut.details.tenant, 'u', 'the rest of the window was cut for the next call');
+  assert.ok(out.cut.details.metrics.fuelConsumed <= 2_000_000 - out.charged);
+  assert.equal(out.refused2.code, 'FUEL_EXHAUSTED');
+  assert.equal(out.refused2.details.tenant, 'u');
 });
 
 test('bad tenant pool options are TypeErrors', async () => {
