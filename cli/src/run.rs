@@ -6,8 +6,9 @@
 //!   guest changes only that copy and the host is never written. `--out-dir DIR` writes the
 //!   writable preopens' trees after the run (also after a trap or a limit) to a directory
 //!   that must not exist yet.
-//!   Host symlinks are refused with a clear error: `nestbox::wasi::Preopen` holds files and
-//!   directories only, and dereferencing a link would silently change what the guest sees.
+//!   Host symlinks whose relative target stays inside the directory are copied as symlinks;
+//!   others are refused with a clear error (dereferencing a link would silently change what
+//!   the guest sees).
 //! - **Output** is streamed: stdout and stderr are drained between fuel slices (about every
 //!   millisecond of guest time) and after the run, and written to the real ones as they come.
 //! - **stdin** is empty by default; `--stdin FILE` gives a file's bytes, `--stdin -` streams
@@ -448,7 +449,7 @@ impl Quota {
 }
 
 /// Copies the host directory of `spec` into a preopen's initial tree: regular files,
-/// directories (empty ones too), nothing else.
+/// directories (empty ones too) and symlinks whose relative target stays inside; nothing else.
 fn copy_host_dir(spec: &DirSpec, quota: &mut Quota) -> Result<Preopen, Error> {
     let bad = |what: String| Error::invalid_argument(format!("{}: {what}", spec.describe()));
     let meta = std::fs::metadata(&spec.host)
@@ -457,6 +458,7 @@ fn copy_host_dir(spec: &DirSpec, quota: &mut Quota) -> Result<Preopen, Error> {
         return Err(bad("the host path is not a directory".to_owned()));
     }
     let mut files = BTreeMap::new();
+    let mut symlinks = BTreeMap::new();
     let mut stack = vec![String::new()];
     while let Some(rel_dir) = stack.pop() {
         let host_dir = spec.host.join(&rel_dir);
@@ -491,16 +493,24 @@ fn copy_host_dir(spec: &DirSpec, quota: &mut Quota) -> Result<Preopen, Error> {
                 quota.take(spec, &rel, bytes.len() as u64)?;
                 files.insert(rel, bytes);
             } else if kind.is_symlink() {
-                let target = std::fs::read_link(entry.path()).unwrap_or_default();
-                let why = if stays_inside(&rel, &target) {
-                    "nestbox cannot preopen symlinks yet (a preopen holds files and directories only)"
-                } else {
-                    "it points outside the directory"
-                };
-                return Err(bad(format!(
-                    "{rel} is a symlink to {}: refused, {why}; replace it with a copy",
-                    target.display()
-                )));
+                // Copied as a symlink when its relative target stays inside the directory
+                // (resolution in the sandbox never leaves a preopen anyway); refused otherwise,
+                // so a copy never silently changes what a path means.
+                let target = std::fs::read_link(entry.path())
+                    .map_err(|e| bad(format!("cannot read symlink {rel}: {e}")))?;
+                let text = target.to_str().filter(|t| !t.is_empty()).ok_or_else(|| {
+                    bad(format!(
+                        "{rel} is a symlink whose target is not UTF-8: refused"
+                    ))
+                })?;
+                if target.is_absolute() || !stays_inside(&rel, &target) {
+                    return Err(bad(format!(
+                        "{rel} is a symlink to {}: refused, it points outside the directory; replace it with a copy",
+                        target.display()
+                    )));
+                }
+                quota.take(spec, &rel, text.len() as u64)?;
+                symlinks.insert(rel, text.to_owned());
             } else {
                 return Err(bad(format!(
                     "{rel} is not a regular file, directory or symlink: refused"
@@ -511,6 +521,7 @@ fn copy_host_dir(spec: &DirSpec, quota: &mut Quota) -> Result<Preopen, Error> {
     Ok(Preopen {
         guest_path: spec.guest.clone(),
         files,
+        symlinks,
         read_only: spec.read_only,
     })
 }

@@ -488,15 +488,15 @@ fn the_host_directory_is_never_written_and_out_dir_gets_the_result() {
 
 #[cfg(unix)]
 #[test]
-fn host_symlinks_are_refused_with_a_clear_error() {
+fn host_symlinks_inside_are_copied_and_outside_ones_refused() {
     let dir = scratch("symlinks");
     let hello = guest(&dir, "hello", HELLO);
     for (target, says) in [
-        ("inside.txt", "cannot preopen symlinks"),
         ("../outside.txt", "points outside"),
         ("/etc/passwd", "points outside"),
+        ("sub/../../outside.txt", "points outside"),
     ] {
-        let host = dir.join(format!("host-{}", says.len()));
+        let host = dir.join(format!("host-{}", target.len()));
         let _ = std::fs::remove_dir_all(&host);
         std::fs::create_dir(&host).expect("mkdir");
         std::fs::write(host.join("inside.txt"), "x").expect("write");
@@ -510,6 +510,21 @@ fn host_symlinks_are_refused_with_a_clear_error() {
             "{line}"
         );
     }
+    // A relative link that stays inside is copied as a link (and written back as one).
+    let host = dir.join("host-inside");
+    std::fs::create_dir_all(host.join("v2")).expect("mkdir");
+    std::fs::write(host.join("v2/data.txt"), "DATA").expect("write");
+    std::os::unix::fs::symlink("v2/data.txt", host.join("latest")).expect("symlink");
+    let out_dir = dir.join("out");
+    let spec = format!("{}::/d", s(&host));
+    let out = nestbox(&["run", "--dir", &spec, "--out-dir", s(&out_dir), s(&hello)]);
+    assert!(out.status.success(), "{out:?}");
+    let copied = out_dir.join("d/latest");
+    assert_eq!(
+        std::fs::read_link(&copied).expect("a symlink"),
+        Path::new("v2/data.txt")
+    );
+    assert_eq!(std::fs::read_to_string(&copied).expect("resolves"), "DATA");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -121,6 +121,16 @@ struct Root {
     read_only: bool,
 }
 
+/// One entry of a preopen's initial tree (see [`Fs::populate`]); a path ending in `/` with
+/// empty contents is a directory.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Initial<'a> {
+    /// A file with these contents (or a directory, for a path ending in `/`).
+    File(&'a [u8]),
+    /// A symbolic link to this relative target (resolution never leaves the preopen).
+    Symlink(&'a str),
+}
+
 /// All preopened trees, their quotas and their usage.
 pub(crate) struct Fs {
     nodes: Vec<Option<Node>>,
@@ -176,14 +186,28 @@ impl Fs {
     ///
     /// A message naming the bad path: not relative, `.`/`..`/empty components, a file where
     /// a directory is needed, or over a quota.
-    pub(crate) fn populate(
+    pub(crate) fn populate<'a>(
         &mut self,
         root: NodeId,
-        files: &BTreeMap<String, Vec<u8>>,
+        entries: impl IntoIterator<Item = (&'a str, Initial<'a>)>,
         read_only: bool,
         now: u64,
     ) -> Result<(), String> {
-        for (path, bytes) in files {
+        for (path, initial) in entries {
+            let (bytes, symlink): (&[u8], Option<&str>) = match initial {
+                Initial::File(bytes) => (bytes, None),
+                Initial::Symlink(target) => (&[], Some(target)),
+            };
+            if let Some(target) = symlink {
+                if target.is_empty() || target.starts_with('/') || target.contains('\0') {
+                    return Err(format!(
+                        "preopen symlink {path:?} -> {target:?}: the target must be a non-empty relative path"
+                    ));
+                }
+                if path.ends_with('/') {
+                    return Err(format!("preopen symlink {path:?} must not end with /"));
+                }
+            }
             let is_dir = path.ends_with('/');
             let trimmed = path.strip_suffix('/').unwrap_or(path);
             let components: Vec<&str> = trimmed.split('/').collect();
@@ -235,8 +259,11 @@ impl Fs {
                         .map_err(conflict)?;
                 }
                 None => {
-                    self.create(dir, last, NodeKind::File(bytes.clone()), now)
-                        .map_err(conflict)?;
+                    let kind = match symlink {
+                        Some(target) => NodeKind::Symlink(target.to_owned()),
+                        None => NodeKind::File(bytes.to_vec()),
+                    };
+                    self.create(dir, last, kind, now).map_err(conflict)?;
                 }
             }
         }
@@ -822,14 +849,19 @@ impl Fs {
 mod tests {
     use super::*;
 
+    fn initial(map: &BTreeMap<String, Vec<u8>>) -> impl Iterator<Item = (&str, Initial<'_>)> {
+        map.iter().map(|(p, b)| (p.as_str(), Initial::File(b)))
+    }
+
     fn tree(files: &[(&str, &str)], read_only: bool) -> (Fs, NodeId) {
         let mut fs = Fs::new(1 << 20, 100);
         let root = fs.add_root(0);
-        let map = files
+        let map: BTreeMap<String, Vec<u8>> = files
             .iter()
             .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
             .collect();
-        fs.populate(root, &map, read_only, 0).expect("populates");
+        fs.populate(root, initial(&map), read_only, 0)
+            .expect("populates");
         (fs, root)
     }
 
@@ -952,11 +984,14 @@ mod tests {
             let mut fs = Fs::new(100, 100);
             let root = fs.add_root(0);
             let map = BTreeMap::from([(bad.to_string(), Vec::new())]);
-            assert!(fs.populate(root, &map, false, 0).is_err(), "{bad:?}");
+            assert!(
+                fs.populate(root, initial(&map), false, 0).is_err(),
+                "{bad:?}"
+            );
         }
         let mut fs = Fs::new(100, 100);
         let root = fs.add_root(0);
         let map = BTreeMap::from([("a".to_string(), vec![1]), ("a/b".to_string(), vec![2])]);
-        assert!(fs.populate(root, &map, false, 0).is_err());
+        assert!(fs.populate(root, initial(&map), false, 0).is_err());
     }
 }

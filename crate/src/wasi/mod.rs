@@ -125,6 +125,9 @@ pub struct Preopen {
     /// The initial tree: relative path (`a/b.txt`) to contents. Parent directories are
     /// created as needed; a key ending in `/` (`empty/`) is a directory, with no contents.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// Symbolic links: relative path to a relative target (`"latest" -> "v2/data.txt"`).
+    /// Resolution never leaves the preopen; absolute targets are refused.
+    pub symlinks: BTreeMap<String, String>,
     /// Whether the guest may only read (every change is `EROFS`).
     pub read_only: bool,
 }
@@ -136,6 +139,12 @@ impl Preopen {
             guest_path: guest_path.into(),
             ..Self::default()
         }
+    }
+
+    /// Adds a symbolic link to a relative `target` (builder style).
+    pub fn symlink(mut self, path: impl Into<String>, target: impl Into<String>) -> Self {
+        self.symlinks.insert(path.into(), target.into());
+        self
     }
 
     /// Adds a file (builder style).
@@ -422,7 +431,17 @@ impl WasiCtx {
                 )));
             }
             let root = fs.add_root(now);
-            fs.populate(root, &preopen.files, preopen.read_only, now)
+            let entries = preopen
+                .files
+                .iter()
+                .map(|(p, b)| (p.as_str(), fs::Initial::File(b)))
+                .chain(
+                    preopen
+                        .symlinks
+                        .iter()
+                        .map(|(p, t)| (p.as_str(), fs::Initial::Symlink(t))),
+                );
+            fs.populate(root, entries, preopen.read_only, now)
                 .map_err(|e| Error::invalid_argument(format!("preopen {guest_path:?}: {e}")))?;
             fds.insert_preopen(&mut fs, root, index).map_err(|e| {
                 Error::invalid_argument(format!(

@@ -199,3 +199,52 @@ fn preopens_are_separate_filesystems() {
     assert_eq!(tree(&sys, "/box")["a.txt"], FsEntry::File(b"A".to_vec()));
     assert!(!tree(&sys, "/other").contains_key("moved.txt"));
 }
+
+#[test]
+fn preopened_symlinks_resolve_inside_and_never_out() {
+    let mut sys = Sys::new(WasiConfig {
+        preopens: vec![
+            Preopen::new("/box")
+                .file("v2/data.txt", "DATA")
+                .symlink("latest", "v2/data.txt")
+                .symlink("up", "../other/c.txt")
+                .read_only(),
+            Preopen::new("/other").file("c.txt", "C"),
+        ],
+        ..WasiConfig::default()
+    });
+    let fd = sys
+        .open(PREOPEN, "latest", 0, READ, 0)
+        .expect("follows the link");
+    assert_eq!(sys.read(fd, 16).expect("reads"), b"DATA");
+    assert_eq!(
+        sys.open(PREOPEN, "up", 0, READ, 0),
+        Err(e(ERRNO_NOTCAPABLE)),
+        "a link that climbs out is never followed"
+    );
+    assert_eq!(
+        tree(&sys, "/box").get("latest"),
+        Some(&FsEntry::Symlink("v2/data.txt".into()))
+    );
+    // Absolute targets are refused when the preopen is built.
+    for target in ["/etc/passwd", ""] {
+        let err = nestbox::Sandbox::new(nestbox::Limits::default())
+            .and_then(|sb| {
+                let bytes = crate::common::fixture("wasi_syscalls");
+                let m = sb.load(&bytes, &nestbox::Digest::of(&bytes))?;
+                sb.instantiate_wasi(
+                    &m,
+                    &WasiConfig {
+                        preopens: vec![Preopen::new("/box").symlink("bad", target)],
+                        ..WasiConfig::default()
+                    },
+                )
+            })
+            .expect_err("refused");
+        assert_eq!(
+            err.code(),
+            nestbox::ErrorCode::InvalidArgument,
+            "{target:?}"
+        );
+    }
+}
