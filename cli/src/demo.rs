@@ -91,6 +91,7 @@ fn demo() -> Result<(), Error> {
             &nestbox::CallOptions {
                 fuel: Some(50_000_000),
                 timeout_ms: None,
+                max_memory_bytes: None,
             },
             |_, _| Ok(vec![]),
         )

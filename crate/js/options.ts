@@ -63,8 +63,8 @@ export function callOptions(
 ): { signal: AbortSignal | undefined; core: CoreCallOptions; timeoutMs: number } {
   if (options === undefined) return { signal: undefined, core: {}, timeoutMs: sandboxTimeoutMs };
   if (!isObject(options)) throw invalidArgument('call options must be an object');
-  onlyFields(options, ['signal', 'timeoutMs', 'fuel'], 'call options');
-  const { signal, timeoutMs, fuel } = options as CallOptions;
+  onlyFields(options, ['signal', 'timeoutMs', 'fuel', 'maxMemoryBytes'], 'call options');
+  const { signal, timeoutMs, fuel, maxMemoryBytes } = options as CallOptions;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('signal must be an AbortSignal');
   const core: CoreCallOptions = {};
   let effective = sandboxTimeoutMs;
@@ -76,6 +76,10 @@ export function callOptions(
   if (fuel !== undefined) {
     count(fuel, 'fuel', true);
     core.fuel = fuel;
+  }
+  if (maxMemoryBytes !== undefined) {
+    count(maxMemoryBytes, 'maxMemoryBytes', true);
+    core.maxMemoryBytes = maxMemoryBytes;
   }
   return { signal, core, timeoutMs: effective };
 }

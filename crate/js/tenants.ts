@@ -3,8 +3,9 @@
  * worker, core and audit log) and enforces per-tenant quotas on top of the sandbox's limits:
  *
  * - live instances (`INSTANCE_LIMIT`),
- * - linear memory summed over the tenant's live instances (`MEMORY_LIMIT`; one instance is
- *   also capped by the core at the tenant's total),
+ * - linear memory summed over the tenant's live instances (`MEMORY_LIMIT`; each call and WASI
+ *   run is capped by the core at what the tenant has left, its quota minus the memory of its
+ *   other live instances, so the core enforces it while the guest runs),
  * - fuel per time window (`FUEL_EXHAUSTED`; each call's fuel budget is cut to what is left
  *   of the window, so the core enforces it while the guest runs),
  *
@@ -153,6 +154,37 @@ function memoryOf(state: TenantState): number {
   let total = 0;
   for (const i of state.live) total += i.memoryBytes;
   return total;
+}
+
+/**
+ * The memory cap the tenant's quota sets a call or run that asked for `asked` (its
+ * `maxMemoryBytes` option): what the tenant has left besides `self` (the quota minus its other
+ * live instances' memory); `undefined` when that does not cut it (no quota, or less asked).
+ */
+function memoryBudget(state: TenantState, self: LiveInstance | undefined, asked: unknown): number | undefined {
+  const { maxMemoryBytes } = state.quotas;
+  if (!Number.isFinite(maxMemoryBytes)) return undefined;
+  const others = memoryOf(state) - (self !== undefined && state.live.has(self) ? self.memoryBytes : 0);
+  const left = Math.max(0, maxMemoryBytes - others);
+  return left < (asked === undefined ? Infinity : Number(asked)) ? left : undefined;
+}
+
+/**
+ * The error to throw for a call or run the core ended (or refused) at the memory cap the
+ * tenant's quota set (`cap`, from {@link memoryBudget}): the tenant's `MEMORY_LIMIT`, else
+ * `failure` itself.
+ */
+function memoryFailureOf(state: TenantState, failure: unknown, cap: number | undefined, what: string): unknown {
+  if (!(failure instanceof SandboxError) || failure.code !== 'MEMORY_LIMIT' || cap === undefined) return failure;
+  if (failure.details.limit !== cap) return failure;
+  const { maxMemoryBytes } = state.quotas;
+  return quotaError(
+    state,
+    'MEMORY_LIMIT',
+    `the ${what} was capped at the ${cap} bytes of memory the tenant has left (its quota minus its other instances), limit ${maxMemoryBytes}`,
+    { limit: maxMemoryBytes },
+    failure as AnySandboxError,
+  );
 }
 
 /** Starts a new fuel window when the current one is over. */
@@ -432,9 +464,10 @@ export class TenantSandbox implements Disposable {
    * window (`FUEL_EXHAUSTED` before or during the run), and what it consumed is charged to
    * the window, also when it fails; it is refused when the tenant's live instances already
    * hold all of its memory, and its peak memory with theirs must stay within the quota
-   * (`MEMORY_LIMIT`, after the run: its result is discarded). The core caps the run's memory
-   * at the tenant's whole quota while it runs (the core has no per-run memory limit). It
-   * counts as a run for recycling, which waits for it; it never pins the worker.
+   * (`MEMORY_LIMIT`, after the run: its result is discarded). While it runs, the core caps its
+   * memory at what the tenant has left (the quota minus its live instances' memory; growth
+   * past it is refused as past the sandbox's limit). It counts as a run for recycling, which
+   * waits for it; it never pins the worker.
    *
    * @throws `INSTANCE_LIMIT` / `MEMORY_LIMIT` / `FUEL_EXHAUSTED` with `details.tenant` (and
    *   `details.stdout` / `details.stderr` when the run had started), and whatever
@@ -463,20 +496,25 @@ export class TenantSandbox implements Disposable {
       }
       const budget = windowBudget(state, options.fuel);
       const capped = budget !== undefined;
+      const memoryCap = memoryBudget(state, undefined, options.maxMemoryBytes);
       // Counted before the next await, like an instantiation.
       live = { memoryBytes: 0 };
       state.live.add(live);
+      let runOptions: WasiRunOptions = capped ? { ...options, fuel: budget } : options;
+      if (memoryCap !== undefined) runOptions = { ...runOptions, maxMemoryBytes: memoryCap };
       let result: WasiResult | undefined;
       let failure: unknown;
       try {
-        result = await state.sandbox.runWasi(module, capped ? { ...options, fuel: budget } : options);
+        result = await state.sandbox.runWasi(module, runOptions);
       } catch (error) {
         failure = error;
       }
       const metrics = metricsOf(result, failure);
       if (metrics !== undefined) live.memoryBytes = metrics.peakMemoryBytes;
       await afterRun(state, metrics);
-      if (failure !== undefined) throw failureOf(state, failure, capped, 'WASI run');
+      if (failure !== undefined) {
+        throw memoryFailureOf(state, failureOf(state, failure, capped, 'WASI run'), memoryCap, 'WASI run');
+      }
       const total = memoryOf(state);
       if (total > maxMemoryBytes) {
         const wasi = result as WasiResult;
@@ -549,7 +587,10 @@ export class TenantInstance implements Disposable {
    *
    * @throws `FUEL_EXHAUSTED` with `details.tenant` (and `retryAfterMs`) when the window's
    *   fuel is used up, before or during the call; `MEMORY_LIMIT` with `details.tenant` when
-   *   the call grew the tenant's memory over its quota (the instance is then disposed).
+   *   the core held the call at the memory the tenant has left (its quota minus its other live
+   *   instances' memory) and the call trapped there (`trapOnGrowFailure`) or was refused
+   *   because the instance already holds more, or when the call still grew the tenant's memory
+   *   over its quota (a backstop, e.g. for concurrent calls; the instance is then disposed).
    */
   async call(exportName: string, args: readonly Value[] = [], options: CallOptions = {}): Promise<CallResult> {
     const e = entry(this);
@@ -576,7 +617,10 @@ export class TenantInstance implements Disposable {
     const budget = windowBudget(state, options.fuel);
     /** Whether the window, not the caller or the sandbox, set this call's fuel budget. */
     const capped = budget !== undefined;
-    const callOptions: CallOptions = capped ? { ...options, fuel: budget } : options;
+    let callOptions: CallOptions = capped ? { ...options, fuel: budget } : options;
+    // The core holds the call at what the tenant has left besides this instance.
+    const memoryCap = memoryBudget(state, live, options.maxMemoryBytes);
+    if (memoryCap !== undefined) callOptions = { ...callOptions, maxMemoryBytes: memoryCap };
     let result: CallResult | undefined;
     let failure: unknown;
     try {
@@ -588,7 +632,9 @@ export class TenantInstance implements Disposable {
     if (metrics !== undefined) live.memoryBytes = Math.max(live.memoryBytes, metrics.peakMemoryBytes);
     await afterRun(state, metrics);
     try {
-      if (failure !== undefined) throw failureOf(state, failure, capped, 'call');
+      if (failure !== undefined) {
+        throw memoryFailureOf(state, failureOf(state, failure, capped, 'call'), memoryCap, 'call');
+      }
       const total = memoryOf(state);
       if (total > maxMemoryBytes) {
         this.dispose();
@@ -808,7 +854,8 @@ export function createTenantPool(options: TenantPoolOptions = {}): TenantPool {
   if (sandboxOptions.worker !== undefined) {
     throw invalidArgument('sandboxOptions.worker: every tenant has its own worker (it is recycled on its own)');
   }
-  // One instance can never hold more than the tenant's whole memory quota: the core stops it.
+  // One instance can never hold more than the tenant's whole memory quota: the core stops it
+  // (also when instantiating; each call is capped tighter, at what the tenant has left).
   if (Number.isFinite(quotas.maxMemoryBytes)) {
     const limits = { ...(sandboxOptions.limits ?? {}) };
     const current = limits.memoryLimitBytes === undefined ? Infinity : Number(limits.memoryLimitBytes);

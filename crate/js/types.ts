@@ -54,6 +54,12 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Fuel budget of this call (`FUEL_EXHAUSTED`), at most `limits.fuel`. */
   fuel?: number | bigint;
+  /**
+   * Largest linear memory during this call, in bytes, at most `limits.memoryLimitBytes`: growth
+   * past it is refused as past that limit (-1, or `MEMORY_LIMIT` with `trapOnGrowFailure`); a
+   * call whose instance already holds more is refused (`MEMORY_LIMIT`) before it runs.
+   */
+  maxMemoryBytes?: number | bigint;
 }
 
 /** Options of {@link Sandbox.load}-like methods. */
@@ -162,6 +168,8 @@ export interface WasiRunOptions {
   timeoutMs?: number;
   /** Fuel budget of the run (`FUEL_EXHAUSTED`), at most the sandbox's. */
   fuel?: number | bigint;
+  /** Largest linear memory of the run, in bytes, at most the sandbox's (as `CallOptions.maxMemoryBytes`). */
+  maxMemoryBytes?: number | bigint;
   /** Output and filesystem caps. */
   limits?: WasiLimits;
   /** Capabilities granted besides WASI, as in `instantiate` (not under `wasi_snapshot_preview1`). */

@@ -23,6 +23,7 @@ const RUN_FIELDS = [
   'signal',
   'timeoutMs',
   'fuel',
+  'maxMemoryBytes',
   'limits',
   'imports',
 ] as const;
@@ -67,7 +68,10 @@ export function wasiPlan(options: unknown, sandboxTimeoutMs: number): WasiPlan {
   if (!isObject(options)) throw invalidArgument('runWasi options must be an object');
   onlyFields(options, RUN_FIELDS, 'runWasi options');
   const o = options as WasiRunOptions;
-  const call = callOptions({ signal: o.signal, timeoutMs: o.timeoutMs, fuel: o.fuel }, sandboxTimeoutMs);
+  const call = callOptions(
+    { signal: o.signal, timeoutMs: o.timeoutMs, fuel: o.fuel, maxMemoryBytes: o.maxMemoryBytes },
+    sandboxTimeoutMs,
+  );
   const config: CoreWasiConfig = {};
   if (o.args !== undefined) {
     if (!Array.isArray(o.args) || !o.args.every((a) => typeof a === 'string')) {

@@ -44,6 +44,11 @@ pub struct CallOptions {
     pub fuel: Option<u64>,
     /// Wall-clock limit for this call in milliseconds (at most `Limits::timeout_ms`).
     pub timeout_ms: Option<u64>,
+    /// Largest linear memory during this call, in bytes (at most `Limits::max_memory_bytes`).
+    /// Growth past it is refused as past the sandbox's limit; a call that starts with the
+    /// memory already over it is refused with `MEMORY_LIMIT` before it runs (the instance
+    /// stays usable).
+    pub max_memory_bytes: Option<u64>,
 }
 
 /// A call that finished.
@@ -333,6 +338,18 @@ impl Instance {
             .map_or(self.limits.timeout_ms, |t| t.min(self.limits.timeout_ms));
         if fuel_budget == 0 {
             return Err(Error::invalid_argument("call fuel must be > 0"));
+        }
+        let limiter = &mut self.store.data_mut().limiter;
+        let memory_limit = limiter.set_call_memory_limit(options.max_memory_bytes);
+        if limiter.current_memory_bytes > memory_limit {
+            let current = limiter.current_memory_bytes;
+            return Err(Error::new(
+                ErrorCode::MemoryLimit,
+                format!(
+                    "call refused: linear memory is already {current} bytes, over the call's limit of {memory_limit} bytes"
+                ),
+            )
+            .with(|d| d.limit = Some(memory_limit)));
         }
         let first_slice = self.limits.fuel_per_slice.min(fuel_budget);
         self.store

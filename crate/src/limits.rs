@@ -153,7 +153,10 @@ pub(crate) enum Denied {
 /// classified as `MEMORY_LIMIT` or `TABLE_LIMIT`.
 #[derive(Debug)]
 pub(crate) struct Limiter {
+    /// The sandbox's memory limit.
     max_memory_bytes: u64,
+    /// The limit in force: the sandbox's, or a call's tighter one ([`Limiter::set_call_memory_limit`]).
+    memory_limit_bytes: u64,
     max_table_elements: u64,
     max_tables: usize,
     max_memories: usize,
@@ -167,6 +170,7 @@ impl Limiter {
     pub(crate) fn new(limits: &Limits) -> Self {
         Self {
             max_memory_bytes: limits.max_memory_bytes,
+            memory_limit_bytes: limits.max_memory_bytes,
             max_table_elements: limits.max_table_elements,
             max_tables: limits.module.max_tables as usize,
             max_memories: limits.module.max_memories as usize,
@@ -175,6 +179,14 @@ impl Limiter {
             peak_memory_bytes: 0,
             last_denied: None,
         }
+    }
+
+    /// Sets the memory limit of the next call: the sandbox's, or `cap` when tighter. Returns
+    /// the limit now in force.
+    pub(crate) fn set_call_memory_limit(&mut self, cap: Option<u64>) -> u64 {
+        self.memory_limit_bytes =
+            cap.map_or(self.max_memory_bytes, |c| c.min(self.max_memory_bytes));
+        self.memory_limit_bytes
     }
 
     fn refuse(&mut self, denied: Denied) -> Result<bool, LimiterError> {
@@ -195,9 +207,9 @@ impl ResourceLimiter for Limiter {
         maximum: Option<usize>,
     ) -> Result<bool, LimiterError> {
         let desired64 = u64::try_from(desired).unwrap_or(u64::MAX);
-        if desired64 > self.max_memory_bytes {
+        if desired64 > self.memory_limit_bytes {
             return self.refuse(Denied::Memory {
-                limit_bytes: self.max_memory_bytes,
+                limit_bytes: self.memory_limit_bytes,
             });
         }
         if maximum.is_some_and(|max| desired > max) {

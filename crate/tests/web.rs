@@ -446,6 +446,45 @@ fn bad_limits_are_invalid_argument() {
 // ---- more of the contract ----
 
 #[wasm_bindgen_test]
+fn call_max_memory_bytes_caps_growth_for_that_call() {
+    const GROW: &str = r#"
+(module
+  (memory (export "memory") 1)
+  (func (export "grow") (result i32)
+    (block $refused
+      (loop $l
+        (br_if $refused (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+        (br $l)))
+    memory.size))
+"#;
+    let page = 65_536.0;
+    let mut core = core_with(obj(&[("maxMemoryBytes", num(8.0 * page))]));
+    let module = load_id(&mut core, GROW);
+    let id = instantiate(&mut core, &module, arr(&[]));
+    let pages = |core: &mut Core, options: JsValue| -> Result<Option<f64>, JsValue> {
+        let step = core.start(id.clone(), JsValue::from_str("grow"), arr(&[]), options)?;
+        let finished = drive(core, &id, step, |_| unreachable!())?;
+        Ok(Array::from(&get(&finished, "results")).get(0).as_f64())
+    };
+    // A number, then a BigInt; each call's cap only for that call.
+    let cap = obj(&[("maxMemoryBytes", num(3.0 * page))]);
+    assert_eq!(pages(&mut core, cap), Ok(Some(3.0)));
+    let cap = obj(&[("maxMemoryBytes", JsValue::from(5 * 65_536i64))]);
+    assert_eq!(pages(&mut core, cap), Ok(Some(5.0)));
+    assert_eq!(pages(&mut core, JsValue::UNDEFINED), Ok(Some(8.0)));
+    // Below the current memory: refused before running, the instance stays usable.
+    let cap = obj(&[("maxMemoryBytes", num(2.0 * page))]);
+    let err = pages(&mut core, cap).expect_err("refused");
+    assert_eq!(code(&err), "MEMORY_LIMIT");
+    assert_eq!(get_num(&get(&err, "details"), "limit"), 2.0 * page);
+    for bad in [num(-1.0), num(1.5), JsValue::from_str("1")] {
+        let err = pages(&mut core, obj(&[("maxMemoryBytes", bad)])).expect_err("bad value");
+        assert_eq!(code(&err), "INVALID_ARGUMENT");
+    }
+    assert_eq!(pages(&mut core, JsValue::UNDEFINED), Ok(Some(8.0)));
+}
+
+#[wasm_bindgen_test]
 fn bad_arguments_and_ids_are_invalid_argument_and_harmless() {
     let mut core = core_with(JsValue::UNDEFINED);
     let module = load_id(&mut core, HOST_LOOP);

@@ -49,10 +49,11 @@ test('live instances per tenant: the next one is INSTANCE_LIMIT with details.ten
   assert.deepEqual(out.alive, [false, false, false], 'disposing the pool disposes every tenant');
 });
 
-test('memory per tenant: checked at instantiation and after each call (MEMORY_LIMIT, details.tenant)', async () => {
+test('memory per tenant: checked at instantiation, capped by the core during each call at what is left, checked after each call (MEMORY_LIMIT, details.tenant)', async () => {
   const out = await browser.page.evaluate(async () => {
     const { nb, fx } = window;
     const page = 64 * 1024;
+    const pagesOf = async (i) => (await i.memory.size()) / page;
     // 5 pages for the tenant; the fixture starts with 2.
     const pool = nb.createTenantPool({ maxMemoryBytesPerTenant: 5 * page });
     const t = await pool.sandboxFor('t');
@@ -61,13 +62,23 @@ test('memory per tenant: checked at instantiation and after each call (MEMORY_LI
     const i2 = await t.instantiate(mod);
     const third = await window.caught(t.instantiate(mod));
     const before = t.stats.memoryBytes;
+    // i2 holds 2 pages: a call of i1 may take it to the 3 pages left, not further.
     const grewOne = (await i1.call('grow', [1])).results[0]; // 3 + 2 = 5 pages: at the quota
-    const grewTwo = await window.caught(i1.call('grow', [1])); // 6 pages: over
-    const after = t.stats;
-    // One instance alone can never pass the tenant's quota: the core caps it.
-    const alone = (await i2.call('grow', [10])).results[0];
+    const grewTwo = (await i1.call('grow', [1])).results[0]; // 6 pages: refused by the core
+    const i2Grew = (await i2.call('grow', [1])).results[0]; // 3 + 3: refused too
+    const full = { stats: t.stats, pages: [await pagesOf(i1), await pagesOf(i2)], alive: [i1.alive, i2.alive] };
+    // With i1 gone, i2 has the whole quota: 5 pages, not 6.
+    i1.dispose();
+    const wide = (await i2.call('grow', [3])).results[0];
+    const alone = (await i2.call('grow', [1])).results[0];
+    i2.dispose();
+    // Two calls in flight at once are each capped at what was left when they started (a page
+    // each): the after-call check catches the one that ends over the quota.
+    const j = [await t.instantiate(mod), await t.instantiate(mod)];
+    const both = await Promise.all(j.map((i) => window.caught(i.call('grow', [1]))));
+    const after = { stats: t.stats, alive: j.map((i) => i.alive) };
     pool.dispose();
-    return { third, before, grewOne, grewTwo, after, alone, i1Alive: i1.alive };
+    return { third, before, grewOne, grewTwo, i2Grew, full, wide, alone, both, after };
   });
   const page = 64 * 1024;
   assert.equal(out.third.code, 'MEMORY_LIMIT');
@@ -76,13 +87,61 @@ test('memory per tenant: checked at instantiation and after each call (MEMORY_LI
   assert.equal(out.third.details.memoryBytes, 6 * page);
   assert.equal(out.before, 4 * page);
   assert.equal(out.grewOne, 2, 'memory.grow returned the old size in pages');
-  assert.equal(out.grewTwo.code, 'MEMORY_LIMIT');
-  assert.equal(out.grewTwo.details.tenant, 't');
-  assert.equal(out.grewTwo.details.memoryBytes, 6 * page);
-  assert.equal(out.i1Alive, false, 'the instance that went over was disposed');
-  assert.equal(out.after.liveInstances, 1);
-  assert.equal(out.after.memoryBytes, 2 * page);
-  assert.equal(out.alone, -1, 'memory.grow fails in the guest at the core limit (the tenant quota)');
+  assert.equal(out.grewTwo, -1, 'memory.grow fails in the guest at what the tenant has left');
+  assert.equal(out.i2Grew, -1);
+  assert.deepEqual(out.full.pages, [3, 2]);
+  assert.equal(out.full.stats.memoryBytes, 5 * page);
+  assert.deepEqual(out.full.alive, [true, true], 'nothing went over: no instance was disposed');
+  assert.equal(out.wide, 2);
+  assert.equal(out.alone, -1, 'one instance alone is capped at the tenant quota');
+  const ok = out.both.filter((b) => b.resolved === true);
+  const over = out.both.filter((b) => b.resolved !== true);
+  assert.equal(ok.length, 1, JSON.stringify(out.both));
+  assert.deepEqual(ok[0].value.results, [2]);
+  assert.equal(over[0].code, 'MEMORY_LIMIT');
+  assert.equal(over[0].details.tenant, 't');
+  assert.equal(over[0].details.memoryBytes, 6 * page);
+  assert.deepEqual(
+    out.after.alive,
+    out.both.map((b) => b.resolved === true),
+    'the instance that went over was disposed',
+  );
+  assert.equal(out.after.stats.liveInstances, 1);
+  assert.equal(out.after.stats.memoryBytes, 3 * page);
+});
+
+test("a call capped at what the tenant has left traps with the tenant's MEMORY_LIMIT (trapOnGrowFailure); a tighter maxMemoryBytes of the caller is the caller's", async () => {
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const page = 64 * 1024;
+    const pool = nb.createTenantPool({
+      maxMemoryBytesPerTenant: 6 * page,
+      sandboxOptions: { limits: { trapOnGrowFailure: true } },
+    });
+    const t = await pool.sandboxFor('q');
+    const mod = await t.load(fx.tenant_memory.url, { integrity: fx.tenant_memory.integrity });
+    const i1 = await t.instantiate(mod);
+    const i2 = await t.instantiate(mod);
+    // i1 holds 2 pages, so i2 may reach 4: growing to 5 ends the call.
+    const tenantCap = await window.caught(i2.call('grow', [3]));
+    const poisoned = await window.caught(i2.call('answer'));
+    // The caller's own cap (3 pages) is tighter than the 4 pages left: it is the caller's limit.
+    const ownCap = await window.caught(i1.call('grow', [2], { maxMemoryBytes: 3 * page }));
+    const badCap = await window.caught(i1.call('grow', [1], { maxMemoryBytes: -1 }));
+    pool.dispose();
+    return { tenantCap, poisoned, ownCap, badCap };
+  });
+  const page = 64 * 1024;
+  assert.equal(out.tenantCap.code, 'MEMORY_LIMIT');
+  assert.equal(out.tenantCap.details.tenant, 'q');
+  assert.equal(out.tenantCap.details.limit, 6 * page);
+  assert.match(out.tenantCap.message, new RegExp(`capped at the ${4 * page} bytes`));
+  assert.match(out.tenantCap.cause, new RegExp(`limit of ${4 * page} bytes`), 'the core held it at what was left');
+  assert.equal(out.poisoned.code, 'POISONED');
+  assert.equal(out.ownCap.code, 'MEMORY_LIMIT');
+  assert.equal(out.ownCap.details.tenant, undefined);
+  assert.equal(out.ownCap.details.limit, 3 * page);
+  assert.equal(out.badCap.code, 'INVALID_ARGUMENT');
 });
 
 test('fuel per window: a call is cut to what is left (FUEL_EXHAUSTED, details.tenant), the next waits for the window', async () => {
@@ -284,7 +343,7 @@ test('runWasi over the live-instance quota is INSTANCE_LIMIT with details.tenant
   assert.equal(out.after, 'hello\n', 'the place was freed');
 });
 
-test('runWasi memory: refused when the live instances hold the quota, MEMORY_LIMIT when its peak passes it', async () => {
+test('runWasi memory: refused when the live instances hold the quota, capped by the core at what is left (MEMORY_LIMIT before it runs)', async () => {
   const out = await browser.page.evaluate(async () => {
     const { nb, fx } = window;
     const page = 64 * 1024;
@@ -307,11 +366,14 @@ test('runWasi memory: refused when the live instances hold the quota, MEMORY_LIM
   assert.equal(out.full.error.details.tenant, 'm');
   assert.match(out.full.error.message, /none is left/);
   assert.equal(out.full.stats.runsSinceRecycle, 0, 'refused before running');
+  // 1 page is left besides the held instance; the run's 2 initial pages are over it: the core
+  // refuses the run before it starts.
   assert.equal(out.over.error.code, 'MEMORY_LIMIT');
   assert.equal(out.over.error.details.tenant, 'm');
   assert.equal(out.over.error.details.limit, 3 * page);
-  assert.equal(out.over.error.details.memoryBytes, 4 * page);
-  assert.equal(textOf(out.over.error.details.stdout), 'hello\n');
+  assert.match(out.over.error.message, new RegExp(`capped at the ${page} bytes`));
+  assert.match(out.over.error.cause, new RegExp(`over the call's limit of ${page} bytes`));
+  assert.equal(textOf(out.over.error.details.stdout ?? {}), '', 'nothing ran');
   assert.equal(out.over.stats.liveInstances, 1, 'the run is no longer live');
   assert.equal(out.over.stats.memoryBytes, 2 * page);
   assert.equal(out.full.alone, 'hello\n');

@@ -310,7 +310,7 @@ fn module_limits_from_js(value: &JsValue, limits: &mut ModuleLimits) -> Result<(
     Ok(())
 }
 
-/// [`CallOptions`] from an optional `{fuel?, timeoutMs?}`.
+/// [`CallOptions`] from an optional `{fuel?, timeoutMs?, maxMemoryBytes?}`.
 pub(crate) fn call_options_from_js(value: &JsValue) -> Result<CallOptions, Error> {
     let mut options = CallOptions::default();
     if value.is_undefined() || value.is_null() {
@@ -321,7 +321,16 @@ pub(crate) fn call_options_from_js(value: &JsValue) -> Result<CallOptions, Error
         match name.as_str() {
             "fuel" => options.fuel = Some(safe_u64_from_js(&field, &what)?),
             "timeoutMs" => options.timeout_ms = Some(safe_u64_from_js(&field, &what)?),
-            _ => return Err(unknown_field("options", &name, &["fuel", "timeoutMs"])),
+            "maxMemoryBytes" => {
+                options.max_memory_bytes = Some(safe_u64_from_js(&field, &what)?);
+            }
+            _ => {
+                return Err(unknown_field(
+                    "options",
+                    &name,
+                    &["fuel", "timeoutMs", "maxMemoryBytes"],
+                ));
+            }
         }
     }
     Ok(options)

@@ -109,6 +109,8 @@ export interface CoreGrant {
 export interface CoreCallOptions {
   fuel?: number | bigint;
   timeoutMs?: number | bigint;
+  /** Largest linear memory during this call, in bytes (at most the sandbox's). */
+  maxMemoryBytes?: number | bigint;
 }
 
 /** What one call cost. */

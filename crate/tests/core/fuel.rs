@@ -91,6 +91,7 @@ fn per_call_fuel_can_only_tighten_the_limit() {
             &CallOptions {
                 fuel: Some(200_000),
                 timeout_ms: None,
+                max_memory_bytes: None,
             },
             |_, _| unreachable!(),
         )
@@ -104,6 +105,7 @@ fn per_call_fuel_can_only_tighten_the_limit() {
             &CallOptions {
                 fuel: Some(u64::MAX),
                 timeout_ms: None,
+                max_memory_bytes: None,
             },
             |_, _| unreachable!(),
         )

@@ -5,6 +5,7 @@
 mod common;
 
 mod audit_log;
+mod call_memory_limit;
 mod cancel;
 mod fixtures;
 mod fuel;

@@ -38,6 +38,7 @@ fn per_call_timeout() {
             &CallOptions {
                 fuel: None,
                 timeout_ms: Some(20),
+                max_memory_bytes: None,
             },
             |_, _| unreachable!(),
         )
