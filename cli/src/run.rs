@@ -24,13 +24,14 @@ use std::io::{Read as _, Write as _};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use nestbox::audit::{AuditEntry, AuditEvent, GENESIS, Record, parse_jsonl, verify};
+use nestbox::audit::{AuditEntry, GENESIS, parse_jsonl, verify};
 use nestbox::policy::{Provenance, TrustPolicy, TrustedKey};
 use nestbox::{
-    Deterministic, Digest, Error, ErrorCode, FsEntry, FsTree, Instance, Limits, Metrics, Preopen,
-    Sandbox, Stdin, Step, WasiConfig, WasiWait,
+    Deterministic, Digest, Error, ErrorCode, FsEntry, FsTree, GuestMemory, Hooks, HostCall, Limits,
+    Metrics, Preopen, Sandbox, Stdin, StdinFeed, Value, WasiConfig,
 };
 
 use crate::args::Args;
@@ -145,20 +146,18 @@ pub fn main(items: Vec<String>) -> ExitCode {
             return ExitCode::from(EXIT_REFUSED);
         }
     };
-    let mut audit = match options.audit.as_deref().map(AuditFile::open).transpose() {
+    let audit = match options.audit.as_deref().map(AuditFile::open).transpose() {
         Ok(audit) => audit,
         Err(e) => {
             eprintln!("{}", error_line(&e));
             return ExitCode::from(EXIT_REFUSED);
         }
     };
-    let report = execute(&options, audit.as_mut());
-    let after = finish(
-        &options,
-        report.digest.as_ref(),
-        &report.result,
-        audit.as_mut(),
-    );
+    let report = execute(&options, audit.as_ref());
+    let after = match audit.as_ref().and_then(AuditFile::error) {
+        Some(e) => Err(e),
+        None => finish(&options, report.digest.as_ref(), &report.result),
+    };
     // What the guest wrote is out already; what nestbox has to say comes last, the line that
     // explains the status at the very end.
     if let Some(e) = &report.error {
@@ -190,7 +189,8 @@ struct RunResult {
     exit_code: Option<i32>,
     outcome: Option<ErrorCode>,
     metrics: Option<Metrics>,
-    ran: bool,
+    /// The module passed every check (what fails later is the guest's outcome).
+    loaded: bool,
 }
 
 // ---- arguments ----
@@ -558,42 +558,17 @@ fn stays_inside(rel: &str, target: &Path) -> bool {
 
 // ---- the run ----
 
-fn execute(options: &Options, mut audit: Option<&mut AuditFile>) -> Report {
+/// Everything from the module file to the guest's end, through the core: the sandbox checks
+/// integrity, the trust policy and the module, records the audit log, and its driver runs the
+/// guest with [`CliHooks`]. This file only translates options and does the I/O.
+fn execute(options: &Options, audit: Option<&AuditFile>) -> Report {
     let mut report = Report {
         status: EXIT_REFUSED,
         error: None,
         digest: None,
         result: RunResult::default(),
     };
-    let prepared = prepare(options, &mut report, audit.as_deref_mut());
-    let (sandbox, module, config, live) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            report.error = Some(e);
-            return report;
-        }
-    };
-    let mut instance = match sandbox.instantiate_wasi(&module, &config) {
-        Ok(instance) => instance,
-        Err(e) => {
-            log(
-                audit.as_deref_mut(),
-                Record::new(AuditEvent::Instantiate).failed(e.code()),
-                &report,
-            );
-            report.status = status_of(e.code());
-            report.result.outcome = Some(e.code());
-            report.result.metrics = e.metrics().cloned();
-            report.error = Some(e);
-            return report;
-        }
-    };
-    log(audit, Record::new(AuditEvent::Instantiate), &report);
-    let timeout = Duration::from_millis(options.limits.timeout_ms);
-    let result = drive(&mut instance, live, timeout);
-    report.result.ran = true;
-    report.result.files = Some(instance.wasi_files());
-    match result {
+    match run(options, audit, &mut report) {
         Ok(outcome) => {
             let code = outcome.exit_code.unwrap_or(0);
             report.status = (code & 0xff) as u8;
@@ -601,63 +576,71 @@ fn execute(options: &Options, mut audit: Option<&mut AuditFile>) -> Report {
             report.result.metrics = Some(outcome.metrics);
         }
         Err(e) => {
+            // Refusals map to EXIT_REFUSED; what happened once the module loaded (its
+            // instantiation included) is the guest's outcome.
             report.status = status_of(e.code());
-            report.result.outcome = Some(e.code());
-            report.result.metrics = e.metrics().cloned();
+            if report.result.loaded {
+                report.result.outcome = Some(e.code());
+                report.result.metrics = e.metrics().cloned();
+            }
             report.error = Some(e);
         }
     }
     report
 }
 
-type Prepared = (
-    Sandbox,
-    nestbox::Module,
-    WasiConfig,
-    Option<Receiver<Vec<u8>>>,
-);
-
-/// Everything before the guest starts: module bytes, integrity, policy, validation, the
-/// preopens' copies, stdin. Any error here means nestbox refuses.
-fn prepare(
+fn run(
     options: &Options,
+    audit: Option<&AuditFile>,
     report: &mut Report,
-    mut audit: Option<&mut AuditFile>,
-) -> Result<Prepared, Error> {
+) -> Result<nestbox::Outcome, Error> {
+    // Read no more than the core accepts: it refuses anything over `max_module_bytes`.
     let max = options.limits.max_module_bytes;
-    let size = std::fs::metadata(&options.module)
-        .map_err(|e| Error::invalid_argument(format!("cannot read {}: {e}", options.module)))?
-        .len();
-    if size > max {
-        return Err(Error::new(
-            ErrorCode::ModuleTooLarge,
-            format!(
-                "{} is {size} bytes, over the limit of {max}",
-                options.module
-            ),
-        )
-        .with(|d| d.limit = Some(max)));
-    }
-    let bytes = crate::args::read_bytes(&options.module)?;
-    let actual = Digest::of(&bytes);
-    report.digest = Some(actual);
+    let bytes = read_capped(Path::new(&options.module), max)
+        .map_err(|e| Error::invalid_argument(format!("cannot read {}: {e}", options.module)))?;
+    report.digest = Some(Digest::of(&bytes));
     let expected = match &options.integrity {
         Some(text) => Digest::parse(text)?,
-        None => actual,
+        // Pinned to its own digest: nothing is checked.
+        None => Digest::of(&bytes),
     };
-    let load = load_module(options, &bytes, &expected, audit.as_deref_mut(), report);
-    let record = Record::new(AuditEvent::Load).with("bytes", bytes.len().to_string());
-    let (sandbox, module) = match load {
-        Ok(loaded) => {
-            log(audit.as_deref_mut(), record, report);
-            loaded
-        }
-        Err(e) => {
-            log(audit, record.failed(e.code()), report);
-            return Err(e);
+    let policy = if options.pubkeys.is_empty() {
+        TrustPolicy::permissive()
+    } else {
+        TrustPolicy {
+            keys: options.pubkeys.clone(),
+            require_signature: true,
+            ..TrustPolicy::default()
         }
     };
+    let sandbox = Sandbox::with_policy(options.limits.clone(), policy)?;
+    if let Some(audit) = audit {
+        audit.attach(&sandbox)?;
+    }
+    let provenance = Provenance {
+        origin: None,
+        signature: options.signature.clone(),
+    };
+    let module = sandbox.load_with(&bytes, &expected, &provenance)?;
+    report.result.loaded = true;
+    let (config, live) = wasi_config(options)?;
+    let mut instance = sandbox.instantiate_wasi(&module, &config)?;
+    let mut hooks = CliHooks { live };
+    let result = nestbox::drive(
+        &mut instance,
+        "_start",
+        &[],
+        &nestbox::CallOptions::default(),
+        &mut hooks,
+    );
+    if options.out_dir.is_some() {
+        report.result.files = Some(instance.wasi_files());
+    }
+    result
+}
 
+/// The guest's WASI configuration: argv, environment, the preopens' copies, stdin.
+fn wasi_config(options: &Options) -> Result<(WasiConfig, Option<LiveStdin>), Error> {
     let mut quota = Quota {
         bytes: 0,
         files: 0,
@@ -671,7 +654,13 @@ fn prepare(
         .collect::<Result<Vec<_>, _>>()?;
     let (stdin, live) = match options.stdin.as_deref() {
         None => (Stdin::Bytes(Vec::new()), None),
-        Some("-") => (Stdin::Async, Some(read_stdin_on_a_thread())),
+        Some("-") => (
+            Stdin::Async,
+            Some(LiveStdin {
+                rx: read_stdin_on_a_thread(),
+                open: true,
+            }),
+        ),
         Some(path) => (Stdin::Bytes(crate::args::read_bytes(path)?), None),
     };
     let mut args = vec![options.argv0.clone().unwrap_or(options.module.clone())];
@@ -688,36 +677,7 @@ fn prepare(
         deterministic: options.deterministic,
         ..WasiConfig::default()
     };
-    Ok((sandbox, module, config, live))
-}
-
-/// Integrity (before parsing), then the trust policy, then validation.
-fn load_module(
-    options: &Options,
-    bytes: &[u8],
-    expected: &Digest,
-    audit: Option<&mut AuditFile>,
-    report: &Report,
-) -> Result<(Sandbox, nestbox::Module), Error> {
-    let digest = nestbox::integrity::verify(bytes, expected, options.limits.max_module_bytes)?;
-    if !options.pubkeys.is_empty() {
-        let policy = TrustPolicy {
-            keys: options.pubkeys.clone(),
-            require_signature: true,
-            ..TrustPolicy::default()
-        };
-        let provenance = Provenance {
-            origin: None,
-            signature: options.signature.clone(),
-        };
-        let allowed = policy.evaluate(&digest, &provenance)?;
-        let record =
-            Record::new(AuditEvent::Policy).with("keyId", allowed.key_id.unwrap_or_default());
-        log(audit, record, report);
-    }
-    let sandbox = Sandbox::new(options.limits.clone())?;
-    let module = sandbox.load(bytes, &digest)?;
-    Ok((sandbox, module))
+    Ok((config, live))
 }
 
 /// Which status an error maps to: the guest's own failures (traps and limits while it ran,
@@ -765,85 +725,79 @@ struct LiveStdin {
 
 impl LiveStdin {
     /// Waits up to `wait` for our stdin and pushes what came (or its end) to the guest.
-    /// Returns whether anything was pushed.
-    fn feed(&mut self, instance: &mut Instance, wait: Duration) -> Result<bool, Error> {
+    fn feed(&mut self, stdin: &mut StdinFeed<'_>, wait: Duration) -> Result<(), Error> {
         if !self.open {
             std::thread::sleep(wait);
-            return Ok(false);
+            return Ok(());
         }
         match self.rx.recv_timeout(wait) {
-            Ok(bytes) => instance.push_stdin(&bytes, false).map(|()| true),
+            Ok(bytes) => stdin.push(&bytes, false),
             Err(RecvTimeoutError::Disconnected) => {
                 self.open = false;
-                instance.push_stdin(&[], true).map(|()| true)
+                stdin.push(&[], true)
             }
-            Err(RecvTimeoutError::Timeout) => Ok(false),
+            Err(RecvTimeoutError::Timeout) => Ok(()),
         }
     }
 }
 
-/// Runs `_start` step by step, streaming the output after every step.
-fn drive(
-    instance: &mut Instance,
-    live: Option<Receiver<Vec<u8>>>,
-    timeout: Duration,
-) -> Result<nestbox::Outcome, Error> {
-    let deadline = Instant::now() + timeout;
-    let mut live = live.map(|rx| LiveStdin { rx, open: true });
-    let mut step = instance.start("_start", &[]);
-    loop {
-        let current = step;
-        stream(instance);
-        step = match current? {
-            Step::Finished(outcome) => return Ok(outcome),
-            Step::HostCall(call) => {
-                return Err(instance.fail_host(Error::host_failed(format!(
-                    "nestbox run grants no capabilities besides WASI, but {} was called",
-                    call.import
-                ))));
-            }
-            Step::Yield => {
-                match (instance.wasi_wait(), live.as_mut()) {
-                    // A sleep lasts as long as asked (a poll that also waits for stdin then
-                    // reports it at the end), while our stdin keeps being buffered.
-                    (Some(WasiWait::Sleep { duration_ns }), Some(live)) => {
-                        let until = Instant::now() + Duration::from_nanos(duration_ns);
-                        loop {
-                            let left = until.saturating_duration_since(Instant::now());
-                            if left.is_zero() {
-                                break;
-                            }
-                            live.feed(instance, left)?;
-                        }
-                    }
-                    (Some(WasiWait::Sleep { duration_ns }), None) => {
-                        std::thread::sleep(Duration::from_nanos(duration_ns));
-                    }
-                    (Some(WasiWait::ReadStdin { .. }), Some(live)) => {
-                        // Until data, end of file or the deadline (then resume fails: TIMEOUT).
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        live.feed(instance, left.max(Duration::from_millis(1)))?;
-                    }
-                    (Some(WasiWait::ReadStdin { .. }), None) => instance.push_stdin(&[], true)?,
-                    (None, _) => {}
-                }
-                instance.resume()
-            }
-        };
-    }
+/// How the core's driver runs a guest for `nestbox run`: output streamed to ours after every
+/// step, sleeps as long as asked while our stdin keeps being buffered, no capabilities.
+struct CliHooks {
+    live: Option<LiveStdin>,
 }
 
-/// Writes the guest's new stdout and stderr bytes to ours. A closed stdout (a pipe to
-/// `head`) loses the rest of the guest's output but does not stop the guest.
-fn stream(instance: &mut Instance) {
-    let (out, err) = instance.take_output();
-    if !out.is_empty() {
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(&out).and_then(|()| stdout.flush());
+impl Hooks for CliHooks {
+    fn host_call(&mut self, call: &HostCall, _: &mut GuestMemory<'_>) -> Result<Vec<Value>, Error> {
+        Err(Error::host_failed(format!(
+            "nestbox run grants no capabilities besides WASI, but {} was called",
+            call.import
+        )))
     }
-    if !err.is_empty() {
-        let mut stderr = std::io::stderr().lock();
-        let _ = stderr.write_all(&err).and_then(|()| stderr.flush());
+
+    fn streams_output(&self) -> bool {
+        true
+    }
+
+    /// A closed stdout (a pipe to `head`) loses the rest of the guest's output but does not
+    /// stop the guest.
+    fn output(&mut self, out: &[u8], err: &[u8]) {
+        if !out.is_empty() {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(out).and_then(|()| stdout.flush());
+        }
+        if !err.is_empty() {
+            let mut stderr = std::io::stderr().lock();
+            let _ = stderr.write_all(err).and_then(|()| stderr.flush());
+        }
+    }
+
+    /// A sleep lasts as long as asked (a poll that also waits for stdin then reports it at
+    /// the end), while our stdin keeps being buffered.
+    fn sleep(&mut self, stdin: &mut StdinFeed<'_>, duration_ns: u64) -> Result<(), Error> {
+        let until = Instant::now() + Duration::from_nanos(duration_ns);
+        let Some(live) = self.live.as_mut() else {
+            std::thread::sleep(Duration::from_nanos(duration_ns));
+            return Ok(());
+        };
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            live.feed(stdin, left)?;
+        }
+    }
+
+    /// Until data, end of file or the deadline (then the core's resume fails: TIMEOUT).
+    fn read_stdin(&mut self, stdin: &mut StdinFeed<'_>, _max_bytes: u32) -> Result<(), Error> {
+        match self.live.as_mut() {
+            Some(live) => {
+                let left = stdin.time_left();
+                live.feed(stdin, left.max(Duration::from_millis(1)))
+            }
+            None => stdin.push(&[], true),
+        }
     }
 }
 
@@ -864,32 +818,7 @@ fn error_line(e: &Error) -> String {
 
 // ---- after the run: --out-dir, --audit, --metrics ----
 
-fn finish(
-    options: &Options,
-    digest: Option<&Digest>,
-    result: &RunResult,
-    audit: Option<&mut AuditFile>,
-) -> Result<(), Error> {
-    if result.ran {
-        let mut record = Record::new(AuditEvent::Call).export("_start");
-        if let Some(code) = result.outcome {
-            record = record.failed(code);
-        }
-        if let Some(m) = &result.metrics {
-            record = record
-                .fuel(m.fuel_consumed)
-                .with("wallTimeUs", m.wall_time_us.to_string());
-        }
-        if let Some(code) = result.exit_code {
-            record = record.with("exitCode", code.to_string());
-        }
-        if let Some(d) = digest {
-            record = record.module(*d);
-        }
-        if let Some(audit) = audit {
-            audit.append(record)?;
-        }
-    }
+fn finish(options: &Options, digest: Option<&Digest>, result: &RunResult) -> Result<(), Error> {
     if let (Some(dir), Some(files)) = (&options.out_dir, &result.files) {
         write_out_dir(dir, &options.dirs, files)?;
     }
@@ -968,12 +897,14 @@ fn write_out_dir(
     Ok(())
 }
 
-/// `--audit FILE`: an existing log is verified first, and new entries continue its chain.
+/// `--audit FILE`: an existing log is verified first; the sandbox's own log then continues
+/// its chain, and every entry the core records is appended to the file as it is recorded.
 struct AuditFile {
     path: PathBuf,
-    file: File,
-    seq: u64,
+    next_seq: u64,
     head: String,
+    /// The first write error, reported after the run.
+    failed: Arc<Mutex<Option<String>>>,
 }
 
 impl AuditFile {
@@ -992,59 +923,39 @@ impl AuditFile {
                 f.index, f.reason
             ))
         })?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::invalid_argument(format!("cannot open {shown}: {e}")))?;
         Ok(Self {
             path: path.to_path_buf(),
-            file,
-            seq: entries.len() as u64,
+            next_seq: entries.len() as u64,
             head: entries
                 .last()
                 .map_or_else(|| GENESIS.to_owned(), |e| e.hash.clone()),
+            failed: Arc::new(Mutex::new(None)),
         })
     }
 
-    fn append(&mut self, record: Record) -> Result<(), Error> {
-        let time = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let mut entry = AuditEntry {
-            seq: self.seq,
-            time,
-            event: record.event.unwrap_or(AuditEvent::Policy),
-            module_sha256: record.module_sha256.map(|d| d.to_sri()),
-            export: record.export,
-            outcome: record.outcome,
-            fuel: record.fuel,
-            extra: record.extra,
-            prev: self.head.clone(),
-            hash: String::new(),
-        };
-        entry.hash = entry.compute_hash();
-        writeln!(self.file, "{}", entry.to_json())
-            .and_then(|()| self.file.flush())
-            .map_err(|e| {
-                Error::invalid_argument(format!("cannot write {}: {e}", self.path.display()))
-            })?;
-        self.seq += 1;
-        self.head = entry.hash;
+    /// Makes `sandbox`'s log continue the file's chain and append to it.
+    fn attach(&self, sandbox: &Sandbox) -> Result<(), Error> {
+        let shown = self.path.display().to_string();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| Error::invalid_argument(format!("cannot open {shown}: {e}")))?;
+        sandbox.continue_audit(self.next_seq, &self.head)?;
+        let failed = Arc::clone(&self.failed);
+        sandbox.set_audit_sink(Some(Box::new(move |entry: &AuditEntry| {
+            let written = writeln!(file, "{}", entry.to_json()).and_then(|()| file.flush());
+            if let Err(e) = written {
+                let mut slot = failed.lock().unwrap_or_else(PoisonError::into_inner);
+                slot.get_or_insert_with(|| format!("cannot write {shown}: {e}"));
+            }
+        })));
         Ok(())
     }
-}
 
-/// Appends `record` (with the module's digest) when auditing; a failure to write is reported
-/// at once and again by `finish`'s own append.
-fn log(audit: Option<&mut AuditFile>, record: Record, report: &Report) {
-    if let Some(audit) = audit {
-        let record = match report.digest {
-            Some(d) => record.module(d),
-            None => record,
-        };
-        if let Err(e) = audit.append(record) {
-            eprintln!("{}", error_line(&e));
-        }
+    /// The first write that failed, if any.
+    fn error(&self) -> Option<Error> {
+        let slot = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.clone().map(Error::invalid_argument)
     }
 }

@@ -643,20 +643,44 @@ fn audit_and_metrics_record_the_run() {
             )
         })
         .collect();
+    // The entries are the core's own (the same writer as in the browser), one chain over
+    // both runs.
     assert_eq!(
         events,
         [
+            "policy ok",
             "load ok",
             "instantiate ok",
             "call ok",
+            "dispose ok",
+            "policy ok",
             "load ok",
             "instantiate ok",
-            "call FUEL_EXHAUSTED"
+            "call FUEL_EXHAUSTED",
+            "limit FUEL_EXHAUSTED",
+            "dispose ok"
         ]
     );
+    let first: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("entry"))
+        .collect();
+    let size = std::fs::metadata(&hello).expect("stat").len().to_string();
+    assert_eq!(
+        first[1]["extra"]["sizeBytes"],
+        size.as_str(),
+        "{}",
+        first[1]
+    );
+    assert_eq!(first[2]["extra"]["wasi"], "preview1", "{}", first[2]);
+    assert_eq!(first[3]["export"], "_start");
+    assert!(first[3]["extra"]["args"].as_str().is_some(), "{}", first[3]);
+    for (seq, entry) in first.iter().enumerate() {
+        assert_eq!(entry["seq"], seq as u64, "{entry}");
+    }
     let verified = nestbox(&["audit", "verify", s(&log)]);
     assert!(
-        stdout(&verified).starts_with("ok: 6 entries"),
+        stdout(&verified).starts_with("ok: 11 entries"),
         "{verified:?}"
     );
 
@@ -671,7 +695,7 @@ fn audit_and_metrics_record_the_run() {
             .unwrap_or("")
             .contains("INTEGRITY_MISMATCH")
     );
-    assert!(stdout(&nestbox(&["audit", "verify", s(&log)])).starts_with("ok: 7 entries"));
+    assert!(stdout(&nestbox(&["audit", "verify", s(&log)])).starts_with("ok: 12 entries"));
 
     // A tampered log is not appended to.
     std::fs::write(

@@ -195,6 +195,9 @@ pub type Sink = Box<dyn FnMut(&AuditEntry) + Send>;
 pub struct AuditLog {
     entries: Vec<AuditEntry>,
     sink: Option<Sink>,
+    /// Where the chain starts when it continues an earlier segment: the sequence number of
+    /// the first entry and the hash it links to (`None`: 0 and [`GENESIS`]).
+    continues: Option<(u64, String)>,
 }
 
 impl core::fmt::Debug for AuditLog {
@@ -212,9 +215,24 @@ impl AuditLog {
         Self::default()
     }
 
+    /// A log whose first entry continues an earlier segment: it gets sequence number
+    /// `next_seq` and links to `head`, the hash of that segment's last entry (as when a file
+    /// of entries is appended to by a new process).
+    pub fn continuing(next_seq: u64, head: impl Into<String>) -> Self {
+        Self {
+            continues: Some((next_seq, head.into())),
+            ..Self::default()
+        }
+    }
+
     /// Sends every later entry to `sink` as it is appended.
     pub fn set_sink(&mut self, sink: Option<Sink>) {
         self.sink = sink;
+    }
+
+    /// Removes the sink and returns it.
+    pub fn take_sink(&mut self) -> Option<Sink> {
+        self.sink.take()
     }
 
     /// Appends `record`, stamped with `time` (ms since the epoch), and returns the entry.
@@ -231,8 +249,9 @@ impl AuditLog {
                 ErrorCode::InvalidArgument.as_str().to_owned(),
             ),
         };
+        let first_seq = self.continues.as_ref().map_or(0, |(seq, _)| *seq);
         let mut entry = AuditEntry {
-            seq: self.entries.len() as u64,
+            seq: first_seq.saturating_add(self.entries.len() as u64),
             time,
             event,
             module_sha256: record.module_sha256.map(|d| d.to_sri()),
@@ -257,11 +276,14 @@ impl AuditLog {
         &self.entries
     }
 
-    /// The hash of the newest entry ([`GENESIS`] when empty).
+    /// The hash of the newest entry ([`GENESIS`], or the continued segment's head, when
+    /// empty).
     pub fn head(&self) -> String {
-        self.entries
-            .last()
-            .map_or_else(|| GENESIS.to_owned(), |e| e.hash.clone())
+        match (self.entries.last(), &self.continues) {
+            (Some(last), _) => last.hash.clone(),
+            (None, Some((_, head))) => head.clone(),
+            (None, None) => GENESIS.to_owned(),
+        }
     }
 
     /// The log as JSON Lines (one entry per line, each ending in `\n`).

@@ -97,6 +97,40 @@ impl ErrorCode {
         Self::Poisoned,
     ];
 
+    /// The codes a host function may end a guest call with ([`Instance::fail_host`]): its own
+    /// failure, a denial by the capability table (revoked or forged id, quota), its deadline,
+    /// or a trap (e.g. a guest pointer out of bounds).
+    ///
+    /// [`Instance::fail_host`]: crate::Instance::fail_host
+    pub const HOST_FAILURES: [ErrorCode; 5] = [
+        Self::HostError,
+        Self::CapabilityRevoked,
+        Self::CapabilityQuota,
+        Self::Timeout,
+        Self::Trap,
+    ];
+
+    /// The code whose [`as_str`](Self::as_str) is `text`.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
+    /// Whether the code means a limit was hit (recorded as a `limit` event in the audit log
+    /// too).
+    pub const fn is_limit(self) -> bool {
+        matches!(
+            self,
+            Self::FuelExhausted
+                | Self::Timeout
+                | Self::MemoryLimit
+                | Self::TableLimit
+                | Self::InstanceLimit
+                | Self::StackOverflow
+                | Self::OutputLimit
+                | Self::CapabilityQuota
+        )
+    }
+
     /// The stable string form, e.g. `"INTEGRITY_MISMATCH"`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -282,6 +316,16 @@ impl Error {
     /// Shorthand for [`ErrorCode::Trap`] with its trap code in the details.
     pub fn trap(trap_code: TrapCode, message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Trap, message).with(|d| d.trap_code = Some(trap_code))
+    }
+
+    /// A host function's own failure: `HOST_ERROR` with `cause` in the details.
+    pub fn host_failed(cause: impl Into<String>) -> Self {
+        let cause = cause.into();
+        Error::new(
+            ErrorCode::HostError,
+            format!("host function failed: {cause}"),
+        )
+        .with(|d| d.cause = Some(cause))
     }
 
     /// Edits the details in place and returns the error (builder style).

@@ -43,19 +43,27 @@
 //!
 //! Only `bindings/` (compiled for wasm32 only) knows about JavaScript.
 
+// The layers, bottom up; a module uses only the ones above it in this list
+// (`scripts/check-layers.mjs` enforces it).
+pub mod error;
+pub mod metrics;
+pub mod value;
+
 pub mod audit;
 pub mod capability;
-pub mod engine;
-pub mod error;
-pub mod instance;
+pub mod fuel;
 pub mod integrity;
 pub mod limits;
 pub mod memory;
-pub mod metrics;
-pub mod module;
 pub mod policy;
-pub mod value;
+
+pub mod module;
+
 pub mod wasi;
+
+pub mod instance;
+
+pub mod sandbox;
 
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;
@@ -66,16 +74,14 @@ pub mod bindings;
 struct ReadmeDoctests;
 
 pub use capability::{CapabilityId, Grant, Grants, HostCall};
-pub use engine::Sandbox;
 pub use error::{Details, Error, ErrorCode, TrapCode};
+pub use instance::driver::{Hooks, HostFn, StdinFeed, drive};
 pub use instance::{CallOptions, Instance, InstanceState, Outcome, Step};
 pub use integrity::Digest;
 pub use limits::{Limits, ModuleLimits};
 pub use memory::GuestMemory;
 pub use metrics::Metrics;
 pub use module::{ExportInfo, ImportInfo, ItemKind, Module};
+pub use sandbox::{Sandbox, run_wasi, run_wasi_hooked, run_wasi_with};
 pub use value::{Signature, Value, ValueType};
-pub use wasi::{
-    Deterministic, FsEntry, FsTree, Preopen, Stdin, WasiConfig, WasiOutcome, WasiWait, run_wasi,
-    run_wasi_with,
-};
+pub use wasi::{Deterministic, FsEntry, FsTree, Preopen, Stdin, WasiConfig, WasiOutcome, WasiWait};

@@ -3,6 +3,9 @@
 //! Every limit has a bounded default (fail closed): a caller who sets nothing still gets a
 //! sandbox that ends runaway guests. Names carry their units.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use serde::Serialize;
 use wasmi::ResourceLimiter;
 use wasmi::errors::{MemoryError, TableError};
@@ -275,5 +278,32 @@ impl Denied {
             )
             .with(|d| d.limit = Some(limit_elements)),
         }
+    }
+}
+
+/// One counted place among a sandbox's live instances; released on drop.
+#[derive(Debug)]
+pub(crate) struct InstanceSlot(Arc<AtomicU32>);
+
+impl InstanceSlot {
+    pub(crate) fn acquire(counter: &Arc<AtomicU32>, max: u32) -> Result<Self, Error> {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map_err(|n| {
+                Error::new(
+                    ErrorCode::InstanceLimit,
+                    format!("{n} live instances, limit {max}: dispose one first"),
+                )
+                .with(|d| d.limit = Some(u64::from(max)))
+            })?;
+        Ok(Self(Arc::clone(counter)))
+    }
+}
+
+impl Drop for InstanceSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

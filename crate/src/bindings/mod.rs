@@ -20,12 +20,12 @@ use std::collections::BTreeMap;
 use wasm_bindgen::prelude::*;
 
 use crate::capability::Grants;
-use crate::engine::Sandbox;
 use crate::error::Error;
 use crate::instance::{Instance, InstanceState, Step};
 use crate::integrity::Digest;
 use crate::memory::GuestMemory;
 use crate::module::{ItemKind, Module};
+use crate::sandbox::Sandbox;
 use crate::value::{Signature, ValueType};
 
 use convert::{

@@ -186,7 +186,7 @@ impl CarriedDenials {
     /// a module denied in an earlier core.
     pub(crate) fn check(
         &self,
-        sandbox: &crate::engine::Sandbox,
+        sandbox: &crate::sandbox::Sandbox,
         bytes: &[u8],
         expected: &Digest,
         provenance: &Provenance,

@@ -68,14 +68,11 @@ use std::collections::{BTreeMap, VecDeque};
 use wasip1::{ERRNO_NOSYS, Errno};
 use wasmi::{Caller, Linker};
 
-use crate::capability::{Grants, HostCall};
-use crate::engine::Sandbox;
+use crate::capability::Grants;
 use crate::error::{Error, ErrorCode};
-use crate::instance::StoreState;
-use crate::memory::GuestMemory;
+use crate::fuel::FuelLedger;
 use crate::metrics::Metrics;
-use crate::module::Module;
-use crate::value::{Signature, Value, ValueType};
+use crate::value::{Signature, ValueType};
 
 use self::clock::Clock;
 use self::fd::FdTable;
@@ -229,7 +226,7 @@ pub enum FsEntry {
 /// One preopen's tree: relative path (`a/b.txt`) to entry, every directory listed.
 pub type FsTree = BTreeMap<String, FsEntry>;
 
-/// The result of [`run_wasi`].
+/// The result of a WASI command run to completion ([`run_wasi`](crate::run_wasi)).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WasiOutcome {
     /// `proc_exit`'s status, or 0 when `_start` returned.
@@ -242,55 +239,6 @@ pub struct WasiOutcome {
     pub files: BTreeMap<String, FsTree>,
     /// What the run cost.
     pub metrics: Metrics,
-}
-
-/// Runs a WASI command (its `_start` export) to completion natively: sleeps block the thread
-/// (or advance a deterministic clock), an async stdin reads as end of file. Capabilities in
-/// `config.grants` cannot be answered here and end the run with `HOST_ERROR`; use
-/// [`run_wasi_with`] for them.
-///
-/// # Errors
-///
-/// Any error of [`Sandbox::instantiate_wasi`] or of the call (`OUTPUT_LIMIT`,
-/// `FUEL_EXHAUSTED`, `TIMEOUT`, `TRAP`, …). For the output written before a failure, drive
-/// the instance yourself and call [`Instance::take_output`](crate::Instance::take_output).
-pub fn run_wasi(
-    sandbox: &Sandbox,
-    module: &Module,
-    config: WasiConfig,
-) -> Result<WasiOutcome, Error> {
-    run_wasi_with(sandbox, module, config, |call, _| {
-        Err(Error::host_failed(format!(
-            "run_wasi has no host function for {} (capability {})",
-            call.import, call.capability
-        )))
-    })
-}
-
-/// [`run_wasi`] answering the capabilities of `config.grants` with `host`.
-///
-/// # Errors
-///
-/// As [`run_wasi`]; an error returned by `host` ends the run with that error.
-pub fn run_wasi_with<H>(
-    sandbox: &Sandbox,
-    module: &Module,
-    config: WasiConfig,
-    host: H,
-) -> Result<WasiOutcome, Error>
-where
-    H: FnMut(&HostCall, &mut GuestMemory<'_>) -> Result<Vec<Value>, Error>,
-{
-    let mut instance = sandbox.instantiate_wasi(module, &config)?;
-    let outcome = instance.call("_start", &[], host)?;
-    let (stdout, stderr) = instance.wasi_output();
-    Ok(WasiOutcome {
-        exit_code: outcome.exit_code.unwrap_or(0),
-        stdout,
-        stderr,
-        files: instance.wasi_files(),
-        metrics: outcome.metrics,
-    })
 }
 
 // ---- the context kept in the store ----
@@ -379,9 +327,6 @@ pub(crate) struct WasiCtx {
     pub(crate) clock: Clock,
     pub(crate) rng: Rng,
     pub(crate) suspended: Option<Suspended>,
-    /// Fuel WASI calls charged beyond what was left in the store; the instance adds it to
-    /// its books at the next step.
-    pub(crate) fuel_debt: u64,
 }
 
 impl WasiCtx {
@@ -474,7 +419,6 @@ impl WasiCtx {
             clock,
             rng: Rng::new(config.deterministic),
             suspended: None,
-            fuel_debt: 0,
         })
     }
 
@@ -928,11 +872,21 @@ pub(crate) fn function(name: &str) -> Option<&'static WasiFunc> {
 /// The errno a syscall that nestbox does not support answers with.
 pub(crate) const UNSUPPORTED: Errno = ERRNO_NOSYS;
 
-/// Defines `func` in `linker` for this store. The host function runs the syscall over the
-/// guest's exported `memory` (an absent memory makes every pointer `EFAULT`), charges fuel,
-/// and returns the errno — or stops the guest.
-pub(crate) fn define(
-    linker: &mut Linker<StoreState>,
+/// What the WASI functions need from the embedder's store data: its WASI context and the
+/// call's fuel ledger, which they charge. This is how the layer stays generic over the store
+/// (as wasmi_wasi's `add_to_linker(linker, |state| &mut state.wasi)`): it knows nothing of
+/// the instance that owns it.
+pub(crate) trait WasiView: 'static {
+    /// The context and the ledger; `None` when the store has no WASI (every WASI call then
+    /// fails, which cannot happen when only [`define`] links them).
+    fn wasi_view(&mut self) -> Option<(&mut WasiCtx, &mut FuelLedger)>;
+}
+
+/// Defines `func` in `linker` for stores of `T`. The host function runs the syscall over the
+/// guest's exported `memory` (an absent memory makes every pointer `EFAULT`), charges fuel to
+/// the store's ledger, and returns the errno — or stops the guest.
+pub(crate) fn define<T: WasiView>(
+    linker: &mut Linker<T>,
     func: &'static WasiFunc,
     host_call_fuel: u64,
 ) -> Result<(), Error> {
@@ -941,16 +895,16 @@ pub(crate) fn define(
             WASI_MODULE,
             func.name,
             func.signature().to_wasmi(),
-            move |mut caller: Caller<'_, StoreState>, params, results| {
+            move |mut caller: Caller<'_, T>, params, results| {
                 let memory = caller
                     .get_export("memory")
                     .and_then(wasmi::Extern::into_memory);
                 let (outcome, cost) = {
-                    let (data, state): (&mut [u8], &mut StoreState) = match memory {
+                    let (data, state): (&mut [u8], &mut T) = match memory {
                         Some(m) => m.data_and_store_mut(&mut caller),
                         None => (&mut [], caller.data_mut()),
                     };
-                    let Some(wasi) = state.wasi.as_mut() else {
+                    let Some((wasi, _)) = state.wasi_view() else {
                         return Err(wasmi::Error::new("wasi is not configured"));
                     };
                     let mut cx = Cx {
@@ -989,17 +943,15 @@ pub(crate) fn fuel_cost(host_call_fuel: u64, moved: u64) -> u64 {
     host_call_fuel.saturating_add(moved.div_ceil(64))
 }
 
-/// Takes `cost` from the store's fuel; what the slice cannot pay becomes debt that the
-/// instance charges to the call's budget at its next step.
-fn charge(caller: &mut Caller<'_, StoreState>, cost: u64) -> Result<(), wasmi::Error> {
+/// Charges `cost` to the store's fuel ledger: the slice pays what it can, the call's budget
+/// the rest ([`FuelLedger::charge`]).
+fn charge<T: WasiView>(caller: &mut Caller<'_, T>, cost: u64) -> Result<(), wasmi::Error> {
     let fuel = caller.get_fuel()?;
-    let paid = fuel.min(cost);
-    caller.set_fuel(fuel - paid)?;
-    if paid < cost {
-        if let Some(wasi) = caller.data_mut().wasi.as_mut() {
-            wasi.fuel_debt = wasi.fuel_debt.saturating_add(cost - paid);
-        }
-    }
+    let left = match caller.data_mut().wasi_view() {
+        Some((_, ledger)) => ledger.charge(fuel, cost),
+        None => fuel.saturating_sub(cost),
+    };
+    caller.set_fuel(left)?;
     Ok(())
 }
 

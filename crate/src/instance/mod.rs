@@ -26,16 +26,23 @@ use wasmi::{Linker, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel
 use web_time::Instant;
 
 use crate::audit::{AuditEvent, Record, Recorder, values_digest};
-use crate::capability::{CapabilityId, Grants, HostCall};
-use crate::engine::{InstanceSlot, is_limit};
-use crate::error::{Error, ErrorCode, TrapCode};
+use crate::capability::{Grants, HostCall};
+use crate::error::{Error, ErrorCode};
+use crate::fuel::FuelLedger;
 use crate::integrity::Digest;
-use crate::limits::{Limiter, Limits};
+use crate::limits::{InstanceSlot, Limiter, Limits};
 use crate::memory::GuestMemory;
 use crate::metrics::Metrics;
-use crate::module::{ItemKind, Module};
+use crate::module::Module;
 use crate::value::{Signature, Value, ValueType};
-use crate::wasi::{self, FsTree, WasiCtx, WasiFunc, WasiStop, WasiSuspend, WasiWait};
+use crate::wasi::{self, FsTree, WasiCtx, WasiSuspend, WasiView, WasiWait};
+
+use self::classify::classify;
+use self::link::{HostCallPending, Link, link_imports};
+
+mod classify;
+pub mod driver;
+mod link;
 
 /// Per-call options. They can only tighten the sandbox's [`Limits`], never loosen them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -79,36 +86,21 @@ pub enum Step {
     HostCall(HostCall),
 }
 
-/// The trampoline's suspension: which link the guest called, with which arguments.
-#[derive(Debug)]
-struct HostCallPending {
-    link: usize,
-    args: Vec<Value>,
-}
-
-impl core::fmt::Display for HostCallPending {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "host call pending on link {}", self.link)
-    }
-}
-
-impl wasmi::errors::HostError for HostCallPending {}
-
-/// A granted import as linked into this instance.
-#[derive(Debug)]
-struct Link {
-    capability: CapabilityId,
-    module: String,
-    name: String,
-    /// `module.name`, as reported in host calls and errors.
-    import: String,
-    signature: Signature,
-}
-
+/// What the store of one instance holds besides the guest: the limiter, the call's fuel
+/// books, and the WASI context.
 pub(crate) struct StoreState {
     limiter: Limiter,
+    /// The running call's fuel books (reset at every call).
+    fuel: FuelLedger,
     /// WASI state, when the instance was created with WASI.
-    pub(crate) wasi: Option<WasiCtx>,
+    wasi: Option<WasiCtx>,
+}
+
+impl WasiView for StoreState {
+    fn wasi_view(&mut self) -> Option<(&mut WasiCtx, &mut FuelLedger)> {
+        let Self { wasi, fuel, .. } = self;
+        wasi.as_mut().map(|w| (w, fuel))
+    }
 }
 
 enum Pending {
@@ -129,9 +121,6 @@ struct ActiveCall {
     pending: Option<Pending>,
     outputs: Vec<wasmi::Val>,
     result_types: Vec<ValueType>,
-    fuel_budget: u64,
-    /// Total fuel ever put into the store for this call; consumed = granted - store fuel.
-    fuel_granted: u64,
     started: Instant,
     timeout_ms: u64,
     slices: u64,
@@ -198,6 +187,7 @@ impl Instance {
             engine,
             StoreState {
                 limiter: Limiter::new(limits),
+                fuel: FuelLedger::default(),
                 wasi,
             },
         );
@@ -355,9 +345,10 @@ impl Instance {
         self.store
             .set_fuel(first_slice)
             .map_err(|e| Error::invalid_argument(format!("fuel: {e}")))?;
-        let limiter = &mut self.store.data_mut().limiter;
-        limiter.peak_memory_bytes = limiter.current_memory_bytes;
-        limiter.last_denied = None;
+        let state = self.store.data_mut();
+        state.fuel = FuelLedger::new(fuel_budget, first_slice);
+        state.limiter.peak_memory_bytes = state.limiter.current_memory_bytes;
+        state.limiter.last_denied = None;
         let mut call = ActiveCall {
             pending: None,
             outputs: signature
@@ -366,8 +357,6 @@ impl Instance {
                 .map(|t| Value::zero(*t).to_wasmi())
                 .collect(),
             result_types: signature.results.clone(),
-            fuel_budget,
-            fuel_granted: first_slice,
             started: Instant::now(),
             timeout_ms,
             slices: 1,
@@ -486,6 +475,16 @@ impl Instance {
         } else {
             error
         };
+        self.end(error)
+    }
+
+    /// Ends the running call with `error` (for example the error of an embedder's hook):
+    /// the suspended guest is dropped, the instance is poisoned, and `error` is returned with
+    /// the call's metrics. When no call is running, `error` is returned unchanged.
+    pub fn abort(&mut self, error: Error) -> Error {
+        if self.call.is_none() {
+            return error;
+        }
         self.end(error)
     }
 
@@ -617,67 +616,6 @@ impl Instance {
         self.handle(result)
     }
 
-    /// Runs `export` to completion, answering host calls with `host` — the blocking driver
-    /// for native callers. `host` gets the call and a checked view of the guest's memory.
-    /// WASI sleeps block the thread (on wasm32 they end at once); a read of an async stdin
-    /// finds end of file.
-    ///
-    /// # Errors
-    ///
-    /// As [`Instance::start`]; an error returned by `host` ends the call with that error.
-    pub fn call<H>(&mut self, export: &str, args: &[Value], host: H) -> Result<Outcome, Error>
-    where
-        H: FnMut(&HostCall, &mut GuestMemory<'_>) -> Result<Vec<Value>, Error>,
-    {
-        self.call_with(export, args, &CallOptions::default(), host)
-    }
-
-    /// [`Instance::call`] with per-call options.
-    ///
-    /// # Errors
-    ///
-    /// As [`Instance::call`].
-    pub fn call_with<H>(
-        &mut self,
-        export: &str,
-        args: &[Value],
-        options: &CallOptions,
-        mut host: H,
-    ) -> Result<Outcome, Error>
-    where
-        H: FnMut(&HostCall, &mut GuestMemory<'_>) -> Result<Vec<Value>, Error>,
-    {
-        let mut step = self.start_with(export, args, options)?;
-        loop {
-            step = match step {
-                Step::Finished(outcome) => return Ok(outcome),
-                Step::Yield => {
-                    match self.wasi_wait() {
-                        // A browser cannot block its thread: there the guest wakes at once.
-                        #[cfg(not(target_arch = "wasm32"))]
-                        Some(WasiWait::Sleep { duration_ns }) => {
-                            std::thread::sleep(core::time::Duration::from_nanos(duration_ns));
-                        }
-                        // No async source here: stdin ends.
-                        Some(WasiWait::ReadStdin { .. }) => self.push_stdin(&[], true)?,
-                        _ => {}
-                    }
-                    self.resume()?
-                }
-                Step::HostCall(call) => {
-                    let answer = match self.memory() {
-                        Some(mut memory) => host(&call, &mut memory),
-                        None => host(&call, &mut GuestMemory::empty()),
-                    };
-                    match answer {
-                        Ok(results) => self.resume_host(&results)?,
-                        Err(error) => return Err(self.fail_host(error)),
-                    }
-                }
-            };
-        }
-    }
-
     // ---- the loop's internals ----
 
     fn take_pending(
@@ -715,31 +653,32 @@ impl Instance {
     }
 
     fn fuel_consumed(&self) -> u64 {
-        let Some(call) = self.call.as_ref() else {
+        if self.call.is_none() {
             return 0;
-        };
-        let left = self.store.get_fuel().unwrap_or(0);
-        call.fuel_granted.saturating_sub(left)
+        }
+        let in_store = self.store.get_fuel().unwrap_or(0);
+        self.store.data().fuel.consumed(in_store)
     }
 
     fn fuel_remaining(&self) -> u64 {
-        let budget = self.call.as_ref().map_or(0, |c| c.fuel_budget);
-        budget.saturating_sub(self.fuel_consumed())
+        if self.call.is_none() {
+            return 0;
+        }
+        let in_store = self.store.get_fuel().unwrap_or(0);
+        self.store.data().fuel.remaining(in_store)
     }
 
     /// Puts `amount` fuel in the store (replacing what is left), keeping the books.
     fn refill(&mut self, amount: u64) -> Result<(), Error> {
-        let consumed = self.fuel_consumed();
+        let in_store = self.store.get_fuel().unwrap_or(0);
+        self.store.data_mut().fuel.refilled(in_store, amount);
         self.store
             .set_fuel(amount)
-            .map_err(|e| self.internal(&format!("set_fuel: {e}")))?;
-        if let Some(call) = self.call.as_mut() {
-            call.fuel_granted = consumed + amount;
-        }
-        Ok(())
+            .map_err(|e| self.internal(&format!("set_fuel: {e}")))
     }
 
-    /// Charges `cost` fuel outside the guest's own instructions (host calls).
+    /// Charges `cost` fuel outside the guest's own instructions (host calls, WASI
+    /// completions): `FUEL_EXHAUSTED` when the budget cannot pay it.
     fn charge(&mut self, cost: u64) -> Result<(), Error> {
         if cost == 0 {
             return Ok(());
@@ -748,25 +687,14 @@ impl Instance {
             return Err(self.fuel_exhausted());
         }
         let in_store = self.store.get_fuel().unwrap_or(0);
-        if in_store >= cost {
-            self.store
-                .set_fuel(in_store - cost)
-                .map_err(|e| self.internal(&format!("set_fuel: {e}")))?;
-        } else {
-            // Take the rest from the budget: the slice is spent.
-            let consumed = self.fuel_consumed();
-            self.store
-                .set_fuel(0)
-                .map_err(|e| self.internal(&format!("set_fuel: {e}")))?;
-            if let Some(call) = self.call.as_mut() {
-                call.fuel_granted = consumed + cost;
-            }
-        }
-        Ok(())
+        let left = self.store.data_mut().fuel.charge(in_store, cost);
+        self.store
+            .set_fuel(left)
+            .map_err(|e| self.internal(&format!("set_fuel: {e}")))
     }
 
     fn fuel_exhausted(&mut self) -> Error {
-        let budget = self.call.as_ref().map_or(0, |c| c.fuel_budget);
+        let budget = self.store.data().fuel.budget();
         self.end(
             Error::new(
                 ErrorCode::FuelExhausted,
@@ -810,10 +738,9 @@ impl Instance {
     /// Ends the running call with `error`: attaches the metrics, drops the suspended guest
     /// and poisons the instance.
     fn end(&mut self, error: Error) -> Error {
-        self.absorb_fuel_debt();
         let metrics = self.metrics();
         self.record_call(error.code().as_str(), &metrics, None);
-        if is_limit(error.code()) {
+        if error.code().is_limit() {
             self.audit.record(
                 Record::new(AuditEvent::Limit)
                     .failed(error.code())
@@ -850,23 +777,18 @@ impl Instance {
         Error::invalid_argument(format!("internal state error: {what}"))
     }
 
-    /// Adds the fuel WASI calls charged beyond the store's slice to the call's books.
-    fn absorb_fuel_debt(&mut self) {
-        let debt = self
-            .store
-            .data_mut()
-            .wasi
-            .as_mut()
-            .map_or(0, |w| core::mem::take(&mut w.fuel_debt));
-        if let Some(call) = self.call.as_mut() {
-            call.fuel_granted = call.fuel_granted.saturating_add(debt);
-        }
-    }
-
     fn clear_wasi_suspension(&mut self) {
         if let Some(wasi) = self.store.data_mut().wasi.as_mut() {
             wasi.suspended = None;
         }
+    }
+
+    /// The time left before the running call's deadline (zero when no call is running).
+    pub fn time_left(&self) -> core::time::Duration {
+        let Some(call) = self.call.as_ref() else {
+            return core::time::Duration::ZERO;
+        };
+        core::time::Duration::from_millis(call.timeout_ms).saturating_sub(call.started.elapsed())
     }
 
     /// A sleep no longer than the time left before the deadline (plus the 1 ms the deadline
@@ -894,7 +816,6 @@ impl Instance {
     }
 
     fn handle(&mut self, result: Result<ResumableCall, wasmi::Error>) -> Result<Step, Error> {
-        self.absorb_fuel_debt();
         match result {
             Ok(ResumableCall::Finished) => {
                 let metrics = self.metrics();
@@ -983,9 +904,6 @@ impl Instance {
     }
 }
 
-/// The granted imports and the preview1 functions a module links.
-type Linked = (Vec<Link>, Vec<&'static WasiFunc>);
-
 impl Instance {
     /// Zeroes every exported linear memory of the guest (what [`Drop`] does before the store
     /// releases them). Returns the number of bytes zeroed.
@@ -1012,186 +930,6 @@ impl Drop for Instance {
         self.zero_memories();
         self.audit
             .record(Record::new(AuditEvent::Dispose).module(self.module.digest()));
-    }
-}
-
-/// Matches every import of `module` against `grants` (and, with `wasi`, imports under
-/// `wasi_snapshot_preview1` against the preview1 functions): all missing imports are
-/// `IMPORT_NOT_GRANTED`; then all mistyped ones are `SIGNATURE_MISMATCH`.
-fn link_imports(module: &Module, grants: &Grants, wasi: bool) -> Result<Linked, Error> {
-    let mut missing = Vec::new();
-    let mut mismatched = Vec::new();
-    let mut mismatch_text = Vec::new();
-    let mut links = Vec::new();
-    let mut wasi_funcs: Vec<&'static WasiFunc> = Vec::new();
-    for import in module.imports() {
-        let qualified = import.qualified_name();
-        if wasi && import.module == wasi::WASI_MODULE {
-            match (import.kind, wasi::function(&import.name)) {
-                (ItemKind::Function, Some(func)) => {
-                    let expected = func.signature();
-                    if import.signature.as_ref() != Some(&expected) {
-                        mismatch_text.push(format!(
-                            "{qualified}: guest imports {}, WASI preview1 defines {expected}",
-                            import.type_text
-                        ));
-                        mismatched.push(qualified);
-                    } else if !wasi_funcs.iter().any(|f| f.name == func.name) {
-                        wasi_funcs.push(func);
-                    }
-                }
-                // Not a preview1 function (or not a function): like any ungranted import.
-                _ => missing.push(qualified),
-            }
-            continue;
-        }
-        let grant = match import.kind {
-            ItemKind::Function => grants.find(&import.module, &import.name),
-            // Memories, tables and globals are never granted: the guest brings its own.
-            _ => None,
-        };
-        let Some(grant) = grant else {
-            missing.push(qualified);
-            continue;
-        };
-        if import.signature.as_ref() != Some(&grant.signature) {
-            mismatch_text.push(format!(
-                "{qualified}: guest imports {}, granted {}",
-                import.type_text, grant.signature
-            ));
-            mismatched.push(qualified);
-            continue;
-        }
-        links.push(Link {
-            capability: grant.capability,
-            module: import.module.clone(),
-            name: import.name.clone(),
-            import: qualified,
-            signature: grant.signature.clone(),
-        });
-    }
-    if !missing.is_empty() {
-        return Err(Error::new(
-            ErrorCode::ImportNotGranted,
-            format!("imports not granted: {}", missing.join(", ")),
-        )
-        .with(|d| d.imports = missing));
-    }
-    if !mismatched.is_empty() {
-        return Err(Error::new(
-            ErrorCode::SignatureMismatch,
-            format!(
-                "granted imports of the wrong type: {}",
-                mismatch_text.join("; ")
-            ),
-        )
-        .with(|d| d.imports = mismatched));
-    }
-    Ok((links, wasi_funcs))
-}
-
-/// Maps a wasmi error to exactly one code. The limiter says which limit refused a growth.
-fn classify(error: wasmi::Error, limiter: &Limiter, links: &[Link], context: &str) -> Error {
-    use wasmi::errors::{ErrorKind, InstantiationError};
-    if let Some(stop) = error.downcast_ref::<WasiStop>() {
-        // A WASI call ended the run with its own error (e.g. OUTPUT_LIMIT).
-        return stop.0.clone();
-    }
-    if let Some(suspend) = error.downcast_ref::<WasiSuspend>() {
-        // Only reachable where wasmi cannot resume: a start function, or a WASI function
-        // reached by a tail call that ends the call.
-        return Error::new(
-            ErrorCode::HostError,
-            format!(
-                "{context}: {suspend}, but the guest cannot be suspended here (start function or tail call)"
-            ),
-        );
-    }
-    if let Some(pending) = error.downcast_ref::<HostCallPending>() {
-        // Only reachable outside a resumable call: a start function calling an import.
-        let import = links
-            .get(pending.link)
-            .map_or_else(|| "?".to_owned(), |l| l.import.clone());
-        return Error::new(
-            ErrorCode::HostError,
-            format!(
-                "{context}: start function called {import}; capabilities cannot be called while instantiating"
-            ),
-        );
-    }
-    if let ErrorKind::Instantiation(e) = error.kind() {
-        return match e {
-            InstantiationError::TooManyInstances => Error::new(
-                ErrorCode::InstanceLimit,
-                format!("{context}: too many instances in one store"),
-            ),
-            InstantiationError::TooManyTables => Error::new(
-                ErrorCode::TableLimit,
-                format!("{context}: too many tables: {e}"),
-            ),
-            InstantiationError::TooManyMemories => Error::new(
-                ErrorCode::MemoryLimit,
-                format!("{context}: too many memories: {e}"),
-            ),
-            InstantiationError::FailedToInstantiateMemory(_) => match limiter.last_denied {
-                Some(denied) => denied.to_error(context),
-                None => Error::new(ErrorCode::MemoryLimit, format!("{context}: {e}")),
-            },
-            InstantiationError::FailedToInstantiateTable(_) => match limiter.last_denied {
-                Some(denied) => denied.to_error(context),
-                None => Error::new(ErrorCode::TableLimit, format!("{context}: {e}")),
-            },
-            InstantiationError::ElementSegmentDoesNotFit { .. } => {
-                Error::trap(TrapCode::TableOutOfBounds, format!("{context}: {e}"))
-            }
-            _ => Error::new(ErrorCode::InvalidModule, format!("{context}: {e}")),
-        };
-    }
-    if let ErrorKind::Linker(e) = error.kind() {
-        return Error::new(ErrorCode::ImportNotGranted, format!("{context}: {e}"));
-    }
-    match error.as_trap_code() {
-        Some(wasmi::TrapCode::StackOverflow) => Error::new(
-            ErrorCode::StackOverflow,
-            format!("{context}: call stack exhausted (recursion deeper than the limit)"),
-        )
-        .with(|d| d.trap_code = Some(TrapCode::StackOverflow)),
-        Some(wasmi::TrapCode::OutOfFuel) => Error::new(
-            ErrorCode::FuelExhausted,
-            format!("{context}: fuel budget exhausted"),
-        ),
-        Some(
-            code @ (wasmi::TrapCode::GrowthOperationLimited | wasmi::TrapCode::OutOfSystemMemory),
-        ) => {
-            let denied = limiter.last_denied.map(|d| d.to_error(context));
-            denied
-                .unwrap_or_else(|| {
-                    Error::new(ErrorCode::MemoryLimit, format!("{context}: {error}"))
-                })
-                .with(|d| d.trap_code = Some(code.into()))
-        }
-        Some(code) => {
-            let code = TrapCode::from(code);
-            Error::trap(code, format!("{context}: wasm trap: {}", code.as_str()))
-        }
-        None => match limiter.last_denied {
-            Some(denied) if matches!(error.kind(), ErrorKind::Memory(_) | ErrorKind::Table(_)) => {
-                denied.to_error(context)
-            }
-            _ => Error::new(ErrorCode::Trap, format!("{context}: {error}")),
-        },
-    }
-}
-
-impl Error {
-    /// A host function's own failure: `HOST_ERROR` with `cause` in the details.
-    pub fn host_failed(cause: impl Into<String>) -> Self {
-        let cause = cause.into();
-        Error::new(
-            ErrorCode::HostError,
-            format!("host function failed: {cause}"),
-        )
-        .with(|d| d.cause = Some(cause))
     }
 }
 

@@ -2,23 +2,24 @@
 //! instances. Compiled code may be shared between instances of one sandbox; nothing else is:
 //! every instance has its own `Store`, memory, tables, globals and fuel.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use wasmi::{CompilationMode, Config, CustomFuelCosts, Engine};
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
-
 use crate::audit::{AuditEntry, AuditEvent, Record, Recorder, Sink};
-use crate::capability::Grants;
+use crate::capability::{Grants, HostCall};
 use crate::error::{Error, ErrorCode};
-use crate::instance::Instance;
+use crate::instance::driver::{self, Hooks, HostFn};
+use crate::instance::{CallOptions, Instance};
 use crate::integrity::Digest;
-use crate::limits::Limits;
+use crate::limits::{InstanceSlot, Limits};
+use crate::memory::GuestMemory;
 use crate::module::Module;
 use crate::policy::{Provenance, TrustPolicy};
-use crate::wasi::{WasiConfig, WasiCtx};
+use crate::value::Value;
+use crate::wasi::{WasiConfig, WasiCtx, WasiOutcome};
 
 /// Loads, verifies and instantiates guest modules under one set of [`Limits`].
 pub struct Sandbox {
@@ -217,10 +218,8 @@ impl Sandbox {
     /// The entries from sequence number `seq` on (for embedders that forward entries).
     pub fn audit_since(&self, seq: u64) -> Vec<AuditEntry> {
         let log = self.audit.lock();
-        let from = usize::try_from(seq)
-            .unwrap_or(usize::MAX)
-            .min(log.entries().len());
-        log.entries()[from..].to_vec()
+        let from = log.entries().partition_point(|e| e.seq < seq);
+        log.entries().get(from..).unwrap_or_default().to_vec()
     }
 
     /// The hash of the newest audit entry: keep it somewhere safe to detect tampering and
@@ -237,6 +236,26 @@ impl Sandbox {
     /// Sends every later audit entry to `sink` as it is appended (e.g. to persist it).
     pub fn set_audit_sink(&self, sink: Option<Sink>) {
         self.audit.lock().set_sink(sink);
+    }
+
+    /// Makes this sandbox's audit log continue an earlier segment whose next sequence number
+    /// is `next_seq` and whose last hash is `head` (say, a log file a new process appends
+    /// to; verify the file first with [`audit::verify`](crate::audit::verify)).
+    ///
+    /// # Errors
+    ///
+    /// `INVALID_ARGUMENT` once the log has entries of its own.
+    pub fn continue_audit(&self, next_seq: u64, head: &str) -> Result<(), Error> {
+        let mut log = self.audit.lock();
+        if !log.entries().is_empty() {
+            return Err(Error::invalid_argument(
+                "the audit log already has entries; continue it before the first load",
+            ));
+        }
+        let sink = log.take_sink();
+        *log = crate::audit::AuditLog::continuing(next_seq, head);
+        log.set_sink(sink);
+        Ok(())
     }
 
     /// Records an embedder's own event (for example a capability revoked on the page).
@@ -300,7 +319,7 @@ impl Sandbox {
             Err(e) => {
                 self.audit
                     .record(record.failed(e.code()).with("reason", e.message()));
-                if is_limit(e.code()) {
+                if e.code().is_limit() {
                     self.audit.record(
                         Record::new(AuditEvent::Limit)
                             .failed(e.code())
@@ -341,44 +360,67 @@ impl Sandbox {
     }
 }
 
-/// Codes that mean a limit was hit (recorded as `limit` events in the audit log too).
-pub(crate) fn is_limit(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::FuelExhausted
-            | ErrorCode::Timeout
-            | ErrorCode::MemoryLimit
-            | ErrorCode::TableLimit
-            | ErrorCode::InstanceLimit
-            | ErrorCode::StackOverflow
-            | ErrorCode::OutputLimit
-            | ErrorCode::CapabilityQuota
-    )
+/// Runs a WASI command (its `_start` export) to completion natively: sleeps block the thread
+/// (or advance a deterministic clock), an async stdin reads as end of file. Capabilities in
+/// `config.grants` cannot be answered here and end the run with `HOST_ERROR`; use
+/// [`run_wasi_with`] for them, or [`run_wasi_hooked`] to stream output and feed stdin.
+///
+/// # Errors
+///
+/// Any error of [`Sandbox::instantiate_wasi`] or of the call (`OUTPUT_LIMIT`,
+/// `FUEL_EXHAUSTED`, `TIMEOUT`, `TRAP`, …). For the output written before a failure, drive
+/// the instance yourself ([`driver::drive`]) and call [`Instance::take_output`].
+pub fn run_wasi(
+    sandbox: &Sandbox,
+    module: &Module,
+    config: WasiConfig,
+) -> Result<WasiOutcome, Error> {
+    run_wasi_with(sandbox, module, config, |call, _| {
+        Err(Error::host_failed(format!(
+            "run_wasi has no host function for {} (capability {})",
+            call.import, call.capability
+        )))
+    })
 }
 
-/// One counted place among a sandbox's live instances; released on drop.
-#[derive(Debug)]
-pub(crate) struct InstanceSlot(Arc<AtomicU32>);
-
-impl InstanceSlot {
-    fn acquire(counter: &Arc<AtomicU32>, max: u32) -> Result<Self, Error> {
-        counter
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .map_err(|n| {
-                Error::new(
-                    ErrorCode::InstanceLimit,
-                    format!("{n} live instances, limit {max}: dispose one first"),
-                )
-                .with(|d| d.limit = Some(u64::from(max)))
-            })?;
-        Ok(Self(Arc::clone(counter)))
-    }
+/// [`run_wasi`] answering the capabilities of `config.grants` with `host`.
+///
+/// # Errors
+///
+/// As [`run_wasi`]; an error returned by `host` ends the run with that error.
+pub fn run_wasi_with<H>(
+    sandbox: &Sandbox,
+    module: &Module,
+    config: WasiConfig,
+    host: H,
+) -> Result<WasiOutcome, Error>
+where
+    H: FnMut(&HostCall, &mut GuestMemory<'_>) -> Result<Vec<Value>, Error>,
+{
+    run_wasi_hooked(sandbox, module, &config, &mut HostFn(host))
 }
 
-impl Drop for InstanceSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
+/// [`run_wasi`] driven with `hooks` ([`driver::drive`]): host calls, streamed output, sleeps
+/// and stdin as the embedder wants them. The outcome's stdout and stderr hold everything the
+/// guest wrote, streamed or not.
+///
+/// # Errors
+///
+/// As [`run_wasi`]; an error of a hook ends the run with that error.
+pub fn run_wasi_hooked<H: Hooks + ?Sized>(
+    sandbox: &Sandbox,
+    module: &Module,
+    config: &WasiConfig,
+    hooks: &mut H,
+) -> Result<WasiOutcome, Error> {
+    let mut instance = sandbox.instantiate_wasi(module, config)?;
+    let outcome = driver::drive(&mut instance, "_start", &[], &CallOptions::default(), hooks)?;
+    let (stdout, stderr) = instance.wasi_output();
+    Ok(WasiOutcome {
+        exit_code: outcome.exit_code.unwrap_or(0),
+        stdout,
+        stderr,
+        files: instance.wasi_files(),
+        metrics: outcome.metrics,
+    })
 }
