@@ -28,7 +28,10 @@ setup-rust:
 setup-web:
 	@scripts/setup.sh web
 
+# Layering and import cycles: the core's modules (scripts/check-rust-layers.mjs) and the
+# package's TypeScript files (scripts/check-ts-imports.mjs) use only what is below them.
 lint:
+	node scripts/check-rust-layers.mjs
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p nestbox --target wasm32-unknown-unknown --all-targets -- -D warnings
@@ -52,7 +55,7 @@ web-test:
 # The npm package: crate/js/*.ts compiled by tsc (strict) into pkg/ next to wasm-pack's output,
 # and pkg/package.json (version from crate/Cargo.toml, exports map, explicit file list).
 package: node_modules/.package-lock.json
-	node_modules/.bin/prettier --check --log-level warn crate/js tests/browser scripts/build-package.mjs
+	node_modules/.bin/prettier --check --log-level warn crate/js tests/browser scripts/build-package.mjs scripts/check-rust-layers.mjs
 	node scripts/build-package.mjs
 
 # npm ci when node_modules is missing or older than the lock file (npm ci rewrites

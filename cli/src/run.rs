@@ -12,7 +12,7 @@
 //! - **Output** is streamed: stdout and stderr are drained between fuel slices (about every
 //!   millisecond of guest time) and after the run, and written to the real ones as they come.
 //! - **stdin** is empty by default; `--stdin FILE` gives a file's bytes, `--stdin -` streams
-//!   ours (read on a thread; a guest waiting for it still ends at `--timeout`).
+//!   ours (read on a thread; a guest waiting for it still ends at `--timeout-ms`).
 //! - **Exit status**: the guest's `proc_exit` code `& 0xff` (0 when `_start` returns; WASI
 //!   exit codes are `u32` and a process status is a byte, as in a POSIX shell); [`EXIT_REFUSED`]
 //!   when nestbox refuses to start the guest; [`EXIT_GUEST_FAILED`] when the guest traps or
@@ -65,9 +65,10 @@ pub fn usage() -> String {
                                         DIR/GUEST (DIR must not exist; never over a HOST)
     --stdin FILE|-                      the guest's stdin (default: empty); - streams ours
     --fuel N                            fuel budget (default {fuel}); FUEL_EXHAUSTED
-    --memory BYTES                      largest linear memory (default {memory}; K, M, G
-                                        suffixes are binary); MEMORY_LIMIT
-    --timeout MS                        wall-clock limit (default {timeout}); TIMEOUT
+    --max-memory-bytes BYTES            largest linear memory (default {memory}; K, M, G
+                                        suffixes are binary); MEMORY_LIMIT. Old name: --memory
+    --timeout-ms MS                     wall-clock limit (default {timeout}); TIMEOUT. Old
+                                        name: --timeout
     --max-stdout-bytes N                stdout cap (default {stdout}); OUTPUT_LIMIT
     --max-stderr-bytes N                stderr cap (default {stderr}); OUTPUT_LIMIT
     --max-fs-bytes N                    bytes of all preopens, copies included (default {fs})
@@ -252,11 +253,14 @@ fn parse(mut items: Vec<String>) -> Result<Option<Options>, Error> {
     let wasi = WasiConfig::default();
     let limits = Limits {
         fuel: number(&mut args, "--fuel")?.unwrap_or(defaults.fuel),
-        max_memory_bytes: match args.optional("--memory")? {
-            Some(text) => bytes_with_suffix("--memory", &text)?,
+        max_memory_bytes: match aliased(&mut args, "--max-memory-bytes", "--memory")? {
+            Some((flag, text)) => bytes_with_suffix(flag, &text)?,
             None => defaults.max_memory_bytes,
         },
-        timeout_ms: number(&mut args, "--timeout")?.unwrap_or(defaults.timeout_ms),
+        timeout_ms: match aliased(&mut args, "--timeout-ms", "--timeout")? {
+            Some((flag, text)) => parse_number(flag, &text)?,
+            None => defaults.timeout_ms,
+        },
         ..defaults
     };
     let max_stdout_bytes =
@@ -320,16 +324,33 @@ fn parse(mut items: Vec<String>) -> Result<Option<Options>, Error> {
     Ok(Some(options))
 }
 
+/// A limit's option under its name (the core's, in kebab case) or its older, deprecated
+/// alias: the value and the flag it came with. Both at once are refused.
+fn aliased(
+    args: &mut Args,
+    name: &'static str,
+    alias: &'static str,
+) -> Result<Option<(&'static str, String)>, Error> {
+    match (args.optional(name)?, args.optional(alias)?) {
+        (Some(_), Some(_)) => Err(Error::invalid_argument(format!(
+            "{name} and {alias} are the same option ({alias} is its old name): give one"
+        ))),
+        (Some(v), None) => Ok(Some((name, v))),
+        (None, Some(v)) => Ok(Some((alias, v))),
+        (None, None) => Ok(None),
+    }
+}
+
 fn number(args: &mut Args, name: &str) -> Result<Option<u64>, Error> {
     args.optional(name)?
-        .map(|text| {
-            text.parse::<u64>().map_err(|_| {
-                Error::invalid_argument(format!(
-                    "{name} takes a non-negative integer, got {text:?}"
-                ))
-            })
-        })
+        .map(|text| parse_number(name, &text))
         .transpose()
+}
+
+fn parse_number(name: &str, text: &str) -> Result<u64, Error> {
+    text.parse::<u64>().map_err(|_| {
+        Error::invalid_argument(format!("{name} takes a non-negative integer, got {text:?}"))
+    })
 }
 
 /// `4096`, `64K`, `16M`, `1G` (binary multiples).

@@ -199,6 +199,16 @@ fn every_bad_input_is_refused_with_125_and_a_code() {
             "--memory takes a number of bytes",
         ),
         (
+            "bad memory by the limit's name",
+            vec!["run", "--max-memory-bytes", "12X", s(&hello)],
+            "--max-memory-bytes takes a number of bytes",
+        ),
+        (
+            "a limit by both its names",
+            vec!["run", "--timeout-ms", "5", "--timeout", "6", s(&hello)],
+            "--timeout-ms and --timeout are the same option",
+        ),
+        (
             "env without =",
             vec!["run", "--env", "NOVALUE", s(&hello)],
             "--env takes KEY=VALUE",
@@ -331,7 +341,7 @@ fn traps_and_limits_end_with_126_and_their_code_on_the_last_line() {
         ),
         (
             "timeout",
-            vec!["run", "--timeout", "200", s(&spin)],
+            vec!["run", "--timeout-ms", "200", s(&spin)],
             "nestbox: TIMEOUT: ",
             "hello\n",
         ),
@@ -349,7 +359,7 @@ fn traps_and_limits_end_with_126_and_their_code_on_the_last_line() {
         ),
         (
             "memory at instantiation",
-            vec!["run", "--memory", "1M", s(&big_memory)],
+            vec!["run", "--max-memory-bytes", "1M", s(&big_memory)],
             "nestbox: MEMORY_LIMIT: ",
             "",
         ),
@@ -753,6 +763,8 @@ fn help_lists_the_options() {
         "--fuel",
         "--memory",
         "--timeout",
+        "--max-memory-bytes",
+        "--timeout-ms",
         "--max-stdout-bytes",
         "--max-stderr-bytes",
         "--max-fs-bytes",

@@ -261,7 +261,7 @@ fn run_once(job: &Job<'_>, run: u64) -> RunResult {
         );
     }
     let timeout_ms = case["timeout_ms"].as_u64().unwrap_or(30_000);
-    flag("--timeout", timeout_ms.to_string());
+    flag("--timeout-ms", timeout_ms.to_string());
     args.push("--".into());
     args.push(job.wasm.display().to_string());
     args.extend(

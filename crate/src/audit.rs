@@ -47,6 +47,36 @@ pub enum AuditEvent {
     Dispose,
 }
 
+impl AuditEvent {
+    /// Every event.
+    pub const ALL: [AuditEvent; 9] = [
+        Self::Policy,
+        Self::Load,
+        Self::Instantiate,
+        Self::Call,
+        Self::Grant,
+        Self::Revoke,
+        Self::Deny,
+        Self::Limit,
+        Self::Dispose,
+    ];
+
+    /// The stable string form, as in the log (`"instantiate"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Policy => "policy",
+            Self::Load => "load",
+            Self::Instantiate => "instantiate",
+            Self::Call => "call",
+            Self::Grant => "grant",
+            Self::Revoke => "revoke",
+            Self::Deny => "deny",
+            Self::Limit => "limit",
+            Self::Dispose => "dispose",
+        }
+    }
+}
+
 /// One entry of the log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -453,6 +483,14 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<AuditEntry>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_names_are_their_serialized_form() {
+        for event in AuditEvent::ALL {
+            let json = serde_json::to_string(&event).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", event.as_str()));
+        }
+    }
 
     fn sample() -> AuditLog {
         let mut log = AuditLog::new();

@@ -206,6 +206,22 @@ pub enum TrapCode {
 }
 
 impl TrapCode {
+    /// Every trap code.
+    pub const ALL: [TrapCode; 12] = [
+        Self::Unreachable,
+        Self::MemoryOutOfBounds,
+        Self::TableOutOfBounds,
+        Self::IndirectCallToNull,
+        Self::IntegerDivisionByZero,
+        Self::IntegerOverflow,
+        Self::BadConversionToInteger,
+        Self::StackOverflow,
+        Self::BadSignature,
+        Self::OutOfFuel,
+        Self::GrowthOperationLimited,
+        Self::OutOfSystemMemory,
+    ];
+
     /// The stable string form, e.g. `"memory_out_of_bounds"`.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -44,7 +44,7 @@
 //! Only `bindings/` (compiled for wasm32 only) knows about JavaScript.
 
 // The layers, bottom up; a module uses only the ones above it in this list
-// (`scripts/check-layers.mjs` enforces it).
+// (`scripts/check-rust-layers.mjs` enforces it).
 pub mod error;
 pub mod metrics;
 pub mod value;

@@ -83,8 +83,8 @@ impl Limits {
                 return Err(Error::invalid_argument(format!("limit {name} must be > 0")));
             }
         }
-        // wasmi keeps guest memory in one host Vec; past ~1 GiB a wasm32 host cannot grow it
-        // (../shared/notes/wasmi-2.md, "Host memory").
+        // wasmi keeps guest memory in one host Vec, and a wasm32 host has 4 GiB in all (in
+        // practice it cannot grow one Vec much past 1 GiB), so a larger limit could not hold.
         if self.max_memory_bytes > 4 << 30 {
             return Err(Error::invalid_argument(
                 "limit maxMemoryBytes must be <= 4 GiB (32-bit linear memory)",

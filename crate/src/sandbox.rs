@@ -2,7 +2,7 @@
 //! instances. Compiled code may be shared between instances of one sandbox; nothing else is:
 //! every instance has its own `Store`, memory, tables, globals and fuel.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -27,8 +27,10 @@ pub struct Sandbox {
     limits: Limits,
     live_instances: Arc<AtomicU32>,
     policy: TrustPolicy,
-    /// Digests that failed integrity or their signature (with `deny_after_failure`).
-    denied: Mutex<BTreeSet<[u8; 32]>>,
+    /// Digests that failed integrity or their signature (with `deny_after_failure`): `false`
+    /// when they failed here, `true` when an earlier sandbox denied them
+    /// ([`Sandbox::deny_carried`]).
+    denied: Mutex<BTreeMap<[u8; 32], bool>>,
     audit: Recorder,
 }
 
@@ -81,7 +83,7 @@ impl Sandbox {
             limits,
             live_instances: Arc::new(AtomicU32::new(0)),
             policy,
-            denied: Mutex::new(BTreeSet::new()),
+            denied: Mutex::new(BTreeMap::new()),
             audit: Recorder::default(),
         })
     }
@@ -148,12 +150,18 @@ impl Sandbox {
             .denied
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(digest.as_bytes());
-        let verdict = if denied {
+            .get(digest.as_bytes())
+            .copied();
+        let verdict = if let Some(carried) = denied {
+            let when = if carried {
+                " (in a worker since replaced)"
+            } else {
+                ""
+            };
             Err(Error::new(
                 ErrorCode::PolicyDenied,
                 format!(
-                    "module {digest} failed verification earlier in this sandbox and is denied"
+                    "module {digest} failed verification earlier in this sandbox{when} and is denied"
                 ),
             ))
         } else {
@@ -205,9 +213,27 @@ impl Sandbox {
             self.denied
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(*digest.as_bytes());
+                .entry(*digest.as_bytes())
+                .or_insert(false);
         }
         self.policy.deny_after_failure
+    }
+
+    /// Denies `digests` for the life of the sandbox, as if they had failed verification in
+    /// it: the deny list of an earlier sandbox standing for the same one (the browser's
+    /// replaced worker; its audit entries mark each denial with `extra.denied = "true"`).
+    /// Ignored when the policy does not deny after failure.
+    pub fn deny_carried(&self, digests: &[Digest]) {
+        if !self.policy.deny_after_failure {
+            return;
+        }
+        let mut denied = self
+            .denied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for digest in digests {
+            denied.entry(*digest.as_bytes()).or_insert(true);
+        }
     }
 
     /// Every audit entry so far, oldest first.

@@ -230,16 +230,19 @@ pub(crate) fn host_failure_from_js(message: &str, code: &JsValue) -> Result<Erro
         return Ok(Error::host_failed(message));
     }
     let text = string_from_js(code, "code")?;
-    Ok(match text.as_str() {
-        "HOST_ERROR" => Error::host_failed(message),
-        "CAPABILITY_REVOKED" => Error::new(ErrorCode::CapabilityRevoked, message),
-        "CAPABILITY_QUOTA" => Error::new(ErrorCode::CapabilityQuota, message),
-        "TIMEOUT" => Error::new(ErrorCode::Timeout, message),
-        "TRAP" => Error::trap(TrapCode::MemoryOutOfBounds, message),
-        other => {
+    let code = ErrorCode::parse(&text).filter(|c| ErrorCode::HOST_FAILURES.contains(c));
+    Ok(match code {
+        Some(ErrorCode::HostError) => Error::host_failed(message),
+        Some(ErrorCode::Trap) => Error::trap(TrapCode::MemoryOutOfBounds, message),
+        Some(code) => Error::new(code, message),
+        None => {
+            let expected: Vec<&str> = ErrorCode::HOST_FAILURES
+                .iter()
+                .map(|c| c.as_str())
+                .collect();
             return Err(Error::invalid_argument(format!(
-                "code {other:?} cannot end a host call (expected HOST_ERROR, \
-                 CAPABILITY_REVOKED, CAPABILITY_QUOTA, TIMEOUT or TRAP)"
+                "code {text:?} cannot end a host call (expected one of {})",
+                expected.join(", ")
             )));
         }
     })

@@ -19,14 +19,13 @@ use std::collections::BTreeMap;
 
 use wasm_bindgen::prelude::*;
 
-use crate::capability::Grants;
 use crate::error::Error;
 use crate::instance::{Instance, InstanceState, Step};
 use crate::integrity::Digest;
 use crate::memory::GuestMemory;
 use crate::module::{ItemKind, Module};
 use crate::sandbox::Sandbox;
-use crate::value::{Signature, ValueType};
+use crate::value::Signature;
 
 use convert::{
     array_from_js, bool_from_js, bytes_from_js, call_options_from_js, error_to_js, files_to_js,
@@ -199,6 +198,38 @@ export interface CoreErrorRecord {
 }
 "#;
 
+/// `coreConstants()`: the core's lists and defaults that the TypeScript package mirrors —
+/// error codes, trap codes, audit events, the codes that may end a host call, the codes that
+/// are limits, the default `Limits` and the WASI defaults, by their camelCase names. The
+/// package's test compares its own constants with these.
+#[wasm_bindgen(js_name = coreConstants, unchecked_return_type = "CoreConstants")]
+pub fn core_constants() -> Result<JsValue, JsValue> {
+    use crate::audit::AuditEvent;
+    use crate::error::{ErrorCode, TrapCode};
+    let codes = |list: &[ErrorCode]| list.iter().map(|c| c.as_str()).collect::<Vec<_>>();
+    let wasi = crate::wasi::WasiConfig::default();
+    let limit_codes: Vec<ErrorCode> = ErrorCode::ALL
+        .into_iter()
+        .filter(|c| c.is_limit())
+        .collect();
+    let constants = serde_json::json!({
+        "errorCodes": codes(&ErrorCode::ALL),
+        "trapCodes": TrapCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        "auditEvents": AuditEvent::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        "hostFailureCodes": codes(&ErrorCode::HOST_FAILURES),
+        "limitCodes": codes(&limit_codes),
+        "defaults": crate::limits::Limits::default(),
+        "wasiDefaults": {
+            "args": wasi.args,
+            "maxStdoutBytes": wasi.max_stdout_bytes,
+            "maxStderrBytes": wasi.max_stderr_bytes,
+            "maxFsBytes": wasi.max_fs_bytes,
+            "maxFiles": wasi.max_files,
+        },
+    });
+    js_sys::JSON::parse(&constants.to_string())
+}
+
 /// A loaded module and the instances the worker created from it, keyed by id.
 ///
 /// Constructed once per worker with the sandbox's limits; every method either returns a
@@ -212,18 +243,11 @@ pub struct Core {
     next_module_id: u32,
     /// The id the next instance gets; ids start at 1 and are never reused.
     next_instance_id: u32,
-    /// The policy's `denyAfterFailure`, and digests denied by earlier cores (`denyDigests`).
-    deny_after_failure: bool,
-    carried_denials: policy::CarriedDenials,
 }
 
-/// One live instance, with what the bindings need to convert its values.
+/// One live instance.
 struct InstanceEntry {
     instance: Instance,
-    grants: Grants,
-    /// `Some(result types)` while the instance waits for a host answer: how to read the
-    /// values of `resumeHost`.
-    host_wait: Option<Vec<ValueType>>,
 }
 
 /// Converts a core error to the thrown record.
@@ -259,7 +283,6 @@ impl Core {
         console_error_panic_hook::set_once();
         let limits = limits_from_js(&limits).map_err(throw)?;
         let policy = policy::policy_from_js(&policy).map_err(throw)?;
-        let deny_after_failure = policy.deny_after_failure;
         let sandbox = Sandbox::with_policy(limits, policy).map_err(throw)?;
         Ok(Core {
             sandbox,
@@ -267,8 +290,6 @@ impl Core {
             instances: BTreeMap::new(),
             next_module_id: 1,
             next_instance_id: 1,
-            deny_after_failure,
-            carried_denials: policy::CarriedDenials::default(),
         })
     }
 
@@ -558,8 +579,6 @@ impl Core {
         let bytes = bytes_from_js(bytes, "bytes")?;
         let integrity = Digest::parse(&string_from_js(integrity, "integrity")?)?;
         let provenance = policy::provenance_from_js(provenance)?;
-        self.carried_denials
-            .check(&self.sandbox, &bytes, &integrity, &provenance)?;
         let module = self.sandbox.load_with(&bytes, &integrity, &provenance)?;
         let id = take_id(&mut self.next_module_id, "module")?;
         let record = module_to_js(id, &module);
@@ -576,14 +595,7 @@ impl Core {
             .ok_or_else(|| unknown_id("module", module_id))?;
         let instance = self.sandbox.instantiate(module, &grants)?;
         let id = take_id(&mut self.next_instance_id, "instance")?;
-        self.instances.insert(
-            id,
-            InstanceEntry {
-                instance,
-                grants,
-                host_wait: None,
-            },
-        );
+        self.instances.insert(id, InstanceEntry { instance });
         Ok(id)
     }
 
@@ -600,14 +612,7 @@ impl Core {
             .ok_or_else(|| unknown_id("module", module_id))?;
         let instance = self.sandbox.instantiate_wasi(module, &config)?;
         let id = take_id(&mut self.next_instance_id, "instance")?;
-        self.instances.insert(
-            id,
-            InstanceEntry {
-                instance,
-                grants: config.grants,
-                host_wait: None,
-            },
-        );
+        self.instances.insert(id, InstanceEntry { instance });
         Ok(id)
     }
 
@@ -674,7 +679,8 @@ impl Core {
         results: &JsValue,
     ) -> Result<JsValue, Error> {
         let entry = self.instance_mut(instance_id)?;
-        let Some(types) = entry.host_wait.clone() else {
+        // The types the core will check the answer against, to read the JS values as.
+        let Some(types) = entry.instance.pending_host_results().map(<[_]>::to_vec) else {
             return Err(not_waiting_for_host(entry));
         };
         let results = array_from_js(results, "results")?;
@@ -683,7 +689,6 @@ impl Core {
             Err(e) => {
                 // As the core does for results of the wrong type: the call ends.
                 let error = Error::new(crate::error::ErrorCode::HostError, e.message());
-                entry.host_wait = None;
                 return Err(entry.instance.fail_host(error));
             }
         };
@@ -700,17 +705,15 @@ impl Core {
         let entry = self.instance_mut(instance_id)?;
         let message = string_from_js(message, "message")?;
         let error = audit::host_failure_from_js(&message, code)?;
-        if entry.host_wait.is_none() {
+        if entry.instance.pending_host_results().is_none() {
             return Err(not_waiting_for_host(entry));
         }
-        entry.host_wait = None;
         let error = entry.instance.fail_host(error);
         Ok(error_to_js(&error))
     }
 
     fn cancel_impl(&mut self, instance_id: &JsValue) -> Result<JsValue, Error> {
         let entry = self.instance_mut(instance_id)?;
-        entry.host_wait = None;
         Ok(entry
             .instance
             .cancel()
@@ -770,26 +773,8 @@ impl InstanceEntry {
             .and_then(|e| e.signature.clone())
     }
 
-    /// Records what the instance now waits for and converts the step for JavaScript.
+    /// Converts the step for JavaScript.
     fn step(&mut self, result: Result<Step, Error>) -> Result<JsValue, Error> {
-        if self.instance.state() != InstanceState::Running {
-            self.host_wait = None;
-        }
-        match &result {
-            Ok(Step::HostCall(call)) => {
-                // The grant the core linked this import to: same capability, same name.
-                let results = self
-                    .grants
-                    .iter()
-                    .find(|g| g.capability == call.capability && g.qualified_name() == call.import)
-                    .map(|g| g.signature.results.clone())
-                    .unwrap_or_default();
-                self.host_wait = Some(results);
-            }
-            Ok(_) => self.host_wait = None,
-            // An error that did not end the call (e.g. `BUSY`) leaves the wait as it was.
-            Err(_) => {}
-        }
         let step = result?;
         let wait = match step {
             Step::Yield => self.instance.wasi_wait(),

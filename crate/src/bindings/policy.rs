@@ -172,48 +172,6 @@ pub(crate) fn provenance_from_js(value: &JsValue) -> Result<Provenance, Error> {
     Ok(provenance)
 }
 
-/// Digests denied in an earlier core of the same sandbox (the page's worker was replaced), so
-/// a deny list survives the worker: `Core.denyDigests(digests)` right after `new Core`.
-///
-/// Checked in the core's own order: only bytes that pass the size cap and match their pinned
-/// digest reach the deny list (anything else is the core's `MODULE_TOO_LARGE` /
-/// `INTEGRITY_MISMATCH`, which denies again).
-#[derive(Debug, Default)]
-pub(crate) struct CarriedDenials(std::collections::BTreeSet<[u8; 32]>);
-
-impl CarriedDenials {
-    /// `POLICY_DENIED` (and a `policy` audit entry) when `bytes`, pinned as `expected`, are
-    /// a module denied in an earlier core.
-    pub(crate) fn check(
-        &self,
-        sandbox: &crate::sandbox::Sandbox,
-        bytes: &[u8],
-        expected: &Digest,
-        provenance: &Provenance,
-    ) -> Result<(), Error> {
-        if self.0.is_empty() || bytes.len() as u64 > sandbox.limits().max_module_bytes {
-            return Ok(());
-        }
-        let digest = Digest::of(bytes);
-        if digest != *expected || !self.0.contains(digest.as_bytes()) {
-            return Ok(());
-        }
-        let reason = format!(
-            "module {digest} failed verification earlier in this sandbox (in a worker since \
-             replaced) and is denied"
-        );
-        let mut record = crate::audit::Record::new(crate::audit::AuditEvent::Policy)
-            .failed(crate::error::ErrorCode::PolicyDenied)
-            .module(digest)
-            .with("reason", reason.clone());
-        if let Some(origin) = &provenance.origin {
-            record = record.with("origin", origin.clone());
-        }
-        sandbox.audit_record(record);
-        Err(Error::new(crate::error::ErrorCode::PolicyDenied, reason))
-    }
-}
-
 #[wasm_bindgen]
 impl Core {
     /// `denyDigests(digests)`: denies these module digests (SRI or hex) for the life of the
@@ -228,11 +186,7 @@ impl Core {
     ) -> Result<(), JsValue> {
         let digests =
             digests_from_js(&digests, "digests").map_err(|e| super::convert::error_to_js(&e))?;
-        if self.deny_after_failure {
-            self.carried_denials
-                .0
-                .extend(digests.iter().map(|d| *d.as_bytes()));
-        }
+        self.sandbox.deny_carried(&digests);
         Ok(())
     }
 }

@@ -498,6 +498,15 @@ impl Instance {
         )))
     }
 
+    /// The result types the pending host call must be answered with
+    /// ([`Instance::resume_host`]); `None` when no host call is pending.
+    pub fn pending_host_results(&self) -> Option<&[ValueType]> {
+        match self.call.as_ref()?.pending.as_ref()? {
+            Pending::Host { link, .. } => self.links.get(*link).map(|l| &l.signature.results[..]),
+            _ => None,
+        }
+    }
+
     /// What the suspended guest waits for, when it is a WASI wait rather than a fuel slice
     /// (`None` otherwise, and when no call is suspended).
     pub fn wasi_wait(&self) -> Option<WasiWait> {

@@ -1,9 +1,14 @@
 //! The checked view WASI functions use to touch guest memory.
 //!
 //! It wraps [`GuestMemory`] (every access bounds-checked, never clamped) and turns an
-//! out-of-bounds (pointer, length) into `EFAULT` for the guest instead of a trap, as the
-//! preview1 spec and wasmtime do. It adds the fixed-width little-endian accessors and the
-//! iovec reader the syscalls need, with checked arithmetic on every guest offset.
+//! out-of-bounds (pointer, length) into the errno `EFAULT` for the guest. That is a choice:
+//! the preview1 documents say a function given an out-of-bounds pointer "shall trap", and
+//! wasmtime traps. nestbox answers `EFAULT` because the host is safe either way (nothing is
+//! read or written outside the guest's memory), while an errno reaches the guest's own error
+//! handling (Rust's `io::Error`, C's `errno`, Go's `error`), so the program can report what
+//! went wrong on its stderr, which the caller keeps. It adds the fixed-width little-endian
+//! accessors and the iovec reader the syscalls need, with checked arithmetic on every guest
+//! offset.
 
 use wasip1::{ERRNO_FAULT, ERRNO_ILSEQ, ERRNO_INVAL, ERRNO_NAMETOOLONG, Errno};
 

@@ -26,8 +26,8 @@
 //! short.
 //!
 //! **Guest memory** is reached only through a checked view: a bad pointer or length is
-//! `EFAULT` to the guest (never a host panic, never a clamp); offsets and lengths use checked
-//! arithmetic.
+//! `EFAULT` to the guest (never a host panic, never a clamp; wasmtime traps instead — see
+//! `memory.rs` for why nestbox does not); offsets and lengths use checked arithmetic.
 //!
 //! **Choices worth knowing** (wasmtime's `preview_1.rs` is the reference where the spec is
 //! silent):

@@ -51,7 +51,7 @@ for program in rust go; do
     mkdir -p "$dir/work"
     start=$(now_ns)
     status=0
-    "$NESTBOX" run --fuel "$FUEL" --timeout "$TIMEOUT_MS" --dir "$dir/work::/work" \
+    "$NESTBOX" run --fuel "$FUEL" --timeout-ms "$TIMEOUT_MS" --dir "$dir/work::/work" \
       --out-dir "$dir/out" --metrics "$dir/metrics.json" \
       -- "$wasm" /work "$MIB" "$FILES" >"$dir/stdout" 2>"$dir/stderr" || status=$?
     end=$(now_ns)
