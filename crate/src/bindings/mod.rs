@@ -196,6 +196,17 @@ export interface CoreErrorRecord {
     [key: string]: unknown;
   };
 }
+
+/** What `coreConstants()` returns: the core's lists and defaults. */
+export interface CoreConstants {
+  errorCodes: string[];
+  trapCodes: string[];
+  auditEvents: CoreAuditEvent[];
+  hostFailureCodes: CoreHostFailureCode[];
+  limitCodes: string[];
+  defaults: Required<CoreLimits>;
+  wasiDefaults: { args: string[]; maxStdoutBytes: number; maxStderrBytes: number; maxFsBytes: number; maxFiles: number };
+}
 "#;
 
 /// `coreConstants()`: the core's lists and defaults that the TypeScript package mirrors —
