@@ -702,6 +702,33 @@ impl Fs {
         }
     }
 
+    /// Where a write of `len` bytes (`len > 0`) at `offset` of file `id` ends under the byte
+    /// quota: `offset + len`, or less for a short write. `ENOSPC` if not one byte fits.
+    pub(crate) fn write_end(&self, id: NodeId, offset: u64, len: u64) -> Result<u64, Errno> {
+        let available = self.max_bytes.saturating_sub(self.bytes_used);
+        let old_len = self.data(id)?.len() as u64;
+        let end = offset.checked_add(len).ok_or(ERRNO_FBIG)?;
+        let allowed_end = end.min(old_len.saturating_add(available));
+        if allowed_end <= offset {
+            // Not one byte fits under the quota.
+            return Err(ERRNO_NOSPC);
+        }
+        Ok(allowed_end)
+    }
+
+    /// Makes room for file `id` to grow to `len` bytes in one allocation (before a write
+    /// made of many pieces). `ENOSPC` if the host cannot allocate it.
+    pub(crate) fn reserve_len(&mut self, id: NodeId, len: u64) -> Result<(), Errno> {
+        let len = usize::try_from(len).map_err(|_| ERRNO_FBIG)?;
+        if let NodeKind::File(data) = &mut self.get_mut(id)?.kind {
+            if len > data.len() {
+                data.try_reserve_exact(len - data.len())
+                    .map_err(|_| ERRNO_NOSPC)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes `bytes` at `offset`, zero-filling any gap. Writes as much as the byte quota
     /// allows (a short write); `ENOSPC` if not even one byte fits.
     pub(crate) fn write_at(
@@ -714,7 +741,7 @@ impl Fs {
         if bytes.is_empty() {
             return Ok(0);
         }
-        let available = self.max_bytes.saturating_sub(self.bytes_used);
+        let allowed_end = self.write_end(id, offset, bytes.len() as u64)?;
         let node = self.get_mut(id)?;
         let NodeKind::File(data) = &mut node.kind else {
             return Err(if node.is_dir() {
@@ -724,12 +751,6 @@ impl Fs {
             });
         };
         let old_len = data.len() as u64;
-        let end = offset.checked_add(bytes.len() as u64).ok_or(ERRNO_FBIG)?;
-        let allowed_end = end.min(old_len.saturating_add(available));
-        if allowed_end <= offset {
-            // Not one byte fits under the quota.
-            return Err(ERRNO_NOSPC);
-        }
         let start = usize::try_from(offset).map_err(|_| ERRNO_FBIG)?;
         let stop = usize::try_from(allowed_end).map_err(|_| ERRNO_FBIG)?;
         if stop > data.len() {

@@ -571,6 +571,14 @@ pub(crate) struct Cx<'a> {
     pub wasi: &'a mut WasiCtx,
     pub moved: u64,
     pub work: u64,
+    /// What the call pays besides `moved` and `work` (`Limits::host_call_fuel`).
+    pub base_fuel: u64,
+    /// Fuel the call's budget has left (store and ledger together) when the syscall began.
+    pub fuel_left: u64,
+    /// The call's budget, for the error message.
+    pub fuel_budget: u64,
+    /// Set when [`Cx::reserve`] refused: the syscall ends the call with `FUEL_EXHAUSTED`.
+    pub starved: bool,
 }
 
 /// Fuel for one step of host work that moves no bytes: a path component walked (symlink
@@ -582,6 +590,38 @@ impl Cx<'_> {
     /// The current realtime, for timestamps.
     pub(crate) fn now(&self) -> u64 {
         self.wasi.clock.realtime_ns()
+    }
+
+    /// What the call costs so far, plus `bytes` more to move.
+    fn cost_with(&self, bytes: u64) -> u64 {
+        fuel_cost(self.base_fuel, self.moved.saturating_add(bytes)).saturating_add(self.work)
+    }
+
+    /// Checks, before any of them is copied, that the budget can pay for `bytes` more to be
+    /// moved (on top of what the call already costs); if not, the call ends with
+    /// `FUEL_EXHAUSTED` and nothing is copied. The bytes are counted in `moved` by the caller
+    /// once they are.
+    pub(crate) fn reserve(&mut self, bytes: u64) -> Result<(), Fail> {
+        if self.cost_with(bytes) <= self.fuel_left {
+            return Ok(());
+        }
+        self.starved = true;
+        let budget = self.fuel_budget;
+        Err(Fail::fatal(
+            Error::new(
+                ErrorCode::FuelExhausted,
+                format!("fuel budget of {budget} exhausted (by a wasi call)"),
+            )
+            .with(|d| d.limit = Some(budget)),
+        ))
+    }
+
+    /// Counts `steps` of host work ([`FUEL_PER_STEP`] each) and checks the budget can pay.
+    pub(crate) fn step(&mut self, steps: u64) -> Result<(), Fail> {
+        self.work = self
+            .work
+            .saturating_add(steps.saturating_mul(FUEL_PER_STEP));
+        self.reserve(0)
     }
 }
 
@@ -896,6 +936,7 @@ pub(crate) fn define<T: WasiView>(
             func.name,
             func.signature().to_wasmi(),
             move |mut caller: Caller<'_, T>, params, results| {
+                let in_store = caller.get_fuel()?;
                 let memory = caller
                     .get_export("memory")
                     .and_then(wasmi::Extern::into_memory);
@@ -904,7 +945,7 @@ pub(crate) fn define<T: WasiView>(
                         Some(m) => m.data_and_store_mut(&mut caller),
                         None => (&mut [], caller.data_mut()),
                     };
-                    let Some((wasi, _)) = state.wasi_view() else {
+                    let Some((wasi, ledger)) = state.wasi_view() else {
                         return Err(wasmi::Error::new("wasi is not configured"));
                     };
                     let mut cx = Cx {
@@ -912,12 +953,22 @@ pub(crate) fn define<T: WasiView>(
                         wasi,
                         moved: 0,
                         work: 0,
+                        base_fuel: host_call_fuel,
+                        fuel_left: ledger.remaining(in_store),
+                        fuel_budget: ledger.budget(),
+                        starved: false,
                     };
-                    let outcome = (func.call)(&mut cx, &Args(params));
-                    (
-                        outcome,
-                        fuel_cost(host_call_fuel, cx.moved).saturating_add(cx.work),
-                    )
+                    // Not even the call itself can be paid: nothing runs.
+                    let outcome = cx
+                        .reserve(0)
+                        .and_then(|()| (func.call)(&mut cx, &Args(params)));
+                    let cost = if cx.starved {
+                        // The call ends for want of fuel: all that is left is consumed.
+                        cx.fuel_left
+                    } else {
+                        cx.cost_with(0)
+                    };
+                    (outcome, cost)
                 };
                 charge(&mut caller, cost)?;
                 match outcome {
@@ -962,11 +1013,17 @@ pub(crate) fn complete(data: &mut [u8], wasi: &mut WasiCtx) -> (u16, u64) {
     let Some(suspended) = wasi.suspended.take() else {
         return (wasip1::ERRNO_INTR.raw(), 0);
     };
+    // The instance charges what this moved after it returns (`FUEL_EXHAUSTED` if the budget
+    // cannot pay); what it moves is bounded by the guest's request and the bytes buffered.
     let mut cx = Cx {
         mem: WasiMemory::new(data),
         wasi,
         moved: 0,
         work: 0,
+        base_fuel: 0,
+        fuel_left: u64::MAX,
+        fuel_budget: u64::MAX,
+        starved: false,
     };
     let result = match suspended {
         Suspended::Read { iovs, nread_ptr } => fd::complete_read(&mut cx, &iovs, nread_ptr),

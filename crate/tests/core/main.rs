@@ -23,6 +23,7 @@ mod table_limit;
 mod timeout;
 mod traps;
 mod wasi_args_env;
+mod wasi_bounds;
 mod wasi_clock_poll;
 mod wasi_dirs;
 mod wasi_escape;
