@@ -312,9 +312,13 @@ pub(crate) fn path_rename(
         }
     };
     let now = cx.now();
-    cx.wasi
+    let renamed = cx
+        .wasi
         .fs
-        .rename(old_parent, &old_name, new_parent, &new_name, now)?;
+        .rename(old_parent, &old_name, new_parent, &new_name, now);
+    // Moving a directory walks its tree (to bound and update the paths under it).
+    cx.work += cx.wasi.fs.take_walked() * super::FUEL_PER_STEP;
+    renamed?;
     Ok(())
 }
 

@@ -28,6 +28,7 @@ mod wasi_clock_poll;
 mod wasi_dirs;
 mod wasi_escape;
 mod wasi_exit;
+mod wasi_export;
 mod wasi_files;
 mod wasi_fuel;
 mod wasi_linking;
