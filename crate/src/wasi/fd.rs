@@ -9,18 +9,18 @@ use std::collections::BTreeMap;
 
 use wasip1::{
     ADVICE_NOREUSE, ERRNO_BADF, ERRNO_FBIG, ERRNO_INVAL, ERRNO_ISDIR, ERRNO_MFILE,
-    ERRNO_NAMETOOLONG, ERRNO_NOTCAPABLE, ERRNO_NOTDIR, ERRNO_SPIPE, Errno, FDFLAGS_APPEND,
-    FDFLAGS_DSYNC, FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC, FILETYPE_CHARACTER_DEVICE,
-    FILETYPE_DIRECTORY, FSTFLAGS_ATIM, FSTFLAGS_ATIM_NOW, FSTFLAGS_MTIM, FSTFLAGS_MTIM_NOW,
-    Filetype, RIGHTS_FD_ADVISE, RIGHTS_FD_ALLOCATE, RIGHTS_FD_DATASYNC, RIGHTS_FD_FDSTAT_SET_FLAGS,
-    RIGHTS_FD_FILESTAT_GET, RIGHTS_FD_FILESTAT_SET_SIZE, RIGHTS_FD_FILESTAT_SET_TIMES,
-    RIGHTS_FD_READ, RIGHTS_FD_READDIR, RIGHTS_FD_SEEK, RIGHTS_FD_SYNC, RIGHTS_FD_TELL,
-    RIGHTS_FD_WRITE, RIGHTS_PATH_CREATE_DIRECTORY, RIGHTS_PATH_CREATE_FILE,
-    RIGHTS_PATH_FILESTAT_GET, RIGHTS_PATH_FILESTAT_SET_SIZE, RIGHTS_PATH_FILESTAT_SET_TIMES,
-    RIGHTS_PATH_LINK_SOURCE, RIGHTS_PATH_LINK_TARGET, RIGHTS_PATH_OPEN, RIGHTS_PATH_READLINK,
-    RIGHTS_PATH_REMOVE_DIRECTORY, RIGHTS_PATH_RENAME_SOURCE, RIGHTS_PATH_RENAME_TARGET,
-    RIGHTS_PATH_SYMLINK, RIGHTS_PATH_UNLINK_FILE, RIGHTS_POLL_FD_READWRITE, Rights, WHENCE_CUR,
-    WHENCE_END, WHENCE_SET,
+    ERRNO_NAMETOOLONG, ERRNO_NOTCAPABLE, ERRNO_NOTDIR, ERRNO_PERM, ERRNO_SPIPE, Errno,
+    FDFLAGS_APPEND, FDFLAGS_DSYNC, FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC,
+    FILETYPE_CHARACTER_DEVICE, FILETYPE_DIRECTORY, FSTFLAGS_ATIM, FSTFLAGS_ATIM_NOW, FSTFLAGS_MTIM,
+    FSTFLAGS_MTIM_NOW, Filetype, RIGHTS_FD_ADVISE, RIGHTS_FD_ALLOCATE, RIGHTS_FD_DATASYNC,
+    RIGHTS_FD_FDSTAT_SET_FLAGS, RIGHTS_FD_FILESTAT_GET, RIGHTS_FD_FILESTAT_SET_SIZE,
+    RIGHTS_FD_FILESTAT_SET_TIMES, RIGHTS_FD_READ, RIGHTS_FD_READDIR, RIGHTS_FD_SEEK,
+    RIGHTS_FD_SYNC, RIGHTS_FD_TELL, RIGHTS_FD_WRITE, RIGHTS_PATH_CREATE_DIRECTORY,
+    RIGHTS_PATH_CREATE_FILE, RIGHTS_PATH_FILESTAT_GET, RIGHTS_PATH_FILESTAT_SET_SIZE,
+    RIGHTS_PATH_FILESTAT_SET_TIMES, RIGHTS_PATH_LINK_SOURCE, RIGHTS_PATH_LINK_TARGET,
+    RIGHTS_PATH_OPEN, RIGHTS_PATH_READLINK, RIGHTS_PATH_REMOVE_DIRECTORY,
+    RIGHTS_PATH_RENAME_SOURCE, RIGHTS_PATH_RENAME_TARGET, RIGHTS_PATH_SYMLINK,
+    RIGHTS_PATH_UNLINK_FILE, RIGHTS_POLL_FD_READWRITE, Rights, WHENCE_CUR, WHENCE_END, WHENCE_SET,
 };
 
 use super::fs::{Fs, NodeId, Stat};
@@ -141,6 +141,20 @@ impl FdEntry {
         }
     }
 
+    /// `Ok` if the fd has every one of `rights`. A missing `FD_READ` or `FD_WRITE` is
+    /// `EBADF` (POSIX's answer for a file not open for it), any other missing right `EPERM`,
+    /// as wasmtime's `preview_1.rs` answers.
+    pub(crate) fn need(&self, rights: Rights) -> Result<(), Errno> {
+        let missing = rights & !self.rights_base;
+        if missing == 0 {
+            Ok(())
+        } else if missing & (RIGHTS_FD_READ | RIGHTS_FD_WRITE) != 0 {
+            Err(ERRNO_BADF)
+        } else {
+            Err(ERRNO_PERM)
+        }
+    }
+
     /// The inode this fd keeps open, if any.
     fn node(&self) -> Option<NodeId> {
         match self.handle {
@@ -232,10 +246,15 @@ impl FdTable {
         Ok(())
     }
 
-    /// The directory inode behind `fd` (`ENOTDIR` for another kind of fd).
-    pub(crate) fn dir(&self, fd: u32) -> Result<NodeId, Errno> {
-        match self.get(fd)?.handle {
-            Handle::Dir { node } => Ok(node),
+    /// The directory inode behind `fd` (`ENOTDIR` for another kind of fd), which must have
+    /// `rights` ([`FdEntry::need`]).
+    pub(crate) fn dir(&self, fd: u32, rights: Rights) -> Result<NodeId, Errno> {
+        let entry = self.get(fd)?;
+        match entry.handle {
+            Handle::Dir { node } => {
+                entry.need(rights)?;
+                Ok(node)
+            }
             _ => Err(ERRNO_NOTDIR),
         }
     }
@@ -297,8 +316,9 @@ pub(crate) fn fd_advise(
     if advice > u32::from(ADVICE_NOREUSE.raw()) {
         return Err(ERRNO_INVAL.into());
     }
-    match cx.wasi.fds.get(fd)?.handle {
-        Handle::File { .. } => Ok(()),
+    let entry = cx.wasi.fds.get(fd)?;
+    match entry.handle {
+        Handle::File { .. } => Ok(entry.need(RIGHTS_FD_ADVISE)?),
         Handle::Dir { .. } => Err(ERRNO_BADF.into()),
         _ => Err(ERRNO_SPIPE.into()),
     }
@@ -306,7 +326,8 @@ pub(crate) fn fd_advise(
 
 /// `fd_allocate(fd, offset, len)`: makes the file at least `offset + len` bytes long.
 pub(crate) fn fd_allocate(cx: &mut Cx<'_>, fd: u32, offset: u64, len: u64) -> SysResult {
-    let (node, write) = match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    let (node, write) = match entry.handle {
         Handle::File { node, write, .. } => (node, write),
         Handle::Dir { .. } => return Err(ERRNO_BADF.into()),
         _ => return Err(ERRNO_SPIPE.into()),
@@ -314,6 +335,7 @@ pub(crate) fn fd_allocate(cx: &mut Cx<'_>, fd: u32, offset: u64, len: u64) -> Sy
     if !write {
         return Err(ERRNO_BADF.into());
     }
+    entry.need(RIGHTS_FD_ALLOCATE)?;
     let end = offset.checked_add(len).ok_or(ERRNO_FBIG)?;
     let size = cx.wasi.fs.data(node)?.len() as u64;
     if end > size {
@@ -334,14 +356,22 @@ pub(crate) fn fd_close(cx: &mut Cx<'_>, fd: u32) -> SysResult {
 
 /// `fd_datasync(fd)`: nothing to flush in memory.
 pub(crate) fn fd_datasync(cx: &mut Cx<'_>, fd: u32) -> SysResult {
-    cx.wasi.fds.get(fd)?;
-    Ok(())
+    need_unless_stdio(cx, fd, RIGHTS_FD_DATASYNC)
 }
 
 /// `fd_sync(fd)`: nothing to flush in memory.
 pub(crate) fn fd_sync(cx: &mut Cx<'_>, fd: u32) -> SysResult {
-    cx.wasi.fds.get(fd)?;
-    Ok(())
+    need_unless_stdio(cx, fd, RIGHTS_FD_SYNC)
+}
+
+/// Checks `rights` on a file or directory fd; stdio, where the operation does nothing,
+/// passes (its rights describe a terminal, see the module docs).
+fn need_unless_stdio(cx: &Cx<'_>, fd: u32, rights: Rights) -> SysResult {
+    let entry = cx.wasi.fds.get(fd)?;
+    match entry.handle {
+        Handle::File { .. } | Handle::Dir { .. } => Ok(entry.need(rights)?),
+        Handle::Stdin | Handle::Stdout | Handle::Stderr => Ok(()),
+    }
 }
 
 fn filetype_of(cx: &Cx<'_>, handle: &Handle) -> Result<Filetype, Errno> {
@@ -372,6 +402,7 @@ pub(crate) fn fd_fdstat_set_flags(cx: &mut Cx<'_>, fd: u32, flags: u32) -> SysRe
         return Err(ERRNO_INVAL.into());
     }
     let entry = cx.wasi.fds.get_mut(fd)?;
+    entry.need(RIGHTS_FD_FDSTAT_SET_FLAGS)?;
     entry.flags = flags as u16;
     Ok(())
 }
@@ -397,7 +428,9 @@ pub(crate) fn fd_fdstat_set_rights(
 
 /// `fd_filestat_get(fd) -> filestat`.
 pub(crate) fn fd_filestat_get(cx: &mut Cx<'_>, fd: u32, buf_ptr: u32) -> SysResult {
-    let stat = match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    entry.need(RIGHTS_FD_FILESTAT_GET)?;
+    let stat = match entry.handle {
         Handle::File { node, .. } | Handle::Dir { node } => cx.wasi.fs.stat(node)?,
         Handle::Stdin | Handle::Stdout | Handle::Stderr => Stat {
             dev: 0,
@@ -416,10 +449,12 @@ pub(crate) fn fd_filestat_get(cx: &mut Cx<'_>, fd: u32, buf_ptr: u32) -> SysResu
 
 /// `fd_filestat_set_size(fd, size)`: truncates or zero-extends a file opened for writing.
 pub(crate) fn fd_filestat_set_size(cx: &mut Cx<'_>, fd: u32, size: u64) -> SysResult {
-    match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    match entry.handle {
         Handle::File {
             node, write: true, ..
         } => {
+            entry.need(RIGHTS_FD_FILESTAT_SET_SIZE)?;
             let old = cx.wasi.fs.data(node)?.len() as u64;
             cx.reserve(size.saturating_sub(old))?;
             let now = cx.now();
@@ -443,8 +478,10 @@ pub(crate) fn fd_filestat_set_times(
 ) -> SysResult {
     let now = cx.now();
     let (atim, mtim) = times_to_set(atim, mtim, fst_flags, now)?;
-    match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    match entry.handle {
         Handle::File { node, .. } | Handle::Dir { node } => {
+            entry.need(RIGHTS_FD_FILESTAT_SET_TIMES)?;
             cx.wasi.fs.check_writable(node)?;
             cx.wasi.fs.set_times(node, atim, mtim, now)?;
             Ok(())
@@ -482,10 +519,14 @@ pub(crate) fn fd_pread(
 ) -> SysResult {
     let iovs = cx.mem.read_iovecs(iovs_ptr, iovs_len)?;
     cx.mem.check(nread_ptr, 4)?;
-    let n = match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    let n = match entry.handle {
         Handle::File {
             node, read: true, ..
-        } => read_file(cx, node, offset, &iovs)?,
+        } => {
+            entry.need(RIGHTS_FD_READ | RIGHTS_FD_SEEK)?;
+            read_file(cx, node, offset, &iovs)?
+        }
         Handle::File { .. } | Handle::Stdout | Handle::Stderr => return Err(ERRNO_BADF.into()),
         Handle::Stdin => return Err(ERRNO_SPIPE.into()),
         Handle::Dir { .. } => return Err(ERRNO_ISDIR.into()),
@@ -625,10 +666,14 @@ pub(crate) fn fd_pwrite(
     offset: u64,
     nwritten_ptr: u32,
 ) -> SysResult {
-    let node = match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    let node = match entry.handle {
         Handle::File {
             node, write: true, ..
-        } => node,
+        } => {
+            entry.need(RIGHTS_FD_WRITE | RIGHTS_FD_SEEK)?;
+            node
+        }
         Handle::File { .. } | Handle::Stdin => return Err(ERRNO_BADF.into()),
         Handle::Stdout | Handle::Stderr => return Err(ERRNO_SPIPE.into()),
         Handle::Dir { .. } => return Err(ERRNO_ISDIR.into()),
@@ -652,7 +697,14 @@ pub(crate) fn fd_read(
 ) -> SysResult {
     let iovs = cx.mem.read_iovecs(iovs_ptr, iovs_len)?;
     cx.mem.check(nread_ptr, 4)?;
-    let n = match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    if matches!(
+        entry.handle,
+        Handle::File { read: true, .. } | Handle::Stdin
+    ) {
+        entry.need(RIGHTS_FD_READ)?;
+    }
+    let n = match entry.handle {
         Handle::File {
             node,
             pos,
@@ -719,10 +771,7 @@ pub(crate) fn fd_readdir(
 ) -> SysResult {
     cx.mem.check(buf_ptr, buf_len)?;
     cx.mem.check(bufused_ptr, 4)?;
-    let node = match cx.wasi.fds.get(fd)?.handle {
-        Handle::Dir { node } => node,
-        _ => return Err(ERRNO_NOTDIR.into()),
-    };
+    let node = cx.wasi.fds.dir(fd, RIGHTS_FD_READDIR)?;
     // Two passes over the entries, without building the listing on the host: the first
     // counts the bytes the guest gets (and the entries passed over), which are paid before
     // the second writes them straight into the guest's buffer, entry by entry.
@@ -801,11 +850,21 @@ pub(crate) fn fd_seek(
     newoffset_ptr: u32,
 ) -> SysResult {
     cx.mem.check(newoffset_ptr, 8)?;
-    let (node, pos) = match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    let (node, pos) = match entry.handle {
         Handle::File { node, pos, .. } => (node, pos),
         Handle::Dir { .. } => return Err(ERRNO_BADF.into()),
         _ => return Err(ERRNO_SPIPE.into()),
     };
+    // Asking where the fd is (offset 0 from the current position) is `fd_tell`'s right, or
+    // `FD_SEEK`'s (which implies it); moving needs `FD_SEEK`.
+    if offset == 0 && whence == u32::from(WHENCE_CUR.raw()) {
+        if entry.need(RIGHTS_FD_SEEK).is_err() {
+            entry.need(RIGHTS_FD_TELL)?;
+        }
+    } else {
+        entry.need(RIGHTS_FD_SEEK)?;
+    }
     let base = match whence {
         w if w == u32::from(WHENCE_SET.raw()) => 0,
         w if w == u32::from(WHENCE_CUR.raw()) => pos,
@@ -839,7 +898,14 @@ pub(crate) fn fd_write(
     nwritten_ptr: u32,
 ) -> SysResult {
     // The fd first: a write that cannot happen touches nothing.
-    let target = match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    if matches!(
+        entry.handle,
+        Handle::Stdout | Handle::Stderr | Handle::File { write: true, .. }
+    ) {
+        entry.need(RIGHTS_FD_WRITE)?;
+    }
+    let target = match entry.handle {
         Handle::Stdout => None,
         Handle::Stderr => None,
         Handle::File {

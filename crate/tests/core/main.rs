@@ -35,6 +35,7 @@ mod wasi_linking;
 mod wasi_memory;
 mod wasi_quota;
 mod wasi_random;
+mod wasi_rights;
 mod wasi_stdin;
 mod wasi_stdio;
 mod wasi_util;
