@@ -10,9 +10,12 @@
 //!   that directory, an absolute path and an absolute symlink target are all `ENOTCAPABLE`;
 //! - symlinks are followed at most 40 times per resolution (`ELOOP` beyond, as Linux).
 //!
-//! Quotas bound the host memory a guest can make us hold: file and symlink bytes against
-//! `max_fs_bytes` (`ENOSPC`), inodes against `max_files` (`EDQUOT`). A file unlinked while
-//! open stays readable through its fd and is freed (and uncounted) at the last close.
+//! Quotas bound the host memory a guest can make us hold, and the size of the tree exported
+//! after the run: file and symlink bytes against `max_fs_bytes` (`ENOSPC`) once per name
+//! (hard links included, as the export copies contents under each name), names against
+//! `max_files` (`EDQUOT`), entries at most [`MAX_DEPTH`] deep with paths of at most
+//! `PATH_MAX` bytes from their root (`ENAMETOOLONG`). A file unlinked while open stays
+//! readable through its fd and is freed (and uncounted) at the last close.
 
 use std::collections::BTreeMap;
 
