@@ -9,23 +9,26 @@ use std::collections::BTreeMap;
 
 use wasip1::{
     ADVICE_NOREUSE, ERRNO_BADF, ERRNO_FBIG, ERRNO_INVAL, ERRNO_ISDIR, ERRNO_MFILE,
-    ERRNO_NAMETOOLONG, ERRNO_NOTCAPABLE, ERRNO_NOTDIR, ERRNO_SPIPE, Errno, FDFLAGS_APPEND,
-    FDFLAGS_DSYNC, FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC, FILETYPE_CHARACTER_DEVICE,
-    FILETYPE_DIRECTORY, FSTFLAGS_ATIM, FSTFLAGS_ATIM_NOW, FSTFLAGS_MTIM, FSTFLAGS_MTIM_NOW,
-    Filetype, RIGHTS_FD_ADVISE, RIGHTS_FD_ALLOCATE, RIGHTS_FD_DATASYNC, RIGHTS_FD_FDSTAT_SET_FLAGS,
-    RIGHTS_FD_FILESTAT_GET, RIGHTS_FD_FILESTAT_SET_SIZE, RIGHTS_FD_FILESTAT_SET_TIMES,
-    RIGHTS_FD_READ, RIGHTS_FD_READDIR, RIGHTS_FD_SEEK, RIGHTS_FD_SYNC, RIGHTS_FD_TELL,
-    RIGHTS_FD_WRITE, RIGHTS_PATH_CREATE_DIRECTORY, RIGHTS_PATH_CREATE_FILE,
-    RIGHTS_PATH_FILESTAT_GET, RIGHTS_PATH_FILESTAT_SET_SIZE, RIGHTS_PATH_FILESTAT_SET_TIMES,
-    RIGHTS_PATH_LINK_SOURCE, RIGHTS_PATH_LINK_TARGET, RIGHTS_PATH_OPEN, RIGHTS_PATH_READLINK,
-    RIGHTS_PATH_REMOVE_DIRECTORY, RIGHTS_PATH_RENAME_SOURCE, RIGHTS_PATH_RENAME_TARGET,
-    RIGHTS_PATH_SYMLINK, RIGHTS_PATH_UNLINK_FILE, RIGHTS_POLL_FD_READWRITE, Rights, WHENCE_CUR,
-    WHENCE_END, WHENCE_SET,
+    ERRNO_NAMETOOLONG, ERRNO_NOTCAPABLE, ERRNO_NOTDIR, ERRNO_PERM, ERRNO_SPIPE, Errno,
+    FDFLAGS_APPEND, FDFLAGS_DSYNC, FDFLAGS_NONBLOCK, FDFLAGS_RSYNC, FDFLAGS_SYNC,
+    FILETYPE_CHARACTER_DEVICE, FILETYPE_DIRECTORY, FSTFLAGS_ATIM, FSTFLAGS_ATIM_NOW, FSTFLAGS_MTIM,
+    FSTFLAGS_MTIM_NOW, Filetype, RIGHTS_FD_ADVISE, RIGHTS_FD_ALLOCATE, RIGHTS_FD_DATASYNC,
+    RIGHTS_FD_FDSTAT_SET_FLAGS, RIGHTS_FD_FILESTAT_GET, RIGHTS_FD_FILESTAT_SET_SIZE,
+    RIGHTS_FD_FILESTAT_SET_TIMES, RIGHTS_FD_READ, RIGHTS_FD_READDIR, RIGHTS_FD_SEEK,
+    RIGHTS_FD_SYNC, RIGHTS_FD_TELL, RIGHTS_FD_WRITE, RIGHTS_PATH_CREATE_DIRECTORY,
+    RIGHTS_PATH_CREATE_FILE, RIGHTS_PATH_FILESTAT_GET, RIGHTS_PATH_FILESTAT_SET_SIZE,
+    RIGHTS_PATH_FILESTAT_SET_TIMES, RIGHTS_PATH_LINK_SOURCE, RIGHTS_PATH_LINK_TARGET,
+    RIGHTS_PATH_OPEN, RIGHTS_PATH_READLINK, RIGHTS_PATH_REMOVE_DIRECTORY,
+    RIGHTS_PATH_RENAME_SOURCE, RIGHTS_PATH_RENAME_TARGET, RIGHTS_PATH_SYMLINK,
+    RIGHTS_PATH_UNLINK_FILE, RIGHTS_POLL_FD_READWRITE, Rights, WHENCE_CUR, WHENCE_END, WHENCE_SET,
 };
 
 use super::fs::{Fs, NodeId, Stat};
 use super::memory::{Iovec, total_len};
 use super::{Cx, Fail, Suspended, SysResult, WasiSuspend};
+
+/// Bytes of a `dirent` before its name.
+const DIRENT_BYTES: u64 = 24;
 
 /// Open fds at most (Linux's default `RLIMIT_NOFILE`); `EMFILE` beyond.
 const MAX_FDS: usize = 1024;
@@ -138,6 +141,20 @@ impl FdEntry {
         }
     }
 
+    /// `Ok` if the fd has every one of `rights`. A missing `FD_READ` or `FD_WRITE` is
+    /// `EBADF` (POSIX's answer for a file not open for it), any other missing right `EPERM`,
+    /// as wasmtime's `preview_1.rs` answers.
+    pub(crate) fn need(&self, rights: Rights) -> Result<(), Errno> {
+        let missing = rights & !self.rights_base;
+        if missing == 0 {
+            Ok(())
+        } else if missing & (RIGHTS_FD_READ | RIGHTS_FD_WRITE) != 0 {
+            Err(ERRNO_BADF)
+        } else {
+            Err(ERRNO_PERM)
+        }
+    }
+
     /// The inode this fd keeps open, if any.
     fn node(&self) -> Option<NodeId> {
         match self.handle {
@@ -229,10 +246,15 @@ impl FdTable {
         Ok(())
     }
 
-    /// The directory inode behind `fd` (`ENOTDIR` for another kind of fd).
-    pub(crate) fn dir(&self, fd: u32) -> Result<NodeId, Errno> {
-        match self.get(fd)?.handle {
-            Handle::Dir { node } => Ok(node),
+    /// The directory inode behind `fd` (`ENOTDIR` for another kind of fd), which must have
+    /// `rights` ([`FdEntry::need`]).
+    pub(crate) fn dir(&self, fd: u32, rights: Rights) -> Result<NodeId, Errno> {
+        let entry = self.get(fd)?;
+        match entry.handle {
+            Handle::Dir { node } => {
+                entry.need(rights)?;
+                Ok(node)
+            }
             _ => Err(ERRNO_NOTDIR),
         }
     }
@@ -294,8 +316,9 @@ pub(crate) fn fd_advise(
     if advice > u32::from(ADVICE_NOREUSE.raw()) {
         return Err(ERRNO_INVAL.into());
     }
-    match cx.wasi.fds.get(fd)?.handle {
-        Handle::File { .. } => Ok(()),
+    let entry = cx.wasi.fds.get(fd)?;
+    match entry.handle {
+        Handle::File { .. } => Ok(entry.need(RIGHTS_FD_ADVISE)?),
         Handle::Dir { .. } => Err(ERRNO_BADF.into()),
         _ => Err(ERRNO_SPIPE.into()),
     }
@@ -303,7 +326,8 @@ pub(crate) fn fd_advise(
 
 /// `fd_allocate(fd, offset, len)`: makes the file at least `offset + len` bytes long.
 pub(crate) fn fd_allocate(cx: &mut Cx<'_>, fd: u32, offset: u64, len: u64) -> SysResult {
-    let (node, write) = match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    let (node, write) = match entry.handle {
         Handle::File { node, write, .. } => (node, write),
         Handle::Dir { .. } => return Err(ERRNO_BADF.into()),
         _ => return Err(ERRNO_SPIPE.into()),
@@ -311,9 +335,11 @@ pub(crate) fn fd_allocate(cx: &mut Cx<'_>, fd: u32, offset: u64, len: u64) -> Sy
     if !write {
         return Err(ERRNO_BADF.into());
     }
+    entry.need(RIGHTS_FD_ALLOCATE)?;
     let end = offset.checked_add(len).ok_or(ERRNO_FBIG)?;
     let size = cx.wasi.fs.data(node)?.len() as u64;
     if end > size {
+        cx.reserve(end - size)?;
         let now = cx.now();
         cx.wasi.fs.set_size(node, end, now)?;
         cx.moved += end - size;
@@ -330,14 +356,22 @@ pub(crate) fn fd_close(cx: &mut Cx<'_>, fd: u32) -> SysResult {
 
 /// `fd_datasync(fd)`: nothing to flush in memory.
 pub(crate) fn fd_datasync(cx: &mut Cx<'_>, fd: u32) -> SysResult {
-    cx.wasi.fds.get(fd)?;
-    Ok(())
+    need_unless_stdio(cx, fd, RIGHTS_FD_DATASYNC)
 }
 
 /// `fd_sync(fd)`: nothing to flush in memory.
 pub(crate) fn fd_sync(cx: &mut Cx<'_>, fd: u32) -> SysResult {
-    cx.wasi.fds.get(fd)?;
-    Ok(())
+    need_unless_stdio(cx, fd, RIGHTS_FD_SYNC)
+}
+
+/// Checks `rights` on a file or directory fd; stdio, where the operation does nothing,
+/// passes (its rights describe a terminal, see the module docs).
+fn need_unless_stdio(cx: &Cx<'_>, fd: u32, rights: Rights) -> SysResult {
+    let entry = cx.wasi.fds.get(fd)?;
+    match entry.handle {
+        Handle::File { .. } | Handle::Dir { .. } => Ok(entry.need(rights)?),
+        Handle::Stdin | Handle::Stdout | Handle::Stderr => Ok(()),
+    }
 }
 
 fn filetype_of(cx: &Cx<'_>, handle: &Handle) -> Result<Filetype, Errno> {
@@ -368,6 +402,7 @@ pub(crate) fn fd_fdstat_set_flags(cx: &mut Cx<'_>, fd: u32, flags: u32) -> SysRe
         return Err(ERRNO_INVAL.into());
     }
     let entry = cx.wasi.fds.get_mut(fd)?;
+    entry.need(RIGHTS_FD_FDSTAT_SET_FLAGS)?;
     entry.flags = flags as u16;
     Ok(())
 }
@@ -393,7 +428,9 @@ pub(crate) fn fd_fdstat_set_rights(
 
 /// `fd_filestat_get(fd) -> filestat`.
 pub(crate) fn fd_filestat_get(cx: &mut Cx<'_>, fd: u32, buf_ptr: u32) -> SysResult {
-    let stat = match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    entry.need(RIGHTS_FD_FILESTAT_GET)?;
+    let stat = match entry.handle {
         Handle::File { node, .. } | Handle::Dir { node } => cx.wasi.fs.stat(node)?,
         Handle::Stdin | Handle::Stdout | Handle::Stderr => Stat {
             dev: 0,
@@ -412,11 +449,14 @@ pub(crate) fn fd_filestat_get(cx: &mut Cx<'_>, fd: u32, buf_ptr: u32) -> SysResu
 
 /// `fd_filestat_set_size(fd, size)`: truncates or zero-extends a file opened for writing.
 pub(crate) fn fd_filestat_set_size(cx: &mut Cx<'_>, fd: u32, size: u64) -> SysResult {
-    match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    match entry.handle {
         Handle::File {
             node, write: true, ..
         } => {
+            entry.need(RIGHTS_FD_FILESTAT_SET_SIZE)?;
             let old = cx.wasi.fs.data(node)?.len() as u64;
+            cx.reserve(size.saturating_sub(old))?;
             let now = cx.now();
             cx.wasi.fs.set_size(node, size, now)?;
             cx.moved += size.saturating_sub(old);
@@ -438,8 +478,10 @@ pub(crate) fn fd_filestat_set_times(
 ) -> SysResult {
     let now = cx.now();
     let (atim, mtim) = times_to_set(atim, mtim, fst_flags, now)?;
-    match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    match entry.handle {
         Handle::File { node, .. } | Handle::Dir { node } => {
+            entry.need(RIGHTS_FD_FILESTAT_SET_TIMES)?;
             cx.wasi.fs.check_writable(node)?;
             cx.wasi.fs.set_times(node, atim, mtim, now)?;
             Ok(())
@@ -449,16 +491,17 @@ pub(crate) fn fd_filestat_set_times(
     }
 }
 
-/// Copies file bytes from `offset` into the iovecs; returns the count.
-fn read_file(cx: &mut Cx<'_>, node: NodeId, offset: u64, iovs: &[Iovec]) -> Result<u32, Errno> {
-    let data = cx.wasi.fs.data(node)?;
-    let start = usize::try_from(offset)
-        .unwrap_or(usize::MAX)
-        .min(data.len());
+/// Copies file bytes from `offset` into the iovecs (paid before they are copied); returns
+/// the count.
+fn read_file(cx: &mut Cx<'_>, node: NodeId, offset: u64, iovs: &[Iovec]) -> Result<u32, Fail> {
+    let len = cx.wasi.fs.data(node)?.len();
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(len);
     let want = total_len(iovs) as usize;
-    let end = start.saturating_add(want).min(data.len());
+    let end = start.saturating_add(want).min(len);
+    cx.reserve((end - start) as u64)?;
+    let data = cx.wasi.fs.data(node)?;
     let chunk = data.get(start..end).unwrap_or_default();
-    let n = cx.mem.scatter(iovs, chunk)?;
+    let n = cx.mem.scatter(iovs, 0, chunk)?;
     let now = cx.now();
     cx.wasi.fs.touch_read(node, now);
     cx.moved += n as u64;
@@ -476,10 +519,14 @@ pub(crate) fn fd_pread(
 ) -> SysResult {
     let iovs = cx.mem.read_iovecs(iovs_ptr, iovs_len)?;
     cx.mem.check(nread_ptr, 4)?;
-    let n = match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    let n = match entry.handle {
         Handle::File {
             node, read: true, ..
-        } => read_file(cx, node, offset, &iovs)?,
+        } => {
+            entry.need(RIGHTS_FD_READ | RIGHTS_FD_SEEK)?;
+            read_file(cx, node, offset, &iovs)?
+        }
         Handle::File { .. } | Handle::Stdout | Handle::Stderr => return Err(ERRNO_BADF.into()),
         Handle::Stdin => return Err(ERRNO_SPIPE.into()),
         Handle::Dir { .. } => return Err(ERRNO_ISDIR.into()),
@@ -520,41 +567,97 @@ pub(crate) fn fd_prestat_dir_name(
     Ok(())
 }
 
-/// Writes `bytes` to a file at its position (or its end in append mode); returns the count.
-fn write_file(cx: &mut Cx<'_>, fd: u32, bytes: &[u8]) -> Result<u32, Errno> {
-    let append = cx.wasi.fds.get(fd)?.flags & FDFLAGS_APPEND != 0;
-    let Handle::File {
-        node,
-        pos,
-        write: true,
-        ..
-    } = cx.wasi.fds.get(fd)?.handle
-    else {
-        return Err(ERRNO_BADF);
+/// Writes the iovecs to a file at its position (or its end in append mode); returns the
+/// count.
+fn write_file(cx: &mut Cx<'_>, fd: u32, node: NodeId, iovs: &[Iovec]) -> Result<u32, Fail> {
+    let entry = cx.wasi.fds.get(fd)?;
+    let append = entry.flags & FDFLAGS_APPEND != 0;
+    let Handle::File { pos, .. } = entry.handle else {
+        return Err(ERRNO_BADF.into());
     };
     let offset = if append {
         cx.wasi.fs.data(node)?.len() as u64
     } else {
         pos
     };
-    let n = write_at(cx, node, offset, bytes)?;
+    let n = write_iovecs_at(cx, node, offset, iovs)?;
     if let Handle::File { pos, .. } = &mut cx.wasi.fds.get_mut(fd)?.handle {
-        *pos = offset + n as u64;
+        *pos = offset.saturating_add(n);
     }
     Ok(n as u32)
 }
 
-/// Writes `bytes` at `offset` of a file; the zero-filled gap before `offset` (if any) counts
-/// as bytes moved, like the bytes written themselves.
-fn write_at(cx: &mut Cx<'_>, node: NodeId, offset: u64, bytes: &[u8]) -> Result<usize, Errno> {
+/// Writes the iovecs one after the other at `offset` of a file, straight from guest memory
+/// (no host-side copy of the whole list). Everything the write will move — the bytes that
+/// fit under the quota and the zero-filled gap before `offset` (if any) — is paid before
+/// the first byte is copied. Short when the quota stops it, `ENOSPC` when not one byte
+/// fits. Returns the count written.
+fn write_iovecs_at(
+    cx: &mut Cx<'_>,
+    node: NodeId,
+    offset: u64,
+    iovs: &[Iovec],
+) -> Result<u64, Fail> {
+    let total = u64::from(total_len(iovs));
+    if total == 0 {
+        return Ok(0);
+    }
     let old_len = cx.wasi.fs.data(node)?.len() as u64;
+    let end = cx.wasi.fs.write_end(node, offset, total)?;
+    cx.reserve(end - offset.min(old_len))?;
+    cx.wasi.fs.reserve_len(node, end)?;
     let now = cx.now();
-    let n = cx.wasi.fs.write_at(node, offset, bytes, now)?;
-    cx.moved += offset.saturating_sub(old_len) + n as u64;
-    Ok(n)
+    let mut done = 0u64;
+    for iov in iovs {
+        if iov.len == 0 {
+            continue;
+        }
+        let bytes = cx.mem.read(iov.ptr, iov.len)?;
+        let at = offset.checked_add(done).ok_or(ERRNO_FBIG)?;
+        match cx.wasi.fs.write_at(node, at, bytes, now) {
+            Ok(n) => {
+                done += n as u64;
+                if n < bytes.len() {
+                    break;
+                }
+            }
+            // A short write: what was written counts.
+            Err(_) if done > 0 => break,
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    cx.moved += offset.saturating_sub(old_len) + done;
+    Ok(done)
 }
 
-/// `fd_pwrite(fd, iovs, offset) -> nwritten`.
+/// Appends the iovecs to stdout or stderr, straight from guest memory; the bytes that fit
+/// under the cap are paid before the first is copied. Past the cap the call ends with
+/// `OUTPUT_LIMIT`, keeping the bytes up to it.
+fn write_output(cx: &mut Cx<'_>, stdout: bool, iovs: &[Iovec]) -> Result<u32, Fail> {
+    let room = if stdout {
+        cx.wasi.stdout.room()
+    } else {
+        cx.wasi.stderr.room()
+    };
+    cx.reserve(u64::from(total_len(iovs)).min(room))?;
+    let mut written = 0u32;
+    for iov in iovs {
+        let bytes = cx.mem.read(iov.ptr, iov.len)?;
+        let output = if stdout {
+            &mut cx.wasi.stdout
+        } else {
+            &mut cx.wasi.stderr
+        };
+        let before = output.room();
+        let result = output.write(bytes);
+        cx.moved += before - output.room();
+        result.map_err(Fail::fatal)?;
+        written = written.saturating_add(iov.len);
+    }
+    Ok(written)
+}
+
+/// `fd_pwrite(fd, iovs, offset) -> nwritten`. The fd is checked before anything else.
 pub(crate) fn fd_pwrite(
     cx: &mut Cx<'_>,
     fd: u32,
@@ -563,18 +666,21 @@ pub(crate) fn fd_pwrite(
     offset: u64,
     nwritten_ptr: u32,
 ) -> SysResult {
-    let iovs = cx.mem.read_iovecs(iovs_ptr, iovs_len)?;
-    cx.mem.check(nwritten_ptr, 4)?;
-    let node = match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    let node = match entry.handle {
         Handle::File {
             node, write: true, ..
-        } => node,
+        } => {
+            entry.need(RIGHTS_FD_WRITE | RIGHTS_FD_SEEK)?;
+            node
+        }
         Handle::File { .. } | Handle::Stdin => return Err(ERRNO_BADF.into()),
         Handle::Stdout | Handle::Stderr => return Err(ERRNO_SPIPE.into()),
         Handle::Dir { .. } => return Err(ERRNO_ISDIR.into()),
     };
-    let bytes = cx.mem.gather(&iovs)?;
-    let n = write_at(cx, node, offset, &bytes)?;
+    let iovs = cx.mem.read_iovecs(iovs_ptr, iovs_len)?;
+    cx.mem.check(nwritten_ptr, 4)?;
+    let n = write_iovecs_at(cx, node, offset, &iovs)?;
     cx.mem.write_u32(nwritten_ptr, n as u32)?;
     Ok(())
 }
@@ -591,7 +697,14 @@ pub(crate) fn fd_read(
 ) -> SysResult {
     let iovs = cx.mem.read_iovecs(iovs_ptr, iovs_len)?;
     cx.mem.check(nread_ptr, 4)?;
-    let n = match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    if matches!(
+        entry.handle,
+        Handle::File { read: true, .. } | Handle::Stdin
+    ) {
+        entry.need(RIGHTS_FD_READ)?;
+    }
+    let n = match entry.handle {
         Handle::File {
             node,
             pos,
@@ -610,6 +723,8 @@ pub(crate) fn fd_read(
                 cx.wasi.suspended = Some(Suspended::Read { iovs, nread_ptr });
                 return Err(Fail::suspend(WasiSuspend::ReadStdin { max_bytes }));
             }
+            let want = total_len(&iovs) as usize;
+            cx.reserve(want.min(cx.wasi.stdin.data.len()) as u64)?;
             read_stdin(cx, &iovs)?
         }
         Handle::File { .. } | Handle::Stdout | Handle::Stderr => return Err(ERRNO_BADF.into()),
@@ -619,11 +734,18 @@ pub(crate) fn fd_read(
     Ok(())
 }
 
-/// Moves buffered stdin bytes into the iovecs (0 at end of file).
+/// Moves buffered stdin bytes into the iovecs (0 at end of file), straight from the buffer.
 fn read_stdin(cx: &mut Cx<'_>, iovs: &[Iovec]) -> Result<u32, Errno> {
     let want = (total_len(iovs) as usize).min(cx.wasi.stdin.data.len());
-    let bytes: Vec<u8> = cx.wasi.stdin.data.iter().take(want).copied().collect();
-    let n = cx.mem.scatter(iovs, &bytes)?;
+    let (front, back) = cx.wasi.stdin.data.as_slices();
+    let front = front.get(..want.min(front.len())).unwrap_or_default();
+    let back = back
+        .get(..(want - front.len()).min(back.len()))
+        .unwrap_or_default();
+    let mut n = cx.mem.scatter(iovs, 0, front)?;
+    if n == front.len() {
+        n += cx.mem.scatter(iovs, n, back)?;
+    }
     cx.wasi.stdin.data.drain(..n);
     cx.moved += n as u64;
     Ok(n as u32)
@@ -649,39 +771,65 @@ pub(crate) fn fd_readdir(
 ) -> SysResult {
     cx.mem.check(buf_ptr, buf_len)?;
     cx.mem.check(bufused_ptr, 4)?;
-    let node = match cx.wasi.fds.get(fd)?.handle {
-        Handle::Dir { node } => node,
-        _ => return Err(ERRNO_NOTDIR.into()),
-    };
+    let node = cx.wasi.fds.dir(fd, RIGHTS_FD_READDIR)?;
+    // Two passes over the entries, without building the listing on the host: the first
+    // counts the bytes the guest gets (and the entries passed over), which are paid before
+    // the second writes them straight into the guest's buffer, entry by entry.
+    let limit = u64::from(buf_len);
+    let (mut size, mut steps) = (0u64, 0u64);
+    {
+        let fs = &cx.wasi.fs;
+        let entries = fs.entries(node)?;
+        for (index, name) in (0u64..).zip(
+            [".", ".."]
+                .into_iter()
+                .chain(entries.keys().map(String::as_str)),
+        ) {
+            steps += 1;
+            if index < cookie {
+                continue;
+            }
+            if size >= limit {
+                break;
+            }
+            size = (size + DIRENT_BYTES + name.len() as u64).min(limit);
+        }
+    }
+    cx.step(steps)?;
+    cx.reserve(size)?;
     let fs = &cx.wasi.fs;
-    let dir = fs.get(node)?;
+    let parent = fs.get(node)?.parent;
     let entries = fs.entries(node)?;
-    let parent = dir.parent;
-    let specials = [(".", node), ("..", parent)];
-    let all = specials
+    let all = [(".", node), ("..", parent)]
         .into_iter()
         .chain(entries.iter().map(|(name, &id)| (name.as_str(), id)));
-    let mut out = Vec::new();
-    let limit = buf_len as usize;
+    let mut used = 0u64;
     for (index, (name, id)) in (0u64..).zip(all) {
-        cx.work += super::FUEL_PER_STEP;
         if index < cookie {
             continue;
         }
-        if out.len() >= limit {
+        if used >= limit {
             break;
         }
         let filetype = fs.node(id).map_or(FILETYPE_DIRECTORY, |n| n.filetype());
-        out.extend_from_slice(&(index + 1).to_le_bytes());
-        out.extend_from_slice(&(id as u64 + 1).to_le_bytes());
-        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
-        out.extend_from_slice(&[filetype.raw(), 0, 0, 0]);
-        out.extend_from_slice(name.as_bytes());
+        let mut head = [0u8; DIRENT_BYTES as usize];
+        head[0..8].copy_from_slice(&(index + 1).to_le_bytes());
+        head[8..16].copy_from_slice(&(id as u64 + 1).to_le_bytes());
+        head[16..20].copy_from_slice(&(name.len() as u32).to_le_bytes());
+        head[20] = filetype.raw();
+        for part in [&head[..], name.as_bytes()] {
+            let room = usize::try_from(limit - used).unwrap_or(usize::MAX);
+            let piece = part.get(..part.len().min(room)).unwrap_or_default();
+            let at = u32::try_from(used)
+                .ok()
+                .and_then(|u| buf_ptr.checked_add(u))
+                .ok_or(ERRNO_INVAL)?;
+            cx.mem.write(at, piece)?;
+            used += piece.len() as u64;
+        }
     }
-    out.truncate(limit);
-    cx.mem.write(buf_ptr, &out)?;
-    cx.mem.write_u32(bufused_ptr, out.len() as u32)?;
-    cx.moved += out.len() as u64;
+    cx.mem.write_u32(bufused_ptr, used as u32)?;
+    cx.moved += used;
     Ok(())
 }
 
@@ -702,11 +850,21 @@ pub(crate) fn fd_seek(
     newoffset_ptr: u32,
 ) -> SysResult {
     cx.mem.check(newoffset_ptr, 8)?;
-    let (node, pos) = match cx.wasi.fds.get(fd)?.handle {
+    let entry = cx.wasi.fds.get(fd)?;
+    let (node, pos) = match entry.handle {
         Handle::File { node, pos, .. } => (node, pos),
         Handle::Dir { .. } => return Err(ERRNO_BADF.into()),
         _ => return Err(ERRNO_SPIPE.into()),
     };
+    // Asking where the fd is (offset 0 from the current position) is `fd_tell`'s right, or
+    // `FD_SEEK`'s (which implies it); moving needs `FD_SEEK`.
+    if offset == 0 && whence == u32::from(WHENCE_CUR.raw()) {
+        if entry.need(RIGHTS_FD_SEEK).is_err() {
+            entry.need(RIGHTS_FD_TELL)?;
+        }
+    } else {
+        entry.need(RIGHTS_FD_SEEK)?;
+    }
     let base = match whence {
         w if w == u32::from(WHENCE_SET.raw()) => 0,
         w if w == u32::from(WHENCE_CUR.raw()) => pos,
@@ -739,24 +897,29 @@ pub(crate) fn fd_write(
     iovs_len: u32,
     nwritten_ptr: u32,
 ) -> SysResult {
+    // The fd first: a write that cannot happen touches nothing.
+    let entry = cx.wasi.fds.get(fd)?;
+    if matches!(
+        entry.handle,
+        Handle::Stdout | Handle::Stderr | Handle::File { write: true, .. }
+    ) {
+        entry.need(RIGHTS_FD_WRITE)?;
+    }
+    let target = match entry.handle {
+        Handle::Stdout => None,
+        Handle::Stderr => None,
+        Handle::File {
+            node, write: true, ..
+        } => Some(node),
+        Handle::File { .. } | Handle::Stdin => return Err(ERRNO_BADF.into()),
+        Handle::Dir { .. } => return Err(ERRNO_ISDIR.into()),
+    };
+    let is_stdout = matches!(cx.wasi.fds.get(fd)?.handle, Handle::Stdout);
     let iovs = cx.mem.read_iovecs(iovs_ptr, iovs_len)?;
     cx.mem.check(nwritten_ptr, 4)?;
-    let bytes = cx.mem.gather(&iovs)?;
-    let n = match cx.wasi.fds.get(fd)?.handle {
-        Handle::Stdout | Handle::Stderr => {
-            let is_stdout = matches!(cx.wasi.fds.get(fd)?.handle, Handle::Stdout);
-            let output = if is_stdout {
-                &mut cx.wasi.stdout
-            } else {
-                &mut cx.wasi.stderr
-            };
-            cx.moved += bytes.len() as u64;
-            output.write(&bytes).map_err(Fail::fatal)?;
-            bytes.len() as u32
-        }
-        Handle::File { .. } => write_file(cx, fd, &bytes)?,
-        Handle::Stdin => return Err(ERRNO_BADF.into()),
-        Handle::Dir { .. } => return Err(ERRNO_ISDIR.into()),
+    let n = match target {
+        Some(node) => write_file(cx, fd, node, &iovs)?,
+        None => write_output(cx, is_stdout, &iovs)?,
     };
     cx.mem.write_u32(nwritten_ptr, n)?;
     Ok(())

@@ -10,9 +10,12 @@
 //!   that directory, an absolute path and an absolute symlink target are all `ENOTCAPABLE`;
 //! - symlinks are followed at most 40 times per resolution (`ELOOP` beyond, as Linux).
 //!
-//! Quotas bound the host memory a guest can make us hold: file and symlink bytes against
-//! `max_fs_bytes` (`ENOSPC`), inodes against `max_files` (`EDQUOT`). A file unlinked while
-//! open stays readable through its fd and is freed (and uncounted) at the last close.
+//! Quotas bound the host memory a guest can make us hold, and the size of the tree exported
+//! after the run: file and symlink bytes against `max_fs_bytes` (`ENOSPC`) once per name
+//! (hard links included, as the export copies contents under each name), names against
+//! `max_files` (`EDQUOT`), entries at most [`MAX_DEPTH`] deep with paths of at most
+//! `PATH_MAX` bytes from their root (`ENAMETOOLONG`). A file unlinked while open stays
+//! readable through its fd and is freed (and uncounted) at the last close.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +36,9 @@ pub(crate) const NAME_MAX: usize = 255;
 
 /// Symlinks followed in one resolution before `ELOOP` (Linux's `MAXSYMLINKS`).
 const MAX_SYMLINKS: u32 = 40;
+
+/// Deepest entry in a preopen: a name in the root is at depth 1 (`ENAMETOOLONG` beyond).
+pub(crate) const MAX_DEPTH: u32 = 128;
 
 /// What an inode is.
 #[derive(Debug)]
@@ -57,6 +63,10 @@ pub(crate) struct Node {
     pub parent: NodeId,
     /// Which preopen tree it belongs to.
     pub root: usize,
+    /// For directories: how deep it is (a root is at 0) and the length of its path from
+    /// the root (`a/b` is 3), which bound the paths of its entries.
+    pub depth: u32,
+    pub path_len: usize,
     pub atim: u64,
     pub mtim: u64,
     pub ctim: u64,
@@ -75,13 +85,24 @@ impl Node {
         matches!(self.kind, NodeKind::Dir(_))
     }
 
-    /// Bytes this inode counts against `max_fs_bytes`.
+    /// Bytes of contents (a file's, a symlink's target).
     fn bytes(&self) -> u64 {
         match &self.kind {
             NodeKind::File(data) => data.len() as u64,
             NodeKind::Symlink(target) => target.len() as u64,
             NodeKind::Dir(_) => 0,
         }
+    }
+
+    /// How many times its bytes count against `max_fs_bytes`: once per name (the export
+    /// copies the contents under each name), and once while unlinked but open.
+    fn weight(&self) -> u64 {
+        self.nlink.max(1)
+    }
+
+    /// Bytes this inode counts against `max_fs_bytes`.
+    fn charged(&self) -> u64 {
+        self.bytes().saturating_mul(self.weight())
     }
 }
 
@@ -140,6 +161,8 @@ pub(crate) struct Fs {
     files_used: u64,
     max_bytes: u64,
     max_files: u64,
+    /// Entries visited by the last tree walk (a directory moved by `rename`), for fuel.
+    walked: u64,
 }
 
 impl Fs {
@@ -152,6 +175,7 @@ impl Fs {
             files_used: 0,
             max_bytes,
             max_files,
+            walked: 0,
         }
     }
 
@@ -165,6 +189,8 @@ impl Fs {
             open: 0,
             parent: 0,
             root,
+            depth: 0,
+            path_len: 0,
             atim: now,
             mtim: now,
             ctim: now,
@@ -428,6 +454,75 @@ impl Fs {
         Ok(Lookup::Found { node: cur, entry })
     }
 
+    /// The depth and path length of an entry `name` in directory `parent` whose own subtree
+    /// reaches `below` = (levels, bytes) further down; `ENAMETOOLONG` past [`MAX_DEPTH`] or
+    /// past [`PATH_MAX`] bytes for any exported path.
+    fn place(
+        &self,
+        parent: NodeId,
+        name: &str,
+        below: (u32, usize),
+    ) -> Result<(u32, usize), Errno> {
+        let p = self.get(parent)?;
+        let depth = p.depth.saturating_add(1);
+        let path_len = if p.depth == 0 {
+            name.len()
+        } else {
+            p.path_len.saturating_add(1).saturating_add(name.len())
+        };
+        if depth.saturating_add(below.0) > MAX_DEPTH
+            || path_len.saturating_add(below.1) > PATH_MAX as usize
+        {
+            return Err(ERRNO_NAMETOOLONG);
+        }
+        Ok((depth, path_len))
+    }
+
+    /// How far the tree under directory `dir` reaches below it: (levels, bytes of the
+    /// longest path relative to `dir`, with the `/` before it).
+    fn extent(&mut self, dir: NodeId) -> (u32, usize) {
+        let mut max = (0u32, 0usize);
+        let mut walked = 0u64;
+        let mut stack = vec![(dir, 0u32, 0usize)];
+        while let Some((d, depth, len)) = stack.pop() {
+            let Ok(entries) = self.entries(d) else {
+                continue;
+            };
+            walked += entries.len() as u64;
+            for (name, &id) in entries {
+                let (depth, len) = (depth + 1, len + 1 + name.len());
+                max = (max.0.max(depth), max.1.max(len));
+                if self.node(id).is_some_and(Node::is_dir) {
+                    stack.push((id, depth, len));
+                }
+            }
+        }
+        self.walked = self.walked.saturating_add(walked);
+        max
+    }
+
+    /// Sets the depth and path length of directory `dir` (now at `at`) and of every
+    /// directory under it.
+    fn relocate(&mut self, dir: NodeId, at: (u32, usize)) {
+        let mut stack = vec![(dir, at)];
+        let mut walked = 0u64;
+        while let Some((d, (depth, len))) = stack.pop() {
+            if let Some(node) = self.node_mut(d) {
+                node.depth = depth;
+                node.path_len = len;
+            }
+            if let Ok(entries) = self.entries(d) {
+                walked += entries.len() as u64;
+                for (name, &id) in entries {
+                    if self.node(id).is_some_and(Node::is_dir) {
+                        stack.push((id, (depth + 1, len + 1 + name.len())));
+                    }
+                }
+            }
+        }
+        self.walked = self.walked.saturating_add(walked);
+    }
+
     fn alloc(&mut self, node: Node) -> NodeId {
         if let Some(id) = self.free.pop() {
             if let Some(slot) = self.nodes.get_mut(id) {
@@ -465,6 +560,7 @@ impl Fs {
             return Err(ERRNO_EXIST);
         }
         self.check_writable(parent)?;
+        let (depth, path_len) = self.place(parent, name, (0, 0))?;
         if self.files_used >= self.max_files {
             return Err(wasip1::ERRNO_DQUOT);
         }
@@ -475,6 +571,8 @@ impl Fs {
             open: 0,
             parent,
             root,
+            depth,
+            path_len,
             atim: now,
             mtim: now,
             ctim: now,
@@ -510,12 +608,19 @@ impl Fs {
         parent_node.mtim = now;
         parent_node.ctim = now;
         let node = self.get_mut(id)?;
+        let extra_name = !node.is_dir() && node.nlink > 1;
         node.nlink = if node.is_dir() {
             0
         } else {
             node.nlink.saturating_sub(1)
         };
         node.ctim = now;
+        if extra_name {
+            // One name of several went: its place and its share of the bytes come back.
+            let bytes = node.bytes();
+            self.files_used = self.files_used.saturating_sub(1);
+            self.bytes_used = self.bytes_used.saturating_sub(bytes);
+        }
         self.maybe_free(id);
         Ok(id)
     }
@@ -526,7 +631,7 @@ impl Fs {
         if is_root || node.nlink > 0 || node.open > 0 {
             return;
         }
-        let bytes = node.bytes();
+        let bytes = node.charged();
         self.bytes_used = self.bytes_used.saturating_sub(bytes);
         self.files_used = self.files_used.saturating_sub(1);
         if let Some(slot) = self.nodes.get_mut(id) {
@@ -625,6 +730,8 @@ impl Fs {
             return Err(ERRNO_INVAL);
         }
         self.check_writable(old_parent)?;
+        let below = if src_is_dir { self.extent(src) } else { (0, 0) };
+        let at = self.place(new_parent, new_name, below)?;
         if dst.is_some() {
             self.remove_entry(new_parent, new_name, now)?;
         }
@@ -645,7 +752,15 @@ impl Fs {
             node.parent = new_parent;
         }
         node.ctim = now;
+        if src_is_dir {
+            self.relocate(src, at);
+        }
         Ok(())
+    }
+
+    /// Entries visited by tree walks since the last call (each costs a step of fuel).
+    pub(crate) fn take_walked(&mut self) -> u64 {
+        core::mem::take(&mut self.walked)
     }
 
     /// `path_link`: a second name for a non-directory (`EPERM` for directories, as Linux).
@@ -674,6 +789,17 @@ impl Fs {
             return Err(ERRNO_EXIST);
         }
         self.check_writable(new_parent)?;
+        self.place(new_parent, new_name, (0, 0))?;
+        // A new name is a new entry of the export, with its own copy of the contents.
+        if self.files_used >= self.max_files {
+            return Err(wasip1::ERRNO_DQUOT);
+        }
+        let bytes = self.get(src)?.bytes();
+        if self.bytes_used.saturating_add(bytes) > self.max_bytes {
+            return Err(ERRNO_NOSPC);
+        }
+        self.files_used += 1;
+        self.bytes_used += bytes;
         let parent_node = self.get_mut(new_parent)?;
         if let NodeKind::Dir(entries) = &mut parent_node.kind {
             entries.insert(new_name.to_owned(), src);
@@ -702,6 +828,34 @@ impl Fs {
         }
     }
 
+    /// Where a write of `len` bytes (`len > 0`) at `offset` of file `id` ends under the byte
+    /// quota: `offset + len`, or less for a short write. `ENOSPC` if not one byte fits.
+    pub(crate) fn write_end(&self, id: NodeId, offset: u64, len: u64) -> Result<u64, Errno> {
+        // Each byte the file grows by counts once per name.
+        let available = self.max_bytes.saturating_sub(self.bytes_used) / self.get(id)?.weight();
+        let old_len = self.data(id)?.len() as u64;
+        let end = offset.checked_add(len).ok_or(ERRNO_FBIG)?;
+        let allowed_end = end.min(old_len.saturating_add(available));
+        if allowed_end <= offset {
+            // Not one byte fits under the quota.
+            return Err(ERRNO_NOSPC);
+        }
+        Ok(allowed_end)
+    }
+
+    /// Makes room for file `id` to grow to `len` bytes in one allocation (before a write
+    /// made of many pieces). `ENOSPC` if the host cannot allocate it.
+    pub(crate) fn reserve_len(&mut self, id: NodeId, len: u64) -> Result<(), Errno> {
+        let len = usize::try_from(len).map_err(|_| ERRNO_FBIG)?;
+        if let NodeKind::File(data) = &mut self.get_mut(id)?.kind {
+            if len > data.len() {
+                data.try_reserve_exact(len - data.len())
+                    .map_err(|_| ERRNO_NOSPC)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes `bytes` at `offset`, zero-filling any gap. Writes as much as the byte quota
     /// allows (a short write); `ENOSPC` if not even one byte fits.
     pub(crate) fn write_at(
@@ -714,7 +868,7 @@ impl Fs {
         if bytes.is_empty() {
             return Ok(0);
         }
-        let available = self.max_bytes.saturating_sub(self.bytes_used);
+        let allowed_end = self.write_end(id, offset, bytes.len() as u64)?;
         let node = self.get_mut(id)?;
         let NodeKind::File(data) = &mut node.kind else {
             return Err(if node.is_dir() {
@@ -724,12 +878,6 @@ impl Fs {
             });
         };
         let old_len = data.len() as u64;
-        let end = offset.checked_add(bytes.len() as u64).ok_or(ERRNO_FBIG)?;
-        let allowed_end = end.min(old_len.saturating_add(available));
-        if allowed_end <= offset {
-            // Not one byte fits under the quota.
-            return Err(ERRNO_NOSPC);
-        }
         let start = usize::try_from(offset).map_err(|_| ERRNO_FBIG)?;
         let stop = usize::try_from(allowed_end).map_err(|_| ERRNO_FBIG)?;
         if stop > data.len() {
@@ -743,9 +891,10 @@ impl Fs {
         let new_len = data.len() as u64;
         node.mtim = now;
         node.ctim = now;
+        let weight = node.weight();
         self.bytes_used = self
             .bytes_used
-            .saturating_add(new_len.saturating_sub(old_len));
+            .saturating_add(new_len.saturating_sub(old_len).saturating_mul(weight));
         Ok(n)
     }
 
@@ -753,6 +902,7 @@ impl Fs {
     pub(crate) fn set_size(&mut self, id: NodeId, size: u64, now: u64) -> Result<(), Errno> {
         let available = self.max_bytes.saturating_sub(self.bytes_used);
         let node = self.get_mut(id)?;
+        let weight = node.weight();
         let NodeKind::File(data) = &mut node.kind else {
             return Err(if node.is_dir() {
                 ERRNO_ISDIR
@@ -761,7 +911,7 @@ impl Fs {
             });
         };
         let old_len = data.len() as u64;
-        if size > old_len && size - old_len > available {
+        if size > old_len && (size - old_len).saturating_mul(weight) > available {
             return Err(ERRNO_NOSPC);
         }
         let new_len = usize::try_from(size).map_err(|_| ERRNO_FBIG)?;
@@ -777,7 +927,10 @@ impl Fs {
         }
         node.mtim = now;
         node.ctim = now;
-        self.bytes_used = self.bytes_used.saturating_sub(old_len).saturating_add(size);
+        self.bytes_used = self
+            .bytes_used
+            .saturating_sub(old_len.saturating_mul(weight))
+            .saturating_add(size.saturating_mul(weight));
         Ok(())
     }
 

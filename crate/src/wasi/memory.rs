@@ -101,27 +101,34 @@ impl<'a> WasiMemory<'a> {
         Ok(list)
     }
 
-    /// Gathers the bytes of a ciovec list (for writes).
-    pub(crate) fn gather(&self, iovs: &[Iovec]) -> Result<Vec<u8>, Errno> {
-        let total: usize = iovs.iter().map(|i| i.len as usize).sum();
-        let mut out = Vec::with_capacity(total);
-        for iov in iovs {
-            out.extend_from_slice(self.read(iov.ptr, iov.len)?);
-        }
-        Ok(out)
-    }
-
-    /// Scatters `bytes` over an iovec list (for reads), in order; returns how many were
-    /// placed (at most the list's total length).
-    pub(crate) fn scatter(&mut self, iovs: &[Iovec], bytes: &[u8]) -> Result<usize, Errno> {
+    /// Scatters `bytes` over an iovec list (for reads), in order, after the first `skip`
+    /// bytes of the list (already filled); returns how many were placed (at most what the
+    /// list has room for after `skip`). Nothing is buffered on the host.
+    pub(crate) fn scatter(
+        &mut self,
+        iovs: &[Iovec],
+        skip: usize,
+        bytes: &[u8],
+    ) -> Result<usize, Errno> {
+        let mut skip = skip;
         let mut done = 0usize;
         for iov in iovs {
+            let len = iov.len as usize;
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
             let rest = bytes.get(done..).unwrap_or_default();
             if rest.is_empty() {
                 break;
             }
-            let n = rest.len().min(iov.len as usize);
-            self.write(iov.ptr, rest.get(..n).unwrap_or_default())?;
+            let n = rest.len().min(len - skip);
+            let at = u32::try_from(skip)
+                .ok()
+                .and_then(|s| iov.ptr.checked_add(s))
+                .ok_or(ERRNO_FAULT)?;
+            self.write(at, rest.get(..n).unwrap_or_default())?;
+            skip = 0;
             done += n;
         }
         Ok(done)

@@ -23,7 +23,16 @@
 //! **Fuel.** Each WASI call costs `Limits::host_call_fuel` plus 1 per 64 bytes it moves
 //! (read, written, zero-filled, listed, generated) plus 50 per path component it walks or
 //! directory entry it passes over, so a guest cannot loop on free I/O and every slice stays
-//! short.
+//! short. The bytes a call will move are paid *before* they are copied: if the call's budget
+//! cannot pay them, the call ends with `FUEL_EXHAUSTED` and nothing is copied.
+//!
+//! **Host memory** never grows with what a guest asks for, only with what the quotas allow:
+//! the fd is checked before the iovecs are read (a write to stdin is `EBADF` at once), writes
+//! and reads go straight between guest memory and the file, output or stdin buffer one iovec
+//! at a time, `fd_readdir` writes entries straight into the guest's buffer, `random_get`
+//! generates 4 KiB at a time, and `poll_oneoff` takes at most 4096 subscriptions (`EINVAL`
+//! beyond, once they are known to be in memory). At most 1024 iovecs (`IOV_MAX`, `EINVAL`)
+//! and 4096-byte paths (`PATH_MAX`, `ENAMETOOLONG`) per call.
 //!
 //! **Guest memory** is reached only through a checked view: a bad pointer or length is
 //! `EFAULT` to the guest (never a host panic, never a clamp; wasmtime traps instead — see
@@ -46,9 +55,28 @@
 //!   creating an absolute symlink is refused the same way. Changing a read-only preopen is
 //!   `EROFS`. Over `max_fs_bytes` is `ENOSPC` (writes are short when part fits), over
 //!   `max_files` is `EDQUOT`.
-//! - rights are reported by `fd_fdstat_get` and can be dropped with `fd_fdstat_set_rights`,
-//!   but what is enforced is the read-only flag of a preopen (`EROFS`) and the read/write mode
-//!   a file was opened with (`EBADF`). A read-only preopen reports the same rights as a
+//! - the tree read back after a run ([`WasiOutcome::files`]) stays within the quotas: every
+//!   name counts against `max_files`, hard links included, and a file's bytes count once per
+//!   name against `max_fs_bytes` (the export copies them under each name; a link that does
+//!   not fit is `ENOSPC`, and a file with 3 names grows 3 bytes of quota per byte). An entry
+//!   may be at most 128 directories deep and its path from the preopen at most 4096 bytes
+//!   (`ENAMETOOLONG`, Linux's answer for a path over `PATH_MAX`; renaming a directory checks
+//!   its whole tree), so the export holds at most `max_files` paths of at most 4096 bytes.
+//! - rights are enforced as wasmtime's `preview_1.rs` enforces them (wasi-testsuite's
+//!   `fd_fdstat_set_rights` and `truncation_rights`): `fd_fdstat_set_rights` only drops rights
+//!   (`ENOTCAPABLE` to add one); every operation on an fd needs its right — `fd_read`
+//!   `FD_READ`, `fd_pread` also `FD_SEEK`, `fd_seek` `FD_SEEK` (`FD_TELL` is enough to ask
+//!   the position), `fd_filestat_set_size` `FD_FILESTAT_SET_SIZE`, `fd_readdir` `FD_READDIR`,
+//!   each `path_*` function the directory's `PATH_*` right, `path_open` `PATH_OPEN` plus
+//!   `PATH_CREATE_FILE` for `O_CREAT` and `PATH_FILESTAT_SET_SIZE` for `O_TRUNC`, and so on.
+//!   A missing `FD_READ` or `FD_WRITE` is `EBADF` (POSIX's answer for a file not open for
+//!   it), any other missing right `EPERM` (wasmtime's answer, which `truncation_rights`
+//!   expects). `path_open` gives the new fd at most the directory's inheriting rights (asking
+//!   for more is not an error: wasi-libc, Rust and Go ask for all they might use). Checks
+//!   come after the errno an fd's kind already gives (`ESPIPE` to seek stdio), and
+//!   `fd_sync`/`fd_datasync`/`fd_filestat_set_times` on stdio, which do nothing, need no
+//!   right; `poll_oneoff` does not check `POLL_FD_READWRITE`. The read-only flag of a preopen
+//!   is enforced apart (`EROFS`), and a read-only preopen reports the same rights as a
 //!   writable one on purpose: wasi-libc (and so Rust std) masks what it asks `path_open` for
 //!   with the directory's inheriting rights, so an `O_WRONLY` open would otherwise arrive as a
 //!   read-only open and succeed instead of failing with `EROFS`.
@@ -571,6 +599,14 @@ pub(crate) struct Cx<'a> {
     pub wasi: &'a mut WasiCtx,
     pub moved: u64,
     pub work: u64,
+    /// What the call pays besides `moved` and `work` (`Limits::host_call_fuel`).
+    pub base_fuel: u64,
+    /// Fuel the call's budget has left (store and ledger together) when the syscall began.
+    pub fuel_left: u64,
+    /// The call's budget, for the error message.
+    pub fuel_budget: u64,
+    /// Set when [`Cx::reserve`] refused: the syscall ends the call with `FUEL_EXHAUSTED`.
+    pub starved: bool,
 }
 
 /// Fuel for one step of host work that moves no bytes: a path component walked (symlink
@@ -582,6 +618,38 @@ impl Cx<'_> {
     /// The current realtime, for timestamps.
     pub(crate) fn now(&self) -> u64 {
         self.wasi.clock.realtime_ns()
+    }
+
+    /// What the call costs so far, plus `bytes` more to move.
+    fn cost_with(&self, bytes: u64) -> u64 {
+        fuel_cost(self.base_fuel, self.moved.saturating_add(bytes)).saturating_add(self.work)
+    }
+
+    /// Checks, before any of them is copied, that the budget can pay for `bytes` more to be
+    /// moved (on top of what the call already costs); if not, the call ends with
+    /// `FUEL_EXHAUSTED` and nothing is copied. The bytes are counted in `moved` by the caller
+    /// once they are.
+    pub(crate) fn reserve(&mut self, bytes: u64) -> Result<(), Fail> {
+        if self.cost_with(bytes) <= self.fuel_left {
+            return Ok(());
+        }
+        self.starved = true;
+        let budget = self.fuel_budget;
+        Err(Fail::fatal(
+            Error::new(
+                ErrorCode::FuelExhausted,
+                format!("fuel budget of {budget} exhausted (by a wasi call)"),
+            )
+            .with(|d| d.limit = Some(budget)),
+        ))
+    }
+
+    /// Counts `steps` of host work ([`FUEL_PER_STEP`] each) and checks the budget can pay.
+    pub(crate) fn step(&mut self, steps: u64) -> Result<(), Fail> {
+        self.work = self
+            .work
+            .saturating_add(steps.saturating_mul(FUEL_PER_STEP));
+        self.reserve(0)
     }
 }
 
@@ -896,6 +964,7 @@ pub(crate) fn define<T: WasiView>(
             func.name,
             func.signature().to_wasmi(),
             move |mut caller: Caller<'_, T>, params, results| {
+                let in_store = caller.get_fuel()?;
                 let memory = caller
                     .get_export("memory")
                     .and_then(wasmi::Extern::into_memory);
@@ -904,7 +973,7 @@ pub(crate) fn define<T: WasiView>(
                         Some(m) => m.data_and_store_mut(&mut caller),
                         None => (&mut [], caller.data_mut()),
                     };
-                    let Some((wasi, _)) = state.wasi_view() else {
+                    let Some((wasi, ledger)) = state.wasi_view() else {
                         return Err(wasmi::Error::new("wasi is not configured"));
                     };
                     let mut cx = Cx {
@@ -912,12 +981,22 @@ pub(crate) fn define<T: WasiView>(
                         wasi,
                         moved: 0,
                         work: 0,
+                        base_fuel: host_call_fuel,
+                        fuel_left: ledger.remaining(in_store),
+                        fuel_budget: ledger.budget(),
+                        starved: false,
                     };
-                    let outcome = (func.call)(&mut cx, &Args(params));
-                    (
-                        outcome,
-                        fuel_cost(host_call_fuel, cx.moved).saturating_add(cx.work),
-                    )
+                    // Not even the call itself can be paid: nothing runs.
+                    let outcome = cx
+                        .reserve(0)
+                        .and_then(|()| (func.call)(&mut cx, &Args(params)));
+                    let cost = if cx.starved {
+                        // The call ends for want of fuel: all that is left is consumed.
+                        cx.fuel_left
+                    } else {
+                        cx.cost_with(0)
+                    };
+                    (outcome, cost)
                 };
                 charge(&mut caller, cost)?;
                 match outcome {
@@ -962,11 +1041,17 @@ pub(crate) fn complete(data: &mut [u8], wasi: &mut WasiCtx) -> (u16, u64) {
     let Some(suspended) = wasi.suspended.take() else {
         return (wasip1::ERRNO_INTR.raw(), 0);
     };
+    // The instance charges what this moved after it returns (`FUEL_EXHAUSTED` if the budget
+    // cannot pay); what it moves is bounded by the guest's request and the bytes buffered.
     let mut cx = Cx {
         mem: WasiMemory::new(data),
         wasi,
         moved: 0,
         work: 0,
+        base_fuel: 0,
+        fuel_left: u64::MAX,
+        fuel_budget: u64::MAX,
+        starved: false,
     };
     let result = match suspended {
         Suspended::Read { iovs, nread_ptr } => fd::complete_read(&mut cx, &iovs, nread_ptr),

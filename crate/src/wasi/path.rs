@@ -8,7 +8,12 @@ use std::collections::BTreeMap;
 use wasip1::{
     ERRNO_BUSY, ERRNO_EXIST, ERRNO_INVAL, ERRNO_ISDIR, ERRNO_LOOP, ERRNO_NOENT, ERRNO_NOTCAPABLE,
     ERRNO_NOTDIR, Errno, LOOKUPFLAGS_SYMLINK_FOLLOW, OFLAGS_CREAT, OFLAGS_DIRECTORY, OFLAGS_EXCL,
-    OFLAGS_TRUNC, RIGHTS_FD_READ, RIGHTS_FD_WRITE,
+    OFLAGS_TRUNC, RIGHTS_FD_READ, RIGHTS_FD_WRITE, RIGHTS_PATH_CREATE_DIRECTORY,
+    RIGHTS_PATH_CREATE_FILE, RIGHTS_PATH_FILESTAT_GET, RIGHTS_PATH_FILESTAT_SET_SIZE,
+    RIGHTS_PATH_FILESTAT_SET_TIMES, RIGHTS_PATH_LINK_SOURCE, RIGHTS_PATH_LINK_TARGET,
+    RIGHTS_PATH_OPEN, RIGHTS_PATH_READLINK, RIGHTS_PATH_REMOVE_DIRECTORY,
+    RIGHTS_PATH_RENAME_SOURCE, RIGHTS_PATH_RENAME_TARGET, RIGHTS_PATH_SYMLINK,
+    RIGHTS_PATH_UNLINK_FILE, Rights,
 };
 
 use super::fd::{DIR_RIGHTS, FILE_RIGHTS, FdEntry, times_to_set, write_filestat};
@@ -17,15 +22,17 @@ use super::{Cx, SysResult};
 
 const ALL_OFLAGS: u32 = (OFLAGS_CREAT | OFLAGS_DIRECTORY | OFLAGS_EXCL | OFLAGS_TRUNC) as u32;
 
-/// Reads the path at (`path_ptr`, `path_len`) and resolves it from directory fd `fd`.
+/// Reads the path at (`path_ptr`, `path_len`) and resolves it from directory fd `fd`, which
+/// must have `rights` (`EPERM` otherwise, see [`FdEntry::need`]).
 fn lookup(
     cx: &mut Cx<'_>,
     fd: u32,
+    rights: Rights,
     path_ptr: u32,
     path_len: u32,
     follow: bool,
 ) -> Result<Lookup, Errno> {
-    let dir = cx.wasi.fds.dir(fd)?;
+    let dir = cx.wasi.fds.dir(fd, rights)?;
     let path = cx.mem.read_path(path_ptr, path_len)?;
     cx.moved += u64::from(path_len);
     let mut steps = 0;
@@ -53,7 +60,14 @@ pub(crate) fn path_create_directory(
     path_ptr: u32,
     path_len: u32,
 ) -> SysResult {
-    match lookup(cx, fd, path_ptr, path_len, false)? {
+    match lookup(
+        cx,
+        fd,
+        RIGHTS_PATH_CREATE_DIRECTORY,
+        path_ptr,
+        path_len,
+        false,
+    )? {
         Lookup::Found { .. } => Err(ERRNO_EXIST.into()),
         Lookup::Missing { parent, name, .. } => {
             let now = cx.now();
@@ -75,7 +89,14 @@ pub(crate) fn path_filestat_get(
     buf_ptr: u32,
 ) -> SysResult {
     cx.mem.check(buf_ptr, 64)?;
-    let node = existing(lookup(cx, fd, path_ptr, path_len, follows(flags))?)?;
+    let node = existing(lookup(
+        cx,
+        fd,
+        RIGHTS_PATH_FILESTAT_GET,
+        path_ptr,
+        path_len,
+        follows(flags),
+    )?)?;
     let stat = cx.wasi.fs.stat(node)?;
     write_filestat(cx, buf_ptr, &stat)?;
     Ok(())
@@ -95,7 +116,14 @@ pub(crate) fn path_filestat_set_times(
 ) -> SysResult {
     let now = cx.now();
     let (atim, mtim) = times_to_set(atim, mtim, fst_flags, now)?;
-    let node = existing(lookup(cx, fd, path_ptr, path_len, follows(flags))?)?;
+    let node = existing(lookup(
+        cx,
+        fd,
+        RIGHTS_PATH_FILESTAT_SET_TIMES,
+        path_ptr,
+        path_len,
+        follows(flags),
+    )?)?;
     cx.wasi.fs.check_writable(node)?;
     cx.wasi.fs.set_times(node, atim, mtim, now)?;
     Ok(())
@@ -117,11 +145,19 @@ pub(crate) fn path_link(
     let src = existing(lookup(
         cx,
         old_fd,
+        RIGHTS_PATH_LINK_SOURCE,
         old_path_ptr,
         old_path_len,
         follows(old_flags),
     )?)?;
-    match lookup(cx, new_fd, new_path_ptr, new_path_len, false)? {
+    match lookup(
+        cx,
+        new_fd,
+        RIGHTS_PATH_LINK_TARGET,
+        new_path_ptr,
+        new_path_len,
+        false,
+    )? {
         Lookup::Found { .. } => Err(ERRNO_EXIST.into()),
         Lookup::Missing {
             trailing_slash: true,
@@ -173,9 +209,22 @@ pub(crate) fn path_open(
     if directory && (creat || excl || trunc) {
         return Err(ERRNO_INVAL.into());
     }
+    // The directory needs PATH_OPEN, PATH_CREATE_FILE to create, PATH_FILESTAT_SET_SIZE to
+    // truncate; the new fd gets at most the directory's inheriting rights (wasi-libc, Rust
+    // and Go ask for everything they might use and expect to be cut down, not refused).
+    let mut needed = RIGHTS_PATH_OPEN;
+    if creat {
+        needed |= RIGHTS_PATH_CREATE_FILE;
+    }
+    if trunc {
+        needed |= RIGHTS_PATH_FILESTAT_SET_SIZE;
+    }
+    let inheritable = cx.wasi.fds.get(fd)?.rights_inheriting;
+    let fs_rights_base = fs_rights_base & inheritable;
+    let fs_rights_inheriting = fs_rights_inheriting & inheritable;
     let write = fs_rights_base & RIGHTS_FD_WRITE != 0;
     let read = fs_rights_base & RIGHTS_FD_READ != 0 || !write;
-    let node = match lookup(cx, fd, path_ptr, path_len, follows(dirflags))? {
+    let node = match lookup(cx, fd, needed, path_ptr, path_len, follows(dirflags))? {
         Lookup::Found { .. } if creat && excl => return Err(ERRNO_EXIST.into()),
         Lookup::Found { node, .. } => node,
         Lookup::Missing { .. } if !creat => return Err(ERRNO_NOENT.into()),
@@ -214,7 +263,8 @@ pub(crate) fn path_open(
             }
             let mut base = fs_rights_base & FILE_RIGHTS;
             if read {
-                base |= RIGHTS_FD_READ;
+                // An open asking for neither reads (a read-only fd), if it may.
+                base |= RIGHTS_FD_READ & inheritable;
             }
             FdEntry::new_file(node, read, write, fdflags as u16, base)
         }
@@ -239,7 +289,14 @@ pub(crate) fn path_readlink(
 ) -> SysResult {
     cx.mem.check(buf_ptr, buf_len)?;
     cx.mem.check(bufused_ptr, 4)?;
-    let node = existing(lookup(cx, fd, path_ptr, path_len, false)?)?;
+    let node = existing(lookup(
+        cx,
+        fd,
+        RIGHTS_PATH_READLINK,
+        path_ptr,
+        path_len,
+        false,
+    )?)?;
     let NodeKind::Symlink(target) = &cx.wasi.fs.get(node)?.kind else {
         return Err(ERRNO_INVAL.into());
     };
@@ -259,7 +316,14 @@ pub(crate) fn path_remove_directory(
     path_ptr: u32,
     path_len: u32,
 ) -> SysResult {
-    match lookup(cx, fd, path_ptr, path_len, false)? {
+    match lookup(
+        cx,
+        fd,
+        RIGHTS_PATH_REMOVE_DIRECTORY,
+        path_ptr,
+        path_len,
+        false,
+    )? {
         Lookup::Missing { .. } => Err(ERRNO_NOENT.into()),
         Lookup::Found { entry: None, .. } => Err(ERRNO_INVAL.into()),
         Lookup::Found {
@@ -287,7 +351,14 @@ pub(crate) fn path_rename(
     new_path_ptr: u32,
     new_path_len: u32,
 ) -> SysResult {
-    let (old_parent, old_name, src) = match lookup(cx, fd, old_path_ptr, old_path_len, false)? {
+    let (old_parent, old_name, src) = match lookup(
+        cx,
+        fd,
+        RIGHTS_PATH_RENAME_SOURCE,
+        old_path_ptr,
+        old_path_len,
+        false,
+    )? {
         Lookup::Missing { .. } => return Err(ERRNO_NOENT.into()),
         Lookup::Found { entry: None, .. } => return Err(ERRNO_BUSY.into()),
         Lookup::Found {
@@ -295,7 +366,14 @@ pub(crate) fn path_rename(
             entry: Some((parent, name)),
         } => (parent, name, node),
     };
-    let (new_parent, new_name) = match lookup(cx, new_fd, new_path_ptr, new_path_len, false)? {
+    let (new_parent, new_name) = match lookup(
+        cx,
+        new_fd,
+        RIGHTS_PATH_RENAME_TARGET,
+        new_path_ptr,
+        new_path_len,
+        false,
+    )? {
         Lookup::Found { entry: None, .. } => return Err(ERRNO_BUSY.into()),
         Lookup::Found {
             entry: Some(entry), ..
@@ -312,9 +390,13 @@ pub(crate) fn path_rename(
         }
     };
     let now = cx.now();
-    cx.wasi
+    let renamed = cx
+        .wasi
         .fs
-        .rename(old_parent, &old_name, new_parent, &new_name, now)?;
+        .rename(old_parent, &old_name, new_parent, &new_name, now);
+    // Moving a directory walks its tree (to bound and update the paths under it).
+    cx.work += cx.wasi.fs.take_walked() * super::FUEL_PER_STEP;
+    renamed?;
     Ok(())
 }
 
@@ -336,7 +418,14 @@ pub(crate) fn path_symlink(
     if target.starts_with('/') {
         return Err(ERRNO_NOTCAPABLE.into());
     }
-    match lookup(cx, fd, new_path_ptr, new_path_len, false)? {
+    match lookup(
+        cx,
+        fd,
+        RIGHTS_PATH_SYMLINK,
+        new_path_ptr,
+        new_path_len,
+        false,
+    )? {
         Lookup::Found { .. } => Err(ERRNO_EXIST.into()),
         Lookup::Missing {
             trailing_slash: true,
@@ -359,7 +448,7 @@ pub(crate) fn path_unlink_file(
     path_ptr: u32,
     path_len: u32,
 ) -> SysResult {
-    match lookup(cx, fd, path_ptr, path_len, false)? {
+    match lookup(cx, fd, RIGHTS_PATH_UNLINK_FILE, path_ptr, path_len, false)? {
         Lookup::Missing { .. } => Err(ERRNO_NOENT.into()),
         Lookup::Found { entry: None, .. } => Err(ERRNO_ISDIR.into()),
         Lookup::Found {

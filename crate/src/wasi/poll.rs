@@ -26,6 +26,11 @@ use super::{Cx, Fail, Suspended, SysResult, WasiSuspend};
 /// Bytes a poll on empty async stdin asks the caller for.
 pub(crate) const STDIN_POLL_BYTES: u32 = 64 << 10;
 
+/// Most subscriptions one `poll_oneoff` may pass (`EINVAL` beyond, as Linux's `poll` for
+/// more fds than `RLIMIT_NOFILE`): every fd nestbox can open, a read and a write for each,
+/// and clocks. Bounds the host-side list.
+pub(crate) const MAX_SUBSCRIPTIONS: u32 = 4096;
+
 const SUBSCRIPTION_BYTES: u32 = 48;
 const EVENT_BYTES: u32 = 32;
 
@@ -199,8 +204,8 @@ fn earliest_clock(subscriptions: &[Subscription]) -> Option<u64> {
         .min()
 }
 
-/// `poll_oneoff(in, out, nsubscriptions) -> nevents`. `EINVAL` for no subscriptions or an
-/// unknown subscription tag.
+/// `poll_oneoff(in, out, nsubscriptions) -> nevents`. `EINVAL` for no subscriptions, more than
+/// [`MAX_SUBSCRIPTIONS`] (once they are known to be in memory) or an unknown subscription tag.
 pub(crate) fn poll_oneoff(
     cx: &mut Cx<'_>,
     in_ptr: u32,
@@ -217,13 +222,19 @@ pub(crate) fn poll_oneoff(
     let out_len = nsubscriptions.checked_mul(EVENT_BYTES).ok_or(ERRNO_FAULT)?;
     cx.mem.check(out_ptr, out_len)?;
     cx.mem.check(nevents_ptr, 4)?;
-    let raw = cx.mem.read(in_ptr, in_len)?.to_vec();
-    cx.moved += u64::from(in_len);
+    cx.mem.check(in_ptr, in_len)?;
+    if nsubscriptions > MAX_SUBSCRIPTIONS {
+        return Err(ERRNO_INVAL.into());
+    }
+    // The subscriptions read and the events written, paid before either.
+    cx.reserve(u64::from(in_len) + u64::from(out_len))?;
     let now_ns = cx.wasi.clock.monotonic_ns();
+    let raw = cx.mem.read(in_ptr, in_len)?;
     let subscriptions = raw
         .chunks_exact(SUBSCRIPTION_BYTES as usize)
         .map(|chunk| parse(cx, chunk, now_ns))
         .collect::<Result<Vec<_>, _>>()?;
+    cx.moved += u64::from(in_len);
     let events = ready(cx, &subscriptions, now_ns);
     if !events.is_empty() {
         write_events(cx, out_ptr, nevents_ptr, &events)?;

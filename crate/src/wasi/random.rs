@@ -4,7 +4,7 @@
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
-use wasip1::{ERRNO_IO, Errno};
+use wasip1::{ERRNO_FAULT, ERRNO_IO, Errno};
 
 use super::{Cx, Deterministic, SysResult};
 
@@ -34,13 +34,26 @@ impl Rng {
     }
 }
 
-/// `random_get(buf, buf_len)`.
+/// Bytes generated at a time: `random_get` fills guest memory chunk by chunk, never
+/// holding the whole request on the host. A multiple of 4, so the seeded stream is the same
+/// as one generated in one piece.
+const CHUNK: usize = 4096;
+
+/// `random_get(buf, buf_len)`: paid before anything is generated.
 pub(crate) fn random_get(cx: &mut Cx<'_>, buf_ptr: u32, buf_len: u32) -> SysResult {
     cx.mem.check(buf_ptr, buf_len)?;
-    let mut bytes = vec![0u8; buf_len as usize];
-    cx.wasi.rng.fill(&mut bytes)?;
-    cx.mem.write(buf_ptr, &bytes)?;
-    cx.moved += u64::from(buf_len);
+    cx.reserve(u64::from(buf_len))?;
+    let mut chunk = [0u8; CHUNK];
+    let mut done = 0u32;
+    while done < buf_len {
+        let n = (buf_len - done).min(CHUNK as u32);
+        let part = chunk.get_mut(..n as usize).unwrap_or_default();
+        cx.wasi.rng.fill(part)?;
+        cx.mem
+            .write(buf_ptr.checked_add(done).ok_or(ERRNO_FAULT)?, part)?;
+        done += n;
+        cx.moved += u64::from(n);
+    }
     Ok(())
 }
 

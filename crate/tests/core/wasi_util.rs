@@ -6,7 +6,7 @@ use nestbox::{
     Digest, Error, Instance, Limits, Sandbox, Step, Value, ValueType, WasiConfig, WasiOutcome,
     run_wasi,
 };
-use wasip1::{OFLAGS_CREAT, RIGHTS_FD_READ, RIGHTS_FD_SEEK, RIGHTS_FD_TELL, RIGHTS_FD_WRITE};
+use wasip1::{OFLAGS_CREAT, RIGHTS_FD_ALLOCATE, RIGHTS_FD_FILESTAT_SET_SIZE, RIGHTS_FD_WRITE};
 
 use crate::common::{fixture, load, sandbox};
 
@@ -20,8 +20,12 @@ pub const BUF: u32 = 4096;
 /// The first preopen's fd.
 pub const PREOPEN: u64 = 3;
 
-pub const READ: u64 = RIGHTS_FD_READ | RIGHTS_FD_SEEK | RIGHTS_FD_TELL;
-pub const READ_WRITE: u64 = READ | RIGHTS_FD_WRITE;
+/// Rights to ask `path_open` for (they are enforced, and the fd gets what the directory can
+/// pass on of them), as wasi-libc's `open` asks: for reading everything but the rights that
+/// change a file (wasi-libc also leaves out `FD_DATASYNC`)...
+pub const READ: u64 = !(RIGHTS_FD_WRITE | RIGHTS_FD_ALLOCATE | RIGHTS_FD_FILESTAT_SET_SIZE);
+/// ...and for `O_RDWR` everything.
+pub const READ_WRITE: u64 = u64::MAX;
 pub const CREAT: u64 = OFLAGS_CREAT as u64;
 
 /// `errno.raw()` as the guest sees it.
