@@ -7,11 +7,9 @@
  */
 
 import type { CoreCallOptions, CoreLimits, CoreValue } from './nestbox.js';
+import { DEFAULT_LIMITS } from './constants.js';
 import { invalidArgument, SandboxError } from './errors.js';
 import type { CallOptions, LoadOptions, ModuleSourceLike, SandboxLimits } from './types.js';
-
-/** The core's default wall-clock limit per call (README, "Limits and their defaults"). */
-export const DEFAULT_TIMEOUT_MS = 30_000;
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -43,9 +41,9 @@ export function coreLimits(limits: unknown): CoreLimits {
 /** A number of milliseconds as the page can time it (or the core's default). */
 export function timeoutOf(limits: CoreLimits): number {
   const t = limits.timeoutMs;
-  if (t === undefined) return DEFAULT_TIMEOUT_MS;
+  if (t === undefined) return DEFAULT_LIMITS.timeoutMs;
   const n = Number(t);
-  return Number.isFinite(n) && n >= 0 ? n : DEFAULT_TIMEOUT_MS;
+  return Number.isFinite(n) && n >= 0 ? n : DEFAULT_LIMITS.timeoutMs;
 }
 
 /** A non-negative integer option (number, or bigint where the core takes one). */

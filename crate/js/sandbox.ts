@@ -44,7 +44,6 @@ import { AsyncMemoryView, type GuestMemory, type MemoryAccess } from './memory.j
 import { watchForLeak, unwatchLeak } from './lifecycle.js';
 import { callArgs, callOptions, coreLimits, onlyFields, timeoutOf } from './options.js';
 import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
-import type { SandboxControl } from './tenants.js';
 import type {
   AuditNotice,
   HostRequest,
@@ -1008,6 +1007,17 @@ async function callOn(
     signal?.removeEventListener('abort', onAbort);
     if (!call.abort.signal.aborted) call.abort.abort(new SandboxError('CANCELLED', 'the guest call ended'));
   }
+}
+
+/** What the pool needs from a sandbox beyond the public API (`tenants.ts`; made by {@link controlOf}). */
+export interface SandboxControl {
+  callsInFlight(): number;
+  /** Resolves once every audit entry of what the sandbox did so far reached the page (never rejects). */
+  settled(): Promise<void>;
+  /** Replaces the worker on purpose (its instances are gone; the log links the segments). */
+  recycle(reason: string): void;
+  /** `WebAssembly.Memory.buffer.byteLength` of nestbox's own instance in the worker. */
+  workerMemoryBytes(): Promise<number>;
 }
 
 /**

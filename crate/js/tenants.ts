@@ -24,6 +24,7 @@
 
 import type { CoreExport, CoreImport } from './nestbox.js';
 import type { SandboxAudit } from './audit.js';
+import { DEFAULT_LIMITS } from './constants.js';
 import { invalidArgument, SandboxError, type AnySandboxError, type ErrorDetails } from './errors.js';
 import { onlyFields } from './options.js';
 import type { GuestMemory } from './memory.js';
@@ -32,6 +33,7 @@ import {
   createSandbox,
   type Sandbox,
   type SandboxInstance,
+  type SandboxControl,
   type SandboxModule,
   type SandboxOptions,
 } from './sandbox.js';
@@ -78,20 +80,6 @@ export interface TenantStats {
   /** nestbox's wasm memory in its worker at the last check (0 before any). */
   readonly workerMemoryBytes: number;
 }
-
-/** What the pool needs from a sandbox beyond the public API (see `sandbox.ts`). */
-export interface SandboxControl {
-  callsInFlight(): number;
-  /** Resolves once every audit entry of what the sandbox did so far reached the page (never rejects). */
-  settled(): Promise<void>;
-  /** Replaces the worker on purpose (its instances are gone; the log links the segments). */
-  recycle(reason: string): void;
-  /** `WebAssembly.Memory.buffer.byteLength` of nestbox's own instance in the worker. */
-  workerMemoryBytes(): Promise<number>;
-}
-
-/** The core's default fuel per call (README, "Limits and their defaults"). */
-const CORE_DEFAULT_FUEL = 10_000_000_000;
 
 interface Quotas {
   /** The sandboxes' own fuel limit per call. */
@@ -841,7 +829,7 @@ export function createTenantPool(options: TenantPoolOptions = {}): TenantPool {
   if (recycleAfterRuns === 0) throw invalidArgument('recycleWorkerAfterRuns must be at least 1');
   const sandboxFuel = options.sandboxOptions?.limits?.fuel;
   const quotas: Quotas = {
-    sandboxFuel: sandboxFuel === undefined ? CORE_DEFAULT_FUEL : Number(sandboxFuel),
+    sandboxFuel: sandboxFuel === undefined ? DEFAULT_LIMITS.fuel : Number(sandboxFuel),
     maxInstances: limitOf(options.maxLiveInstancesPerTenant, 'maxLiveInstancesPerTenant'),
     maxMemoryBytes: limitOf(options.maxMemoryBytesPerTenant, 'maxMemoryBytesPerTenant'),
     fuel,

@@ -5,7 +5,20 @@
  */
 
 import type { CoreExport, CoreImport, CoreLimits, CoreMetrics } from './nestbox.js';
-import type { ImportsObject } from './capability.js';
+
+declare const capabilityBrand: unique symbol;
+
+/**
+ * An opaque, frozen capability token made by `capability` (or `syncCapability`). It has no
+ * properties: the function behind it is reachable only through the package's private table.
+ */
+export interface CapabilityToken {
+  /** Type-only brand; the object has no such property. */
+  readonly [capabilityBrand]: true;
+}
+
+/** The imports option: `{ [module]: { [name]: token } }`. */
+export type ImportsObject = Readonly<Record<string, Readonly<Record<string, CapabilityToken>>>>;
 
 /** A WebAssembly numeric type. */
 export type ValueType = 'i32' | 'i64' | 'f32' | 'f64';
