@@ -24,17 +24,29 @@ export function onlyFields(value: Record<string, unknown>, known: readonly strin
   }
 }
 
-/** The core's limits from the public ones (`memoryLimitBytes` is the core's `maxMemoryBytes`). */
+/**
+ * The core's limits from the public ones: the core's own names, plus the deprecated
+ * `memoryLimitBytes` (= `maxMemoryBytes`; both given must agree).
+ */
 export function coreLimits(limits: unknown): CoreLimits {
   if (limits === undefined) return {};
   if (!isObject(limits)) throw invalidArgument('limits must be an object');
-  if ('maxMemoryBytes' in limits) {
-    throw invalidArgument('limits.maxMemoryBytes: this option is called memoryLimitBytes');
-  }
   const { memoryLimitBytes, ...rest } = limits as SandboxLimits & Record<string, unknown>;
   // Every other field goes to the core as it is; the core refuses unknown fields and wrong types.
   const core: CoreLimits & Record<string, unknown> = { ...rest };
-  if (memoryLimitBytes !== undefined) core.maxMemoryBytes = memoryLimitBytes;
+  if (memoryLimitBytes === undefined) return core;
+  const { maxMemoryBytes } = rest;
+  if (maxMemoryBytes === undefined) {
+    core.maxMemoryBytes = memoryLimitBytes;
+    return core;
+  }
+  const numeric = (v: unknown): v is number | bigint => typeof v === 'number' || typeof v === 'bigint';
+  // Loose equality compares a number with a bigint by value (1 == 1n); both are numbers here.
+  if (!numeric(memoryLimitBytes) || !numeric(maxMemoryBytes) || memoryLimitBytes != maxMemoryBytes) {
+    throw invalidArgument(
+      `limits.memoryLimitBytes (${String(memoryLimitBytes)}) disagrees with limits.maxMemoryBytes (${String(maxMemoryBytes)}): memoryLimitBytes is the deprecated name of maxMemoryBytes, give only maxMemoryBytes`,
+    );
+  }
   return core;
 }
 

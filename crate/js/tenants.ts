@@ -22,11 +22,11 @@
  * @module
  */
 
-import type { CoreExport, CoreImport } from './nestbox.js';
+import type { CoreExport, CoreImport, CoreLimits } from './nestbox.js';
 import type { SandboxAudit } from './audit.js';
 import { DEFAULT_LIMITS } from './constants.js';
 import { invalidArgument, SandboxError, type AnySandboxError, type ErrorDetails } from './errors.js';
-import { onlyFields } from './options.js';
+import { coreLimits, onlyFields } from './options.js';
 import type { GuestMemory } from './memory.js';
 import {
   controlOf,
@@ -44,6 +44,7 @@ import type {
   LoadOptions,
   Metrics,
   ModuleSourceLike,
+  SandboxLimits,
   Value,
   WasiResult,
   WasiRunOptions,
@@ -845,9 +846,20 @@ export function createTenantPool(options: TenantPoolOptions = {}): TenantPool {
   // One instance can never hold more than the tenant's whole memory quota: the core stops it
   // (also when instantiating; each call is capped tighter, at what the tenant has left).
   if (Number.isFinite(quotas.maxMemoryBytes)) {
-    const limits = { ...(sandboxOptions.limits ?? {}) };
-    const current = limits.memoryLimitBytes === undefined ? Infinity : Number(limits.memoryLimitBytes);
-    if (current > quotas.maxMemoryBytes) limits.memoryLimitBytes = quotas.maxMemoryBytes;
+    const limits: SandboxLimits = { ...(sandboxOptions.limits ?? {}) };
+    let given: CoreLimits | undefined;
+    try {
+      given = coreLimits(limits);
+    } catch {
+      // Limits createSandbox refuses: left as they are, so each tenant's sandbox fails with that error.
+    }
+    if (given !== undefined) {
+      const current = given.maxMemoryBytes === undefined ? Infinity : Number(given.maxMemoryBytes);
+      if (current > quotas.maxMemoryBytes) {
+        delete limits.memoryLimitBytes;
+        limits.maxMemoryBytes = quotas.maxMemoryBytes;
+      }
+    }
     sandboxOptions.limits = limits;
   }
   return new TenantPool(quotas, sandboxOptions);
