@@ -15,6 +15,7 @@
  * @module
  */
 
+import { disposedError, Resource } from './resource.js';
 import init, {
   Core,
   type CoreExport,
@@ -206,7 +207,7 @@ const localCores = new WeakMap<LocalSandbox, LocalState>();
 function inner(sandbox: LocalSandbox): LocalState {
   const state = localCores.get(sandbox);
   if (state === undefined) throw invalidArgument('not a LocalSandbox');
-  if (state.lifetime.signal.aborted) throw new SandboxError('DISPOSED', 'the sandbox was disposed');
+  if (state.lifetime.signal.aborted) throw disposedError('sandbox');
   if (state.broken) throw new SandboxError('WORKER_CRASHED', 'the nestbox core crashed earlier; create a new sandbox');
   return state;
 }
@@ -219,9 +220,10 @@ function freeIfIdle(state: LocalState): void {
 }
 
 /** A sandbox whose core runs in this thread; same shape as the page's `Sandbox`. */
-export class LocalSandbox implements Disposable {
+export class LocalSandbox extends Resource {
   /** @internal Use {@link createLocalSandbox}. */
   constructor(core: Core, limits: CoreLimits) {
+    super();
     localCores.set(this, {
       core,
       timeoutMs: timeoutOf(limits),
@@ -268,7 +270,7 @@ export class LocalSandbox implements Disposable {
     const state = inner(this);
     const m = module instanceof LocalModule ? localModules.get(module) : undefined;
     if (m === undefined || m.sandbox !== this) throw invalidArgument('module was not loaded by this sandbox');
-    if (m.dropped) throw new SandboxError('DISPOSED', 'the module was disposed');
+    if (m.dropped) throw disposedError('module');
     if (typeof options !== 'object' || options === null) throw invalidArgument('instantiate options must be an object');
     onlyFields(options as Record<string, unknown>, ['imports'], 'instantiate options');
     let linked: { grants: CoreGrant[]; links: Link[] };
@@ -297,7 +299,7 @@ export class LocalSandbox implements Disposable {
     const state = inner(this);
     const m = module instanceof LocalModule ? localModules.get(module) : undefined;
     if (m === undefined || m.sandbox !== this) throw invalidArgument('module was not loaded by this sandbox');
-    if (m.dropped) throw new SandboxError('DISPOSED', 'the module was disposed');
+    if (m.dropped) throw disposedError('module');
     const plan = wasiPlan(options, state.timeoutMs);
     if (plan.call.signal?.aborted) {
       throw new SandboxError('CANCELLED', 'the signal was already aborted; the run did not start');
@@ -354,29 +356,26 @@ export class LocalSandbox implements Disposable {
   }
 
   /** Frees the core; later calls throw `DISPOSED`, calls in flight end with `CANCELLED`. */
-  dispose(): void {
+  protected override release(): void {
     const state = localCores.get(this);
     if (state === undefined || state.lifetime.signal.aborted) return;
-    state.lifetime.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
+    state.lifetime.abort(disposedError('sandbox'));
     // Calls in flight see the abort at their next slice and end; the core is freed after.
     freeIfIdle(state);
-  }
-
-  /** Same as {@link dispose}. */
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
 /** A verified, validated module of a local sandbox. */
-export class LocalModule implements ModuleInfo {
+export class LocalModule extends Resource implements ModuleInfo {
   /** @internal Made by {@link LocalSandbox.load}. */
   constructor(
     /** {@inheritDoc ModuleInfo.digest} */ readonly digest: string,
     /** {@inheritDoc ModuleInfo.sizeBytes} */ readonly sizeBytes: number,
     /** {@inheritDoc ModuleInfo.imports} */ readonly imports: readonly CoreImport[],
     /** {@inheritDoc ModuleInfo.exports} */ readonly exports: readonly CoreExport[],
-  ) {}
+  ) {
+    super();
+  }
 
   /** False once disposed (or its sandbox was). */
   get alive(): boolean {
@@ -385,7 +384,7 @@ export class LocalModule implements ModuleInfo {
   }
 
   /** Forgets the module; instances made from it keep working. */
-  dispose(): void {
+  protected override release(): void {
     const m = localModules.get(this);
     if (m === undefined || m.dropped) return;
     m.dropped = true;
@@ -398,9 +397,11 @@ export class LocalModule implements ModuleInfo {
 }
 
 /** An instance in a local sandbox; same shape as the page's `SandboxInstance`. */
-export class LocalInstance implements Disposable {
+export class LocalInstance extends Resource {
   /** @internal Made by {@link LocalSandbox.instantiate}. */
-  constructor(/** The module it was made from. */ readonly module: LocalModule) {}
+  constructor(/** The module it was made from. */ readonly module: LocalModule) {
+    super();
+  }
 
   /** False once disposed or after its sandbox was. */
   get alive(): boolean {
@@ -435,7 +436,7 @@ export class LocalInstance implements Disposable {
   async call(exportName: string, args: readonly Value[] = [], options?: CallOptions): Promise<CallResult> {
     const state = instanceOf(this);
     const sandbox = inner(state.sandbox);
-    if (state.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+    if (state.dropped) throw disposedError('instance');
     if (state.busy) throw new SandboxError('BUSY', 'a call is already running on this instance');
     if (typeof exportName !== 'string') throw invalidArgument('exportName must be a string');
     const values = callArgs(args);
@@ -447,7 +448,7 @@ export class LocalInstance implements Disposable {
   }
 
   /** Drops the instance; a call in flight is cancelled. Later calls: `DISPOSED`. */
-  dispose(): void {
+  protected override release(): void {
     const state = localInstances.get(this);
     if (state === undefined || state.dropped) return;
     state.dropped = true;
@@ -456,11 +457,6 @@ export class LocalInstance implements Disposable {
     } catch {
       // The sandbox is gone already.
     }
-  }
-
-  /** Same as {@link dispose}. */
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
@@ -474,7 +470,7 @@ function instanceOf(instance: LocalInstance): LocalInstanceState {
 function syncAccess(core: Core, state: LocalInstanceState): MemoryAccess<Uint8Array, void> {
   const guard = <T>(f: () => T): T => {
     inner(state.sandbox); // DISPOSED once the sandbox is (its core may be freed)
-    if (state.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+    if (state.dropped) throw disposedError('instance');
     try {
       return f();
     } catch (thrown) {
@@ -509,7 +505,7 @@ async function localCall(
   const abort = new AbortController();
   const onAbort = (): void => abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
   signal?.addEventListener('abort', onAbort, { once: true });
-  const onDispose = (): void => abort.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
+  const onDispose = (): void => abort.abort(disposedError('sandbox'));
   sandbox.lifetime.signal.addEventListener('abort', onDispose, { once: true });
   const deadline = performance.now() + timeoutMs;
   let denials = 0;

@@ -17,6 +17,7 @@
  * @module
  */
 
+import { disposedError, Resource } from './resource.js';
 import type {
   CoreAuditRecord,
   CoreExport,
@@ -134,9 +135,10 @@ const poolConnections = new WeakMap<SharedWorkerPool, WorkerConnection>();
  * One worker shared by several sandboxes (see {@link SandboxOptions.worker}). Disposing the
  * pool terminates the worker: every sandbox in it fails later calls with `DISPOSED`.
  */
-export class SharedWorkerPool implements Disposable {
+export class SharedWorkerPool extends Resource {
   /** Use {@link createWorkerPool}. */
   constructor(options: WorkerPoolOptions = {}) {
+    super();
     onlyFields(options as Record<string, unknown>, ['workerUrl', 'watchdogGraceMs'], 'worker pool options');
     const grace = positiveMs(options.watchdogGraceMs, 'watchdogGraceMs') ?? DEFAULT_WATCHDOG_GRACE_MS;
     poolConnections.set(this, new WorkerConnection(workerFactory(options.workerUrl), grace));
@@ -153,13 +155,8 @@ export class SharedWorkerPool implements Disposable {
   }
 
   /** Terminates the shared worker. */
-  dispose(): void {
+  protected override release(): void {
     connectionOf(this).close();
-  }
-
-  /** Same as {@link dispose}. */
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
@@ -199,7 +196,7 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
       throw invalidArgument('workerUrl and watchdogGraceMs belong to the pool when `worker` is given');
     }
     connection = connectionOf(options.worker);
-    if (connection.closed) throw new SandboxError('DISPOSED', 'the worker pool was disposed');
+    if (connection.closed) throw disposedError('worker pool');
     owned = false;
   } else {
     const grace = positiveMs(options.watchdogGraceMs, 'watchdogGraceMs') ?? DEFAULT_WATCHDOG_GRACE_MS;
@@ -318,7 +315,7 @@ export class Session implements ConnectionClient {
   }
 
   checkAlive(): void {
-    if (this.disposed) throw new SandboxError('DISPOSED', 'the sandbox was disposed');
+    if (this.disposed) throw disposedError('sandbox');
   }
 
   /** Opens this sandbox's core in the current worker, once per worker. */
@@ -395,7 +392,7 @@ export class Session implements ConnectionClient {
   access(instance: InstanceState): MemoryAccess<Promise<Uint8Array>, Promise<void>> {
     const live = (): void => {
       this.checkAlive();
-      if (instance.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+      if (instance.dropped) throw disposedError('instance');
       if (instance.generation !== this.connection.generation) throw lostInstance();
     };
     return {
@@ -586,8 +583,8 @@ export class Session implements ConnectionClient {
     this.#stopRevokes();
     unwatchLeak(this);
     if (this.disposed) return;
-    this.lifetime.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
-    for (const call of this.calls.values()) call.abort.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
+    this.lifetime.abort(disposedError('sandbox'));
+    for (const call of this.calls.values()) call.abort.abort(disposedError('sandbox'));
     if (this.owned) this.connection.close();
     else this.connection.unregister(this.sandboxId);
   }
@@ -619,9 +616,10 @@ const sandboxSessions = new WeakMap<Sandbox, Session>();
  * A sandbox: a core with its limits, in a worker. Made by {@link createSandbox}; disposable
  * (`dispose()`, `using`), after which every method throws `DISPOSED`.
  */
-export class Sandbox implements Disposable {
+export class Sandbox extends Resource {
   /** @internal Use {@link createSandbox}. */
   constructor(session: Session) {
+    super();
     sandboxSessions.set(this, session);
   }
 
@@ -696,7 +694,7 @@ export class Sandbox implements Disposable {
     if (state === undefined || state.session !== session) {
       throw invalidArgument('module was not loaded by this sandbox');
     }
-    if (state.dropped) throw new SandboxError('DISPOSED', 'the module was disposed');
+    if (state.dropped) throw disposedError('module');
     if (typeof options !== 'object' || options === null) throw invalidArgument('instantiate options must be an object');
     onlyFields(options as Record<string, unknown>, ['imports'], 'instantiate options');
     let linked: { grants: CoreGrant[]; links: Link[] };
@@ -742,7 +740,7 @@ export class Sandbox implements Disposable {
     if (state === undefined || state.session !== session) {
       throw invalidArgument('module was not loaded by this sandbox');
     }
-    if (state.dropped) throw new SandboxError('DISPOSED', 'the module was disposed');
+    if (state.dropped) throw disposedError('module');
     const plan = wasiPlan(options, session.timeoutMs);
     if (plan.call.signal?.aborted) {
       throw new SandboxError('CANCELLED', 'the signal was already aborted; the run did not start');
@@ -792,18 +790,13 @@ export class Sandbox implements Disposable {
   }
 
   /** Terminates the worker (unless shared) and ends every call in flight with `DISPOSED`. */
-  dispose(): void {
+  protected override release(): void {
     sessionOf(this, 'this').dispose();
-  }
-
-  /** Same as {@link dispose}: `using sandbox = await createSandbox()`. */
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
 /** A verified, validated module of one sandbox. */
-export class SandboxModule implements ModuleInfo {
+export class SandboxModule extends Resource implements ModuleInfo {
   /** {@inheritDoc ModuleInfo.digest} */
   readonly digest: string;
   /** {@inheritDoc ModuleInfo.sizeBytes} */
@@ -815,6 +808,7 @@ export class SandboxModule implements ModuleInfo {
 
   /** @internal Made by {@link Sandbox.load}. */
   constructor(state: ModuleState, record: CoreModule) {
+    super();
     moduleStates.set(this, state);
     this.digest = record.digest;
     this.sizeBytes = record.sizeBytes;
@@ -829,7 +823,7 @@ export class SandboxModule implements ModuleInfo {
   }
 
   /** Forgets the module (and its bytes); instances made from it keep working. */
-  dispose(): void {
+  protected override release(): void {
     const state = moduleStates.get(this);
     if (state === undefined || state.dropped) return;
     state.dropped = true;
@@ -845,7 +839,7 @@ export class SandboxModule implements ModuleInfo {
  * concurrent call is `BUSY`); a call that ended in a trap, limit or cancellation poisons it
  * (`POISONED`: instantiate again).
  */
-export class SandboxInstance implements Disposable {
+export class SandboxInstance extends Resource {
   /** The module it was made from. */
   readonly module: SandboxModule;
   /**
@@ -856,6 +850,7 @@ export class SandboxInstance implements Disposable {
 
   /** @internal Made by {@link Sandbox.instantiate}. */
   constructor(state: InstanceState, module: SandboxModule) {
+    super();
     instanceStates.set(this, state);
     this.module = module;
     const access = state.session.access(state);
@@ -897,7 +892,7 @@ export class SandboxInstance implements Disposable {
     const state = stateOf(this);
     const session = state.session;
     session.checkAlive();
-    if (state.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+    if (state.dropped) throw disposedError('instance');
     if (state.generation !== session.connection.generation) throw lostInstance();
     if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is already running on this instance');
     if (typeof exportName !== 'string') throw invalidArgument('exportName must be a string');
@@ -910,7 +905,7 @@ export class SandboxInstance implements Disposable {
   }
 
   /** Drops the instance in the worker; a call in flight is cancelled. Later calls: `DISPOSED`. */
-  dispose(): void {
+  protected override release(): void {
     const state = stateOf(this);
     if (state.dropped) return;
     state.dropped = true;
@@ -918,18 +913,13 @@ export class SandboxInstance implements Disposable {
     if (session.disposed || state.generation !== session.connection.generation) return;
     const call = state.call;
     if (call !== undefined) {
-      call.fatal = new SandboxError('DISPOSED', 'the instance was disposed during the call');
+      call.fatal = disposedError('instance', 'the call');
       call.abort.abort(call.fatal);
       for (const [id, c] of session.calls) {
         if (c === call) void session.send({ type: 'cancel', callId: id }).catch(() => undefined);
       }
     }
     void session.send({ type: 'dropInstance', instanceId: state.instanceId }).catch(() => undefined);
-  }
-
-  /** Same as {@link dispose}. */
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
