@@ -66,11 +66,15 @@ function count(value: unknown, what: string, bigintOk: boolean): void {
   if (!ok) throw invalidArgument(`${what} must be a non-negative integer, got ${String(value)}`);
 }
 
+/** Checked call options: the signal, the core's share of them, and the effective timeout in ms. */
+export interface CheckedCallOptions {
+  signal: AbortSignal | undefined;
+  core: CoreCallOptions;
+  timeoutMs: number;
+}
+
 /** Checked call options, the core's share of them, and the effective timeout in ms. */
-export function callOptions(
-  options: unknown,
-  sandboxTimeoutMs: number,
-): { signal: AbortSignal | undefined; core: CoreCallOptions; timeoutMs: number } {
+export function callOptions(options: unknown, sandboxTimeoutMs: number): CheckedCallOptions {
   if (options === undefined) return { signal: undefined, core: {}, timeoutMs: sandboxTimeoutMs };
   if (!isObject(options)) throw invalidArgument('call options must be an object');
   onlyFields(options, ['signal', 'timeoutMs', 'fuel', 'maxMemoryBytes'], 'call options');

@@ -17,11 +17,20 @@
  * @module
  */
 
+import {
+  callResult,
+  checkedCall,
+  instantiateImports,
+  linkImports,
+  ownModule,
+  readStdin,
+  runWasiWith,
+  type WasiCall,
+} from './calls.js';
 import { disposedError, Resource } from './resource.js';
 import type {
   CoreAuditRecord,
   CoreExport,
-  CoreGrant,
   CoreImport,
   CoreLimits,
   CoreModule,
@@ -31,19 +40,11 @@ import type {
 import { AuditTrail, listenForRevokes, sandboxAudit, type AuditEntry, type SandboxAudit } from './audit.js';
 import { CapabilityTable, type Link } from './capability.js';
 import { DEFAULT_WATCHDOG_GRACE_MS, WorkerConnection, type ConnectionClient, type Outcome } from './connection.js';
-import {
-  errorFromRecord,
-  invalidArgument,
-  record,
-  recordOf,
-  SandboxError,
-  withDenials,
-  type AnySandboxError,
-} from './errors.js';
-import { dispatchHost, MAX_TIMER_MS } from './host.js';
+import { errorFromRecord, invalidArgument, record, recordOf, SandboxError, type AnySandboxError } from './errors.js';
+import { dispatchHost } from './host.js';
 import { AsyncMemoryView, type GuestMemory, type MemoryAccess } from './memory.js';
 import { watchForLeak, unwatchLeak } from './lifecycle.js';
-import { callArgs, callOptions, coreLimits, onlyFields, timeoutOf } from './options.js';
+import { coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
 import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
 import type {
   AuditNotice,
@@ -66,7 +67,6 @@ import type {
   WasiResult,
   WasiRunOptions,
 } from './types.js';
-import { OutputCollector, StdinReader, wasiPlan, wasiResult } from './wasi.js';
 
 /** Options of {@link createWorkerPool}. */
 export interface WorkerPoolOptions {
@@ -253,15 +253,7 @@ interface PageCall {
   /** Set when the page ended the guest call from a host call: this is the caller's error. */
   fatal: AnySandboxError | undefined;
   /** A WASI run's output and async stdin. */
-  wasi: PageWasi | undefined;
-}
-
-/** The page's side of a WASI run. */
-interface PageWasi {
-  readonly output: OutputCollector;
-  readonly stdin: StdinReader | undefined;
-  /** Ends the run with `error` (an output callback threw); set once the call is sent. */
-  end?: (error: AnySandboxError) => void;
+  wasi: WasiCall | undefined;
 }
 
 const moduleStates = new WeakMap<SandboxModule, ModuleState>();
@@ -487,44 +479,20 @@ export class Session implements ConnectionClient {
       answer({ ok: false, error: record('HOST_ERROR', 'stdin request for a call without an async stdin: refused') });
       return;
     }
-    const signal = call.abort.signal;
-    if (signal.aborted) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const stopped = new Promise<'aborted' | 'deadline'>((resolve) => {
-      onAbort = () => resolve('aborted');
-      signal.addEventListener('abort', onAbort, { once: true });
-      timer = setTimeout(
-        () => resolve('deadline'),
-        Math.min(Math.max(0, call.deadline - performance.now()), MAX_TIMER_MS),
-      );
-    });
-    try {
-      const outcome = await Promise.race([reader.read(), stopped]);
-      if (outcome === 'aborted') return; // the call is being cancelled or disposed: nothing to answer
-      if (outcome === 'deadline') {
-        answer({
-          ok: false,
-          error: record('TIMEOUT', `call exceeded its ${call.timeoutMs} ms limit while waiting for stdin`, {
-            limit: call.timeoutMs,
-          }),
-        });
+    const read = await readStdin(reader, call.abort.signal, call.deadline, call.timeoutMs);
+    switch (read.kind) {
+      case 'aborted':
+        return; // the call is being cancelled or disposed: nothing to answer
+      case 'data':
+        answer({ ok: true, bytes: read.bytes, eof: read.eof });
         return;
-      }
-      answer({ ok: true, bytes: outcome.bytes, eof: outcome.eof });
-    } catch (thrown) {
-      const error = new SandboxError(
-        'HOST_ERROR',
-        `the stdin source failed: ${String(thrown)}`,
-        { cause: String(thrown) },
-        { cause: thrown },
-      );
-      call.fatal = error;
-      call.abort.abort(error);
-      answer({ ok: false, error: recordOf(error) });
-    } finally {
-      clearTimeout(timer);
-      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+      case 'fail':
+        if (read.fatal) {
+          call.fatal = read.error;
+          call.abort.abort(read.error);
+        }
+        answer({ ok: false, error: recordOf(read.error) });
+        return;
     }
   }
 
@@ -690,20 +658,9 @@ export class Sandbox extends Resource {
   async instantiate(module: SandboxModule, options: InstantiateOptions = {}): Promise<SandboxInstance> {
     const session = sessionOf(this, 'this');
     session.checkAlive();
-    const state = module instanceof SandboxModule ? moduleStates.get(module) : undefined;
-    if (state === undefined || state.session !== session) {
-      throw invalidArgument('module was not loaded by this sandbox');
-    }
-    if (state.dropped) throw disposedError('module');
-    if (typeof options !== 'object' || options === null) throw invalidArgument('instantiate options must be an object');
-    onlyFields(options as Record<string, unknown>, ['imports'], 'instantiate options');
-    let linked: { grants: CoreGrant[]; links: Link[] };
-    try {
-      linked = session.table.link(options.imports, false);
-    } catch (error) {
-      if (error instanceof SandboxError && error.code === 'CAPABILITY_REVOKED') session.refusedGrant(error);
-      throw error;
-    }
+    const state = ownModule(moduleStates.get(module), (s) => s.session === session);
+    const imports = instantiateImports(options);
+    const linked = linkImports(session.table, imports, false, (error) => session.refusedGrant(error));
     const moduleId = await session.moduleId(state);
     const generation = session.connection.generation;
     const { instanceId } = await session.send({ type: 'instantiate', moduleId, grants: linked.grants });
@@ -736,57 +693,28 @@ export class Sandbox extends Resource {
   async runWasi(module: SandboxModule, options: WasiRunOptions = {}): Promise<WasiResult> {
     const session = sessionOf(this, 'this');
     session.checkAlive();
-    const state = module instanceof SandboxModule ? moduleStates.get(module) : undefined;
-    if (state === undefined || state.session !== session) {
-      throw invalidArgument('module was not loaded by this sandbox');
-    }
-    if (state.dropped) throw disposedError('module');
-    const plan = wasiPlan(options, session.timeoutMs);
-    if (plan.call.signal?.aborted) {
-      throw new SandboxError('CANCELLED', 'the signal was already aborted; the run did not start');
-    }
-    let linked: { grants: CoreGrant[]; links: Link[] };
-    try {
-      linked = session.table.link(plan.imports, false);
-    } catch (error) {
-      if (error instanceof SandboxError && error.code === 'CAPABILITY_REVOKED') session.refusedGrant(error);
-      throw error;
-    }
-    const moduleId = await session.moduleId(state);
-    const generation = session.connection.generation;
-    const { instanceId } = await session.send({
-      type: 'instantiateWasi',
-      moduleId,
-      config: { ...plan.config, grants: linked.grants },
+    const state = ownModule(moduleStates.get(module), (s) => s.session === session);
+    return runWasiWith<InstanceState>(options, session.timeoutMs, {
+      instantiate: async (plan) => {
+        const linked = linkImports(session.table, plan.imports, false, (error) => session.refusedGrant(error));
+        const moduleId = await session.moduleId(state);
+        const generation = session.connection.generation;
+        const { instanceId } = await session.send({
+          type: 'instantiateWasi',
+          moduleId,
+          config: { ...plan.config, grants: linked.grants },
+        });
+        return { session, generation, instanceId, links: linked.links, call: undefined, dropped: false };
+      },
+      start: (instance, plan, wasi) => callOn(instance, '_start', [], plan.call, wasi),
+      files: async (instance) => (await session.send({ type: 'wasiFiles', instanceId: instance.instanceId })).files,
+      drop: (instance) => {
+        instance.dropped = true;
+        if (!session.disposed && instance.generation === session.connection.generation) {
+          void session.send({ type: 'dropInstance', instanceId: instance.instanceId }).catch(() => undefined);
+        }
+      },
     });
-    const instance: InstanceState = {
-      session,
-      generation,
-      instanceId,
-      links: linked.links,
-      call: undefined,
-      dropped: false,
-    };
-    const wasi: PageWasi = {
-      output: new OutputCollector(plan, (error) => wasi.end?.(error)),
-      stdin: plan.stdin === undefined ? undefined : new StdinReader(plan.stdin),
-    };
-    try {
-      let result: CallResult;
-      try {
-        result = await callOn(instance, '_start', [], plan.call, wasi);
-      } catch (error) {
-        throw error instanceof SandboxError ? wasi.output.attach(error as AnySandboxError) : error;
-      }
-      const { files } = await session.send({ type: 'wasiFiles', instanceId });
-      return wasiResult(result.exitCode ?? 0, wasi.output, files, result.metrics);
-    } finally {
-      wasi.stdin?.close();
-      instance.dropped = true;
-      if (!session.disposed && generation === session.connection.generation) {
-        void session.send({ type: 'dropInstance', instanceId }).catch(() => undefined);
-      }
-    }
   }
 
   /** Terminates the worker (unless shared) and ends every call in flight with `DISPOSED`. */
@@ -895,13 +823,8 @@ export class SandboxInstance extends Resource {
     if (state.dropped) throw disposedError('instance');
     if (state.generation !== session.connection.generation) throw lostInstance();
     if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is already running on this instance');
-    if (typeof exportName !== 'string') throw invalidArgument('exportName must be a string');
-    const values = callArgs(args);
-    const checked = callOptions(options, session.timeoutMs);
-    if (checked.signal?.aborted) {
-      throw new SandboxError('CANCELLED', 'the signal was already aborted; the call did not start');
-    }
-    return callOn(state, exportName, values, checked, undefined);
+    const checked = checkedCall(exportName, args, options, session.timeoutMs);
+    return callOn(state, exportName, checked.values, checked.options, undefined);
   }
 
   /** Drops the instance in the worker; a call in flight is cancelled. Later calls: `DISPOSED`. */
@@ -934,8 +857,8 @@ async function callOn(
   state: InstanceState,
   exportName: string,
   values: Value[],
-  { signal, core, timeoutMs }: ReturnType<typeof callOptions>,
-  wasi: PageWasi | undefined,
+  { signal, core, timeoutMs }: CheckedCallOptions,
+  wasi: WasiCall | undefined,
 ): Promise<CallResult> {
   const session = state.session;
   const call: PageCall = {
@@ -985,12 +908,7 @@ async function callOn(
       );
     }
     if (!outcome.ok) throw errorFromRecord(outcome.error, { denials: call.denials });
-    const result: CallResult = {
-      results: outcome.value.results,
-      metrics: withDenials({ ...outcome.value.metrics }, call.denials),
-    };
-    if (outcome.value.exitCode !== undefined) result.exitCode = outcome.value.exitCode;
-    return result;
+    return callResult(outcome.value, call.denials);
   } finally {
     state.call = undefined;
     session.calls.delete(id);
