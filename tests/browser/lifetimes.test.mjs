@@ -202,3 +202,37 @@ test('limits.maxMemoryBytes (the core name) is the limit on guest memory; the de
   assert.match(out.disagree.message, /memoryLimitBytes/);
   assert.match(out.disagree.message, /maxMemoryBytes/);
 });
+
+test('`using` and Symbol.dispose dispose a SandboxModule, a SandboxInstance and their Sandbox', async () => {
+  // A string: the page's Chromium parses `using`, the Node running this file may not.
+  const out = await browser.page.evaluate(`(async () => {
+    const { nb, fx } = window;
+    let sb, mod, inst;
+    {
+      using sandbox = await nb.createSandbox();
+      using m = await sandbox.load(fx.spin.url, { integrity: fx.spin.integrity });
+      using i = await sandbox.instantiate(m);
+      sb = sandbox; mod = m; inst = i;
+      var inside = [sandbox.alive, m.alive, i.alive, (await i.call('answer')).results[0]];
+    }
+    const after = [sb.alive, mod.alive, inst.alive];
+    // Symbol.dispose alone, twice (idempotent), on a module of a live sandbox.
+    const live = await nb.createSandbox();
+    const other = await live.load(fx.spin.url, { integrity: fx.spin.integrity });
+    const hasDispose = typeof other[Symbol.dispose] === 'function';
+    other[Symbol.dispose]();
+    other[Symbol.dispose]();
+    other.dispose();
+    const instantiateDisposed = await window.caught(live.instantiate(other));
+    const stillWorks = (await (await live.instantiate(await live.load(fx.spin.url, { integrity: fx.spin.integrity }))).call('answer')).results[0];
+    live.dispose();
+    return { inside, after, hasDispose, otherAlive: other.alive, instantiateDisposed, stillWorks, useAfter: await window.caught(sb.load(fx.spin.url, { integrity: fx.spin.integrity })) };
+  })()`);
+  assert.deepEqual(out.inside, [true, true, true, 42]);
+  assert.deepEqual(out.after, [false, false, false]);
+  assert.equal(out.hasDispose, true);
+  assert.equal(out.otherAlive, false);
+  assert.equal(out.instantiateDisposed.code, 'DISPOSED');
+  assert.equal(out.stillWorks, 42);
+  assert.equal(out.useAfter.code, 'DISPOSED');
+});
