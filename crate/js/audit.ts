@@ -19,6 +19,7 @@
  */
 
 import type { CoreAuditEntry, CoreAuditEvent, CoreAuditRecord, CoreVerifyResult } from './nestbox.js';
+import { AUDIT_EVENTS } from './constants.js';
 import { invalidArgument } from './errors.js';
 
 /** What happened, in an {@link AuditEntry}. */
@@ -39,17 +40,7 @@ export type AuditVerifyResult = CoreVerifyResult;
 /** `prev` of the first entry of a chain. */
 export const GENESIS = '0'.repeat(64);
 
-const EVENTS: readonly string[] = [
-  'policy',
-  'load',
-  'instantiate',
-  'call',
-  'grant',
-  'revoke',
-  'deny',
-  'limit',
-  'dispose',
-];
+const EVENTS: readonly string[] = AUDIT_EVENTS;
 const HEX64 = /^[0-9a-f]{64}$/;
 
 function isDict(value: unknown): value is Record<string, unknown> {

@@ -13,18 +13,9 @@ import type { CoreGrant } from './nestbox.js';
 import { announceRevoke } from './audit.js';
 import { invalidArgument, SandboxError } from './errors.js';
 import type { GuestMemory, SyncGuestMemory } from './memory.js';
-import type { Value, ValueType } from './types.js';
+import type { CapabilityToken, ImportsObject, Value, ValueType } from './types.js';
 
-declare const capabilityBrand: unique symbol;
-
-/**
- * An opaque, frozen capability token made by {@link capability}. It has no properties: the
- * function behind it is reachable only through the package's private table.
- */
-export interface CapabilityToken {
-  /** Type-only brand; the object has no such property. */
-  readonly [capabilityBrand]: true;
-}
+export type { CapabilityToken, ImportsObject };
 
 /** Limits on one capability, across every sandbox and instance it is granted to. */
 export interface CapabilityQuota {
@@ -232,9 +223,6 @@ export interface Link {
   readonly capability: number;
   readonly token: CapabilityToken;
 }
-
-/** The imports option: `{ [module]: { [name]: token } }`. */
-export type ImportsObject = Readonly<Record<string, Readonly<Record<string, CapabilityToken>>>>;
 
 /**
  * One sandbox's capability ids: each token it grants gets a small id (from 1, never reused

@@ -17,6 +17,7 @@
  */
 
 import type { Core, CoreCallOptions, CoreHostFailureCode, CoreStep, CoreValue } from './nestbox.js';
+import { HOST_FAILURE_CODES } from './constants.js';
 import { record, type ErrorRecord } from './errors.js';
 import { MAX_TIMER_MS } from './host.js';
 
@@ -80,14 +81,15 @@ function cancelRecord(core: Core, instanceId: number): ErrorRecord {
   return core.cancel(instanceId) ?? record('CANCELLED', 'call cancelled by the caller');
 }
 
-/** The codes `failHost` takes: how a host call can end on the page. */
-const HOST_FAILURE_CODES: readonly string[] = ['HOST_ERROR', 'CAPABILITY_REVOKED', 'CAPABILITY_QUOTA', 'TIMEOUT'];
-
-/** The code the core is told: the error's own, or `HOST_ERROR` for one a host call cannot end in. */
+/**
+ * The code the core is told: the error's own when it is one of {@link HOST_FAILURE_CODES}
+ * (`TRAP` only as a memory view's `memory_out_of_bounds`), else `HOST_ERROR`.
+ */
 function hostFailureCode(error: ErrorRecord): CoreHostFailureCode {
-  if (HOST_FAILURE_CODES.includes(error.code)) return error.code as CoreHostFailureCode;
-  if (error.code === 'TRAP' && error.details['trapCode'] === 'memory_out_of_bounds') return 'TRAP';
-  return 'HOST_ERROR';
+  const code = HOST_FAILURE_CODES.find((c) => c === error.code);
+  if (code === undefined) return 'HOST_ERROR';
+  if (code === 'TRAP' && error.details['trapCode'] !== 'memory_out_of_bounds') return 'HOST_ERROR';
+  return code;
 }
 
 /**

@@ -14,37 +14,9 @@
  */
 
 import type { Metrics } from './types.js';
+import { ERROR_CODES, type ErrorCode } from './constants.js';
 
-/** Every stable error code, in the order of DESIGN.md's table plus the core's additions. */
-export const ERROR_CODES = [
-  'INTEGRITY_MISMATCH',
-  'SIGNATURE_INVALID',
-  'POLICY_DENIED',
-  'MODULE_TOO_LARGE',
-  'INVALID_MODULE',
-  'IMPORT_NOT_GRANTED',
-  'SIGNATURE_MISMATCH',
-  'FUEL_EXHAUSTED',
-  'TIMEOUT',
-  'CANCELLED',
-  'MEMORY_LIMIT',
-  'TABLE_LIMIT',
-  'INSTANCE_LIMIT',
-  'STACK_OVERFLOW',
-  'TRAP',
-  'HOST_ERROR',
-  'CAPABILITY_REVOKED',
-  'CAPABILITY_QUOTA',
-  'OUTPUT_LIMIT',
-  'WORKER_CRASHED',
-  'DISPOSED',
-  'BUSY',
-  'INVALID_ARGUMENT',
-  'POISONED',
-] as const;
-
-/** A stable error code: match on it, never on the message. */
-export type ErrorCode = (typeof ERROR_CODES)[number];
+export { ERROR_CODES, type ErrorCode };
 
 /** Structured facts about an error; which fields are set depends on the code. */
 export interface ErrorDetails {

@@ -4,7 +4,7 @@
  * ```ts
  * import { createSandbox, capability, revoke, SandboxError } from 'nestbox';
  *
- * using sandbox = await createSandbox({ limits: { fuel: 1e9, timeoutMs: 5_000, memoryLimitBytes: 16 << 20 } });
+ * using sandbox = await createSandbox({ limits: { fuel: 1e9, timeoutMs: 5_000, maxMemoryBytes: 16 << 20 } });
  * const mod = await sandbox.load(new URL('./guest.wasm', import.meta.url), { integrity: 'sha256-…' });
  * const log = capability(async (mem, ptr, len) => console.log(await mem.readString(ptr, len)),
  *                        { params: ['i32', 'i32'], results: [] });

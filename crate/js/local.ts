@@ -17,13 +17,24 @@
 
 import init, {
   Core,
+  type CoreAuditRecord,
   type CoreExport,
-  type CoreGrant,
   type CoreImport,
   type CoreLimits,
-  type CoreWasiFiles,
+  type CoreModule,
   type InitInput,
 } from './nestbox.js';
+import { AuditTrail, listenForRevokes, sandboxAudit, type AuditEntry, type SandboxAudit } from './audit.js';
+import {
+  callResult,
+  checkedCall,
+  instantiateImports,
+  linkImports,
+  ownModule,
+  readStdin,
+  runWasiWith,
+  type WasiCall,
+} from './calls.js';
 import {
   CapabilityTable,
   makeCapability,
@@ -36,18 +47,17 @@ import {
   coreRecordOf,
   errorFromRecord,
   invalidArgument,
-  record,
   recordOf,
   SandboxError,
-  withDenials,
   type AnySandboxError,
   type ErrorRecord,
 } from './errors.js';
 import { drive, sleepFor, type HostOutcome, type StdinOutcome, type WasiControl } from './driver.js';
-import { dispatchHost, MAX_TIMER_MS } from './host.js';
+import { dispatchHost } from './host.js';
 import { AsyncMemoryView, SyncMemoryView, type MemoryAccess, type SyncGuestMemory } from './memory.js';
-import { callArgs, callOptions, coreLimits, onlyFields, timeoutOf } from './options.js';
+import { coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
 import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
+import { disposedError, Resource } from './resource.js';
 import type {
   CallOptions,
   CallResult,
@@ -61,7 +71,6 @@ import type {
   WasiResult,
   WasiRunOptions,
 } from './types.js';
-import { OutputCollector, StdinReader, wasiPlan, wasiResult } from './wasi.js';
 
 export { capability, revoke, isRevoked } from './capability.js';
 export type {
@@ -79,6 +88,9 @@ export type {
 export { SandboxError, SandboxTypeError, ERROR_CODES } from './errors.js';
 export type { ErrorCode, ErrorDetails } from './errors.js';
 export type { GuestMemory, SyncGuestMemory } from './memory.js';
+export { verifyAuditLog } from './audit.js';
+export type { AuditEntry, AuditEvent, AuditVerifyResult, SandboxAudit } from './audit.js';
+export type { TrustPolicy } from './policy.js';
 export type {
   CallOptions,
   CallResult,
@@ -124,6 +136,11 @@ export interface LocalSandboxOptions {
   wasm?: InitInput;
   /** Which code may load, as `createSandbox`'s `policy`. */
   policy?: TrustPolicy;
+  /**
+   * Called with each audit entry, in order, before the operation that caused it settles (as
+   * `createSandbox`'s `onAudit`). A listener that throws is reported (`reportError`) and ignored.
+   */
+  onAudit?: (entry: AuditEntry) => void;
 }
 
 let initialised: Promise<unknown> | undefined;
@@ -156,9 +173,11 @@ function coreError(thrown: unknown, context: { cause?: unknown; denials?: number
  */
 export async function createLocalSandbox(options: LocalSandboxOptions = {}): Promise<LocalSandbox> {
   if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');
-  onlyFields(options as Record<string, unknown>, ['limits', 'wasm', 'policy'], 'createLocalSandbox options');
+  onlyFields(options as Record<string, unknown>, ['limits', 'wasm', 'policy', 'onAudit'], 'createLocalSandbox options');
   const policy = corePolicy(options.policy);
   const limits = coreLimits(options.limits);
+  const onAudit = options.onAudit;
+  if (onAudit !== undefined && typeof onAudit !== 'function') throw invalidArgument('onAudit must be a function');
   // Once per thread; a failed load is tried again by the next sandbox.
   initialised ??= (options.wasm === undefined ? init() : init({ module_or_path: options.wasm })).catch(
     (error: unknown) => {
@@ -173,7 +192,14 @@ export async function createLocalSandbox(options: LocalSandboxOptions = {}): Pro
   } catch (thrown) {
     throw coreError(thrown);
   }
-  return new LocalSandbox(core, limits);
+  return new LocalSandbox(core, limits, onAudit);
+}
+
+/** The private state of a local module. */
+interface LocalModuleState {
+  readonly sandbox: LocalSandbox;
+  readonly moduleId: number;
+  dropped: boolean;
 }
 
 interface LocalInstanceState {
@@ -184,7 +210,7 @@ interface LocalInstanceState {
   dropped: boolean;
 }
 
-const localModules = new WeakMap<LocalModule, { sandbox: LocalSandbox; moduleId: number; dropped: boolean }>();
+const localModules = new WeakMap<LocalModule, LocalModuleState>();
 const localInstances = new WeakMap<LocalInstance, LocalInstanceState>();
 /** The private state of a local sandbox. */
 interface LocalState {
@@ -193,6 +219,12 @@ interface LocalState {
   readonly table: CapabilityTable;
   readonly lifetime: AbortController;
   readonly stats: { calls: number; denials: number };
+  /** The log as this side holds it: what the core recorded, pulled after every operation. */
+  readonly audit: AuditTrail;
+  /** How many of the core's entries are in {@link audit}. */
+  auditSent: number;
+  /** Stops recording revocations (on dispose). */
+  readonly stopRevokes: () => void;
   /** The core threw something that is not an error record: it must not be used again. */
   broken: boolean;
   /** Calls in flight; the core is freed after dispose once this is 0. */
@@ -206,32 +238,99 @@ const localCores = new WeakMap<LocalSandbox, LocalState>();
 function inner(sandbox: LocalSandbox): LocalState {
   const state = localCores.get(sandbox);
   if (state === undefined) throw invalidArgument('not a LocalSandbox');
-  if (state.lifetime.signal.aborted) throw new SandboxError('DISPOSED', 'the sandbox was disposed');
+  if (state.lifetime.signal.aborted) throw disposedError('sandbox');
   if (state.broken) throw new SandboxError('WORKER_CRASHED', 'the nestbox core crashed earlier; create a new sandbox');
   return state;
 }
 
-/** Frees the core of a disposed sandbox once no call of it is running. */
+/**
+ * Moves the core's new audit entries into the sandbox's log (and to `onAudit`). Entries that
+ * do not continue the chain mean the core is broken: it is not used again.
+ */
+function flushAudit(state: LocalState): void {
+  if (state.freed || state.broken) return;
+  let entries: unknown[];
+  try {
+    entries = state.core.auditSince(state.auditSent);
+  } catch {
+    return; // nothing new can be read: the next operation reports the core's state
+  }
+  if (entries.length === 0) return;
+  state.auditSent += entries.length;
+  const problem = state.audit.receive(entries);
+  if (problem !== undefined) {
+    state.broken = true;
+    reportError(new SandboxError('WORKER_CRASHED', `the nestbox core's audit log is inconsistent: ${problem}`));
+  }
+}
+
+/** Appends this side's own event to the core's log (not once the sandbox is gone). */
+function auditRecord(state: LocalState, record: CoreAuditRecord): void {
+  if (state.lifetime.signal.aborted || state.broken) return;
+  try {
+    state.core.auditRecord(record);
+  } catch (thrown) {
+    reportError(coreError(thrown));
+  }
+  flushAudit(state);
+}
+
+/** A revoked capability was granted: a denial, logged with its code (the core never sees it). */
+function refusedGrant(state: LocalState, error: SandboxError): void {
+  state.stats.denials++;
+  const { capability, import: name, capabilityName } = error.details;
+  auditRecord(state, {
+    event: 'deny',
+    outcome: error.code,
+    extra: {
+      capability: String(capability),
+      import: String(name),
+      capabilityName: String(capabilityName),
+      reason: 'a revoked capability cannot be granted',
+    },
+  });
+}
+
+/** Frees the core of a disposed sandbox once no call of it is running (its last entries kept). */
 function freeIfIdle(state: LocalState): void {
   if (!state.lifetime.signal.aborted || state.running > 0 || state.freed || state.broken) return;
+  flushAudit(state);
   state.freed = true;
   state.core.free();
 }
 
 /** A sandbox whose core runs in this thread; same shape as the page's `Sandbox`. */
-export class LocalSandbox implements Disposable {
+export class LocalSandbox extends Resource {
   /** @internal Use {@link createLocalSandbox}. */
-  constructor(core: Core, limits: CoreLimits) {
-    localCores.set(this, {
+  constructor(core: Core, limits: CoreLimits, onAudit?: (entry: AuditEntry) => void) {
+    super();
+    const table = new CapabilityTable();
+    const lifetime = new AbortController();
+    let state: LocalState | undefined;
+    const stopRevokes = listenForRevokes({
+      revoked: (token, name) => {
+        if (state === undefined) return;
+        const id = table.granted(token);
+        if (id === undefined) return;
+        auditRecord(state, { event: 'revoke', outcome: 'ok', extra: { capability: String(id), capabilityName: name } });
+      },
+    });
+    state = {
       core,
       timeoutMs: timeoutOf(limits),
-      table: new CapabilityTable(),
-      lifetime: new AbortController(),
+      table,
+      lifetime,
       stats: { calls: 0, denials: 0 },
+      audit: new AuditTrail(onAudit),
+      auditSent: 0,
+      stopRevokes,
       broken: false,
       running: 0,
       freed: false,
-    });
+    };
+    localCores.set(this, state);
+    // What the core recorded when it was made (its policy).
+    flushAudit(state);
   }
 
   /** False once disposed. */
@@ -246,43 +345,57 @@ export class LocalSandbox implements Disposable {
     return { calls: state?.stats.calls ?? 0, denials: state?.stats.denials ?? 0 };
   }
 
+  /**
+   * The sandbox's audit log, as the page sandbox's (`entries()`, `head()`, `toJSONL()`,
+   * `verify(head?)`): the core's entries, read from it directly. Still readable after `dispose()`.
+   */
+  get audit(): SandboxAudit {
+    const state = localCores.get(this);
+    if (state === undefined) throw invalidArgument('not a LocalSandbox');
+    return sandboxAudit(state.audit, async () => flushAudit(state));
+  }
+
   /** As the page's `Sandbox.load`. */
   async load(source: ModuleSourceLike, options: LoadOptions): Promise<LocalModule> {
     inner(this);
     const { integrity, signature, origin } = loadOptionsOf(options);
     const { bytes, origin: fetched } = await fetchModule(source);
     const provenance = provenanceOf(origin, fetched, signature);
-    const { core } = inner(this);
+    const state = inner(this);
+    let record: CoreModule;
     try {
-      const record = core.load(bytes, integrity, provenance);
-      const module = new LocalModule(record.digest, record.sizeBytes, record.imports, record.exports);
-      localModules.set(module, { sandbox: this, moduleId: record.moduleId, dropped: false });
-      return module;
+      record = state.core.load(bytes, integrity, provenance);
     } catch (thrown) {
       throw coreError(thrown);
+    } finally {
+      flushAudit(state);
     }
+    const module = new LocalModule(
+      record.digest,
+      record.sizeBytes,
+      Object.freeze(record.imports),
+      Object.freeze(record.exports),
+    );
+    localModules.set(module, { sandbox: this, moduleId: record.moduleId, dropped: false });
+    return module;
   }
 
   /** As the page's `Sandbox.instantiate`; synchronous capabilities may be granted too. */
   async instantiate(module: LocalModule, options: InstantiateOptions = {}): Promise<LocalInstance> {
     const state = inner(this);
-    const m = module instanceof LocalModule ? localModules.get(module) : undefined;
-    if (m === undefined || m.sandbox !== this) throw invalidArgument('module was not loaded by this sandbox');
-    if (m.dropped) throw new SandboxError('DISPOSED', 'the module was disposed');
-    if (typeof options !== 'object' || options === null) throw invalidArgument('instantiate options must be an object');
-    onlyFields(options as Record<string, unknown>, ['imports'], 'instantiate options');
-    let linked: { grants: CoreGrant[]; links: Link[] };
-    try {
-      linked = state.table.link(options.imports, true);
-    } catch (error) {
-      if (error instanceof SandboxError && error.code === 'CAPABILITY_REVOKED') state.stats.denials++;
-      throw error;
-    }
+    const m = ownModule(
+      module instanceof LocalModule ? localModules.get(module) : undefined,
+      (s) => s.sandbox === this,
+    );
+    const imports = instantiateImports(options);
+    const linked = linkImports(state.table, imports, true, (error) => refusedGrant(state, error));
     let instanceId: number;
     try {
       instanceId = state.core.instantiate(m.moduleId, linked.grants);
     } catch (thrown) {
       throw coreError(thrown);
+    } finally {
+      flushAudit(state);
     }
     const instance = new LocalInstance(module);
     localInstances.set(instance, { sandbox: this, instanceId, links: linked.links, busy: false, dropped: false });
@@ -295,88 +408,66 @@ export class LocalSandbox implements Disposable {
    */
   async runWasi(module: LocalModule, options: WasiRunOptions = {}): Promise<WasiResult> {
     const state = inner(this);
-    const m = module instanceof LocalModule ? localModules.get(module) : undefined;
-    if (m === undefined || m.sandbox !== this) throw invalidArgument('module was not loaded by this sandbox');
-    if (m.dropped) throw new SandboxError('DISPOSED', 'the module was disposed');
-    const plan = wasiPlan(options, state.timeoutMs);
-    if (plan.call.signal?.aborted) {
-      throw new SandboxError('CANCELLED', 'the signal was already aborted; the run did not start');
-    }
-    let linked: { grants: CoreGrant[]; links: Link[] };
-    try {
-      linked = state.table.link(plan.imports, true);
-    } catch (error) {
-      if (error instanceof SandboxError && error.code === 'CAPABILITY_REVOKED') state.stats.denials++;
-      throw error;
-    }
-    let instanceId: number;
-    try {
-      instanceId = state.core.instantiateWasi(m.moduleId, { ...plan.config, grants: linked.grants });
-    } catch (thrown) {
-      throw coreError(thrown);
-    }
-    const instance: LocalInstanceState = {
-      sandbox: this,
-      instanceId,
-      links: linked.links,
-      busy: false,
-      dropped: false,
-    };
-    const wasi: LocalWasi = {
-      output: new OutputCollector(plan, (error) => wasi.end?.(error)),
-      stdin: plan.stdin === undefined ? undefined : new StdinReader(plan.stdin),
-    };
-    try {
-      let result: CallResult;
-      try {
-        result = await localCall(state, instance, '_start', [], plan.call, wasi);
-      } catch (error) {
-        throw error instanceof SandboxError ? wasi.output.attach(error as AnySandboxError) : error;
-      }
-      let files: CoreWasiFiles;
-      try {
-        files = inner(this).core.wasiFiles(instanceId);
-      } catch (thrown) {
-        throw coreError(thrown);
-      }
-      return wasiResult(result.exitCode ?? 0, wasi.output, files, result.metrics);
-    } finally {
-      wasi.stdin?.close();
-      instance.dropped = true;
-      if (!state.lifetime.signal.aborted && !state.broken) {
+    const m = ownModule(
+      module instanceof LocalModule ? localModules.get(module) : undefined,
+      (s) => s.sandbox === this,
+    );
+    return runWasiWith<LocalInstanceState>(options, state.timeoutMs, {
+      instantiate: async (plan) => {
+        const linked = linkImports(state.table, plan.imports, true, (error) => refusedGrant(state, error));
+        let instanceId: number;
         try {
-          state.core.dropInstance(instanceId);
+          instanceId = state.core.instantiateWasi(m.moduleId, { ...plan.config, grants: linked.grants });
+        } catch (thrown) {
+          throw coreError(thrown);
+        } finally {
+          flushAudit(state);
+        }
+        return { sandbox: this, instanceId, links: linked.links, busy: false, dropped: false };
+      },
+      start: (instance, plan, wasi) => localCall(state, instance, '_start', [], plan.call, wasi),
+      files: async (instance) => {
+        try {
+          return inner(this).core.wasiFiles(instance.instanceId);
+        } catch (thrown) {
+          throw coreError(thrown);
+        }
+      },
+      drop: (instance) => {
+        instance.dropped = true;
+        if (state.lifetime.signal.aborted || state.broken) return;
+        try {
+          state.core.dropInstance(instance.instanceId);
         } catch {
           // Already gone.
         }
-      }
-    }
+        flushAudit(state);
+      },
+    });
   }
 
-  /** Frees the core; later calls throw `DISPOSED`, calls in flight end with `CANCELLED`. */
-  dispose(): void {
+  /** Frees the core (after its last audit entries were read); later calls throw `DISPOSED`, calls in flight end with `DISPOSED`. */
+  protected override release(): void {
     const state = localCores.get(this);
     if (state === undefined || state.lifetime.signal.aborted) return;
-    state.lifetime.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
+    state.stopRevokes();
+    state.lifetime.abort(disposedError('sandbox'));
     // Calls in flight see the abort at their next slice and end; the core is freed after.
     freeIfIdle(state);
-  }
-
-  /** Same as {@link dispose}. */
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
 /** A verified, validated module of a local sandbox. */
-export class LocalModule implements ModuleInfo {
+export class LocalModule extends Resource implements ModuleInfo {
   /** @internal Made by {@link LocalSandbox.load}. */
   constructor(
     /** {@inheritDoc ModuleInfo.digest} */ readonly digest: string,
     /** {@inheritDoc ModuleInfo.sizeBytes} */ readonly sizeBytes: number,
     /** {@inheritDoc ModuleInfo.imports} */ readonly imports: readonly CoreImport[],
     /** {@inheritDoc ModuleInfo.exports} */ readonly exports: readonly CoreExport[],
-  ) {}
+  ) {
+    super();
+  }
 
   /** False once disposed (or its sandbox was). */
   get alive(): boolean {
@@ -385,22 +476,31 @@ export class LocalModule implements ModuleInfo {
   }
 
   /** Forgets the module; instances made from it keep working. */
-  dispose(): void {
+  protected override release(): void {
     const m = localModules.get(this);
     if (m === undefined || m.dropped) return;
     m.dropped = true;
+    let state: LocalState;
     try {
-      inner(m.sandbox).core.dropModule(m.moduleId);
+      state = inner(m.sandbox);
     } catch {
-      // The sandbox is gone already.
+      return; // the sandbox is gone already
     }
+    try {
+      state.core.dropModule(m.moduleId);
+    } catch {
+      // Already gone.
+    }
+    flushAudit(state);
   }
 }
 
 /** An instance in a local sandbox; same shape as the page's `SandboxInstance`. */
-export class LocalInstance implements Disposable {
+export class LocalInstance extends Resource {
   /** @internal Made by {@link LocalSandbox.instantiate}. */
-  constructor(/** The module it was made from. */ readonly module: LocalModule) {}
+  constructor(/** The module it was made from. */ readonly module: LocalModule) {
+    super();
+  }
 
   /** False once disposed or after its sandbox was. */
   get alive(): boolean {
@@ -435,32 +535,29 @@ export class LocalInstance implements Disposable {
   async call(exportName: string, args: readonly Value[] = [], options?: CallOptions): Promise<CallResult> {
     const state = instanceOf(this);
     const sandbox = inner(state.sandbox);
-    if (state.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+    if (state.dropped) throw disposedError('instance');
     if (state.busy) throw new SandboxError('BUSY', 'a call is already running on this instance');
-    if (typeof exportName !== 'string') throw invalidArgument('exportName must be a string');
-    const values = callArgs(args);
-    const checked = callOptions(options, sandbox.timeoutMs);
-    if (checked.signal?.aborted) {
-      throw new SandboxError('CANCELLED', 'the signal was already aborted; the call did not start');
-    }
-    return localCall(sandbox, state, exportName, values, checked, undefined);
+    const checked = checkedCall(exportName, args, options, sandbox.timeoutMs);
+    return localCall(sandbox, state, exportName, checked.values, checked.options, undefined);
   }
 
   /** Drops the instance; a call in flight is cancelled. Later calls: `DISPOSED`. */
-  dispose(): void {
+  protected override release(): void {
     const state = localInstances.get(this);
     if (state === undefined || state.dropped) return;
     state.dropped = true;
+    let sandbox: LocalState;
     try {
-      inner(state.sandbox).core.dropInstance(state.instanceId);
+      sandbox = inner(state.sandbox);
     } catch {
-      // The sandbox is gone already.
+      return; // the sandbox is gone already
     }
-  }
-
-  /** Same as {@link dispose}. */
-  [Symbol.dispose](): void {
-    this.dispose();
+    try {
+      sandbox.core.dropInstance(state.instanceId);
+    } catch {
+      // Already gone.
+    }
+    flushAudit(sandbox);
   }
 }
 
@@ -474,7 +571,7 @@ function instanceOf(instance: LocalInstance): LocalInstanceState {
 function syncAccess(core: Core, state: LocalInstanceState): MemoryAccess<Uint8Array, void> {
   const guard = <T>(f: () => T): T => {
     inner(state.sandbox); // DISPOSED once the sandbox is (its core may be freed)
-    if (state.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+    if (state.dropped) throw disposedError('instance');
     try {
       return f();
     } catch (thrown) {
@@ -488,28 +585,20 @@ function syncAccess(core: Core, state: LocalInstanceState): MemoryAccess<Uint8Ar
   };
 }
 
-/** A WASI run's side of a local call. */
-interface LocalWasi {
-  readonly output: OutputCollector;
-  readonly stdin: StdinReader | undefined;
-  /** Ends the run with `error` (an output callback threw); set once the call starts. */
-  end?: (error: AnySandboxError) => void;
-}
-
 /** Runs one call of `state` in this thread's core (checked options). */
 async function localCall(
   sandbox: LocalState,
   state: LocalInstanceState,
   exportName: string,
   values: Value[],
-  { signal, core: coreOptions, timeoutMs }: ReturnType<typeof callOptions>,
-  wasi: LocalWasi | undefined,
+  { signal, core: coreOptions, timeoutMs }: CheckedCallOptions,
+  wasi: WasiCall | undefined,
 ): Promise<CallResult> {
   const { core } = sandbox;
   const abort = new AbortController();
   const onAbort = (): void => abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
   signal?.addEventListener('abort', onAbort, { once: true });
-  const onDispose = (): void => abort.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
+  const onDispose = (): void => abort.abort(disposedError('sandbox'));
   sandbox.lifetime.signal.addEventListener('abort', onDispose, { once: true });
   const deadline = performance.now() + timeoutMs;
   let denials = 0;
@@ -582,9 +671,7 @@ async function localCall(
     });
     // An output callback threw during the last step: the run ends with its error.
     if (fatal !== undefined) throw { ...recordOf(fatal), details: { ...fatal.details, metrics: finished.metrics } };
-    const result: CallResult = { results: finished.results, metrics: withDenials({ ...finished.metrics }, denials) };
-    if (finished.exitCode !== undefined) result.exitCode = finished.exitCode;
-    return result;
+    return callResult(finished, denials);
   } catch (thrown) {
     let record: ErrorRecord | undefined = coreRecordOf(thrown);
     if (record !== undefined && fatal !== undefined && record.code === 'CANCELLED') {
@@ -608,13 +695,14 @@ async function localCall(
     sandbox.running--;
     signal?.removeEventListener('abort', onAbort);
     sandbox.lifetime.signal.removeEventListener('abort', onDispose);
+    flushAudit(sandbox);
     freeIfIdle(sandbox);
   }
 }
 
 /** The next chunk of a local WASI run's async stdin, racing the call's end and deadline. */
 async function localStdin(
-  wasi: LocalWasi,
+  wasi: WasiCall,
   abort: AbortController,
   deadline: number,
   timeoutMs: number,
@@ -622,37 +710,14 @@ async function localStdin(
 ): Promise<StdinOutcome> {
   const reader = wasi.stdin;
   if (reader === undefined) return { kind: 'data', bytes: new Uint8Array(0), eof: true };
-  if (abort.signal.aborted) return { kind: 'cancel' };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  const stopped = new Promise<'aborted' | 'deadline'>((resolve) => {
-    onAbort = () => resolve('aborted');
-    abort.signal.addEventListener('abort', onAbort, { once: true });
-    timer = setTimeout(() => resolve('deadline'), Math.min(Math.max(0, deadline - performance.now()), MAX_TIMER_MS));
-  });
-  try {
-    const outcome = await Promise.race([reader.read(), stopped]);
-    if (outcome === 'aborted') return { kind: 'cancel' };
-    if (outcome === 'deadline') {
-      return {
-        kind: 'fail',
-        error: record('TIMEOUT', `call exceeded its ${timeoutMs} ms limit while waiting for stdin`, {
-          limit: timeoutMs,
-        }),
-      };
-    }
-    return { kind: 'data', bytes: outcome.bytes, eof: outcome.eof };
-  } catch (thrown) {
-    const error = new SandboxError(
-      'HOST_ERROR',
-      `the stdin source failed: ${String(thrown)}`,
-      { cause: String(thrown) },
-      { cause: thrown },
-    );
-    setFatal(error);
-    return { kind: 'fail', error: recordOf(error) };
-  } finally {
-    clearTimeout(timer);
-    if (onAbort !== undefined) abort.signal.removeEventListener('abort', onAbort);
+  const read = await readStdin(reader, abort.signal, deadline, timeoutMs);
+  switch (read.kind) {
+    case 'aborted':
+      return { kind: 'cancel' };
+    case 'data':
+      return { kind: 'data', bytes: read.bytes, eof: read.eof };
+    case 'fail':
+      if (read.fatal) setFatal(read.error);
+      return { kind: 'fail', error: recordOf(read.error) };
   }
 }

@@ -14,7 +14,6 @@
  * @module
  */
 
-import type { CapabilityEntry } from './capability.js';
 import { invalidArgument, SandboxError, type AnySandboxError } from './errors.js';
 
 /** The page-side view: each method is a round trip to the worker while the guest waits. */
@@ -67,10 +66,20 @@ export interface MemoryAccess<Bytes, Unit> {
   size(): number | Promise<number>;
 }
 
+/** The byte quota of the capability whose host function holds a view (its private entry). */
+export interface ByteQuota {
+  /** The capability's name, for messages. */
+  readonly name: string;
+  /** How many bytes it may move through views, reads plus writes. */
+  readonly maxBytes: number;
+  /** How many it moved so far (across every sandbox and instance). */
+  bytes: number;
+}
+
 /** Book-keeping shared by a view and its call. */
 export interface ViewContext {
   /** The capability whose host function holds the view (quota), if any. */
-  readonly entry: CapabilityEntry | undefined;
+  readonly entry: ByteQuota | undefined;
   /** Called once per denial. */
   readonly deny: () => void;
   /** Aborted when the view must stop working. */

@@ -7,11 +7,9 @@
  */
 
 import type { CoreCallOptions, CoreLimits, CoreValue } from './nestbox.js';
+import { DEFAULT_LIMITS } from './constants.js';
 import { invalidArgument, SandboxError } from './errors.js';
 import type { CallOptions, LoadOptions, ModuleSourceLike, SandboxLimits } from './types.js';
-
-/** The core's default wall-clock limit per call (README, "Limits and their defaults"). */
-export const DEFAULT_TIMEOUT_MS = 30_000;
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -26,26 +24,38 @@ export function onlyFields(value: Record<string, unknown>, known: readonly strin
   }
 }
 
-/** The core's limits from the public ones (`memoryLimitBytes` is the core's `maxMemoryBytes`). */
+/**
+ * The core's limits from the public ones: the core's own names, plus the deprecated
+ * `memoryLimitBytes` (= `maxMemoryBytes`; both given must agree).
+ */
 export function coreLimits(limits: unknown): CoreLimits {
   if (limits === undefined) return {};
   if (!isObject(limits)) throw invalidArgument('limits must be an object');
-  if ('maxMemoryBytes' in limits) {
-    throw invalidArgument('limits.maxMemoryBytes: this option is called memoryLimitBytes');
-  }
   const { memoryLimitBytes, ...rest } = limits as SandboxLimits & Record<string, unknown>;
   // Every other field goes to the core as it is; the core refuses unknown fields and wrong types.
   const core: CoreLimits & Record<string, unknown> = { ...rest };
-  if (memoryLimitBytes !== undefined) core.maxMemoryBytes = memoryLimitBytes;
+  if (memoryLimitBytes === undefined) return core;
+  const { maxMemoryBytes } = rest;
+  if (maxMemoryBytes === undefined) {
+    core.maxMemoryBytes = memoryLimitBytes;
+    return core;
+  }
+  const numeric = (v: unknown): v is number | bigint => typeof v === 'number' || typeof v === 'bigint';
+  // Loose equality compares a number with a bigint by value (1 == 1n); both are numbers here.
+  if (!numeric(memoryLimitBytes) || !numeric(maxMemoryBytes) || memoryLimitBytes != maxMemoryBytes) {
+    throw invalidArgument(
+      `limits.memoryLimitBytes (${String(memoryLimitBytes)}) disagrees with limits.maxMemoryBytes (${String(maxMemoryBytes)}): memoryLimitBytes is the deprecated name of maxMemoryBytes, give only maxMemoryBytes`,
+    );
+  }
   return core;
 }
 
 /** A number of milliseconds as the page can time it (or the core's default). */
 export function timeoutOf(limits: CoreLimits): number {
   const t = limits.timeoutMs;
-  if (t === undefined) return DEFAULT_TIMEOUT_MS;
+  if (t === undefined) return DEFAULT_LIMITS.timeoutMs;
   const n = Number(t);
-  return Number.isFinite(n) && n >= 0 ? n : DEFAULT_TIMEOUT_MS;
+  return Number.isFinite(n) && n >= 0 ? n : DEFAULT_LIMITS.timeoutMs;
 }
 
 /** A non-negative integer option (number, or bigint where the core takes one). */
@@ -56,11 +66,15 @@ function count(value: unknown, what: string, bigintOk: boolean): void {
   if (!ok) throw invalidArgument(`${what} must be a non-negative integer, got ${String(value)}`);
 }
 
+/** Checked call options: the signal, the core's share of them, and the effective timeout in ms. */
+export interface CheckedCallOptions {
+  signal: AbortSignal | undefined;
+  core: CoreCallOptions;
+  timeoutMs: number;
+}
+
 /** Checked call options, the core's share of them, and the effective timeout in ms. */
-export function callOptions(
-  options: unknown,
-  sandboxTimeoutMs: number,
-): { signal: AbortSignal | undefined; core: CoreCallOptions; timeoutMs: number } {
+export function callOptions(options: unknown, sandboxTimeoutMs: number): CheckedCallOptions {
   if (options === undefined) return { signal: undefined, core: {}, timeoutMs: sandboxTimeoutMs };
   if (!isObject(options)) throw invalidArgument('call options must be an object');
   onlyFields(options, ['signal', 'timeoutMs', 'fuel', 'maxMemoryBytes'], 'call options');

@@ -17,10 +17,20 @@
  * @module
  */
 
+import {
+  callResult,
+  checkedCall,
+  instantiateImports,
+  linkImports,
+  ownModule,
+  readStdin,
+  runWasiWith,
+  type WasiCall,
+} from './calls.js';
+import { disposedError, Resource } from './resource.js';
 import type {
   CoreAuditRecord,
   CoreExport,
-  CoreGrant,
   CoreImport,
   CoreLimits,
   CoreModule,
@@ -30,21 +40,12 @@ import type {
 import { AuditTrail, listenForRevokes, sandboxAudit, type AuditEntry, type SandboxAudit } from './audit.js';
 import { CapabilityTable, type Link } from './capability.js';
 import { DEFAULT_WATCHDOG_GRACE_MS, WorkerConnection, type ConnectionClient, type Outcome } from './connection.js';
-import {
-  errorFromRecord,
-  invalidArgument,
-  record,
-  recordOf,
-  SandboxError,
-  withDenials,
-  type AnySandboxError,
-} from './errors.js';
-import { dispatchHost, MAX_TIMER_MS } from './host.js';
+import { errorFromRecord, invalidArgument, record, recordOf, SandboxError, type AnySandboxError } from './errors.js';
+import { dispatchHost } from './host.js';
 import { AsyncMemoryView, type GuestMemory, type MemoryAccess } from './memory.js';
 import { watchForLeak, unwatchLeak } from './lifecycle.js';
-import { callArgs, callOptions, coreLimits, onlyFields, timeoutOf } from './options.js';
+import { coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
 import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
-import type { SandboxControl } from './tenants.js';
 import type {
   AuditNotice,
   HostRequest,
@@ -66,7 +67,6 @@ import type {
   WasiResult,
   WasiRunOptions,
 } from './types.js';
-import { OutputCollector, StdinReader, wasiPlan, wasiResult } from './wasi.js';
 
 /** Options of {@link createWorkerPool}. */
 export interface WorkerPoolOptions {
@@ -135,9 +135,10 @@ const poolConnections = new WeakMap<SharedWorkerPool, WorkerConnection>();
  * One worker shared by several sandboxes (see {@link SandboxOptions.worker}). Disposing the
  * pool terminates the worker: every sandbox in it fails later calls with `DISPOSED`.
  */
-export class SharedWorkerPool implements Disposable {
+export class SharedWorkerPool extends Resource {
   /** Use {@link createWorkerPool}. */
   constructor(options: WorkerPoolOptions = {}) {
+    super();
     onlyFields(options as Record<string, unknown>, ['workerUrl', 'watchdogGraceMs'], 'worker pool options');
     const grace = positiveMs(options.watchdogGraceMs, 'watchdogGraceMs') ?? DEFAULT_WATCHDOG_GRACE_MS;
     poolConnections.set(this, new WorkerConnection(workerFactory(options.workerUrl), grace));
@@ -154,13 +155,8 @@ export class SharedWorkerPool implements Disposable {
   }
 
   /** Terminates the shared worker. */
-  dispose(): void {
+  protected override release(): void {
     connectionOf(this).close();
-  }
-
-  /** Same as {@link dispose}. */
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
@@ -200,7 +196,7 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
       throw invalidArgument('workerUrl and watchdogGraceMs belong to the pool when `worker` is given');
     }
     connection = connectionOf(options.worker);
-    if (connection.closed) throw new SandboxError('DISPOSED', 'the worker pool was disposed');
+    if (connection.closed) throw disposedError('worker pool');
     owned = false;
   } else {
     const grace = positiveMs(options.watchdogGraceMs, 'watchdogGraceMs') ?? DEFAULT_WATCHDOG_GRACE_MS;
@@ -257,15 +253,7 @@ interface PageCall {
   /** Set when the page ended the guest call from a host call: this is the caller's error. */
   fatal: AnySandboxError | undefined;
   /** A WASI run's output and async stdin. */
-  wasi: PageWasi | undefined;
-}
-
-/** The page's side of a WASI run. */
-interface PageWasi {
-  readonly output: OutputCollector;
-  readonly stdin: StdinReader | undefined;
-  /** Ends the run with `error` (an output callback threw); set once the call is sent. */
-  end?: (error: AnySandboxError) => void;
+  wasi: WasiCall | undefined;
 }
 
 const moduleStates = new WeakMap<SandboxModule, ModuleState>();
@@ -319,7 +307,7 @@ export class Session implements ConnectionClient {
   }
 
   checkAlive(): void {
-    if (this.disposed) throw new SandboxError('DISPOSED', 'the sandbox was disposed');
+    if (this.disposed) throw disposedError('sandbox');
   }
 
   /** Opens this sandbox's core in the current worker, once per worker. */
@@ -396,7 +384,7 @@ export class Session implements ConnectionClient {
   access(instance: InstanceState): MemoryAccess<Promise<Uint8Array>, Promise<void>> {
     const live = (): void => {
       this.checkAlive();
-      if (instance.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+      if (instance.dropped) throw disposedError('instance');
       if (instance.generation !== this.connection.generation) throw lostInstance();
     };
     return {
@@ -491,44 +479,20 @@ export class Session implements ConnectionClient {
       answer({ ok: false, error: record('HOST_ERROR', 'stdin request for a call without an async stdin: refused') });
       return;
     }
-    const signal = call.abort.signal;
-    if (signal.aborted) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const stopped = new Promise<'aborted' | 'deadline'>((resolve) => {
-      onAbort = () => resolve('aborted');
-      signal.addEventListener('abort', onAbort, { once: true });
-      timer = setTimeout(
-        () => resolve('deadline'),
-        Math.min(Math.max(0, call.deadline - performance.now()), MAX_TIMER_MS),
-      );
-    });
-    try {
-      const outcome = await Promise.race([reader.read(), stopped]);
-      if (outcome === 'aborted') return; // the call is being cancelled or disposed: nothing to answer
-      if (outcome === 'deadline') {
-        answer({
-          ok: false,
-          error: record('TIMEOUT', `call exceeded its ${call.timeoutMs} ms limit while waiting for stdin`, {
-            limit: call.timeoutMs,
-          }),
-        });
+    const read = await readStdin(reader, call.abort.signal, call.deadline, call.timeoutMs);
+    switch (read.kind) {
+      case 'aborted':
+        return; // the call is being cancelled or disposed: nothing to answer
+      case 'data':
+        answer({ ok: true, bytes: read.bytes, eof: read.eof });
         return;
-      }
-      answer({ ok: true, bytes: outcome.bytes, eof: outcome.eof });
-    } catch (thrown) {
-      const error = new SandboxError(
-        'HOST_ERROR',
-        `the stdin source failed: ${String(thrown)}`,
-        { cause: String(thrown) },
-        { cause: thrown },
-      );
-      call.fatal = error;
-      call.abort.abort(error);
-      answer({ ok: false, error: recordOf(error) });
-    } finally {
-      clearTimeout(timer);
-      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+      case 'fail':
+        if (read.fatal) {
+          call.fatal = read.error;
+          call.abort.abort(read.error);
+        }
+        answer({ ok: false, error: recordOf(read.error) });
+        return;
     }
   }
 
@@ -587,8 +551,8 @@ export class Session implements ConnectionClient {
     this.#stopRevokes();
     unwatchLeak(this);
     if (this.disposed) return;
-    this.lifetime.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
-    for (const call of this.calls.values()) call.abort.abort(new SandboxError('DISPOSED', 'the sandbox was disposed'));
+    this.lifetime.abort(disposedError('sandbox'));
+    for (const call of this.calls.values()) call.abort.abort(disposedError('sandbox'));
     if (this.owned) this.connection.close();
     else this.connection.unregister(this.sandboxId);
   }
@@ -620,9 +584,10 @@ const sandboxSessions = new WeakMap<Sandbox, Session>();
  * A sandbox: a core with its limits, in a worker. Made by {@link createSandbox}; disposable
  * (`dispose()`, `using`), after which every method throws `DISPOSED`.
  */
-export class Sandbox implements Disposable {
+export class Sandbox extends Resource {
   /** @internal Use {@link createSandbox}. */
   constructor(session: Session) {
+    super();
     sandboxSessions.set(this, session);
   }
 
@@ -693,20 +658,9 @@ export class Sandbox implements Disposable {
   async instantiate(module: SandboxModule, options: InstantiateOptions = {}): Promise<SandboxInstance> {
     const session = sessionOf(this, 'this');
     session.checkAlive();
-    const state = module instanceof SandboxModule ? moduleStates.get(module) : undefined;
-    if (state === undefined || state.session !== session) {
-      throw invalidArgument('module was not loaded by this sandbox');
-    }
-    if (state.dropped) throw new SandboxError('DISPOSED', 'the module was disposed');
-    if (typeof options !== 'object' || options === null) throw invalidArgument('instantiate options must be an object');
-    onlyFields(options as Record<string, unknown>, ['imports'], 'instantiate options');
-    let linked: { grants: CoreGrant[]; links: Link[] };
-    try {
-      linked = session.table.link(options.imports, false);
-    } catch (error) {
-      if (error instanceof SandboxError && error.code === 'CAPABILITY_REVOKED') session.refusedGrant(error);
-      throw error;
-    }
+    const state = ownModule(moduleStates.get(module), (s) => s.session === session);
+    const imports = instantiateImports(options);
+    const linked = linkImports(session.table, imports, false, (error) => session.refusedGrant(error));
     const moduleId = await session.moduleId(state);
     const generation = session.connection.generation;
     const { instanceId } = await session.send({ type: 'instantiate', moduleId, grants: linked.grants });
@@ -739,72 +693,38 @@ export class Sandbox implements Disposable {
   async runWasi(module: SandboxModule, options: WasiRunOptions = {}): Promise<WasiResult> {
     const session = sessionOf(this, 'this');
     session.checkAlive();
-    const state = module instanceof SandboxModule ? moduleStates.get(module) : undefined;
-    if (state === undefined || state.session !== session) {
-      throw invalidArgument('module was not loaded by this sandbox');
-    }
-    if (state.dropped) throw new SandboxError('DISPOSED', 'the module was disposed');
-    const plan = wasiPlan(options, session.timeoutMs);
-    if (plan.call.signal?.aborted) {
-      throw new SandboxError('CANCELLED', 'the signal was already aborted; the run did not start');
-    }
-    let linked: { grants: CoreGrant[]; links: Link[] };
-    try {
-      linked = session.table.link(plan.imports, false);
-    } catch (error) {
-      if (error instanceof SandboxError && error.code === 'CAPABILITY_REVOKED') session.refusedGrant(error);
-      throw error;
-    }
-    const moduleId = await session.moduleId(state);
-    const generation = session.connection.generation;
-    const { instanceId } = await session.send({
-      type: 'instantiateWasi',
-      moduleId,
-      config: { ...plan.config, grants: linked.grants },
+    const state = ownModule(moduleStates.get(module), (s) => s.session === session);
+    return runWasiWith<InstanceState>(options, session.timeoutMs, {
+      instantiate: async (plan) => {
+        const linked = linkImports(session.table, plan.imports, false, (error) => session.refusedGrant(error));
+        const moduleId = await session.moduleId(state);
+        const generation = session.connection.generation;
+        const { instanceId } = await session.send({
+          type: 'instantiateWasi',
+          moduleId,
+          config: { ...plan.config, grants: linked.grants },
+        });
+        return { session, generation, instanceId, links: linked.links, call: undefined, dropped: false };
+      },
+      start: (instance, plan, wasi) => callOn(instance, '_start', [], plan.call, wasi),
+      files: async (instance) => (await session.send({ type: 'wasiFiles', instanceId: instance.instanceId })).files,
+      drop: (instance) => {
+        instance.dropped = true;
+        if (!session.disposed && instance.generation === session.connection.generation) {
+          void session.send({ type: 'dropInstance', instanceId: instance.instanceId }).catch(() => undefined);
+        }
+      },
     });
-    const instance: InstanceState = {
-      session,
-      generation,
-      instanceId,
-      links: linked.links,
-      call: undefined,
-      dropped: false,
-    };
-    const wasi: PageWasi = {
-      output: new OutputCollector(plan, (error) => wasi.end?.(error)),
-      stdin: plan.stdin === undefined ? undefined : new StdinReader(plan.stdin),
-    };
-    try {
-      let result: CallResult;
-      try {
-        result = await callOn(instance, '_start', [], plan.call, wasi);
-      } catch (error) {
-        throw error instanceof SandboxError ? wasi.output.attach(error as AnySandboxError) : error;
-      }
-      const { files } = await session.send({ type: 'wasiFiles', instanceId });
-      return wasiResult(result.exitCode ?? 0, wasi.output, files, result.metrics);
-    } finally {
-      wasi.stdin?.close();
-      instance.dropped = true;
-      if (!session.disposed && generation === session.connection.generation) {
-        void session.send({ type: 'dropInstance', instanceId }).catch(() => undefined);
-      }
-    }
   }
 
   /** Terminates the worker (unless shared) and ends every call in flight with `DISPOSED`. */
-  dispose(): void {
+  protected override release(): void {
     sessionOf(this, 'this').dispose();
-  }
-
-  /** Same as {@link dispose}: `using sandbox = await createSandbox()`. */
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
 /** A verified, validated module of one sandbox. */
-export class SandboxModule implements ModuleInfo {
+export class SandboxModule extends Resource implements ModuleInfo {
   /** {@inheritDoc ModuleInfo.digest} */
   readonly digest: string;
   /** {@inheritDoc ModuleInfo.sizeBytes} */
@@ -816,6 +736,7 @@ export class SandboxModule implements ModuleInfo {
 
   /** @internal Made by {@link Sandbox.load}. */
   constructor(state: ModuleState, record: CoreModule) {
+    super();
     moduleStates.set(this, state);
     this.digest = record.digest;
     this.sizeBytes = record.sizeBytes;
@@ -830,7 +751,7 @@ export class SandboxModule implements ModuleInfo {
   }
 
   /** Forgets the module (and its bytes); instances made from it keep working. */
-  dispose(): void {
+  protected override release(): void {
     const state = moduleStates.get(this);
     if (state === undefined || state.dropped) return;
     state.dropped = true;
@@ -846,7 +767,7 @@ export class SandboxModule implements ModuleInfo {
  * concurrent call is `BUSY`); a call that ended in a trap, limit or cancellation poisons it
  * (`POISONED`: instantiate again).
  */
-export class SandboxInstance implements Disposable {
+export class SandboxInstance extends Resource {
   /** The module it was made from. */
   readonly module: SandboxModule;
   /**
@@ -857,6 +778,7 @@ export class SandboxInstance implements Disposable {
 
   /** @internal Made by {@link Sandbox.instantiate}. */
   constructor(state: InstanceState, module: SandboxModule) {
+    super();
     instanceStates.set(this, state);
     this.module = module;
     const access = state.session.access(state);
@@ -898,20 +820,15 @@ export class SandboxInstance implements Disposable {
     const state = stateOf(this);
     const session = state.session;
     session.checkAlive();
-    if (state.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+    if (state.dropped) throw disposedError('instance');
     if (state.generation !== session.connection.generation) throw lostInstance();
     if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is already running on this instance');
-    if (typeof exportName !== 'string') throw invalidArgument('exportName must be a string');
-    const values = callArgs(args);
-    const checked = callOptions(options, session.timeoutMs);
-    if (checked.signal?.aborted) {
-      throw new SandboxError('CANCELLED', 'the signal was already aborted; the call did not start');
-    }
-    return callOn(state, exportName, values, checked, undefined);
+    const checked = checkedCall(exportName, args, options, session.timeoutMs);
+    return callOn(state, exportName, checked.values, checked.options, undefined);
   }
 
   /** Drops the instance in the worker; a call in flight is cancelled. Later calls: `DISPOSED`. */
-  dispose(): void {
+  protected override release(): void {
     const state = stateOf(this);
     if (state.dropped) return;
     state.dropped = true;
@@ -919,18 +836,13 @@ export class SandboxInstance implements Disposable {
     if (session.disposed || state.generation !== session.connection.generation) return;
     const call = state.call;
     if (call !== undefined) {
-      call.fatal = new SandboxError('DISPOSED', 'the instance was disposed during the call');
+      call.fatal = disposedError('instance', 'the call');
       call.abort.abort(call.fatal);
       for (const [id, c] of session.calls) {
         if (c === call) void session.send({ type: 'cancel', callId: id }).catch(() => undefined);
       }
     }
     void session.send({ type: 'dropInstance', instanceId: state.instanceId }).catch(() => undefined);
-  }
-
-  /** Same as {@link dispose}. */
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
@@ -945,8 +857,8 @@ async function callOn(
   state: InstanceState,
   exportName: string,
   values: Value[],
-  { signal, core, timeoutMs }: ReturnType<typeof callOptions>,
-  wasi: PageWasi | undefined,
+  { signal, core, timeoutMs }: CheckedCallOptions,
+  wasi: WasiCall | undefined,
 ): Promise<CallResult> {
   const session = state.session;
   const call: PageCall = {
@@ -996,18 +908,24 @@ async function callOn(
       );
     }
     if (!outcome.ok) throw errorFromRecord(outcome.error, { denials: call.denials });
-    const result: CallResult = {
-      results: outcome.value.results,
-      metrics: withDenials({ ...outcome.value.metrics }, call.denials),
-    };
-    if (outcome.value.exitCode !== undefined) result.exitCode = outcome.value.exitCode;
-    return result;
+    return callResult(outcome.value, call.denials);
   } finally {
     state.call = undefined;
     session.calls.delete(id);
     signal?.removeEventListener('abort', onAbort);
     if (!call.abort.signal.aborted) call.abort.abort(new SandboxError('CANCELLED', 'the guest call ended'));
   }
+}
+
+/** What the pool needs from a sandbox beyond the public API (`tenants.ts`; made by {@link controlOf}). */
+export interface SandboxControl {
+  callsInFlight(): number;
+  /** Resolves once every audit entry of what the sandbox did so far reached the page (never rejects). */
+  settled(): Promise<void>;
+  /** Replaces the worker on purpose (its instances are gone; the log links the segments). */
+  recycle(reason: string): void;
+  /** `WebAssembly.Memory.buffer.byteLength` of nestbox's own instance in the worker. */
+  workerMemoryBytes(): Promise<number>;
 }
 
 /**

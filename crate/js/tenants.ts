@@ -22,16 +22,19 @@
  * @module
  */
 
-import type { CoreExport, CoreImport } from './nestbox.js';
+import { disposedError, Resource } from './resource.js';
+import type { CoreExport, CoreImport, CoreLimits } from './nestbox.js';
 import type { SandboxAudit } from './audit.js';
+import { DEFAULT_LIMITS } from './constants.js';
 import { invalidArgument, SandboxError, type AnySandboxError, type ErrorDetails } from './errors.js';
-import { onlyFields } from './options.js';
+import { coreLimits, onlyFields } from './options.js';
 import type { GuestMemory } from './memory.js';
 import {
   controlOf,
   createSandbox,
   type Sandbox,
   type SandboxInstance,
+  type SandboxControl,
   type SandboxModule,
   type SandboxOptions,
 } from './sandbox.js';
@@ -42,6 +45,7 @@ import type {
   LoadOptions,
   Metrics,
   ModuleSourceLike,
+  SandboxLimits,
   Value,
   WasiResult,
   WasiRunOptions,
@@ -78,20 +82,6 @@ export interface TenantStats {
   /** nestbox's wasm memory in its worker at the last check (0 before any). */
   readonly workerMemoryBytes: number;
 }
-
-/** What the pool needs from a sandbox beyond the public API (see `sandbox.ts`). */
-export interface SandboxControl {
-  callsInFlight(): number;
-  /** Resolves once every audit entry of what the sandbox did so far reached the page (never rejects). */
-  settled(): Promise<void>;
-  /** Replaces the worker on purpose (its instances are gone; the log links the segments). */
-  recycle(reason: string): void;
-  /** `WebAssembly.Memory.buffer.byteLength` of nestbox's own instance in the worker. */
-  workerMemoryBytes(): Promise<number>;
-}
-
-/** The core's default fuel per call (README, "Limits and their defaults"). */
-const CORE_DEFAULT_FUEL = 10_000_000_000;
 
 interface Quotas {
   /** The sandboxes' own fuel limit per call. */
@@ -310,8 +300,7 @@ function maybeRecycle(state: TenantState): void {
 /** Starts an operation of the tenant (after a recycle under way). */
 async function enter(state: TenantState): Promise<void> {
   while (state.recycling !== undefined) await state.recycling;
-  if (state.disposed)
-    throw new SandboxError('DISPOSED', `tenant ${JSON.stringify(state.tenant)}'s sandbox was disposed`);
+  if (state.disposed) throw disposedError(`sandbox of tenant ${JSON.stringify(state.tenant)}`);
   state.inFlight++;
 }
 
@@ -330,8 +319,7 @@ const tenantInstances = new WeakMap<
 function stateOf(sandbox: TenantSandbox): TenantState {
   const state = tenantSandboxes.get(sandbox);
   if (state === undefined) throw invalidArgument('not a TenantSandbox');
-  if (state.disposed)
-    throw new SandboxError('DISPOSED', `tenant ${JSON.stringify(state.tenant)}'s sandbox was disposed`);
+  if (state.disposed) throw disposedError(`sandbox of tenant ${JSON.stringify(state.tenant)}`);
   return state;
 }
 
@@ -349,12 +337,13 @@ function tenantStats(state: TenantState): TenantStats {
 }
 
 /** One tenant's sandbox: the `Sandbox` API with the pool's quotas. Made by {@link TenantPool.sandboxFor}. */
-export class TenantSandbox implements Disposable {
+export class TenantSandbox extends Resource {
   /** The tenant's id. */
   readonly tenant: string;
 
   /** @internal */
   constructor(state: TenantState) {
+    super();
     tenantSandboxes.set(this, state);
     this.tenant = state.tenant;
   }
@@ -539,21 +528,16 @@ export class TenantSandbox implements Disposable {
   }
 
   /** Disposes the tenant's sandbox (its worker is terminated); the pool makes a new one on the next `sandboxFor`. */
-  dispose(): void {
+  protected override release(): void {
     const state = tenantSandboxes.get(this);
     if (state === undefined || state.disposed) return;
     state.disposed = true;
     state.sandbox.dispose();
   }
-
-  /** Same as {@link dispose}. */
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
 }
 
 /** An instance of a tenant: `SandboxInstance`'s API with the tenant's fuel and memory quotas. */
-export class TenantInstance implements Disposable {
+export class TenantInstance extends Resource {
   /** The module it was made from. */
   readonly module: {
     readonly digest: string;
@@ -563,6 +547,7 @@ export class TenantInstance implements Disposable {
 
   /** @internal */
   constructor(inner: SandboxInstance) {
+    super();
     this.module = inner.module;
   }
 
@@ -595,7 +580,7 @@ export class TenantInstance implements Disposable {
   async call(exportName: string, args: readonly Value[] = [], options: CallOptions = {}): Promise<CallResult> {
     const e = entry(this);
     const { state, inner, live } = e;
-    if (e.dropped) throw new SandboxError('DISPOSED', 'the instance was disposed');
+    if (e.dropped) throw disposedError('instance');
     if (typeof options !== 'object' || options === null) throw invalidArgument('call options must be an object');
     await enter(state);
     try {
@@ -656,18 +641,13 @@ export class TenantInstance implements Disposable {
   }
 
   /** Drops the instance in the core (its memory is zeroed) and frees its place in the tenant's quotas. */
-  dispose(): void {
+  protected override release(): void {
     const e = tenantInstances.get(this);
     if (e === undefined || e.dropped) return;
     e.dropped = true;
     e.inner.dispose();
     e.state.live.delete(e.live);
     maybeRecycle(e.state);
-  }
-
-  /** Same as {@link dispose}. */
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
@@ -693,9 +673,10 @@ const pools = new WeakMap<
 >();
 
 /** Tenants and their sandboxes. Made by {@link createTenantPool}. */
-export class TenantPool implements Disposable {
+export class TenantPool extends Resource {
   /** @internal */
   constructor(quotas: Quotas, sandboxOptions: SandboxOptions) {
+    super();
     pools.set(this, { quotas, sandboxOptions, tenants: new Map(), disposed: false });
   }
 
@@ -741,7 +722,7 @@ export class TenantPool implements Disposable {
         };
         if (pool.disposed) {
           sandbox.dispose();
-          throw new SandboxError('DISPOSED', 'the tenant pool was disposed');
+          throw disposedError('tenant pool');
         }
         current.state = state;
         current.handle = new TenantSandbox(state);
@@ -778,17 +759,12 @@ export class TenantPool implements Disposable {
   }
 
   /** Disposes every tenant's sandbox. */
-  dispose(): void {
+  protected override release(): void {
     const pool = pools.get(this);
     if (pool === undefined || pool.disposed) return;
     pool.disposed = true;
     for (const slot of pool.tenants.values()) slot.handle?.dispose();
     pool.tenants.clear();
-  }
-
-  /** Same as {@link dispose}. */
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
@@ -800,7 +776,7 @@ function poolOf(pool: TenantPool): {
 } {
   const p = pools.get(pool);
   if (p === undefined) throw invalidArgument('not a TenantPool');
-  if (p.disposed) throw new SandboxError('DISPOSED', 'the tenant pool was disposed');
+  if (p.disposed) throw disposedError('tenant pool');
   return p;
 }
 
@@ -841,7 +817,7 @@ export function createTenantPool(options: TenantPoolOptions = {}): TenantPool {
   if (recycleAfterRuns === 0) throw invalidArgument('recycleWorkerAfterRuns must be at least 1');
   const sandboxFuel = options.sandboxOptions?.limits?.fuel;
   const quotas: Quotas = {
-    sandboxFuel: sandboxFuel === undefined ? CORE_DEFAULT_FUEL : Number(sandboxFuel),
+    sandboxFuel: sandboxFuel === undefined ? DEFAULT_LIMITS.fuel : Number(sandboxFuel),
     maxInstances: limitOf(options.maxLiveInstancesPerTenant, 'maxLiveInstancesPerTenant'),
     maxMemoryBytes: limitOf(options.maxMemoryBytesPerTenant, 'maxMemoryBytesPerTenant'),
     fuel,
@@ -857,9 +833,20 @@ export function createTenantPool(options: TenantPoolOptions = {}): TenantPool {
   // One instance can never hold more than the tenant's whole memory quota: the core stops it
   // (also when instantiating; each call is capped tighter, at what the tenant has left).
   if (Number.isFinite(quotas.maxMemoryBytes)) {
-    const limits = { ...(sandboxOptions.limits ?? {}) };
-    const current = limits.memoryLimitBytes === undefined ? Infinity : Number(limits.memoryLimitBytes);
-    if (current > quotas.maxMemoryBytes) limits.memoryLimitBytes = quotas.maxMemoryBytes;
+    const limits: SandboxLimits = { ...(sandboxOptions.limits ?? {}) };
+    let given: CoreLimits | undefined;
+    try {
+      given = coreLimits(limits);
+    } catch {
+      // Limits createSandbox refuses: left as they are, so each tenant's sandbox fails with that error.
+    }
+    if (given !== undefined) {
+      const current = given.maxMemoryBytes === undefined ? Infinity : Number(given.maxMemoryBytes);
+      if (current > quotas.maxMemoryBytes) {
+        delete limits.memoryLimitBytes;
+        limits.maxMemoryBytes = quotas.maxMemoryBytes;
+      }
+    }
     sandboxOptions.limits = limits;
   }
   return new TenantPool(quotas, sandboxOptions);

@@ -5,7 +5,20 @@
  */
 
 import type { CoreExport, CoreImport, CoreLimits, CoreMetrics } from './nestbox.js';
-import type { ImportsObject } from './capability.js';
+
+declare const capabilityBrand: unique symbol;
+
+/**
+ * An opaque, frozen capability token made by `capability` (or `syncCapability`). It has no
+ * properties: the function behind it is reachable only through the package's private table.
+ */
+export interface CapabilityToken {
+  /** Type-only brand; the object has no such property. */
+  readonly [capabilityBrand]: true;
+}
+
+/** The imports option: `{ [module]: { [name]: token } }`. */
+export type ImportsObject = Readonly<Record<string, Readonly<Record<string, CapabilityToken>>>>;
 
 /** A WebAssembly numeric type. */
 export type ValueType = 'i32' | 'i64' | 'f32' | 'f64';
@@ -15,14 +28,19 @@ export type Value = number | bigint;
 
 /**
  * Limits of a sandbox, all per instance and enforced by the core; every field is optional
- * and defaults as in the README's table (all bounded). The core's `maxMemoryBytes` is
- * called `memoryLimitBytes` here (STYLE.md's name); every other field is the core's
- * (`CoreLimits` in `nestbox.d.ts`), so limits the core adds appear here too. An unknown
- * field or a value of the wrong type is a `TypeError` (`INVALID_ARGUMENT`), so a typo never
- * silently leaves a limit at its default.
+ * and defaults as in the README's table (all bounded). Every field is the core's, by the
+ * core's name (`CoreLimits` in the generated `nestbox.d.ts`), so limits the core adds appear
+ * here too; `maxMemoryBytes` is also the name of the call option that tightens it. An
+ * unknown field or a value of the wrong type is a `TypeError` (`INVALID_ARGUMENT`), so a
+ * typo never silently leaves a limit at its default.
  */
-export type SandboxLimits = Omit<CoreLimits, 'maxMemoryBytes'> & {
-  /** The most linear memory one instance may have, in bytes (default 256 MiB). */
+export type SandboxLimits = CoreLimits & {
+  /**
+   * The old name of `maxMemoryBytes`, still accepted. Giving both with different values is a
+   * `TypeError` (`INVALID_ARGUMENT`).
+   *
+   * @deprecated Use `maxMemoryBytes`.
+   */
   memoryLimitBytes?: number | bigint;
 };
 
@@ -55,7 +73,7 @@ export interface CallOptions {
   /** Fuel budget of this call (`FUEL_EXHAUSTED`), at most `limits.fuel`. */
   fuel?: number | bigint;
   /**
-   * Largest linear memory during this call, in bytes, at most `limits.memoryLimitBytes`: growth
+   * Largest linear memory during this call, in bytes, at most `limits.maxMemoryBytes`: growth
    * past it is refused as past that limit (-1, or `MEMORY_LIMIT` with `trapOnGrowFailure`); a
    * call whose instance already holds more is refused (`MEMORY_LIMIT`) before it runs.
    */

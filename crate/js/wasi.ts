@@ -8,7 +8,7 @@
 
 import type { CoreWasiConfig, CoreWasiFiles } from './nestbox.js';
 import { invalidArgument, SandboxError, type AnySandboxError } from './errors.js';
-import { callOptions, onlyFields } from './options.js';
+import { callOptions, onlyFields, type CheckedCallOptions } from './options.js';
 import type { Metrics, WasiFiles, WasiResult, WasiRunOptions } from './types.js';
 
 const RUN_FIELDS = [
@@ -55,7 +55,7 @@ export interface WasiPlan {
   onStdout: ((chunk: Uint8Array) => void) | undefined;
   onStderr: ((chunk: Uint8Array) => void) | undefined;
   imports: unknown;
-  call: ReturnType<typeof callOptions>;
+  call: CheckedCallOptions;
 }
 
 /**

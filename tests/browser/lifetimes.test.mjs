@@ -104,7 +104,8 @@ test('integrity is verified before parsing; bad options are TypeErrors with code
       noIntegrity: await window.caught(sb.load(bytes, {})),
       badDigest: await window.caught(sb.load(bytes, { integrity: 'md5-xyz' })),
       unknownLimit: await window.caught(nb.createSandbox({ limits: { fuelPerSlise: 1 } })),
-      coreName: await window.caught(nb.createSandbox({ limits: { maxMemoryBytes: 1 } })),
+      // maxMemoryBytes is the limit's name; memoryLimitBytes, its deprecated alias, must agree with it.
+      coreName: await window.caught(nb.createSandbox({ limits: { maxMemoryBytes: 1 << 20, memoryLimitBytes: 1 } })),
       badLimitType: await window.caught(nb.createSandbox({ limits: { fuel: 'lots' } })),
       unknownOption: await window.caught(nb.createSandbox({ limit: {} })),
       badCallOption: await window.caught(inst.call('answer', [], { timeout: 5 })),
@@ -163,4 +164,75 @@ test('memoryLimitBytes is the core limit on guest memory', async () => {
     return r;
   });
   assert.equal(out.code, 'MEMORY_LIMIT');
+});
+
+test('limits.maxMemoryBytes (the core name) is the limit on guest memory; the deprecated alias agrees with it', async () => {
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const log = nb.capability(() => {}, { params: ['i32', 'i32'], results: [] });
+    const attempt = async (limits) => {
+      const sb = await nb.createSandbox({ limits });
+      try {
+        const mod = await sb.load(fx.log_and_double.url, { integrity: fx.log_and_double.integrity });
+        const inst = await sb.instantiate(mod, { imports: { env: { log } } });
+        return { results: (await inst.call('run', [21])).results };
+      } catch (e) {
+        return { code: e.code, limit: e.details?.limit };
+      } finally {
+        sb.dispose();
+      }
+    };
+    return {
+      // One page (64 KiB) is needed by log_and_double.
+      tooSmall: await attempt({ maxMemoryBytes: 32 * 1024 }),
+      enough: await attempt({ maxMemoryBytes: 1 << 20 }),
+      bothAgree: await attempt({ maxMemoryBytes: 32 * 1024, memoryLimitBytes: 32 * 1024 }),
+      bothAgreeBigint: await attempt({ maxMemoryBytes: 1n << 20n, memoryLimitBytes: 1 << 20 }),
+      disagree: await window.caught(
+        nb.createSandbox({ limits: { maxMemoryBytes: 1 << 20, memoryLimitBytes: 2 << 20 } }),
+      ),
+    };
+  });
+  assert.equal(out.tooSmall.code, 'MEMORY_LIMIT');
+  assert.deepEqual(out.enough.results, [42]);
+  assert.equal(out.bothAgree.code, 'MEMORY_LIMIT');
+  assert.deepEqual(out.bothAgreeBigint.results, [42]);
+  assert.equal(out.disagree.code, 'INVALID_ARGUMENT');
+  assert.equal(out.disagree.isTypeError, true);
+  assert.match(out.disagree.message, /memoryLimitBytes/);
+  assert.match(out.disagree.message, /maxMemoryBytes/);
+});
+
+test('`using` and Symbol.dispose dispose a SandboxModule, a SandboxInstance and their Sandbox', async () => {
+  // A string: the page's Chromium parses `using`, the Node running this file may not.
+  const out = await browser.page.evaluate(`(async () => {
+    const { nb, fx } = window;
+    let sb, mod, inst;
+    {
+      using sandbox = await nb.createSandbox();
+      using m = await sandbox.load(fx.spin.url, { integrity: fx.spin.integrity });
+      using i = await sandbox.instantiate(m);
+      sb = sandbox; mod = m; inst = i;
+      var inside = [sandbox.alive, m.alive, i.alive, (await i.call('answer')).results[0]];
+    }
+    const after = [sb.alive, mod.alive, inst.alive];
+    // Symbol.dispose alone, twice (idempotent), on a module of a live sandbox.
+    const live = await nb.createSandbox();
+    const other = await live.load(fx.spin.url, { integrity: fx.spin.integrity });
+    const hasDispose = typeof other[Symbol.dispose] === 'function';
+    other[Symbol.dispose]();
+    other[Symbol.dispose]();
+    other.dispose();
+    const instantiateDisposed = await window.caught(live.instantiate(other));
+    const stillWorks = (await (await live.instantiate(await live.load(fx.spin.url, { integrity: fx.spin.integrity }))).call('answer')).results[0];
+    live.dispose();
+    return { inside, after, hasDispose, otherAlive: other.alive, instantiateDisposed, stillWorks, useAfter: await window.caught(sb.load(fx.spin.url, { integrity: fx.spin.integrity })) };
+  })()`);
+  assert.deepEqual(out.inside, [true, true, true, 42]);
+  assert.deepEqual(out.after, [false, false, false]);
+  assert.equal(out.hasDispose, true);
+  assert.equal(out.otherAlive, false);
+  assert.equal(out.instantiateDisposed.code, 'DISPOSED');
+  assert.equal(out.stillWorks, 42);
+  assert.equal(out.useAfter.code, 'DISPOSED');
 });
