@@ -863,7 +863,8 @@ fn finish(options: &Options, digest: Option<&Digest>, result: &RunResult) -> Res
 
 /// Writes each writable preopen's tree to `dir/GUEST`. Every name comes from the guest, so
 /// each component is checked again, files are created only where nothing exists, and
-/// symlinks are written last and only when they stay inside their preopen.
+/// symlinks are written last and only when they stay inside their preopen once resolved
+/// through the tree ([`resolve_in_tree`]); the others are skipped with a warning.
 fn write_out_dir(
     dir: &Path,
     dirs: &[DirSpec],
@@ -902,9 +903,10 @@ fn write_out_dir(
             }
         }
         for (rel, path, target) in links {
-            if !stays_inside(rel, Path::new(target)) {
+            if resolve_in_tree(tree, rel).is_none() {
                 eprintln!(
-                    "nestbox: --out-dir: skipped {rel} in {}: a symlink to {target:?}, outside it",
+                    "nestbox: --out-dir: skipped {rel} in {}: a symlink to {target:?}, which \
+                     leads outside it (or loops) once the links on its way are followed",
                     spec.guest
                 );
                 continue;
@@ -916,6 +918,43 @@ fn write_out_dir(
         }
     }
     Ok(())
+}
+
+/// Most symlinks one resolution follows, as Linux (and the core's filesystem).
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Where the symlink at `rel` leads in `tree` (a preopen's tree as exported), following every
+/// symlink on the way, the ones its target goes through included, as the host will once they
+/// are written: the path's components from the preopen's root, or `None` when it leaves the
+/// root (`..` above it, an absolute target), loops, or follows more than
+/// [`MAX_SYMLINK_HOPS`] links. A text check alone is not enough: with `d/up -> ..`,
+/// `d/up/d/up/../../..` looks inside but is the root's parent. What does not exist is taken
+/// as it is written (nothing written later can make it a link: links come from the tree).
+fn resolve_in_tree(tree: &FsTree, rel: &str) -> Option<Vec<String>> {
+    let mut at: Vec<String> = Vec::new();
+    // Components still to walk, last first; link targets are pushed on top.
+    let mut todo: Vec<String> = rel.rsplit('/').map(str::to_owned).collect();
+    let mut hops = 0;
+    while let Some(name) = todo.pop() {
+        match name.as_str() {
+            "" | "." => {}
+            ".." => {
+                at.pop()?;
+            }
+            _ => {
+                at.push(name);
+                if let Some(FsEntry::Symlink(target)) = tree.get(&at.join("/")) {
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS || target.starts_with('/') || target.is_empty() {
+                        return None;
+                    }
+                    at.pop();
+                    todo.extend(target.rsplit('/').map(str::to_owned));
+                }
+            }
+        }
+    }
+    Some(at)
 }
 
 /// `--audit FILE`: an existing log is verified first; the sandbox's own log then continues

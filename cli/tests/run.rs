@@ -784,3 +784,155 @@ fn help_lists_the_options() {
     }
     assert!(stdout(&nestbox(&["help"])).contains("run [OPTIONS] [--] MODULE.wasm"));
 }
+
+/// Every symlink under `dir` (not followed while walking) and where it resolves on the host,
+/// if it resolves at all.
+#[cfg(unix)]
+fn symlinks_and_targets(dir: &Path) -> Vec<(PathBuf, Option<PathBuf>)> {
+    let mut links = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&p).expect("lstat");
+            if meta.file_type().is_symlink() {
+                links.push((p.clone(), resolve_on_host(&p)));
+            } else if meta.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    links.sort();
+    links
+}
+
+/// Where `path` leads on the host, following every symlink on the way (at most 40) and taking
+/// what does not exist lexically (as `realpath -m`); `None` for a loop.
+#[cfg(unix)]
+fn resolve_on_host(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut done = PathBuf::from("/");
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    let absolute = std::path::absolute(path).ok()?;
+    for c in absolute.components().rev() {
+        todo.push(c.as_os_str().to_owned());
+    }
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        match Path::new(&c).components().next() {
+            None | Some(Component::CurDir | Component::RootDir) => {}
+            Some(Component::ParentDir) => {
+                done.pop();
+            }
+            Some(_) => {
+                let next = done.join(&c);
+                match std::fs::read_link(&next) {
+                    Ok(target) => {
+                        hops += 1;
+                        if hops > 40 {
+                            return None;
+                        }
+                        if target.is_absolute() {
+                            done = PathBuf::from("/");
+                        }
+                        for t in target.components().rev() {
+                            todo.push(t.as_os_str().to_owned());
+                        }
+                    }
+                    Err(_) => done = next,
+                }
+            }
+        }
+    }
+    Some(done)
+}
+
+/// A guest makes a chain of symlinks that each look inside by their text, but that leave the
+/// preopen once the links they go through are followed: `--out-dir` writes none whose
+/// resolution leaves it.
+#[cfg(unix)]
+#[test]
+fn out_dir_symlinks_are_resolved_through_the_tree_and_escaping_ones_skipped() {
+    let dir = scratch("symlink-chain");
+    let host = dir.join("host");
+    std::fs::create_dir(&host).expect("mkdir");
+    let links = [
+        // (link, target): d/up is the preopen itself, so d/up/d/up/../../.. is its parent.
+        ("d/up", ".."),
+        ("esc", "d/up/d/up/../../../etc/passwd"),
+        ("esc2", "esc"),
+        ("esc3", "d/up/.."),
+        ("ok", "d/up/d/up/d"),
+        ("loop1", "loop2"),
+        ("loop2", "loop1"),
+        ("dangling", "d/nothing/here"),
+    ];
+    let mut data = String::new();
+    let mut calls = String::new();
+    let mut at = 64;
+    for (i, (link, target)) in links.iter().enumerate() {
+        data.push_str(&format!("(data (i32.const {at}) \"{target}\")\n"));
+        data.push_str(&format!("(data (i32.const {}) \"{link}\")\n", at + 64));
+        calls.push_str(&format!(
+            "(if (call $symlink (i32.const {at}) (i32.const {}) (i32.const 3) (i32.const {}) (i32.const {}))
+               (then (call $exit (i32.const {}))))\n",
+            target.len(),
+            at + 64,
+            link.len(),
+            10 + i
+        ));
+        at += 128;
+    }
+    let wat = format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "path_symlink" (func $symlink (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_create_directory" (func $mkdir (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "d")
+  {data}
+  (func (export "_start")
+    (if (call $mkdir (i32.const 3) (i32.const 0) (i32.const 1)) (then (call $exit (i32.const 9))))
+    {calls}))"#
+    );
+    let module = dir.join("chain.wasm");
+    std::fs::write(&module, wat::parse_str(&wat).expect("wat")).expect("write");
+    let out_dir = dir.join("out");
+    let spec = format!("{}::/s", s(&host));
+    let out = nestbox(&["run", "--dir", &spec, "--out-dir", s(&out_dir), s(&module)]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let root = out_dir
+        .join("s")
+        .canonicalize()
+        .expect("the preopen's copy");
+    let written = symlinks_and_targets(&out_dir);
+    for (link, resolved) in &written {
+        if let Some(resolved) = resolved {
+            assert!(
+                resolved.starts_with(&root),
+                "{} resolves to {}, outside its preopen in --out-dir",
+                link.display(),
+                resolved.display()
+            );
+        }
+    }
+    let names: Vec<String> = written
+        .iter()
+        .map(|(p, _)| {
+            p.strip_prefix(&out_dir)
+                .expect("under")
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names, ["s/d/up", "s/dangling", "s/ok"], "{}", stderr(&out));
+    let err = stderr(&out);
+    for skipped in ["esc", "esc2", "esc3", "loop1", "loop2"] {
+        assert!(
+            err.contains(&format!("skipped {skipped} in /s")),
+            "{skipped}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
