@@ -561,7 +561,7 @@ fn stdin_comes_from_a_file_or_streams_from_ours() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(stdout(&out), "from a file\n");
 
-    // Default: empty.
+    // Default: ours, which is null here.
     let out = nestbox(&["run", s(&cat)]);
     assert_eq!((out.status.code(), stdout(&out)), (Some(0), String::new()));
 
@@ -934,5 +934,161 @@ fn out_dir_symlinks_are_resolved_through_the_tree_and_escaping_ones_skipped() {
             "{skipped}: {err}"
         );
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A guest that reads its stdin to the end and writes it to stdout.
+fn cat_guest(dir: &Path) -> PathBuf {
+    guest(
+        dir,
+        "cat",
+        "(loop $more
+           (i32.store (i32.const 16) (i32.const 256))
+           (i32.store (i32.const 20) (i32.const 4096))
+           (if (call $fd_read (i32.const 0) (i32.const 16) (i32.const 1) (i32.const 32))
+             (then (call $exit (i32.const 20))))
+           (if (i32.load (i32.const 32))
+             (then
+               (call $write (i32.const 1) (i32.const 256) (i32.load (i32.const 32)) (i32.const 21))
+               (br $more))))",
+    )
+}
+
+/// Runs nestbox with `input` on a pipe to its stdin, kept open until it exits when `input`
+/// is `None`.
+fn nestbox_fed(args: &[&str], input: Option<&'static [u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nestbox"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut pipe = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || match input {
+        Some(bytes) => {
+            let _ = pipe.write_all(bytes);
+            None
+        }
+        None => Some(pipe),
+    });
+    let out = child.wait_with_output().expect("wait");
+    drop(writer.join().expect("join"));
+    out
+}
+
+#[test]
+fn stdin_is_ours_by_default_as_other_runtimes_and_none_makes_it_empty() {
+    let dir = scratch("stdin-default");
+    let cat = cat_guest(&dir);
+    // `nestbox run cat.wasm < file`: the guest reads our stdin.
+    let out = nestbox_fed(&["run", s(&cat)], Some(b"piped in\n"));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stdout(&out), "piped in\n");
+    // `--stdin none`: empty, and ours is never waited for (the pipe stays open meanwhile).
+    let started = std::time::Instant::now();
+    let out = nestbox_fed(
+        &["run", "--stdin", "none", "--timeout-ms", "20000", s(&cat)],
+        None,
+    );
+    assert_eq!((out.status.code(), stdout(&out)), (Some(0), String::new()));
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Writes `count` times 64 KiB of memory to `fd`.
+fn flood(dir: &Path, name: &str, fd: u32, count: u32) -> PathBuf {
+    guest(
+        dir,
+        name,
+        &format!(
+            "(local $i i32)
+             (loop $more
+               (call $write (i32.const {fd}) (i32.const 0) (i32.const 65536) (i32.const 90))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $more (i32.lt_u (local.get $i) (i32.const {count}))))"
+        ),
+    )
+}
+
+#[test]
+fn output_is_streamed_without_the_cores_one_mebibyte_cap() {
+    let dir = scratch("big-output");
+    // 3 MiB to stdout, 2 MiB to stderr: the defaults of the CLI let them through.
+    let out = nestbox(&["run", s(&flood(&dir, "out3m", 1, 48))]);
+    assert_eq!(out.status.code(), Some(0), "{}", last_line(&out));
+    assert_eq!(out.stdout.len(), 3 << 20);
+    let out = nestbox(&["run", s(&flood(&dir, "err2m", 2, 32))]);
+    assert_eq!(out.status.code(), Some(0), "{}", last_line(&out));
+    assert_eq!(out.stderr.len(), 2 << 20);
+    // The caps still hold, with suffixes, and the line says which flag raises each.
+    let out = nestbox(&[
+        "run",
+        "--max-stdout-bytes",
+        "1M",
+        s(&flood(&dir, "out3m", 1, 48)),
+    ]);
+    assert_eq!(out.status.code(), Some(GUEST_FAILED), "{out:?}");
+    assert_eq!(out.stdout.len(), 1 << 20);
+    assert!(
+        last_line(&out).starts_with("nestbox: OUTPUT_LIMIT: stdout")
+            && last_line(&out).ends_with("(raise it with --max-stdout-bytes BYTES)"),
+        "{}",
+        last_line(&out)
+    );
+    let out = nestbox(&[
+        "run",
+        "--max-stderr-bytes=64K",
+        s(&flood(&dir, "err2m", 2, 32)),
+    ]);
+    assert_eq!(out.status.code(), Some(GUEST_FAILED), "{}", last_line(&out));
+    assert!(
+        last_line(&out).ends_with("(raise it with --max-stderr-bytes BYTES)"),
+        "{}",
+        last_line(&out)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_limit_error_names_the_flag_that_raises_it() {
+    let dir = scratch("limit-flags");
+    let spin = guest(&dir, "spin", "(loop (br 0))");
+    let big_memory = dir.join("big.wasm");
+    std::fs::write(
+        &big_memory,
+        wat::parse_str(r#"(module (memory (export "memory") 64) (func (export "_start")))"#)
+            .expect("wat"),
+    )
+    .expect("write");
+    for (args, code, flag) in [
+        (
+            vec!["--fuel", "100000", s(&spin)],
+            "FUEL_EXHAUSTED",
+            "--fuel N",
+        ),
+        (
+            vec!["--timeout-ms", "100", s(&spin)],
+            "TIMEOUT",
+            "--timeout-ms MS",
+        ),
+        (
+            vec!["--max-memory-bytes", "1M", s(&big_memory)],
+            "MEMORY_LIMIT",
+            "--max-memory-bytes BYTES",
+        ),
+    ] {
+        let out = nestbox(&[&["run"], &args[..]].concat());
+        assert_eq!(out.status.code(), Some(GUEST_FAILED), "{out:?}");
+        let line = last_line(&out);
+        assert!(
+            line.starts_with(&format!("nestbox: {code}: "))
+                && line.ends_with(&format!("(raise it with {flag})")),
+            "{line}"
+        );
+    }
+    // A trap has no flag to raise.
+    let out = nestbox(&["run", s(&guest(&dir, "trap", "unreachable"))]);
+    assert!(!last_line(&out).contains("raise it"), "{out:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
