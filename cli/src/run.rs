@@ -171,10 +171,24 @@ pub fn main(items: Vec<String>) -> ExitCode {
         }
     };
     let report = execute(&options, audit.as_ref());
+    // The guest's unfinished last line on stderr (say, a panic message) is ended before a
+    // line of ours follows it; a run that ends well keeps its stderr byte for byte.
+    let mut mid_line = report.stderr_mid_line;
+    let mut end_line = || {
+        if std::mem::take(&mut mid_line) {
+            eprintln!();
+        }
+    };
+    if report.error.is_some() {
+        end_line();
+    }
     let after = match audit.as_ref().and_then(AuditFile::error) {
         Some(e) => Err(e),
         None => finish(&options, report.digest.as_ref(), &report.result),
     };
+    if after.is_err() {
+        end_line();
+    }
     // What the guest wrote is out already; what nestbox has to say comes last, the line that
     // explains the status at the very end.
     if let Some(e) = &report.error {
@@ -196,6 +210,8 @@ struct Report {
     error: Option<Error>,
     digest: Option<Digest>,
     result: RunResult,
+    /// The guest's stderr did not end with a newline.
+    stderr_mid_line: bool,
 }
 
 /// What the guest did, for `--out-dir`, `--audit` and `--metrics`.
@@ -611,6 +627,7 @@ fn execute(options: &Options, audit: Option<&AuditFile>) -> Report {
         error: None,
         digest: None,
         result: RunResult::default(),
+        stderr_mid_line: false,
     };
     match run(options, audit, &mut report) {
         Ok(outcome) => {
@@ -671,7 +688,10 @@ fn run(
     let mut instance = sandbox.instantiate_wasi(&module, &config)?;
     // Streamed to ours as it comes: no copy is kept.
     instance.set_retain_output(false);
-    let mut hooks = CliHooks { live };
+    let mut hooks = CliHooks {
+        live,
+        stderr_mid_line: false,
+    };
     let result = nestbox::drive(
         &mut instance,
         "_start",
@@ -679,6 +699,7 @@ fn run(
         &nestbox::CallOptions::default(),
         &mut hooks,
     );
+    report.stderr_mid_line = hooks.stderr_mid_line;
     if options.out_dir.is_some() {
         report.result.files = Some(instance.wasi_files());
     }
@@ -791,6 +812,8 @@ impl LiveStdin {
 /// step, sleeps as long as asked while our stdin keeps being buffered, no capabilities.
 struct CliHooks {
     live: Option<LiveStdin>,
+    /// The last byte written to our stderr was not a newline.
+    stderr_mid_line: bool,
 }
 
 impl Hooks for CliHooks {
@@ -812,7 +835,8 @@ impl Hooks for CliHooks {
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(out).and_then(|()| stdout.flush());
         }
-        if !err.is_empty() {
+        if let Some(&last) = err.last() {
+            self.stderr_mid_line = last != b'\n';
             let mut stderr = std::io::stderr().lock();
             let _ = stderr.write_all(err).and_then(|()| stderr.flush());
         }

@@ -45,6 +45,11 @@ fn s(p: &Path) -> &str {
 
 /// A WASI command: the given imports and data, `_start` running `body`.
 fn guest(dir: &Path, name: &str, body: &str) -> PathBuf {
+    guest_with(dir, name, "", body)
+}
+
+/// [`guest`] with more module fields (say, data segments).
+fn guest_with(dir: &Path, name: &str, fields: &str, body: &str) -> PathBuf {
     let wat = format!(
         r#"(module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
@@ -61,6 +66,7 @@ fn guest(dir: &Path, name: &str, body: &str) -> PathBuf {
   (data (i32.const 96) "existing.txt")
   (data (i32.const 112) "gone.txt")
   (data (i32.const 128) "made")
+  {fields}
   ;; writes `len` bytes at `ptr` to `fd`; exits with `code` on failure
   (func $write (param $fd i32) (param $ptr i32) (param $len i32) (param $code i32)
     (i32.store (i32.const 16) (local.get $ptr))
@@ -1090,5 +1096,36 @@ fn a_limit_error_names_the_flag_that_raises_it() {
     // A trap has no flag to raise.
     let out = nestbox(&["run", s(&guest(&dir, "trap", "unreachable"))]);
     assert!(!last_line(&out).contains("raise it"), "{out:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn what_the_guest_wrote_before_a_trap_comes_before_nestboxs_line() {
+    let dir = scratch("before-trap");
+    // A Rust panic: its message on stderr (the last line without its newline here), then a
+    // trap; and the same before a limit.
+    let message = "thread 'main' panicked at src/main.rs:2:5:\nboom";
+    let data = format!(
+        r#"(data (i32.const 1024) "{}")"#,
+        message.replace('\n', "\\n")
+    );
+    let write = format!(
+        "{HELLO} (call $write (i32.const 2) (i32.const 1024) (i32.const {}) (i32.const 91))",
+        message.len()
+    );
+    let trap = guest_with(&dir, "panic", &data, &format!("{write} unreachable"));
+    let spin = guest_with(&dir, "spin", &data, &format!("{write} (loop (br 0))"));
+    for (module, fuel, line) in [
+        (&trap, "1000000", "nestbox: TRAP (unreachable): "),
+        (&spin, "1000000", "nestbox: FUEL_EXHAUSTED: "),
+    ] {
+        let out = nestbox(&["run", "--fuel", fuel, s(module)]);
+        assert_eq!(out.status.code(), Some(GUEST_FAILED), "{out:?}");
+        assert_eq!(stdout(&out), "hello\n");
+        let err = stderr(&out);
+        // nestbox ends the guest's unfinished line before its own.
+        assert!(err.starts_with(&format!("{message}\n{line}")), "{err:?}");
+        assert_eq!(err.lines().count(), 3, "{err:?}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
