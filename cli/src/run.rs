@@ -10,9 +10,15 @@
 //!   others are refused with a clear error (dereferencing a link would silently change what
 //!   the guest sees).
 //! - **Output** is streamed: stdout and stderr are drained between fuel slices (about every
-//!   millisecond of guest time) and after the run, and written to the real ones as they come.
-//! - **stdin** is empty by default; `--stdin FILE` gives a file's bytes, `--stdin -` streams
-//!   ours (read on a thread; a guest waiting for it still ends at `--timeout-ms`).
+//!   millisecond of guest time) and after the run, and written to the real ones as they come;
+//!   nestbox keeps no copy ([`nestbox::Instance::set_retain_output`]), so the caps
+//!   ([`CLI_MAX_OUTPUT_BYTES`] by default, not the core's 1 MiB meant for output held in
+//!   memory) bound what reaches our stdout, not our memory.
+//! - **stdin** is ours by default, streamed as wasmtime, wasmer and node do (read on a thread;
+//!   a guest waiting for it still ends at `--timeout-ms`); `--stdin FILE` gives a file's
+//!   bytes, `--stdin none` an empty one.
+//! - **Limits**: the line of an error that a limit ended the run with names the flag that
+//!   raises it.
 //! - **Exit status**: the guest's `proc_exit` code `& 0xff` (0 when `_start` returns; WASI
 //!   exit codes are `u32` and a process status is a byte, as in a POSIX shell); [`EXIT_REFUSED`]
 //!   when nestbox refuses to start the guest; [`EXIT_GUEST_FAILED`] when the guest traps or
@@ -45,6 +51,13 @@ pub const EXIT_REFUSED: u8 = crate::EXIT_USAGE;
 /// output cap, stack, …) instead of exiting.
 pub const EXIT_GUEST_FAILED: u8 = 126;
 
+/// The default caps on stdout and stderr: the guest's output is streamed and not kept, so
+/// the cap bounds only what it may write (e.g. to a file we are redirected to), not memory.
+pub const CLI_MAX_OUTPUT_BYTES: u64 = 1 << 30;
+
+/// `--stdin none`: an empty stdin.
+const STDIN_NONE: &str = "none";
+
 /// The preopen options, read together to keep their order (fds 3, 4, …).
 const DIR_FLAGS: [&str; 2] = ["--dir", "--dir-ro"];
 
@@ -63,14 +76,17 @@ pub fn usage() -> String {
     --dir-ro HOST::GUEST                the same, read-only (changes fail with EROFS)
     --out-dir DIR                       after the run, write each writable preopen's files to
                                         DIR/GUEST (DIR must not exist; never over a HOST)
-    --stdin FILE|-                      the guest's stdin (default: empty); - streams ours
+    --stdin -|FILE|none                 the guest's stdin: - streams ours (default), FILE gives
+                                        a file's bytes (./none for a file called none), none
+                                        an empty one
     --fuel N                            fuel budget (default {fuel}); FUEL_EXHAUSTED
     --max-memory-bytes BYTES            largest linear memory (default {memory}; K, M, G
                                         suffixes are binary); MEMORY_LIMIT. Old name: --memory
     --timeout-ms MS                     wall-clock limit (default {timeout}); TIMEOUT. Old
                                         name: --timeout
-    --max-stdout-bytes N                stdout cap (default {stdout}); OUTPUT_LIMIT
-    --max-stderr-bytes N                stderr cap (default {stderr}); OUTPUT_LIMIT
+    --max-stdout-bytes BYTES            stdout cap (default {stdout}, 1 GiB: streamed, not kept
+                                        in memory; K, M, G suffixes); OUTPUT_LIMIT
+    --max-stderr-bytes BYTES            stderr cap (default {stderr}); OUTPUT_LIMIT
     --max-fs-bytes N                    bytes of all preopens, copies included (default {fs})
     --max-files N                       entries of all preopens, copies included (default {files})
     --seed N, --start-time-ns N         deterministic random_get and clocks (either one turns
@@ -89,8 +105,8 @@ pub fn usage() -> String {
         fuel = l.fuel,
         memory = l.max_memory_bytes,
         timeout = l.timeout_ms,
-        stdout = w.max_stdout_bytes,
-        stderr = w.max_stderr_bytes,
+        stdout = CLI_MAX_OUTPUT_BYTES,
+        stderr = CLI_MAX_OUTPUT_BYTES,
         fs = w.max_fs_bytes,
         files = w.max_files,
         refused = EXIT_REFUSED,
@@ -155,10 +171,24 @@ pub fn main(items: Vec<String>) -> ExitCode {
         }
     };
     let report = execute(&options, audit.as_ref());
+    // The guest's unfinished last line on stderr (say, a panic message) is ended before a
+    // line of ours follows it; a run that ends well keeps its stderr byte for byte.
+    let mut mid_line = report.stderr_mid_line;
+    let mut end_line = || {
+        if std::mem::take(&mut mid_line) {
+            eprintln!();
+        }
+    };
+    if report.error.is_some() {
+        end_line();
+    }
     let after = match audit.as_ref().and_then(AuditFile::error) {
         Some(e) => Err(e),
         None => finish(&options, report.digest.as_ref(), &report.result),
     };
+    if after.is_err() {
+        end_line();
+    }
     // What the guest wrote is out already; what nestbox has to say comes last, the line that
     // explains the status at the very end.
     if let Some(e) = &report.error {
@@ -180,6 +210,8 @@ struct Report {
     error: Option<Error>,
     digest: Option<Digest>,
     result: RunResult,
+    /// The guest's stderr did not end with a newline.
+    stderr_mid_line: bool,
 }
 
 /// What the guest did, for `--out-dir`, `--audit` and `--metrics`.
@@ -263,10 +295,8 @@ fn parse(mut items: Vec<String>) -> Result<Option<Options>, Error> {
         },
         ..defaults
     };
-    let max_stdout_bytes =
-        number(&mut args, "--max-stdout-bytes")?.unwrap_or(wasi.max_stdout_bytes);
-    let max_stderr_bytes =
-        number(&mut args, "--max-stderr-bytes")?.unwrap_or(wasi.max_stderr_bytes);
+    let max_stdout_bytes = bytes_option(&mut args, "--max-stdout-bytes")?;
+    let max_stderr_bytes = bytes_option(&mut args, "--max-stderr-bytes")?;
     let max_fs_bytes = number(&mut args, "--max-fs-bytes")?.unwrap_or(wasi.max_fs_bytes);
     let max_files = number(&mut args, "--max-files")?.unwrap_or(wasi.max_files);
     let seed = number(&mut args, "--seed")?;
@@ -338,6 +368,15 @@ fn aliased(
         (Some(v), None) => Ok(Some((name, v))),
         (None, Some(v)) => Ok(Some((alias, v))),
         (None, None) => Ok(None),
+    }
+}
+
+/// An output cap: a number of bytes with an optional suffix, [`CLI_MAX_OUTPUT_BYTES`] when not
+/// given.
+fn bytes_option(args: &mut Args, name: &str) -> Result<u64, Error> {
+    match args.optional(name)? {
+        Some(text) => bytes_with_suffix(name, &text),
+        None => Ok(CLI_MAX_OUTPUT_BYTES),
     }
 }
 
@@ -588,6 +627,7 @@ fn execute(options: &Options, audit: Option<&AuditFile>) -> Report {
         error: None,
         digest: None,
         result: RunResult::default(),
+        stderr_mid_line: false,
     };
     match run(options, audit, &mut report) {
         Ok(outcome) => {
@@ -646,7 +686,12 @@ fn run(
     report.result.loaded = true;
     let (config, live) = wasi_config(options)?;
     let mut instance = sandbox.instantiate_wasi(&module, &config)?;
-    let mut hooks = CliHooks { live };
+    // Streamed to ours as it comes: no copy is kept.
+    instance.set_retain_output(false);
+    let mut hooks = CliHooks {
+        live,
+        stderr_mid_line: false,
+    };
     let result = nestbox::drive(
         &mut instance,
         "_start",
@@ -654,6 +699,7 @@ fn run(
         &nestbox::CallOptions::default(),
         &mut hooks,
     );
+    report.stderr_mid_line = hooks.stderr_mid_line;
     if options.out_dir.is_some() {
         report.result.files = Some(instance.wasi_files());
     }
@@ -674,8 +720,8 @@ fn wasi_config(options: &Options) -> Result<(WasiConfig, Option<LiveStdin>), Err
         .map(|spec| copy_host_dir(spec, &mut quota))
         .collect::<Result<Vec<_>, _>>()?;
     let (stdin, live) = match options.stdin.as_deref() {
-        None => (Stdin::Bytes(Vec::new()), None),
-        Some("-") => (
+        Some(STDIN_NONE) => (Stdin::Bytes(Vec::new()), None),
+        None | Some("-") => (
             Stdin::Async,
             Some(LiveStdin {
                 rx: read_stdin_on_a_thread(),
@@ -766,6 +812,8 @@ impl LiveStdin {
 /// step, sleeps as long as asked while our stdin keeps being buffered, no capabilities.
 struct CliHooks {
     live: Option<LiveStdin>,
+    /// The last byte written to our stderr was not a newline.
+    stderr_mid_line: bool,
 }
 
 impl Hooks for CliHooks {
@@ -787,7 +835,8 @@ impl Hooks for CliHooks {
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(out).and_then(|()| stdout.flush());
         }
-        if !err.is_empty() {
+        if let Some(&last) = err.last() {
+            self.stderr_mid_line = last != b'\n';
             let mut stderr = std::io::stderr().lock();
             let _ = stderr.write_all(err).and_then(|()| stderr.flush());
         }
@@ -834,7 +883,25 @@ fn error_line(e: &Error) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    format!("nestbox: {code}: {message}")
+    match raised_by(e) {
+        Some(flag) => format!("nestbox: {code}: {message} (raise it with {flag})"),
+        None => format!("nestbox: {code}: {message}"),
+    }
+}
+
+/// The flag that raises the limit `e` is about, if a flag does.
+fn raised_by(e: &Error) -> Option<&'static str> {
+    match e.code() {
+        ErrorCode::FuelExhausted => Some("--fuel N"),
+        ErrorCode::Timeout => Some("--timeout-ms MS"),
+        ErrorCode::MemoryLimit => Some("--max-memory-bytes BYTES"),
+        // The core's message names the stream: "stderr over its cap of N bytes".
+        ErrorCode::OutputLimit if e.message().starts_with("stderr") => {
+            Some("--max-stderr-bytes BYTES")
+        }
+        ErrorCode::OutputLimit => Some("--max-stdout-bytes BYTES"),
+        _ => None,
+    }
 }
 
 // ---- after the run: --out-dir, --audit, --metrics ----
@@ -863,7 +930,8 @@ fn finish(options: &Options, digest: Option<&Digest>, result: &RunResult) -> Res
 
 /// Writes each writable preopen's tree to `dir/GUEST`. Every name comes from the guest, so
 /// each component is checked again, files are created only where nothing exists, and
-/// symlinks are written last and only when they stay inside their preopen.
+/// symlinks are written last and only when they stay inside their preopen once resolved
+/// through the tree ([`resolve_in_tree`]); the others are skipped with a warning.
 fn write_out_dir(
     dir: &Path,
     dirs: &[DirSpec],
@@ -902,9 +970,10 @@ fn write_out_dir(
             }
         }
         for (rel, path, target) in links {
-            if !stays_inside(rel, Path::new(target)) {
+            if resolve_in_tree(tree, rel).is_none() {
                 eprintln!(
-                    "nestbox: --out-dir: skipped {rel} in {}: a symlink to {target:?}, outside it",
+                    "nestbox: --out-dir: skipped {rel} in {}: a symlink to {target:?}, which \
+                     leads outside it (or loops) once the links on its way are followed",
                     spec.guest
                 );
                 continue;
@@ -916,6 +985,43 @@ fn write_out_dir(
         }
     }
     Ok(())
+}
+
+/// Most symlinks one resolution follows, as Linux (and the core's filesystem).
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Where the symlink at `rel` leads in `tree` (a preopen's tree as exported), following every
+/// symlink on the way, the ones its target goes through included, as the host will once they
+/// are written: the path's components from the preopen's root, or `None` when it leaves the
+/// root (`..` above it, an absolute target), loops, or follows more than
+/// [`MAX_SYMLINK_HOPS`] links. A text check alone is not enough: with `d/up -> ..`,
+/// `d/up/d/up/../../..` looks inside but is the root's parent. What does not exist is taken
+/// as it is written (nothing written later can make it a link: links come from the tree).
+fn resolve_in_tree(tree: &FsTree, rel: &str) -> Option<Vec<String>> {
+    let mut at: Vec<String> = Vec::new();
+    // Components still to walk, last first; link targets are pushed on top.
+    let mut todo: Vec<String> = rel.rsplit('/').map(str::to_owned).collect();
+    let mut hops = 0;
+    while let Some(name) = todo.pop() {
+        match name.as_str() {
+            "" | "." => {}
+            ".." => {
+                at.pop()?;
+            }
+            _ => {
+                at.push(name);
+                if let Some(FsEntry::Symlink(target)) = tree.get(&at.join("/")) {
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS || target.starts_with('/') || target.is_empty() {
+                        return None;
+                    }
+                    at.pop();
+                    todo.extend(target.rsplit('/').map(str::to_owned));
+                }
+            }
+        }
+    }
+    Some(at)
 }
 
 /// `--audit FILE`: an existing log is verified first; the sandbox's own log then continues

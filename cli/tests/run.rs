@@ -45,6 +45,11 @@ fn s(p: &Path) -> &str {
 
 /// A WASI command: the given imports and data, `_start` running `body`.
 fn guest(dir: &Path, name: &str, body: &str) -> PathBuf {
+    guest_with(dir, name, "", body)
+}
+
+/// [`guest`] with more module fields (say, data segments).
+fn guest_with(dir: &Path, name: &str, fields: &str, body: &str) -> PathBuf {
     let wat = format!(
         r#"(module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
@@ -61,6 +66,7 @@ fn guest(dir: &Path, name: &str, body: &str) -> PathBuf {
   (data (i32.const 96) "existing.txt")
   (data (i32.const 112) "gone.txt")
   (data (i32.const 128) "made")
+  {fields}
   ;; writes `len` bytes at `ptr` to `fd`; exits with `code` on failure
   (func $write (param $fd i32) (param $ptr i32) (param $len i32) (param $code i32)
     (i32.store (i32.const 16) (local.get $ptr))
@@ -561,7 +567,7 @@ fn stdin_comes_from_a_file_or_streams_from_ours() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(stdout(&out), "from a file\n");
 
-    // Default: empty.
+    // Default: ours, which is null here.
     let out = nestbox(&["run", s(&cat)]);
     assert_eq!((out.status.code(), stdout(&out)), (Some(0), String::new()));
 
@@ -783,4 +789,343 @@ fn help_lists_the_options() {
         assert!(text.contains(flag), "--help does not mention {flag}");
     }
     assert!(stdout(&nestbox(&["help"])).contains("run [OPTIONS] [--] MODULE.wasm"));
+}
+
+/// Every symlink under `dir` (not followed while walking) and where it resolves on the host,
+/// if it resolves at all.
+#[cfg(unix)]
+fn symlinks_and_targets(dir: &Path) -> Vec<(PathBuf, Option<PathBuf>)> {
+    let mut links = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&p).expect("lstat");
+            if meta.file_type().is_symlink() {
+                links.push((p.clone(), resolve_on_host(&p)));
+            } else if meta.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    links.sort();
+    links
+}
+
+/// Where `path` leads on the host, following every symlink on the way (at most 40) and taking
+/// what does not exist lexically (as `realpath -m`); `None` for a loop.
+#[cfg(unix)]
+fn resolve_on_host(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut done = PathBuf::from("/");
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    let absolute = std::path::absolute(path).ok()?;
+    for c in absolute.components().rev() {
+        todo.push(c.as_os_str().to_owned());
+    }
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        match Path::new(&c).components().next() {
+            None | Some(Component::CurDir | Component::RootDir) => {}
+            Some(Component::ParentDir) => {
+                done.pop();
+            }
+            Some(_) => {
+                let next = done.join(&c);
+                match std::fs::read_link(&next) {
+                    Ok(target) => {
+                        hops += 1;
+                        if hops > 40 {
+                            return None;
+                        }
+                        if target.is_absolute() {
+                            done = PathBuf::from("/");
+                        }
+                        for t in target.components().rev() {
+                            todo.push(t.as_os_str().to_owned());
+                        }
+                    }
+                    Err(_) => done = next,
+                }
+            }
+        }
+    }
+    Some(done)
+}
+
+/// A guest makes a chain of symlinks that each look inside by their text, but that leave the
+/// preopen once the links they go through are followed: `--out-dir` writes none whose
+/// resolution leaves it.
+#[cfg(unix)]
+#[test]
+fn out_dir_symlinks_are_resolved_through_the_tree_and_escaping_ones_skipped() {
+    let dir = scratch("symlink-chain");
+    let host = dir.join("host");
+    std::fs::create_dir(&host).expect("mkdir");
+    let links = [
+        // (link, target): d/up is the preopen itself, so d/up/d/up/../../.. is its parent.
+        ("d/up", ".."),
+        ("esc", "d/up/d/up/../../../etc/passwd"),
+        ("esc2", "esc"),
+        ("esc3", "d/up/.."),
+        ("ok", "d/up/d/up/d"),
+        ("loop1", "loop2"),
+        ("loop2", "loop1"),
+        ("dangling", "d/nothing/here"),
+    ];
+    let mut data = String::new();
+    let mut calls = String::new();
+    let mut at = 64;
+    for (i, (link, target)) in links.iter().enumerate() {
+        data.push_str(&format!("(data (i32.const {at}) \"{target}\")\n"));
+        data.push_str(&format!("(data (i32.const {}) \"{link}\")\n", at + 64));
+        calls.push_str(&format!(
+            "(if (call $symlink (i32.const {at}) (i32.const {}) (i32.const 3) (i32.const {}) (i32.const {}))
+               (then (call $exit (i32.const {}))))\n",
+            target.len(),
+            at + 64,
+            link.len(),
+            10 + i
+        ));
+        at += 128;
+    }
+    let wat = format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "path_symlink" (func $symlink (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_create_directory" (func $mkdir (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "d")
+  {data}
+  (func (export "_start")
+    (if (call $mkdir (i32.const 3) (i32.const 0) (i32.const 1)) (then (call $exit (i32.const 9))))
+    {calls}))"#
+    );
+    let module = dir.join("chain.wasm");
+    std::fs::write(&module, wat::parse_str(&wat).expect("wat")).expect("write");
+    let out_dir = dir.join("out");
+    let spec = format!("{}::/s", s(&host));
+    let out = nestbox(&["run", "--dir", &spec, "--out-dir", s(&out_dir), s(&module)]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let root = out_dir
+        .join("s")
+        .canonicalize()
+        .expect("the preopen's copy");
+    let written = symlinks_and_targets(&out_dir);
+    for (link, resolved) in &written {
+        if let Some(resolved) = resolved {
+            assert!(
+                resolved.starts_with(&root),
+                "{} resolves to {}, outside its preopen in --out-dir",
+                link.display(),
+                resolved.display()
+            );
+        }
+    }
+    let names: Vec<String> = written
+        .iter()
+        .map(|(p, _)| {
+            p.strip_prefix(&out_dir)
+                .expect("under")
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names, ["s/d/up", "s/dangling", "s/ok"], "{}", stderr(&out));
+    let err = stderr(&out);
+    for skipped in ["esc", "esc2", "esc3", "loop1", "loop2"] {
+        assert!(
+            err.contains(&format!("skipped {skipped} in /s")),
+            "{skipped}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A guest that reads its stdin to the end and writes it to stdout.
+fn cat_guest(dir: &Path) -> PathBuf {
+    guest(
+        dir,
+        "cat",
+        "(loop $more
+           (i32.store (i32.const 16) (i32.const 256))
+           (i32.store (i32.const 20) (i32.const 4096))
+           (if (call $fd_read (i32.const 0) (i32.const 16) (i32.const 1) (i32.const 32))
+             (then (call $exit (i32.const 20))))
+           (if (i32.load (i32.const 32))
+             (then
+               (call $write (i32.const 1) (i32.const 256) (i32.load (i32.const 32)) (i32.const 21))
+               (br $more))))",
+    )
+}
+
+/// Runs nestbox with `input` on a pipe to its stdin, kept open until it exits when `input`
+/// is `None`.
+fn nestbox_fed(args: &[&str], input: Option<&'static [u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nestbox"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut pipe = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || match input {
+        Some(bytes) => {
+            let _ = pipe.write_all(bytes);
+            None
+        }
+        None => Some(pipe),
+    });
+    let out = child.wait_with_output().expect("wait");
+    drop(writer.join().expect("join"));
+    out
+}
+
+#[test]
+fn stdin_is_ours_by_default_as_other_runtimes_and_none_makes_it_empty() {
+    let dir = scratch("stdin-default");
+    let cat = cat_guest(&dir);
+    // `nestbox run cat.wasm < file`: the guest reads our stdin.
+    let out = nestbox_fed(&["run", s(&cat)], Some(b"piped in\n"));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stdout(&out), "piped in\n");
+    // `--stdin none`: empty, and ours is never waited for (the pipe stays open meanwhile).
+    let started = std::time::Instant::now();
+    let out = nestbox_fed(
+        &["run", "--stdin", "none", "--timeout-ms", "20000", s(&cat)],
+        None,
+    );
+    assert_eq!((out.status.code(), stdout(&out)), (Some(0), String::new()));
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Writes `count` times 64 KiB of memory to `fd`.
+fn flood(dir: &Path, name: &str, fd: u32, count: u32) -> PathBuf {
+    guest(
+        dir,
+        name,
+        &format!(
+            "(local $i i32)
+             (loop $more
+               (call $write (i32.const {fd}) (i32.const 0) (i32.const 65536) (i32.const 90))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $more (i32.lt_u (local.get $i) (i32.const {count}))))"
+        ),
+    )
+}
+
+#[test]
+fn output_is_streamed_without_the_cores_one_mebibyte_cap() {
+    let dir = scratch("big-output");
+    // 3 MiB to stdout, 2 MiB to stderr: the defaults of the CLI let them through.
+    let out = nestbox(&["run", s(&flood(&dir, "out3m", 1, 48))]);
+    assert_eq!(out.status.code(), Some(0), "{}", last_line(&out));
+    assert_eq!(out.stdout.len(), 3 << 20);
+    let out = nestbox(&["run", s(&flood(&dir, "err2m", 2, 32))]);
+    assert_eq!(out.status.code(), Some(0), "{}", last_line(&out));
+    assert_eq!(out.stderr.len(), 2 << 20);
+    // The caps still hold, with suffixes, and the line says which flag raises each.
+    let out = nestbox(&[
+        "run",
+        "--max-stdout-bytes",
+        "1M",
+        s(&flood(&dir, "out3m", 1, 48)),
+    ]);
+    assert_eq!(out.status.code(), Some(GUEST_FAILED), "{out:?}");
+    assert_eq!(out.stdout.len(), 1 << 20);
+    assert!(
+        last_line(&out).starts_with("nestbox: OUTPUT_LIMIT: stdout")
+            && last_line(&out).ends_with("(raise it with --max-stdout-bytes BYTES)"),
+        "{}",
+        last_line(&out)
+    );
+    let out = nestbox(&[
+        "run",
+        "--max-stderr-bytes=64K",
+        s(&flood(&dir, "err2m", 2, 32)),
+    ]);
+    assert_eq!(out.status.code(), Some(GUEST_FAILED), "{}", last_line(&out));
+    assert!(
+        last_line(&out).ends_with("(raise it with --max-stderr-bytes BYTES)"),
+        "{}",
+        last_line(&out)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_limit_error_names_the_flag_that_raises_it() {
+    let dir = scratch("limit-flags");
+    let spin = guest(&dir, "spin", "(loop (br 0))");
+    let big_memory = dir.join("big.wasm");
+    std::fs::write(
+        &big_memory,
+        wat::parse_str(r#"(module (memory (export "memory") 64) (func (export "_start")))"#)
+            .expect("wat"),
+    )
+    .expect("write");
+    for (args, code, flag) in [
+        (
+            vec!["--fuel", "100000", s(&spin)],
+            "FUEL_EXHAUSTED",
+            "--fuel N",
+        ),
+        (
+            vec!["--timeout-ms", "100", s(&spin)],
+            "TIMEOUT",
+            "--timeout-ms MS",
+        ),
+        (
+            vec!["--max-memory-bytes", "1M", s(&big_memory)],
+            "MEMORY_LIMIT",
+            "--max-memory-bytes BYTES",
+        ),
+    ] {
+        let out = nestbox(&[&["run"], &args[..]].concat());
+        assert_eq!(out.status.code(), Some(GUEST_FAILED), "{out:?}");
+        let line = last_line(&out);
+        assert!(
+            line.starts_with(&format!("nestbox: {code}: "))
+                && line.ends_with(&format!("(raise it with {flag})")),
+            "{line}"
+        );
+    }
+    // A trap has no flag to raise.
+    let out = nestbox(&["run", s(&guest(&dir, "trap", "unreachable"))]);
+    assert!(!last_line(&out).contains("raise it"), "{out:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn what_the_guest_wrote_before_a_trap_comes_before_nestboxs_line() {
+    let dir = scratch("before-trap");
+    // A Rust panic: its message on stderr (the last line without its newline here), then a
+    // trap; and the same before a limit.
+    let message = "thread 'main' panicked at src/main.rs:2:5:\nboom";
+    let data = format!(
+        r#"(data (i32.const 1024) "{}")"#,
+        message.replace('\n', "\\n")
+    );
+    let write = format!(
+        "{HELLO} (call $write (i32.const 2) (i32.const 1024) (i32.const {}) (i32.const 91))",
+        message.len()
+    );
+    let trap = guest_with(&dir, "panic", &data, &format!("{write} unreachable"));
+    let spin = guest_with(&dir, "spin", &data, &format!("{write} (loop (br 0))"));
+    for (module, fuel, line) in [
+        (&trap, "1000000", "nestbox: TRAP (unreachable): "),
+        (&spin, "1000000", "nestbox: FUEL_EXHAUSTED: "),
+    ] {
+        let out = nestbox(&["run", "--fuel", fuel, s(module)]);
+        assert_eq!(out.status.code(), Some(GUEST_FAILED), "{out:?}");
+        assert_eq!(stdout(&out), "hello\n");
+        let err = stderr(&out);
+        // nestbox ends the guest's unfinished line before its own.
+        assert!(err.starts_with(&format!("{message}\n{line}")), "{err:?}");
+        assert_eq!(err.lines().count(), 3, "{err:?}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -29,6 +29,16 @@ pub(super) fn classify(
             ),
         );
     }
+    if let Some(status) = error.i32_exit_status() {
+        // Only reachable outside a call: a start function calling WASI `proc_exit` (a call
+        // turns an exit into its result before classifying). Not a wasm trap: no trap code.
+        return Error::new(
+            ErrorCode::HostError,
+            format!(
+                "{context}: the start function exited with status {status}; a WASI command exits from _start, not while instantiating"
+            ),
+        );
+    }
     if let Some(pending) = error.downcast_ref::<HostCallPending>() {
         // Only reachable outside a resumable call: a start function calling an import.
         let import = links

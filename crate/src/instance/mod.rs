@@ -567,6 +567,17 @@ impl Instance {
             .unwrap_or_default()
     }
 
+    /// Whether the WASI output stays in the instance once [`Instance::take_output`] returned
+    /// it (the default, for [`run_wasi`](crate::run_wasi)'s result). An embedder that streams
+    /// the output and needs no copy, as the CLI, turns it off: the host then holds only what
+    /// was written since the last take, however much the guest writes (the caps still count
+    /// every byte). Does nothing without WASI.
+    pub fn set_retain_output(&mut self, retain: bool) {
+        if let Some(wasi) = self.store.data_mut().wasi.as_mut() {
+            wasi.set_retain_output(retain);
+        }
+    }
+
     /// Everything written to stdout and stderr so far (empty without WASI).
     pub(crate) fn wasi_output(&self) -> (Vec<u8>, Vec<u8>) {
         self.store

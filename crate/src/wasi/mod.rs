@@ -278,6 +278,10 @@ pub(crate) struct Output {
     all: Vec<u8>,
     drained: usize,
     max_bytes: u64,
+    /// Whether drained bytes stay in `all` (default); when not, `take` drops them and only
+    /// their count is kept, in `dropped`, so the cap still counts everything written.
+    retain: bool,
+    dropped: u64,
 }
 
 impl Output {
@@ -287,12 +291,19 @@ impl Output {
             all: Vec::new(),
             drained: 0,
             max_bytes,
+            retain: true,
+            dropped: 0,
         }
+    }
+
+    /// Bytes written so far, dropped ones included.
+    fn written(&self) -> u64 {
+        self.dropped.saturating_add(self.all.len() as u64)
     }
 
     /// Appends `bytes`; past the cap keeps what fits and fails with `OUTPUT_LIMIT`.
     pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let room = self.max_bytes.saturating_sub(self.all.len() as u64);
+        let room = self.room();
         if bytes.len() as u64 <= room {
             self.all.extend_from_slice(bytes);
             return Ok(());
@@ -310,10 +321,17 @@ impl Output {
 
     /// Bytes that can still be written before the cap.
     pub(crate) fn room(&self) -> u64 {
-        self.max_bytes.saturating_sub(self.all.len() as u64)
+        self.max_bytes.saturating_sub(self.written())
     }
 
     fn take(&mut self) -> Vec<u8> {
+        if !self.retain {
+            let new = self.all.split_off(self.drained.min(self.all.len()));
+            self.dropped = self.written().saturating_add(new.len() as u64);
+            self.all = Vec::new();
+            self.drained = 0;
+            return new;
+        }
         let new = self.all.get(self.drained..).unwrap_or_default().to_vec();
         self.drained = self.all.len();
         new
@@ -453,6 +471,13 @@ impl WasiCtx {
     /// stdout and stderr written since the last call.
     pub(crate) fn take_output(&mut self) -> (Vec<u8>, Vec<u8>) {
         (self.stdout.take(), self.stderr.take())
+    }
+
+    /// Whether stdout and stderr keep what [`WasiCtx::take_output`] returned (default);
+    /// when not, [`WasiCtx::output`] has only what was not taken yet.
+    pub(crate) fn set_retain_output(&mut self, retain: bool) {
+        self.stdout.retain = retain;
+        self.stderr.retain = retain;
     }
 
     /// Everything written to stdout and stderr.
@@ -1097,5 +1122,20 @@ mod tests {
         assert_eq!(e.details().limit, Some(5));
         assert_eq!(out.take(), b"de");
         assert_eq!(out.all, b"abcde");
+    }
+
+    #[test]
+    fn output_not_retained_drops_what_was_taken_and_still_counts_it() {
+        let mut out = Output::new("stdout", 5);
+        out.retain = false;
+        out.write(b"abc").expect("fits");
+        assert_eq!(out.take(), b"abc");
+        assert!(out.all.is_empty(), "taken bytes are dropped");
+        assert_eq!(out.room(), 2);
+        let e = out.write(b"defg").expect_err("over the cap");
+        assert_eq!(e.code(), ErrorCode::OutputLimit);
+        assert_eq!(out.take(), b"de");
+        assert!(out.all.is_empty());
+        assert_eq!(out.written(), 5);
     }
 }
