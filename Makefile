@@ -10,7 +10,7 @@ CARGO ?= cargo
 .PHONY: setup-guests guests wasi-node
 .PHONY: demo test setup-rust setup-web lint native-test build web-test package browser-test bench clean
 .PHONY: demo-native www demo-smoke bench-browser
-.PHONY: bench-wasi-browser bench-wasi
+.PHONY: bench-wasi-browser bench-wasi fuzz fuzz-smoke node-test
 
 # Port 8080 (PORT=… to change), or a free one when it is taken; the URL is printed.
 demo: setup-web www
@@ -20,7 +20,7 @@ demo: setup-web www
 demo-native: setup-rust
 	$(CARGO) run --release -q -p nestbox-cli -- demo
 
-test: setup-web lint guests native-test wasi-node build web-test package browser-test demo-smoke
+test: setup-web lint guests native-test fuzz-smoke wasi-node build web-test package node-test browser-test demo-smoke
 
 setup-rust:
 	@scripts/setup.sh rust
@@ -32,6 +32,7 @@ setup-web:
 # package's TypeScript files (scripts/check-ts-imports.mjs) use only what is below them.
 lint:
 	node scripts/check-rust-layers.mjs
+	node scripts/check-ts-imports.mjs
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p nestbox --target wasm32-unknown-unknown --all-targets -- -D warnings
@@ -48,6 +49,19 @@ build:
 	@ls -l pkg/nestbox_bg.wasm | awk '{print "pkg/nestbox_bg.wasm: " $$5 " bytes"}'
 	@gzip -9c pkg/nestbox_bg.wasm | wc -c | awk '{print "gzip -9: " $$1 " bytes"}'
 
+# The fuzz harness (fuzz/): wasm-smith modules through load, instantiate and calls, and pure
+# ones against wasmi alone. A bounded run here (seeded, so the same cases every time); `make fuzz`
+# runs longer from a random start. Failing cases land in fuzz/regressions/ (replayed by the tests).
+fuzz-smoke:
+	$(CARGO) run --release -q -p nestbox-fuzz -- --seconds 60
+
+fuzz:
+	$(CARGO) run --release -q -p nestbox-fuzz -- --seconds $${FUZZ_SECONDS:-1800} --seed $$RANDOM$$RANDOM
+
+# The TypeScript constants against the core's coreConstants(), in plain Node (no browser).
+node-test: package
+	node --test tests/node/*.test.mjs
+
 # The binding layer in headless Chromium, inside a dedicated worker.
 web-test:
 	wasm-pack test --headless --chrome crate --test web
@@ -55,7 +69,7 @@ web-test:
 # The npm package: crate/js/*.ts compiled by tsc (strict) into pkg/ next to wasm-pack's output,
 # and pkg/package.json (version from crate/Cargo.toml, exports map, explicit file list).
 package: node_modules/.package-lock.json
-	node_modules/.bin/prettier --check --log-level warn crate/js tests/browser scripts/build-package.mjs scripts/check-rust-layers.mjs
+	node_modules/.bin/prettier --check --log-level warn crate/js tests/browser scripts/build-package.mjs scripts/check-rust-layers.mjs scripts/check-ts-imports.mjs tests/node
 	node scripts/build-package.mjs
 
 # npm ci when node_modules is missing or older than the lock file (npm ci rewrites

@@ -6,7 +6,7 @@
  * ({@link SharedWorkerPool}). It deals in error *records* only; the sandbox converts them
  * (with the context it has) in `errors.ts`'s one conversion.
  *
- * The watchdog is the backstop for what cannot yield (DESIGN.md, "The call loop"): every
+ * The watchdog is the backstop for what cannot yield (a guest inside one long step): every
  * request must be answered within its own limit (a call's wall-clock limit plus a grace
  * period); otherwise the worker is terminated and a new one started. The request that was
  * not answered gets `TIMEOUT` (or `CANCELLED` when it was being cancelled), every other

@@ -6,7 +6,7 @@
  *   record (or is recognised as *not* a record: the core itself crashed).
  * - Page side: {@link errorFromRecord} is the one place a record becomes an error object.
  *
- * API misuse (bad options, wrong argument types) is a `TypeError`, as STYLE.md asks: it is
+ * API misuse (bad options, wrong argument types) is a `TypeError`, as in the platform: it is
  * a {@link SandboxTypeError} (`code: "INVALID_ARGUMENT"`), which `instanceof SandboxError`
  * also recognises, so one `catch` that switches on `code` sees every failure.
  *

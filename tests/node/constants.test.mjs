@@ -40,7 +40,7 @@ test('the public package re-exports the same error codes', async () => {
   assert.deepEqual([...index.ERROR_CODES], rust.errorCodes);
 });
 
-test('one name per limit: memoryLimitBytes is only an alias of the core\'s maxMemoryBytes', async () => {
+test("one name per limit: memoryLimitBytes is only an alias of the core's maxMemoryBytes", async () => {
   const options = await import(new URL('options.js', pkg));
   assert.ok('maxMemoryBytes' in rust.defaults);
   assert.deepEqual(options.coreLimits({ memoryLimitBytes: 1 << 20 }), { maxMemoryBytes: 1 << 20 });

@@ -215,11 +215,13 @@ impl Instance {
                 )
                 .map_err(|e| Error::invalid_argument(format!("cannot link: {e}")))?;
         }
-        // A start function runs inside instantiation and cannot be suspended (wasmi notes,
-        // section 7): it gets the whole call budget, metered but not sliced.
+        // A start function runs inside instantiation, which wasmi cannot suspend (it has no
+        // resumable form): it gets the whole call budget, metered but not sliced, and WASI calls
+        // in it are charged to the same books as a call's.
         store
             .set_fuel(limits.fuel)
             .map_err(|e| Error::invalid_argument(format!("fuel: {e}")))?;
+        store.data_mut().fuel = FuelLedger::new(limits.fuel, limits.fuel);
         let instance = match linker.instantiate_and_start(&mut store, module.wasmi()) {
             Ok(instance) => instance,
             Err(e) => {
