@@ -35,6 +35,12 @@ test('every default the TypeScript side knows equals the core default of that na
   }
 });
 
+test('the WASI output caps the page holds the worker to are the core defaults', () => {
+  for (const key of ['maxStdoutBytes', 'maxStderrBytes']) {
+    assert.equal(ts.WASI_OUTPUT_CAPS[key], rust.wasiDefaults[key], key);
+  }
+});
+
 test('the public package re-exports the same error codes', async () => {
   const index = await import(new URL('errors.js', pkg));
   assert.deepEqual([...index.ERROR_CODES], rust.errorCodes);
