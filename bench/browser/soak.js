@@ -1,17 +1,20 @@
 // The soak's page side (bench/browser/soak.mjs): rounds of many sandboxes, each in its own
 // worker with its own capability, each making many capability calls in one guest call, then
-// all disposed; and the page's and workers' memory between rounds.
+// all disposed; and the page's and workers' memory, during and between rounds.
 import * as nb from '/pkg/index.js';
 
+/** The sandboxes of the round in progress. */
+let live = [];
+
 /**
- * One round: `sandboxes` sandboxes created at once, each with its own capability, each
- * calling it `calls` times (host_loop) concurrently with the others; then every sandbox is
- * disposed. `peak` (a memory measurement while they are all alive) is taken when asked.
+ * A round's first half: `sandboxes` sandboxes created at once, each with its own
+ * capability, each calling it `calls` times (host_loop) concurrently with the others. They
+ * stay alive until {@link finish}, so their memory can be measured.
  */
-export async function round(guest, { sandboxes, calls, peak }) {
+export async function start(guest, { sandboxes, calls }) {
   const t0 = performance.now();
   let answered = 0;
-  const live = await Promise.all(
+  live = await Promise.all(
     Array.from({ length: sandboxes }, async () => {
       const sb = await nb.createSandbox();
       const mod = await sb.load(guest.url, { integrity: guest.integrity });
@@ -25,16 +28,13 @@ export async function round(guest, { sandboxes, calls, peak }) {
   const t2 = performance.now();
   const wrong = results.filter((r) => r.results[0] !== calls || r.metrics.hostCalls !== calls).length;
   const restarts = live.reduce((n, { sb }) => n + sb.stats.workerRestarts, 0);
-  const during = peak ? await measure() : undefined;
+  return { createMs: t1 - t0, callMs: t2 - t1, answered, wrong, restarts };
+}
+
+/** A round's second half: every sandbox disposed (their workers terminated). */
+export function finish() {
   for (const { sb } of live) sb.dispose();
-  return {
-    createMs: t1 - t0,
-    callMs: t2 - t1,
-    answered,
-    wrong,
-    restarts,
-    during,
-  };
+  live = [];
 }
 
 /**
