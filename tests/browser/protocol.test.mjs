@@ -384,3 +384,39 @@ test('pages/evil-worker.js unchanged: a well-behaved puppet passes every check',
   assert.equal(out.stats.workerRestarts, 0);
   assert.deepEqual(out.verify, { ok: true });
 });
+
+test('shared pool: late messages of a sandbox disposed mid-call are dropped, not violations', async () => {
+  // After dispose() the worker may still send that sandbox's host requests, output, audit
+  // entries and replies before it handles `close`: the page must not take them for forgeries.
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const pool = nb.createWorkerPool();
+    const other = await nb.createSandbox({ worker: pool });
+    const otherInstance = await other.instantiate(await other.load(fx.spin.url, { integrity: fx.spin.integrity }));
+    const outcomes = [];
+    for (let i = 0; i < 5; i++) {
+      const sb = await nb.createSandbox({ worker: pool });
+      let calls = 0;
+      const next = nb.capability(() => (calls++, 1), { params: ['i32'], results: ['i32'] });
+      const inst = await sb.instantiate(await sb.load(fx.host_loop.url, { integrity: fx.host_loop.integrity }), {
+        imports: { env: { next } },
+      });
+      const run = window.caught(inst.call('run', [1_000_000]));
+      const ticker = await sb.load(fx.wasi_ticker.url, { integrity: fx.wasi_ticker.integrity });
+      const wasi = window.caught(sb.runWasi(ticker));
+      await window.until(() => calls > 50 * (i + 1));
+      sb.dispose();
+      outcomes.push((await run).code, (await wasi).code);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const after = (await otherInstance.call('answer')).results;
+    const result = { outcomes, after, violations: pool.protocolViolations, restarts: pool.workerRestarts };
+    other.dispose();
+    pool.dispose();
+    return result;
+  });
+  assert.deepEqual(new Set(out.outcomes), new Set(['DISPOSED']));
+  assert.deepEqual(out.after, [42]);
+  assert.equal(out.violations, 0);
+  assert.equal(out.restarts, 0);
+});
