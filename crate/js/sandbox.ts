@@ -408,6 +408,34 @@ export class Session implements ConnectionClient {
     return state.moduleId;
   }
 
+  /** The ids of this sandbox's live instances in worker `generation`. */
+  #instances = { generation: -1, ids: new Set<number>() };
+
+  #liveIds(): Set<number> {
+    if (this.#instances.generation !== this.connection.generation) {
+      this.#instances = { generation: this.connection.generation, ids: new Set() };
+    }
+    return this.#instances.ids;
+  }
+
+  /**
+   * The check of an `instantiate` reply: the id must not be one of a live instance (two
+   * instances under one id would share a store); accepted ids are then live.
+   */
+  newInstance(): ReplyCheck<{ instanceId: number }> {
+    return ({ instanceId }) => {
+      const live = this.#liveIds();
+      if (live.has(instanceId)) return `instance id ${instanceId} is already a live instance of this sandbox`;
+      live.add(instanceId);
+      return undefined;
+    };
+  }
+
+  /** Instance `id` of the current worker was dropped. */
+  dropped(id: number): void {
+    this.#liveIds().delete(id);
+  }
+
   /** A revoked capability was granted: a denial, logged with its code (the core never sees it). */
   refusedGrant(error: SandboxError): void {
     this.deny(undefined);
@@ -790,7 +818,11 @@ export class Sandbox extends Resource {
     const linked = linkImports(session.table, imports, false, (error) => session.refusedGrant(error));
     const moduleId = await session.moduleId(state);
     const generation = session.connection.generation;
-    const { instanceId } = await session.send({ type: 'instantiate', moduleId, grants: linked.grants });
+    const { instanceId } = await session.send(
+      { type: 'instantiate', moduleId, grants: linked.grants },
+      session.watchdogMs,
+      session.newInstance(),
+    );
     const instance: InstanceState = {
       session,
       generation,
@@ -827,11 +859,15 @@ export class Sandbox extends Resource {
         const linked = linkImports(session.table, plan.imports, false, (error) => session.refusedGrant(error));
         const moduleId = await session.moduleId(state);
         const generation = session.connection.generation;
-        const { instanceId } = await session.send({
-          type: 'instantiateWasi',
-          moduleId,
-          config: { ...plan.config, grants: linked.grants },
-        });
+        const { instanceId } = await session.send(
+          {
+            type: 'instantiateWasi',
+            moduleId,
+            config: { ...plan.config, grants: linked.grants },
+          },
+          session.watchdogMs,
+          session.newInstance(),
+        );
         return {
           session,
           generation,
@@ -847,6 +883,7 @@ export class Sandbox extends Resource {
       drop: (instance) => {
         instance.dropped = true;
         if (!session.disposed && instance.generation === session.connection.generation) {
+          session.dropped(instance.instanceId);
           void session.send({ type: 'dropInstance', instanceId: instance.instanceId }).catch(() => undefined);
         }
       },
@@ -978,6 +1015,7 @@ export class SandboxInstance extends Resource {
         if (c === call) void session.send({ type: 'cancel', callId: id }).catch(() => undefined);
       }
     }
+    session.dropped(state.instanceId);
     void session.send({ type: 'dropInstance', instanceId: state.instanceId }).catch(() => undefined);
   }
 }

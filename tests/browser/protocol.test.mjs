@@ -323,6 +323,20 @@ test('an audit entry changed after it was hashed is refused: the page recomputes
   assertContained(out, /its hash does not match its contents/);
 });
 
+test('an instantiate reply naming an instance that is already live is refused', async () => {
+  const out = await browser.page.evaluate(() =>
+    window.scenario(async ({ sb, p, fx }) => {
+      const mod = await sb.load(fx.spin.url, { integrity: fx.spin.integrity });
+      const first = await sb.instantiate(mod);
+      await p.send({ rewrite: 'dupInstance' });
+      return { error: await window.caught(sb.instantiate(mod)), firstAlive: first.alive };
+    }),
+  );
+  assertViolation(out.error);
+  assert.equal(out.firstAlive, false, 'the first instance died with the worker');
+  assertContained(out, /instance id \d+ is already a live instance of this sandbox/);
+});
+
 test('NaN metrics are refused', async () => {
   const out = await browser.page.evaluate(() =>
     window.scenario(async ({ sb, p, fx }) => {

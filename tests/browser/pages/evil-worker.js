@@ -36,10 +36,17 @@ const REWRITES = {
     m.type === 'audit' && { ...m, entries: m.entries.map((e, i) => (i === 0 ? { ...e, outcome: 'TRAP' } : e)) },
   // An output notice padded to `bytes` bytes of stdout.
   bigOutput: (m, { bytes }) => m.type === 'output' && { ...m, stdout: new Uint8Array(bytes).fill(0x41) },
+  // An instantiate reply naming the instance the previous one made (two instances, one id).
+  dupInstance: (m) =>
+    m.type === 'reply' &&
+    m.ok &&
+    m.request === 'instantiate' &&
+    lastInstance !== undefined && { ...m, value: { instanceId: lastInstance } },
   // A host request whose first argument is out of the i32 range.
   badArgs: (m) => m.type === 'host' && { ...m, args: [2 ** 40, ...m.args.slice(1)] },
 };
 const pending = [];
+let lastInstance;
 const channel = params.has('channel') ? new BroadcastChannel(params.get('channel')) : undefined;
 if (channel) {
   channel.onmessage = ({ data }) => {
@@ -62,6 +69,9 @@ self.postMessage = (message, transfer) => {
       transfer = [];
       break;
     }
+  }
+  if (message && message.type === 'reply' && message.ok && message.request === 'instantiate') {
+    lastInstance = message.value.instanceId;
   }
   if (message && message.type === 'host') {
     if (params.has('forge')) message = { ...message, capability: 999 };
