@@ -10,7 +10,7 @@ CARGO ?= cargo
 .PHONY: setup-guests guests wasi-node
 .PHONY: demo test setup-rust setup-web lint native-test build web-test package browser-test bench clean
 .PHONY: demo-native www demo-smoke bench-browser
-.PHONY: bench-wasi-browser bench-wasi fuzz fuzz-smoke node-test
+.PHONY: bench-wasi-browser bench-wasi fuzz fuzz-smoke node-test soak
 
 # Port 8080 (PORT=… to change), or a free one when it is taken; the URL is printed.
 demo: setup-web www
@@ -120,6 +120,14 @@ bench-wasi: guests
 # nestbox vs the browser's own engine, package size. Printed, not asserted (about 15 s).
 bench-browser: setup-web build package
 	node bench/browser/run.mjs
+
+# The soak (bench/browser/soak.mjs): 5 rounds × 100 sandboxes (a dedicated worker and a
+# capability each) × 1,000 capability calls, all concurrent, disposed and recreated every
+# round; page and worker memory per round (measureUserAgentSpecificMemory in a
+# cross-origin-isolated page, and Chromium's RSS), failing unless the last round ≤ the first
+# × 1.5 + 16 MiB. SOAK_SANDBOXES / SOAK_CALLS / SOAK_ROUNDS change the sizes. Printed.
+soak: setup-web build package
+	node bench/browser/soak.mjs
 
 # The WASI benchmark's browser half: the same guests (tests/wasi/work's programs, stdio over
 # 4 MiB) in nestbox's runWasi and on Chromium's own engine under @bjorn3/browser_wasi_shim,

@@ -19,17 +19,18 @@ export const CHROMIUM_ARGS = [
 ];
 
 /**
- * Launches Chromium with a throwaway profile. Returns `{ context, page, version, messages,
- * close }`; `messages` collects the page's console errors and uncaught exceptions.
+ * Launches Chromium with a throwaway profile (`extraArgs`: more flags). Returns `{ context,
+ * page, version, messages, userDataDir, close }`; `messages` collects the page's console
+ * errors and uncaught exceptions.
  */
-export async function launchChromium() {
+export async function launchChromium({ extraArgs = [] } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'nestbox-chromium-'));
   let context;
   try {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...extraArgs],
     });
   } catch (error) {
     rmSync(userDataDir, { recursive: true, force: true });
@@ -49,6 +50,7 @@ export async function launchChromium() {
     page,
     version,
     messages,
+    userDataDir,
     async close() {
       await context.close();
       rmSync(userDataDir, { recursive: true, force: true });

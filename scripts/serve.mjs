@@ -30,17 +30,18 @@ export const typeOf = (name) => TYPES[extname(name)] ?? 'application/octet-strea
 
 /**
  * Starts the server. `mounts` maps a URL prefix (`'/'`, `'/pkg/'`) to a directory; `files`
- * maps an exact URL path to `{ body, type }` (bytes made in memory, e.g. compiled guests).
+ * maps an exact URL path to `{ body, type }` (bytes made in memory, e.g. compiled guests);
+ * `headers` are added to every response (e.g. COOP/COEP for a cross-origin-isolated page).
  * A path ending in `/` serves its `index.html`. Resolves to `{ server, url, port, fellBack }`.
  */
-export async function serve({ mounts = {}, files = {}, port = DEFAULT_PORT, host = '127.0.0.1' } = {}) {
+export async function serve({ mounts = {}, files = {}, port = DEFAULT_PORT, host = '127.0.0.1', headers = {} } = {}) {
   const roots = Object.entries(mounts)
     .map(([prefix, dir]) => [prefix, resolve(dir)])
     // Longest prefix first, so '/pkg/' wins over '/'.
     .sort((a, b) => b[0].length - a[0].length);
   const server = createServer((req, res) => {
     const send = (status, type, body) => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+      res.writeHead(status, { ...headers, 'content-type': type, 'cache-control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, TYPES['.txt'], 'method not allowed\n');

@@ -19,8 +19,9 @@
  */
 
 import type { CoreAuditEntry, CoreAuditEvent, CoreAuditRecord, CoreVerifyResult } from './nestbox.js';
-import { AUDIT_EVENTS } from './constants.js';
+import { AUDIT_EVENTS, ERROR_CODES } from './constants.js';
 import { invalidArgument } from './errors.js';
+import { sha256Hex } from './sha256.js';
 
 /** What happened, in an {@link AuditEntry}. */
 export type AuditEvent = CoreAuditEvent;
@@ -69,6 +70,45 @@ export function isAuditEntry(value: unknown): value is CoreAuditEntry {
     (extra === undefined || (isDict(extra) && Object.values(extra).every((v) => typeof v === 'string')))
   );
 }
+
+/** Code-point order, which is the byte order of UTF-8 (Rust's `BTreeMap<String, _>`). */
+function byCodePoint(a: string, b: string): number {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = (x[i] as string).codePointAt(0)! - (y[i] as string).codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
+/**
+ * The canonical text of an entry that its hash covers, exactly as the core writes it
+ * (`AuditEntry::canonical` in `crate/src/audit.rs`): JSON without `hash`, fields in a fixed
+ * order, absent optional fields left out, `extra` sorted by key, no whitespace.
+ */
+export function canonicalEntry(entry: CoreAuditEntry): string {
+  const parts = [`"seq":${entry.seq}`, `"time":${entry.time}`, `"event":${JSON.stringify(entry.event)}`];
+  if (entry.moduleSha256 !== undefined) parts.push(`"moduleSha256":${JSON.stringify(entry.moduleSha256)}`);
+  if (entry.export !== undefined) parts.push(`"export":${JSON.stringify(entry.export)}`);
+  parts.push(`"outcome":${JSON.stringify(entry.outcome)}`);
+  if (entry.fuel !== undefined) parts.push(`"fuel":${entry.fuel}`);
+  const extra = Object.entries(entry.extra ?? {}).sort(([a], [b]) => byCodePoint(a, b));
+  if (extra.length > 0) {
+    parts.push(`"extra":{${extra.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`);
+  }
+  parts.push(`"prev":${JSON.stringify(entry.prev)}`);
+  return `{${parts.join(',')}}`;
+}
+
+const encoder = new TextEncoder();
+
+/** `SHA-256(prev ‖ canonical entry)` in hex, recomputed from the entry's fields (as the core does). */
+export function entryHash(entry: CoreAuditEntry): string {
+  return sha256Hex(encoder.encode(entry.prev + canonicalEntry(entry)));
+}
+
+const OUTCOMES: readonly string[] = ['ok', ...ERROR_CODES];
 
 type CoreClass = typeof import('./nestbox.js').Core;
 let verifier: Promise<CoreClass> | undefined;
@@ -197,8 +237,9 @@ export class AuditTrail {
   }
 
   /**
-   * Appends entries sent by the current worker, after checking that they continue its
-   * chain; hands each to the listener. Returns what is wrong when they do not (a protocol
+   * Appends entries sent by the current worker, after checking that each is well formed,
+   * has the hash of its own contents (recomputed here) and continues the chain; hands each
+   * to the listener. Returns what is wrong when they do not (a protocol
    * violation: the worker lost, forged or reordered entries), keeping none of them.
    */
   receive(batch: readonly unknown[]): string | undefined {
@@ -206,8 +247,13 @@ export class AuditTrail {
     let expectedPrev = expectedSeq === 0 ? GENESIS : this.head();
     for (const [i, entry] of batch.entries()) {
       if (!isAuditEntry(entry)) return `audit entry ${i} of a batch is malformed`;
+      if (!OUTCOMES.includes(entry.outcome)) return `audit entry seq ${entry.seq}: unknown outcome`;
       if (entry.seq !== expectedSeq || entry.prev !== expectedPrev) {
         return `audit entry seq ${entry.seq} does not continue the chain (expected seq ${expectedSeq})`;
+      }
+      // The worker is not trusted with the chain: every hash is recomputed here.
+      if (entryHash(entry) !== entry.hash) {
+        return `audit entry seq ${entry.seq}: its hash does not match its contents (tampered)`;
       }
       if (entry.seq === 0 && this.#segmentStart > 0 && entry.extra?.['previousHead'] !== this.head()) {
         return 'the new worker did not start its audit log with the link to the previous one';

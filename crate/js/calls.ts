@@ -12,6 +12,7 @@
 import type { CoreGrant, CoreMetrics, CoreValue, CoreWasiFiles } from './nestbox.js';
 import type { CapabilityTable, Link } from './capability.js';
 import { invalidArgument, SandboxError, withDenials, type AnySandboxError } from './errors.js';
+import { WASI_OUTPUT_CAPS } from './constants.js';
 import { MAX_TIMER_MS } from './host.js';
 import { callArgs, callOptions, onlyFields, type CheckedCallOptions } from './options.js';
 import { disposedError } from './resource.js';
@@ -89,6 +90,8 @@ export function callResult(
 export interface WasiCall {
   readonly output: OutputCollector;
   readonly stdin: StdinReader | undefined;
+  /** The run's output caps (what the core enforces): more from a worker is a violation. */
+  readonly caps: { readonly stdout: number; readonly stderr: number };
   /** Ends the run with `error` (an output callback threw); set once the call starts. */
   end?: (error: AnySandboxError) => void;
 }
@@ -174,6 +177,10 @@ export async function runWasiWith<I>(
   const wasi: WasiCall = {
     output: new OutputCollector(plan, (error) => wasi.end?.(error)),
     stdin: plan.stdin === undefined ? undefined : new StdinReader(plan.stdin),
+    caps: {
+      stdout: Number(plan.config.maxStdoutBytes ?? WASI_OUTPUT_CAPS.maxStdoutBytes),
+      stderr: Number(plan.config.maxStderrBytes ?? WASI_OUTPUT_CAPS.maxStderrBytes),
+    },
   };
   try {
     let result: CallResult;

@@ -14,6 +14,21 @@
  * instances it had there are gone. The same happens on the worker's `error` event, on a
  * `fatal` message (the core panicked) and on any message that breaks the protocol.
  *
+ * The worker is not trusted (a guest that escaped the interpreter would control it), so every
+ * message it sends is checked here by what it *means*, not only by its shape
+ * (`protocol.ts`): a reply must answer a request outstanding on this connection, of the
+ * type it claims, with a value that passes the request's own check (result arity and types,
+ * a memory read's exact length, …); a `host` or `stdin` request must name a call in flight
+ * on this worker, of the sandbox and instance it names, with nothing else outstanding for
+ * that call and an id the worker never used before; `output` and `audit` notices must belong
+ * to a sandbox served here (and, for output, to one of its calls in flight). The sandboxes
+ * check the rest (capability ids against the instance's grants, arguments against the
+ * declared signature, output caps, audit hashes) and report a failure through
+ * {@link WorkerConnection.violation}. A violation is handled as a crash: the worker is
+ * terminated and replaced, every request in flight fails (`WORKER_CRASHED`, with
+ * `details.protocolViolation`), and it is counted ({@link WorkerConnection.violations}) and
+ * recorded in each sandbox's audit log (the reason is the next segment's link entry).
+ *
  * @module
  */
 
@@ -51,13 +66,31 @@ export interface ConnectionClient {
   onRestart(reason: string): void;
 }
 
+/**
+ * The check of a successful reply's value by its meaning for the request that was sent
+ * (its shape was checked by `readFromWorker`): `undefined` when it is acceptable, else what
+ * is wrong (a protocol violation).
+ */
+export type ReplyCheck<T> = (value: T) => string | undefined;
+
 interface Pending {
   readonly type: RequestType;
   readonly sandboxId: number;
   readonly resolve: (outcome: Outcome<unknown>) => void;
+  readonly check: ReplyCheck<unknown> | undefined;
+  /** For a `call`: the instance it runs on (host, stdin and output messages must name it). */
+  readonly instanceId: number | undefined;
+  /** For a `call`: the worker's host or stdin request the page has not answered yet. */
+  waiting: number | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
   /** The code this request gets if the watchdog ends the worker because of it. */
   watchdogCode: ErrorCode;
+}
+
+/** The request that caused a worker replacement and the error it gets (others: `WORKER_CRASHED`). */
+export interface Culprit {
+  readonly id: number;
+  readonly error: ErrorRecord;
 }
 
 /** Default grace beyond a call's wall-clock limit before the worker is presumed stuck. */
@@ -79,6 +112,20 @@ export class WorkerConnection {
   #nextSandboxId = 1;
   readonly #pending = new Map<number, Pending>();
   readonly #clients = new Map<number, ConnectionClient>();
+  /**
+   * Requests of the current worker that ended on the page before their reply came (their
+   * sandbox was unregistered, or nobody waits for the reply: `close`): a reply to one of
+   * these is dropped once; a reply to any other id that is not outstanding is a violation.
+   */
+  readonly #retired = new Set<number>();
+  /** Sandboxes unregistered while the current worker runs: their late messages are dropped. */
+  readonly #gone = new Set<number>();
+  /** The worker's host and stdin requests the page has not answered yet: request id → call id. */
+  readonly #waits = new Map<number, number>();
+  /** The highest host or stdin request id of the current worker (its ids only increase). */
+  #lastWaitId = 0;
+  #violations = 0;
+  #lastViolation: string | undefined;
   #closed = false;
 
   /** A connection that starts workers with `create` (lazily, on the first request). */
@@ -95,6 +142,16 @@ export class WorkerConnection {
   /** How many times the worker was replaced. */
   get restarts(): number {
     return this.#restarts;
+  }
+
+  /** How many times the worker was replaced because a message from it failed validation. */
+  get violations(): number {
+    return this.#violations;
+  }
+
+  /** What the last such message was (`undefined` when none was). */
+  get lastViolation(): string | undefined {
+    return this.#lastViolation;
   }
 
   /** Whether {@link close} was called. */
@@ -115,23 +172,33 @@ export class WorkerConnection {
    */
   unregister(sandboxId: number): void {
     if (!this.#clients.delete(sandboxId)) return;
+    this.#gone.add(sandboxId);
     for (const [id, pending] of this.#pending) {
       if (pending.sandboxId !== sandboxId) continue;
       this.#settle(id, { ok: false, error: record('DISPOSED', 'the sandbox was disposed') });
+      // The worker still answers it (with DISPOSED, or what it was doing).
+      if (this.#worker !== undefined) this.#retired.add(id);
+    }
+    for (const [hostId, callId] of [...this.#waits]) {
+      if (!this.#pending.has(callId)) this.#waits.delete(hostId);
     }
     if (this.#worker !== undefined && !this.#closed) {
-      this.#send({ v: PROTOCOL_VERSION, type: 'close', id: this.#nextId++, sandboxId });
+      const id = this.#nextId++;
+      this.#retired.add(id);
+      this.#send({ v: PROTOCOL_VERSION, type: 'close', id, sandboxId });
     }
   }
 
   /**
    * Sends a request. `watchdogMs`: how long the worker may take to answer before it is
-   * presumed stuck and replaced.
+   * presumed stuck and replaced; `check`: the test of a successful reply's value by what it
+   * means for this request (a failure is a protocol violation: the worker is replaced).
    */
   request<R extends Request>(
     sandboxId: number,
     request: R,
     watchdogMs: number,
+    check?: ReplyCheck<ReplyMap[R['type']]>,
   ): { id: number; done: Promise<Outcome<ReplyMap[R['type']]>> } {
     const id = this.#nextId++;
     const done = new Promise<Outcome<ReplyMap[R['type']]>>((resolve) => {
@@ -144,6 +211,9 @@ export class WorkerConnection {
         sandboxId,
         // Replies are checked against `type` before they are resolved (see #onMessage).
         resolve: resolve as (outcome: Outcome<unknown>) => void,
+        check: check as ReplyCheck<unknown> | undefined,
+        instanceId: request.type === 'call' ? (request as Request & { type: 'call' }).instanceId : undefined,
+        waiting: undefined,
         timer: undefined,
         watchdogCode: 'TIMEOUT',
       };
@@ -160,13 +230,37 @@ export class WorkerConnection {
    */
   answerHost(sandboxId: number, id: number, answer: HostAnswer, generation: number): void {
     if (this.#closed || this.#worker === undefined || generation !== this.#generation) return;
+    this.#answered(id);
     this.#send({ v: PROTOCOL_VERSION, type: 'hostReply', id, sandboxId, answer });
   }
 
   /** Answers a `stdin` request of worker `generation` (as {@link answerHost}). */
   answerStdin(sandboxId: number, id: number, answer: StdinAnswer, generation: number): void {
     if (this.#closed || this.#worker === undefined || generation !== this.#generation) return;
+    this.#answered(id);
     this.#send({ v: PROTOCOL_VERSION, type: 'stdinReply', id, sandboxId, answer });
+  }
+
+  /** Host or stdin request `id` is answered: its call may make the next one. */
+  #answered(id: number): void {
+    const callId = this.#waits.get(id);
+    if (callId === undefined) return;
+    this.#waits.delete(id);
+    const pending = this.#pending.get(callId);
+    if (pending?.waiting === id) pending.waiting = undefined;
+  }
+
+  /**
+   * A message from the worker failed validation: the worker is treated as compromised.
+   * It is terminated and replaced; `culprit` (the call the message claimed to belong to)
+   * gets its own error, every other request in flight `WORKER_CRASHED`; the violation is
+   * counted, and each sandbox records the reason in its audit log's next segment.
+   */
+  violation(what: string, culprit?: Culprit): void {
+    if (this.#closed) return;
+    this.#violations++;
+    this.#lastViolation = what;
+    this.restart(`protocol violation: ${what}`, culprit, true);
   }
 
   /**
@@ -193,28 +287,26 @@ export class WorkerConnection {
   }
 
   /**
-   * Replaces the worker. `culprit`: the request whose watchdog fired, and the code it gets;
-   * every other request in flight gets `WORKER_CRASHED`.
+   * Replaces the worker. `culprit`: the request that caused it (a watchdog that fired, a
+   * message that failed validation) and the error it gets; every other request in flight
+   * gets `WORKER_CRASHED`. `violation`: the reason is a protocol violation
+   * (`details.protocolViolation` on every error).
    */
-  restart(reason: string, culprit?: { id: number; code: ErrorCode }): void {
+  restart(reason: string, culprit?: Culprit, violation = false): void {
     if (this.#closed) return;
     const booted = this.#booted;
     this.#stop();
     this.#generation++;
     this.#restarts++;
+    this.#retired.clear();
+    this.#gone.clear();
+    this.#waits.clear();
+    this.#lastWaitId = 0;
+    const extra = violation ? { protocolViolation: true } : {};
     for (const [id, pending] of [...this.#pending]) {
       let error: ErrorRecord;
       if (culprit !== undefined && id === culprit.id) {
-        error =
-          culprit.code === 'CANCELLED'
-            ? record('CANCELLED', `call cancelled; the worker did not stop in time and was replaced (${reason})`, {
-                reason,
-                workerRestarted: true,
-              })
-            : record(culprit.code, `the worker did not answer in time and was replaced (${reason})`, {
-                reason,
-                workerRestarted: true,
-              });
+        error = { ...culprit.error, details: { ...culprit.error.details, reason, workerRestarted: true, ...extra } };
       } else {
         error = record(
           'WORKER_CRASHED',
@@ -222,6 +314,7 @@ export class WorkerConnection {
           {
             reason,
             workerRestarted: true,
+            ...extra,
           },
         );
       }
@@ -237,7 +330,12 @@ export class WorkerConnection {
   #arm(id: number, pending: Pending, ms: number): void {
     if (ms > MAX_TIMER_MS) return;
     pending.timer = setTimeout(() => {
-      this.restart(`no answer to ${pending.type} within ${Math.round(ms)} ms`, { id, code: pending.watchdogCode });
+      const reason = `no answer to ${pending.type} within ${Math.round(ms)} ms`;
+      const error =
+        pending.watchdogCode === 'CANCELLED'
+          ? record('CANCELLED', `call cancelled; the worker did not stop in time and was replaced (${reason})`)
+          : record(pending.watchdogCode, `the worker did not answer in time and was replaced (${reason})`);
+      this.restart(reason, { id, error });
     }, ms);
   }
 
@@ -246,6 +344,7 @@ export class WorkerConnection {
     if (pending === undefined) return;
     this.#pending.delete(id);
     clearTimeout(pending.timer);
+    if (pending.waiting !== undefined) this.#waits.delete(pending.waiting);
     pending.resolve(outcome);
   }
 
@@ -288,14 +387,86 @@ export class WorkerConnection {
     this.#queue = undefined;
   }
 
+  /**
+   * The call a `host`, `stdin` or `output` message names, if it is one in flight on this
+   * worker for that sandbox and instance; otherwise what is wrong.
+   */
+  #callOf(sandboxId: number, callId: number, instanceId: number | undefined): Pending | string {
+    const pending = this.#pending.get(callId);
+    if (pending === undefined || pending.type !== 'call') return `call ${callId} is not in flight on this worker`;
+    if (pending.sandboxId !== sandboxId) return `call ${callId} is not a call of sandbox ${sandboxId}`;
+    if (instanceId !== undefined && pending.instanceId !== instanceId) {
+      return `call ${callId} does not run on instance ${instanceId}`;
+    }
+    return pending;
+  }
+
+  /**
+   * Checks a worker's host or stdin request: a known sandbox, a call of it in flight on
+   * that instance with nothing else outstanding, a fresh id. Returns the sandbox, `gone`
+   * when the sandbox was unregistered (a late message: dropped), or a violation.
+   */
+  #wait(message: HostRequest | StdinRequest): ConnectionClient | 'gone' | undefined {
+    const { sandboxId, callId, instanceId, id } = message;
+    if (this.#gone.has(sandboxId) && !this.#clients.has(sandboxId)) return 'gone';
+    const client = this.#clients.get(sandboxId);
+    const call =
+      client === undefined
+        ? `sandbox ${sandboxId} is not served by this worker`
+        : this.#callOf(sandboxId, callId, instanceId);
+    const culprit = this.#culpritOf(callId, message);
+    if (typeof call === 'string') {
+      this.violation(`${message.type} request ${id}: ${call}`, culprit);
+      return undefined;
+    }
+    if (call.waiting !== undefined) {
+      this.violation(
+        `${message.type} request ${id}: call ${callId} already waits for request ${call.waiting}`,
+        culprit,
+      );
+      return undefined;
+    }
+    if (id <= this.#lastWaitId) {
+      this.violation(`${message.type} request ${id}: the id was used before (last ${this.#lastWaitId})`, culprit);
+      return undefined;
+    }
+    this.#lastWaitId = id;
+    call.waiting = id;
+    this.#waits.set(id, callId);
+    return client;
+  }
+
+  /**
+   * The error of the call a forged host request named (when it is in flight here): the
+   * guest call fails closed with `CAPABILITY_REVOKED` (`details.forged`).
+   */
+  #culpritOf(callId: number, message: HostRequest | StdinRequest): Culprit | undefined {
+    if (this.#pending.get(callId)?.type !== 'call') return undefined;
+    if (message.type === 'stdin') {
+      return { id: callId, error: record('WORKER_CRASHED', 'the worker sent a stdin request that fails validation') };
+    }
+    return {
+      id: callId,
+      error: record('CAPABILITY_REVOKED', `host request for ${message.import} fails validation: refused`, {
+        capability: message.capability,
+        import: message.import,
+        forged: true,
+      }),
+    };
+  }
+
   #onMessage(data: unknown): void {
     const message = readFromWorker(data);
     if (typeof message === 'string') {
-      this.restart(`protocol violation: ${message}`);
+      this.violation(message);
       return;
     }
     switch (message.type) {
       case 'ready': {
+        if (this.#booted) {
+          this.violation('a second ready');
+          return;
+        }
         this.#booted = true;
         const queue = this.#queue ?? [];
         this.#queue = undefined;
@@ -307,11 +478,21 @@ export class WorkerConnection {
         return;
       case 'reply': {
         const pending = this.#pending.get(message.id);
-        // A reply to a request that already ended (disposed meanwhile): nobody waits for it.
-        if (pending === undefined) return;
+        if (pending === undefined) {
+          // A reply to a request that already ended on the page (its sandbox was disposed
+          // meanwhile), once; any other id was never asked for, or was answered already.
+          if (this.#retired.delete(message.id)) return;
+          this.violation(`reply ${message.id} answers no request outstanding on this worker`);
+          return;
+        }
         if (message.ok) {
           if (message.request !== pending.type) {
-            this.restart(`protocol violation: reply ${message.id} answers ${message.request}, not ${pending.type}`);
+            this.violation(`reply ${message.id} answers ${message.request}, not ${pending.type}`);
+            return;
+          }
+          const problem = pending.check?.(message.value);
+          if (problem !== undefined) {
+            this.violation(`reply ${message.id} to ${pending.type}: ${problem}`);
             return;
           }
           this.#settle(message.id, { ok: true, value: message.value });
@@ -321,50 +502,62 @@ export class WorkerConnection {
         return;
       }
       case 'host': {
-        const client = this.#clients.get(message.sandboxId);
-        if (client !== undefined) {
-          client.onHost(message);
+        const client = this.#wait(message);
+        if (client === 'gone') {
+          this.answerHost(
+            message.sandboxId,
+            message.id,
+            { ok: false, error: record('DISPOSED', 'the sandbox was disposed') },
+            this.#generation,
+          );
           return;
         }
-        // No such sandbox here: a forged or stale request. Fail closed.
-        this.answerHost(
-          message.sandboxId,
-          message.id,
-          {
-            ok: false,
-            error: record('CAPABILITY_REVOKED', `host request for unknown sandbox ${message.sandboxId}: refused`, {
-              forged: true,
-            }),
-          },
-          this.#generation,
-        );
+        client?.onHost(message);
         return;
       }
       case 'stdin': {
-        const client = this.#clients.get(message.sandboxId);
-        if (client !== undefined) {
-          client.onStdin(message);
+        const client = this.#wait(message);
+        if (client === 'gone') {
+          this.answerStdin(
+            message.sandboxId,
+            message.id,
+            { ok: false, error: record('DISPOSED', 'the sandbox was disposed') },
+            this.#generation,
+          );
           return;
         }
-        this.answerStdin(
-          message.sandboxId,
-          message.id,
-          {
-            ok: false,
-            error: record('CANCELLED', `stdin request for unknown sandbox ${message.sandboxId}: refused`),
-          },
-          this.#generation,
-        );
+        client?.onStdin(message);
         return;
       }
-      case 'audit':
-        // Entries of a sandbox that is gone (disposed) have nobody to go to.
-        this.#clients.get(message.sandboxId)?.onAudit?.(message);
+      case 'audit': {
+        const client = this.#clients.get(message.sandboxId);
+        if (client === undefined) {
+          // Entries of a sandbox that is gone (disposed) have nobody to go to.
+          if (!this.#gone.has(message.sandboxId)) {
+            this.violation(`audit notice for sandbox ${message.sandboxId}, which is not served by this worker`);
+          }
+          return;
+        }
+        client.onAudit?.(message);
         return;
-      case 'output':
-        // Output of a sandbox that is gone has nobody to go to.
-        this.#clients.get(message.sandboxId)?.onOutput(message);
+      }
+      case 'output': {
+        const client = this.#clients.get(message.sandboxId);
+        if (client === undefined) {
+          // Output of a sandbox that is gone has nobody to go to.
+          if (!this.#gone.has(message.sandboxId)) {
+            this.violation(`output notice for sandbox ${message.sandboxId}, which is not served by this worker`);
+          }
+          return;
+        }
+        const call = this.#callOf(message.sandboxId, message.callId, undefined);
+        if (typeof call === 'string') {
+          this.violation(`output notice: ${call}`);
+          return;
+        }
+        client.onOutput(message);
         return;
+      }
     }
   }
 }

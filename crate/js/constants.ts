@@ -9,6 +9,7 @@
  * | `AUDIT_EVENTS`       | `auditEvents`                 |
  * | `HOST_FAILURE_CODES` | `hostFailureCodes`            |
  * | `DEFAULT_LIMITS`     | the same keys of `defaults`   |
+ * | `WASI_OUTPUT_CAPS`   | the same keys of `wasiDefaults` |
  *
  * A leaf: imports nothing of the package (`scripts/check-ts-imports.mjs` holds it to that).
  *
@@ -84,3 +85,14 @@ export const DEFAULT_LIMITS = Object.freeze({
   /** Wall-clock limit per call, in milliseconds. */
   timeoutMs: 30_000,
 } as const satisfies Required<Pick<CoreLimits, 'fuel' | 'timeoutMs'>>);
+
+/**
+ * The core's default caps on a WASI run's output (`coreConstants().wasiDefaults`): the page
+ * holds what the worker streams to the caps it set, or to these.
+ */
+export const WASI_OUTPUT_CAPS = Object.freeze({
+  /** Bytes of stdout a run may write. */
+  maxStdoutBytes: 1 << 20,
+  /** Bytes of stderr a run may write. */
+  maxStderrBytes: 1 << 20,
+} as const);

@@ -49,6 +49,11 @@ export interface ErrorDetails {
   reason?: string;
   /** Set when the page had to terminate and recreate the worker to end the call. */
   workerRestarted?: boolean;
+  /**
+   * Set when the worker was replaced because a message from it failed the page's validation
+   * (a compromised or broken worker): `reason` says which message and why.
+   */
+  protocolViolation?: boolean;
   /** Errors that ended a call: the metrics at the moment of failure. */
   metrics?: Metrics;
   /**

@@ -13,8 +13,11 @@
  * reach the page in order and before the reply of the request that caused them.
  *
  * The page treats the worker as less trusted than itself (a guest that escaped the
- * interpreter would control it): {@link readFromWorker} checks every incoming message, and a
- * malformed one is a protocol violation that ends the worker.
+ * interpreter would control it): {@link readFromWorker} checks every incoming message's
+ * shape (and metrics: finite, non-negative), and a malformed one is a protocol violation
+ * that ends the worker. What a well-formed message *means* — whether its ids name requests
+ * outstanding on that worker, its values fit the request — is checked by `connection.ts`
+ * and the sandbox (`sandbox.ts`).
  *
  * @module
  */
@@ -207,10 +210,44 @@ function isValueArray(value: unknown): value is CoreValue[] {
   return Array.isArray(value) && value.every((v) => typeof v === 'number' || typeof v === 'bigint');
 }
 
-function isMetrics(value: unknown): value is CoreMetrics {
+/** Metrics: every counter a finite, non-negative number (NaN, ∞ or a negative count is a lie). */
+export function isMetrics(value: unknown): value is CoreMetrics {
   if (!isDict(value)) return false;
   const keys: (keyof CoreMetrics)[] = ['fuelConsumed', 'slices', 'hostCalls', 'peakMemoryBytes', 'wallTimeUs'];
-  return keys.every((k) => typeof value[k] === 'number');
+  return keys.every((k) => {
+    const v = value[k];
+    return typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  });
+}
+
+/** Whether `value` is a value of wasm type `type` as the core converts it (i32 signed, i64 a bigint, f32 exact). */
+export function fitsType(value: unknown, type: string): boolean {
+  switch (type) {
+    case 'i32':
+      return typeof value === 'number' && Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31;
+    case 'i64':
+      return typeof value === 'bigint' && value >= -(2n ** 63n) && value < 2n ** 63n;
+    case 'f32':
+      return typeof value === 'number' && (Number.isNaN(value) || Math.fround(value) === value);
+    case 'f64':
+      return typeof value === 'number';
+    default:
+      return false;
+  }
+}
+
+/** `undefined` when `values` are exactly of `types` (count and each type), else what is wrong. */
+export function valuesMismatch(values: readonly unknown[], types: readonly string[], what: string): string | undefined {
+  if (values.length !== types.length) return `${values.length} ${what}, the signature has ${types.length}`;
+  for (const [i, v] of values.entries()) {
+    if (!fitsType(v, types[i] ?? '')) return `${what}[${i}] is not a ${types[i]}`;
+  }
+  return undefined;
+}
+
+/** A non-negative integer a `number` represents exactly. */
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
 function isModuleRecord(value: unknown): value is CoreModule {
@@ -254,21 +291,25 @@ function isReplyValue(type: RequestType, value: unknown): boolean {
     case 'wasiFiles':
       return isWasiFiles(value['files']);
     case 'auditSync':
-      return typeof value['head'] === 'string';
+      return typeof value['head'] === 'string' && /^[0-9a-f]{64}$/.test(value['head']);
     case 'workerStats':
-      return typeof value['wasmMemoryBytes'] === 'number';
+      return isCount(value['wasmMemoryBytes']);
     case 'auditRecord':
       return true;
     case 'call':
       return (
         isValueArray(value['results']) &&
         isMetrics(value['metrics']) &&
-        (value['exitCode'] === undefined || Number.isInteger(value['exitCode']))
+        (value['exitCode'] === undefined ||
+          (Number.isInteger(value['exitCode']) &&
+            (value['exitCode'] as number) >= -(2 ** 31) &&
+            (value['exitCode'] as number) < 2 ** 32))
       );
     case 'memoryRead':
       return value['bytes'] instanceof Uint8Array;
     case 'memorySize':
-      return typeof value['sizeBytes'] === 'number';
+      // Whole 64 KiB pages of a 32-bit memory.
+      return isCount(value['sizeBytes']) && value['sizeBytes'] % 65_536 === 0 && value['sizeBytes'] <= 2 ** 32;
     case 'open':
     case 'close':
     case 'cancel':
@@ -320,13 +361,17 @@ export function readFromWorker(data: unknown): FromWorker | string {
       const id = data['id'];
       if (!isId(id)) return 'reply without a valid id';
       if (data['ok'] === false) {
-        return isErrorRecord(data['error'])
-          ? { v: PROTOCOL_VERSION, type: 'reply', id, ok: false, error: data['error'] }
-          : `reply ${id}: error is not a record`;
+        if (!isErrorRecord(data['error'])) return `reply ${id}: error is not a record`;
+        const metrics = data['error'].details['metrics'];
+        if (metrics !== undefined && !isMetrics(metrics))
+          return `reply ${id}: the error's metrics are not finite counts`;
+        return { v: PROTOCOL_VERSION, type: 'reply', id, ok: false, error: data['error'] };
       }
       const request = data['request'];
       if (data['ok'] !== true || !isRequestType(request)) return `reply ${id}: malformed`;
-      if (!isReplyValue(request, data['value'])) return `reply ${id} to ${request}: malformed value`;
+      if (!isReplyValue(request, data['value'])) {
+        return `reply ${id} to ${request}: malformed value (or metrics that are not finite, non-negative numbers)`;
+      }
       // Checked just above, field by field, for this request type.
       return data as OkReply;
     }

@@ -38,22 +38,29 @@ import type {
   CoreProvenance,
 } from './nestbox.js';
 import { AuditTrail, listenForRevokes, sandboxAudit, type AuditEntry, type SandboxAudit } from './audit.js';
-import { CapabilityTable, type Link } from './capability.js';
-import { DEFAULT_WATCHDOG_GRACE_MS, WorkerConnection, type ConnectionClient, type Outcome } from './connection.js';
+import { CapabilityTable, entryOf, type Link } from './capability.js';
+import {
+  DEFAULT_WATCHDOG_GRACE_MS,
+  WorkerConnection,
+  type ConnectionClient,
+  type Outcome,
+  type ReplyCheck,
+} from './connection.js';
 import { errorFromRecord, invalidArgument, record, recordOf, SandboxError, type AnySandboxError } from './errors.js';
 import { dispatchHost } from './host.js';
 import { AsyncMemoryView, type GuestMemory, type MemoryAccess } from './memory.js';
 import { watchForLeak, unwatchLeak } from './lifecycle.js';
 import { coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
 import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
-import type {
-  AuditNotice,
-  HostRequest,
-  OutputNotice,
-  ReplyMap,
-  Request,
-  StdinAnswer,
-  StdinRequest,
+import {
+  valuesMismatch,
+  type AuditNotice,
+  type HostRequest,
+  type OutputNotice,
+  type ReplyMap,
+  type Request,
+  type StdinAnswer,
+  type StdinRequest,
 } from './protocol.js';
 import type {
   CallOptions,
@@ -85,9 +92,16 @@ export interface SandboxOptions extends WorkerPoolOptions {
   limits?: SandboxLimits;
   /**
    * Run in this shared worker instead of a dedicated one. Sandboxes sharing a worker have
-   * separate cores (nothing is shared between them) but one thread: a stuck or crashed
-   * worker is replaced for all of them. `workerUrl` and `watchdogGraceMs` then come from the
-   * pool.
+   * separate cores but one thread and one address space: a stuck or crashed worker is
+   * replaced for all of them, and **a shared pool is one trust domain**. A guest that
+   * escaped the interpreter controls the whole worker: it can read and change the other
+   * sandboxes' guests there, and while another sandbox of the pool has a call in flight it
+   * can ask for that sandbox's capabilities in that call's name (the page accepts a host
+   * request only for a call in flight on that worker, on the instance it names, for a
+   * capability that instance was granted, with arguments of its declared types — which
+   * is all a page can check). Share a pool only between sandboxes of the same trust (one
+   * tenant, one origin of guests); the default, a dedicated worker per sandbox, isolates
+   * them. `workerUrl` and `watchdogGraceMs` then come from the pool.
    */
   worker?: SharedWorkerPool;
   /** Which code may load (see {@link TrustPolicy}); absent: any module whose integrity checks out. */
@@ -105,8 +119,13 @@ export interface SandboxStats {
   readonly calls: number;
   /** Denials of the capability layer (see {@link Metrics.denials}), including forged ids. */
   readonly denials: number;
-  /** How many times its worker was replaced (crash, watchdog). */
+  /** How many times its worker was replaced (crash, watchdog, protocol violation). */
   readonly workerRestarts: number;
+  /**
+   * How many of those replacements were because a message from the worker failed the
+   * page's validation (a compromised or broken worker); a shared pool's count is shared.
+   */
+  readonly protocolViolations: number;
 }
 
 function positiveMs(value: unknown, what: string): number | undefined {
@@ -134,6 +153,15 @@ const poolConnections = new WeakMap<SharedWorkerPool, WorkerConnection>();
 /**
  * One worker shared by several sandboxes (see {@link SandboxOptions.worker}). Disposing the
  * pool terminates the worker: every sandbox in it fails later calls with `DISPOSED`.
+ *
+ * **A shared pool is one trust domain.** The sandboxes keep separate cores, stores and
+ * capability tables, but they share one thread and one address space. The worker is the
+ * blast radius of an interpreter escape: a guest that escaped controls every sandbox in the
+ * pool, and while another sandbox has a call in flight it can call the capabilities that
+ * call's instance was granted (in that call's name, with arguments of their declared types:
+ * the page validates every message but cannot tell which guest really sent it). Use a pool
+ * only for sandboxes of the same trust; the default dedicated worker per sandbox isolates
+ * sandboxes from each other.
  */
 export class SharedWorkerPool extends Resource {
   /** Use {@link createWorkerPool}. */
@@ -154,6 +182,11 @@ export class SharedWorkerPool extends Resource {
     return connectionOf(this).restarts;
   }
 
+  /** How many of those replacements were because a message from the worker failed validation. */
+  get protocolViolations(): number {
+    return connectionOf(this).violations;
+  }
+
   /** Terminates the shared worker. */
   protected override release(): void {
     connectionOf(this).close();
@@ -166,7 +199,11 @@ function connectionOf(pool: SharedWorkerPool): WorkerConnection {
   return connection;
 }
 
-/** Creates a worker that several sandboxes can share (`createSandbox({ worker: pool })`). */
+/**
+ * Creates a worker that several sandboxes can share (`createSandbox({ worker: pool })`).
+ * A pool is one trust domain (see {@link SharedWorkerPool}): share it only between
+ * sandboxes of the same trust.
+ */
 export function createWorkerPool(options: WorkerPoolOptions = {}): SharedWorkerPool {
   return new SharedWorkerPool(options);
 }
@@ -237,6 +274,8 @@ interface InstanceState {
   readonly generation: number;
   readonly instanceId: number;
   readonly links: readonly Link[];
+  /** The module's exports: a call's reply must have the results of the export's signature. */
+  readonly exports: readonly CoreExport[];
   /** The call in flight, if any. */
   call: PageCall | undefined;
   dropped: boolean;
@@ -254,6 +293,8 @@ interface PageCall {
   fatal: AnySandboxError | undefined;
   /** A WASI run's output and async stdin. */
   wasi: WasiCall | undefined;
+  /** Output bytes received for this call (held to the run's caps). */
+  readonly received: { stdout: number; stderr: number };
 }
 
 const moduleStates = new WeakMap<SandboxModule, ModuleState>();
@@ -336,9 +377,13 @@ export class Session implements ConnectionClient {
    * Sends a request and unwraps its reply (errors converted, no extra context). Every
    * request but `open` first opens the core in the current worker if it is not yet.
    */
-  async send<R extends Request>(request: R, watchdogMs = this.watchdogMs): Promise<ReplyMap[R['type']]> {
+  async send<R extends Request>(
+    request: R,
+    watchdogMs = this.watchdogMs,
+    check?: ReplyCheck<ReplyMap[R['type']]>,
+  ): Promise<ReplyMap[R['type']]> {
     if (request.type !== 'open' && this.#openGeneration !== this.connection.generation) await this.ensureOpen();
-    const outcome = await this.connection.request(this.sandboxId, request, watchdogMs).done;
+    const outcome = await this.connection.request(this.sandboxId, request, watchdogMs, check).done;
     return unwrap(outcome);
   }
 
@@ -347,16 +392,48 @@ export class Session implements ConnectionClient {
     await this.ensureOpen();
     const generation = this.connection.generation;
     if (state.generation !== generation) {
-      const { module } = await this.send({
-        type: 'load',
-        bytes: state.bytes,
-        integrity: state.integrity,
-        provenance: state.provenance,
-      });
+      const { module } = await this.send(
+        {
+          type: 'load',
+          bytes: state.bytes,
+          integrity: state.integrity,
+          provenance: state.provenance,
+        },
+        this.watchdogMs,
+        loadCheck(state.bytes),
+      );
       state.generation = generation;
       state.moduleId = module.moduleId;
     }
     return state.moduleId;
+  }
+
+  /** The ids of this sandbox's live instances in worker `generation`. */
+  #instances = { generation: -1, ids: new Set<number>() };
+
+  #liveIds(): Set<number> {
+    if (this.#instances.generation !== this.connection.generation) {
+      this.#instances = { generation: this.connection.generation, ids: new Set() };
+    }
+    return this.#instances.ids;
+  }
+
+  /**
+   * The check of an `instantiate` reply: the id must not be one of a live instance (two
+   * instances under one id would share a store); accepted ids are then live.
+   */
+  newInstance(): ReplyCheck<{ instanceId: number }> {
+    return ({ instanceId }) => {
+      const live = this.#liveIds();
+      if (live.has(instanceId)) return `instance id ${instanceId} is already a live instance of this sandbox`;
+      live.add(instanceId);
+      return undefined;
+    };
+  }
+
+  /** Instance `id` of the current worker was dropped. */
+  dropped(id: number): void {
+    this.#liveIds().delete(id);
   }
 
   /** A revoked capability was granted: a denial, logged with its code (the core never sees it). */
@@ -390,7 +467,10 @@ export class Session implements ConnectionClient {
     return {
       read: async (ptr, len) => {
         live();
-        return (await this.send({ type: 'memoryRead', instanceId: instance.instanceId, ptr, len })).bytes;
+        const check = ({ bytes }: ReplyMap['memoryRead']): string | undefined =>
+          bytes.length === len ? undefined : `${bytes.length} bytes, but ${len} were asked for`;
+        return (await this.send({ type: 'memoryRead', instanceId: instance.instanceId, ptr, len }, undefined, check))
+          .bytes;
       },
       write: async (ptr, bytes) => {
         live();
@@ -410,23 +490,45 @@ export class Session implements ConnectionClient {
   async #host(request: HostRequest): Promise<void> {
     const generation = this.connection.generation;
     const call = this.calls.get(request.callId);
+    const forged = (why: string): SandboxError =>
+      new SandboxError('CAPABILITY_REVOKED', `${why}: refused`, {
+        capability: request.capability,
+        import: request.import,
+        forged: true,
+      });
     if (
       call === undefined ||
       call.instance.instanceId !== request.instanceId ||
       call.instance.generation !== this.connection.generation
     ) {
-      // No such call of this sandbox in flight: a forged or stale request. Fail closed.
+      // The connection checked that the call is in flight on this worker; one this sandbox
+      // does not know is a worker that cannot be trusted. Fail closed.
       this.deny(undefined);
-      const error = new SandboxError(
-        'CAPABILITY_REVOKED',
-        `host request for a call this sandbox is not running: refused`,
-        {
-          capability: request.capability,
-          import: request.import,
-          forged: true,
-        },
+      const error = forged(`host request for call ${request.callId}, which this sandbox is not running`);
+      this.connection.violation(error.message, { id: request.callId, error: recordOf(error) });
+      return;
+    }
+    // The core links only granted imports, so a capability id (or import name) the instance
+    // was not granted means the worker is forging it.
+    const link = call.instance.links.find((l) => l.capability === request.capability && l.import === request.import);
+    if (link === undefined) {
+      this.deny(call);
+      const error = forged(
+        `capability id ${request.capability} (${request.import}) was never granted to this instance`,
       );
-      this.connection.answerHost(this.sandboxId, request.id, { ok: false, error: recordOf(error) }, generation);
+      this.connection.violation(`host request ${request.id}: ${error.message}`, {
+        id: request.callId,
+        error: recordOf(error),
+      });
+      return;
+    }
+    const mismatch = valuesMismatch(request.args, entryOf(link.token).params, 'arguments');
+    if (mismatch !== undefined) {
+      const why = `host request ${request.id} for ${request.import}: ${mismatch} (declared parameters)`;
+      this.connection.violation(why, {
+        id: request.callId,
+        error: record('WORKER_CRASHED', `the worker sent a ${why}`),
+      });
       return;
     }
     const access = this.access(call.instance);
@@ -463,7 +565,29 @@ export class Session implements ConnectionClient {
   }
 
   onOutput(notice: OutputNotice): void {
-    this.calls.get(notice.callId)?.wasi?.output.push(notice.stdout, notice.stderr);
+    const call = this.calls.get(notice.callId);
+    const wasi = call?.wasi;
+    if (call === undefined || wasi === undefined) {
+      this.connection.violation(`output notice for call ${notice.callId}, which is not a WASI run of this sandbox`);
+      return;
+    }
+    if (notice.stdout.length === 0 && notice.stderr.length === 0) {
+      this.connection.violation(`an empty output notice for call ${notice.callId}`);
+      return;
+    }
+    // The core stops at the caps the page set (OUTPUT_LIMIT keeps the bytes up to them):
+    // more than that is not the core speaking.
+    call.received.stdout += notice.stdout.length;
+    call.received.stderr += notice.stderr.length;
+    for (const stream of ['stdout', 'stderr'] as const) {
+      if (call.received[stream] > wasi.caps[stream]) {
+        this.connection.violation(
+          `${call.received[stream]} bytes of ${stream} for call ${notice.callId}, over its cap of ${wasi.caps[stream]}`,
+        );
+        return;
+      }
+    }
+    wasi.output.push(notice.stdout, notice.stderr);
   }
 
   onStdin(request: StdinRequest): void {
@@ -476,7 +600,11 @@ export class Session implements ConnectionClient {
     const call = this.calls.get(request.callId);
     const reader = call?.wasi?.stdin;
     if (call === undefined || reader === undefined || call.instance.instanceId !== request.instanceId) {
-      answer({ ok: false, error: record('HOST_ERROR', 'stdin request for a call without an async stdin: refused') });
+      // Only a WASI run with an async stdin waits for it: anything else is not the core.
+      this.connection.violation(`stdin request ${request.id} for call ${request.callId}, which has no async stdin`, {
+        id: request.callId,
+        error: record('WORKER_CRASHED', 'the worker asked for stdin this call does not have'),
+      });
       return;
     }
     const read = await readStdin(reader, call.abort.signal, call.deadline, call.timeoutMs);
@@ -498,7 +626,7 @@ export class Session implements ConnectionClient {
 
   onAudit(notice: AuditNotice): void {
     const problem = this.audit.receive(notice.entries);
-    if (problem !== undefined) this.connection.restart(`protocol violation: ${problem}`);
+    if (problem !== undefined) this.connection.violation(problem);
   }
 
   /** Waits until the entries of everything this sandbox did so far have reached the page. */
@@ -511,7 +639,7 @@ export class Session implements ConnectionClient {
       return; // the worker is gone: the page's copy is all there is
     }
     if (head !== this.audit.head() && !this.disposed) {
-      this.connection.restart("protocol violation: the worker's audit head is not that of the entries it sent");
+      this.connection.violation("the worker's audit head is not that of the entries it sent");
     }
   }
 
@@ -558,6 +686,25 @@ export class Session implements ConnectionClient {
   }
 }
 
+/** A `load` reply must describe the bytes that were sent. */
+function loadCheck(bytes: Uint8Array): ReplyCheck<ReplyMap['load']> {
+  return ({ module }) => {
+    if (module.sizeBytes !== bytes.length)
+      return `a module of ${module.sizeBytes} bytes, but ${bytes.length} were sent`;
+    for (const e of module.exports) {
+      // A function with a numeric signature has both lists (others have neither).
+      const types = e.params === undefined && e.results === undefined ? [] : [e.params, e.results];
+      const ok =
+        typeof e.name === 'string' &&
+        types.every(
+          (t) => Array.isArray(t) && t.every((x: unknown) => ['i32', 'i64', 'f32', 'f64'].includes(String(x))),
+        );
+      if (!ok) return 'a malformed export';
+    }
+    return undefined;
+  };
+}
+
 function unwrap<T>(outcome: Outcome<T>): T {
   if (outcome.ok) return outcome.value;
   throw errorFromRecord(outcome.error);
@@ -599,7 +746,11 @@ export class Sandbox extends Resource {
   /** Lifetime counters. */
   get stats(): SandboxStats {
     const session = sessionOf(this, 'this');
-    return { ...session.stats, workerRestarts: session.connection.restarts };
+    return {
+      ...session.stats,
+      workerRestarts: session.connection.restarts,
+      protocolViolations: session.connection.violations,
+    };
   }
 
   /**
@@ -632,7 +783,11 @@ export class Sandbox extends Resource {
     const { bytes } = fetched;
     await session.ensureOpen();
     const generation = session.connection.generation;
-    const { module } = await session.send({ type: 'load', bytes, integrity, provenance });
+    const { module } = await session.send(
+      { type: 'load', bytes, integrity, provenance },
+      session.watchdogMs,
+      loadCheck(bytes),
+    );
     const state: ModuleState = {
       session,
       owner: this,
@@ -663,12 +818,17 @@ export class Sandbox extends Resource {
     const linked = linkImports(session.table, imports, false, (error) => session.refusedGrant(error));
     const moduleId = await session.moduleId(state);
     const generation = session.connection.generation;
-    const { instanceId } = await session.send({ type: 'instantiate', moduleId, grants: linked.grants });
+    const { instanceId } = await session.send(
+      { type: 'instantiate', moduleId, grants: linked.grants },
+      session.watchdogMs,
+      session.newInstance(),
+    );
     const instance: InstanceState = {
       session,
       generation,
       instanceId,
       links: linked.links,
+      exports: module.exports,
       call: undefined,
       dropped: false,
     };
@@ -699,18 +859,31 @@ export class Sandbox extends Resource {
         const linked = linkImports(session.table, plan.imports, false, (error) => session.refusedGrant(error));
         const moduleId = await session.moduleId(state);
         const generation = session.connection.generation;
-        const { instanceId } = await session.send({
-          type: 'instantiateWasi',
-          moduleId,
-          config: { ...plan.config, grants: linked.grants },
-        });
-        return { session, generation, instanceId, links: linked.links, call: undefined, dropped: false };
+        const { instanceId } = await session.send(
+          {
+            type: 'instantiateWasi',
+            moduleId,
+            config: { ...plan.config, grants: linked.grants },
+          },
+          session.watchdogMs,
+          session.newInstance(),
+        );
+        return {
+          session,
+          generation,
+          instanceId,
+          links: linked.links,
+          exports: module.exports,
+          call: undefined,
+          dropped: false,
+        };
       },
       start: (instance, plan, wasi) => callOn(instance, '_start', [], plan.call, wasi),
       files: async (instance) => (await session.send({ type: 'wasiFiles', instanceId: instance.instanceId })).files,
       drop: (instance) => {
         instance.dropped = true;
         if (!session.disposed && instance.generation === session.connection.generation) {
+          session.dropped(instance.instanceId);
           void session.send({ type: 'dropInstance', instanceId: instance.instanceId }).catch(() => undefined);
         }
       },
@@ -842,6 +1015,7 @@ export class SandboxInstance extends Resource {
         if (c === call) void session.send({ type: 'cancel', callId: id }).catch(() => undefined);
       }
     }
+    session.dropped(state.instanceId);
     void session.send({ type: 'dropInstance', instanceId: state.instanceId }).catch(() => undefined);
   }
 }
@@ -869,14 +1043,26 @@ async function callOn(
     denials: 0,
     fatal: undefined,
     wasi,
+    received: { stdout: 0, stderr: 0 },
   };
   state.call = call;
   session.stats.calls++;
   const { connection } = session;
+  // The reply must be what this export returns (or, for a WASI run, an exit code instead).
+  const check = (value: ReplyMap['call']): string | undefined => {
+    if (value.exitCode !== undefined) {
+      if (wasi === undefined) return 'an exit code for a call that is not a WASI run';
+      return value.results.length === 0 ? undefined : 'results as well as an exit code';
+    }
+    const signature = state.exports.find((e) => e.name === exportName && e.kind === 'function');
+    if (signature === undefined) return `results of ${exportName}, which the module does not export as a function`;
+    return valuesMismatch(value.results, signature.results ?? [], 'results');
+  };
   const { id, done } = connection.request(
     session.sandboxId,
     { type: 'call', instanceId: state.instanceId, exportName, args: values, options: core },
     timeoutMs + connection.graceMs,
+    check,
   );
   session.calls.set(id, call);
   const onAbort = (): void => {

@@ -181,10 +181,12 @@ test('quota of bytes: a read past maxBytes is refused; caught, the call goes on 
   assert.equal(out.over.details.metrics.denials, 1);
 });
 
-test('a forged capability id from the worker fails the guest call closed, even if the worker then lies', async () => {
+test('a forged capability id from the worker fails the guest call closed and replaces the worker, even if the worker then lies', async () => {
   // The "compromised worker" is tests/browser/pages/evil-worker.js: it wraps the real worker
   // script and rewrites the capability id of every host request to 999 (?forge); with ?lie it
-  // also reports the failed call as a success.
+  // also reports the failed call as a success. A forged id is a protocol violation: the
+  // worker is terminated before it can say anything else, and the sandbox carries on in a
+  // new one.
   const out = await browser.page.evaluate(async () => {
     const { nb, fx } = window;
     const results = {};
@@ -194,7 +196,12 @@ test('a forged capability id from the worker fails the guest call closed, even i
       let calls = 0;
       const next = nb.capability(() => (calls++, 1), { params: ['i32'], results: ['i32'] });
       const inst = await sb.instantiate(mod, { imports: { env: { next } } });
-      results[query] = { error: await window.caught(inst.call('run', [2])), calls, stats: sb.stats };
+      const error = await window.caught(inst.call('run', [2]));
+      // The sandbox works again in the replacement worker (the old instance is gone).
+      const again = await window.caught(inst.call('run', [2]));
+      const mod2 = await sb.load(fx.spin.url, { integrity: fx.spin.integrity });
+      const fresh = (await (await sb.instantiate(mod2)).call('answer')).results;
+      results[query] = { error, again, fresh, calls, stats: sb.stats };
       sb.dispose();
     }
     return results;
@@ -205,12 +212,16 @@ test('a forged capability id from the worker fails the guest call closed, even i
     assert.equal(r.error.details.capability, 999, query);
     assert.equal(r.error.details.metrics.denials, 1, query);
     assert.equal(r.calls, 0, `${query}: the host function never ran`);
+    assert.equal(r.error.details.protocolViolation, true, query);
+    assert.equal(r.error.details.workerRestarted, true, query);
     assert.equal(r.stats.denials, 1, query);
-    assert.equal(r.stats.workerRestarts, 0, query);
+    assert.equal(r.stats.workerRestarts, 1, query);
+    assert.equal(r.stats.protocolViolations, 1, query);
+    assert.equal(r.again.code, 'WORKER_CRASHED', query);
+    assert.deepEqual(r.fresh, [42], query);
+    // Nothing the worker said about the call was believed: no metrics of its.
+    assert.equal(r.error.details.metrics.fuelConsumed, 0, query);
   }
-  // The lying worker's made-up success (fuelConsumed 0) was not believed.
-  assert.equal(out['forge=1&lie=1'].error.details.metrics.fuelConsumed, 0);
-  assert.ok(out['forge=1'].error.details.metrics.fuelConsumed > 0);
 });
 
 test('a synchronous capability cannot be granted to a page sandbox', async () => {

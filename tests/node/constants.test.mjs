@@ -35,6 +35,12 @@ test('every default the TypeScript side knows equals the core default of that na
   }
 });
 
+test('the WASI output caps the page holds the worker to are the core defaults', () => {
+  for (const key of ['maxStdoutBytes', 'maxStderrBytes']) {
+    assert.equal(ts.WASI_OUTPUT_CAPS[key], rust.wasiDefaults[key], key);
+  }
+});
+
 test('the public package re-exports the same error codes', async () => {
   const index = await import(new URL('errors.js', pkg));
   assert.deepEqual([...index.ERROR_CODES], rust.errorCodes);
@@ -48,4 +54,28 @@ test("one name per limit: memoryLimitBytes is only an alias of the core's maxMem
   assert.throws(() => options.coreLimits({ memoryLimitBytes: 1 << 20, maxMemoryBytes: 2 << 20 }), {
     code: 'INVALID_ARGUMENT',
   });
+});
+
+test("the page's recomputation of audit hashes (audit.ts, sha256.ts) agrees with the core's", async () => {
+  const audit = await import(new URL('audit.js', pkg));
+  const c = new core.Core({}, undefined);
+  // Facts with what JSON escapes (quotes, backslashes, control characters), non-ASCII text and
+  // keys whose UTF-16 and UTF-8 orders differ (U+FF5E sorts before U+1F600 in UTF-16 only).
+  c.auditRecord({ event: 'revoke', outcome: 'ok', extra: { capability: '1', capabilityName: 'a"b\\c\n\t\u0001é' } });
+  c.auditRecord({
+    event: 'deny',
+    outcome: 'CAPABILITY_QUOTA',
+    extra: { '\u{1F600}': 'x', '\uFF5E': 'y', b: '', a: 'z' },
+  });
+  c.auditRecord({ event: 'limit', outcome: 'TIMEOUT' });
+  const entries = c.auditSince(0);
+  c.free();
+  assert.equal(entries.length, 3);
+  for (const entry of entries) assert.equal(audit.entryHash(entry), entry.hash, JSON.stringify(entry));
+  // And it is a check: any change of a hashed field changes the hash.
+  const changed = { ...entries[0], extra: { ...entries[0].extra, capability: '2' } };
+  assert.notEqual(audit.entryHash(changed), entries[0].hash);
+  const trail = new audit.AuditTrail(undefined);
+  assert.match(trail.receive([{ ...entries[0], outcome: 'TRAP' }]), /hash does not match/);
+  assert.equal(trail.receive(entries), undefined);
 });

@@ -4,6 +4,10 @@
 //   ?forge=1  rewrites the capability id of every host request to 999 (a forged id)
 //   ?lie=1    also turns every failed call reply into a success (the page must not believe it)
 //   ?cross=1  sends host requests of sandbox N as sandbox N-1 (another sandbox in a shared worker)
+//   ?channel=NAME  a puppet: on BroadcastChannel NAME it reports every message the page sends
+//             ({ seen }), posts any message it is given as if the worker had sent it
+//             ({ inject }), and rewrites the next message of a kind ({ rewrite, ... }: see
+//             REWRITES); each instruction is acknowledged ({ ack }) once it is in force.
 //
 // A call of these exports never reaches the core:
 //   __hang   the worker stops answering (a synchronous infinite loop)
@@ -12,7 +16,63 @@
 const params = new URL(self.location.href).searchParams;
 const realPost = self.postMessage.bind(self);
 
+// One-shot rewrites of the real worker's next message of a kind (?channel).
+const REWRITES = {
+  // A call's reply with one result too many.
+  extraResult: (m) =>
+    m.type === 'reply' &&
+    m.ok &&
+    m.request === 'call' && { ...m, value: { ...m.value, results: [...m.value.results, 0] } },
+  // A memory read one byte short.
+  shortRead: (m) =>
+    m.type === 'reply' && m.ok && m.request === 'memoryRead' && { ...m, value: { bytes: m.value.bytes.slice(1) } },
+  // A call's metrics with NaN fuel.
+  nanMetrics: (m) =>
+    m.type === 'reply' &&
+    m.ok &&
+    m.request === 'call' && { ...m, value: { ...m.value, metrics: { ...m.value.metrics, fuelConsumed: NaN } } },
+  // An audit entry whose outcome was changed after it was hashed.
+  tamperAudit: (m) =>
+    m.type === 'audit' && { ...m, entries: m.entries.map((e, i) => (i === 0 ? { ...e, outcome: 'TRAP' } : e)) },
+  // An output notice padded to `bytes` bytes of stdout.
+  bigOutput: (m, { bytes }) => m.type === 'output' && { ...m, stdout: new Uint8Array(bytes).fill(0x41) },
+  // An instantiate reply naming the instance the previous one made (two instances, one id).
+  dupInstance: (m) =>
+    m.type === 'reply' &&
+    m.ok &&
+    m.request === 'instantiate' &&
+    lastInstance !== undefined && { ...m, value: { instanceId: lastInstance } },
+  // A host request whose first argument is out of the i32 range.
+  badArgs: (m) => m.type === 'host' && { ...m, args: [2 ** 40, ...m.args.slice(1)] },
+};
+const pending = [];
+let lastInstance;
+const channel = params.has('channel') ? new BroadcastChannel(params.get('channel')) : undefined;
+if (channel) {
+  channel.onmessage = ({ data }) => {
+    if (data.inject) realPost(data.inject);
+    if (data.rewrite) pending.push({ rewrite: REWRITES[data.rewrite], options: data });
+    if (data.n !== undefined) channel.postMessage({ ack: data.n });
+  };
+}
+const summary = (m) => {
+  const { type, id, sandboxId, instanceId, exportName, callId, len } = m;
+  return { type, id, sandboxId, instanceId, exportName, callId, len };
+};
+
 self.postMessage = (message, transfer) => {
+  for (const [i, p] of pending.entries()) {
+    const rewritten = p.rewrite(message, p.options);
+    if (rewritten) {
+      pending.splice(i, 1);
+      message = rewritten;
+      transfer = [];
+      break;
+    }
+  }
+  if (message && message.type === 'reply' && message.ok && message.request === 'instantiate') {
+    lastInstance = message.value.instanceId;
+  }
   if (message && message.type === 'host') {
     if (params.has('forge')) message = { ...message, capability: 999 };
     if (params.has('cross')) message = { ...message, sandboxId: message.sandboxId - 1 };
@@ -35,6 +95,7 @@ const lies = new Set();
 // Registered before the real worker's listener, so it sees every message first.
 self.addEventListener('message', (event) => {
   const m = event.data;
+  if (channel && m) channel.postMessage({ seen: summary(m) });
   if (!m || m.type !== 'call') return;
   lies.add(m.id);
   if (m.exportName === '__hang') {
