@@ -3,6 +3,11 @@
  * from the worker (`audit.ts`): each entry's hash is recomputed before the page accepts it,
  * in the message handler, so entries keep their order without waiting for `crypto.subtle`.
  *
+ * Why not a dependency: the package runs unbundled (`--target web`, plain ES modules in the
+ * page), where a bare import of an npm hash library does not resolve, and `crypto.subtle` is
+ * asynchronous. The hashed data is public (audit entries), so constant time does not matter;
+ * `tests/node/sha256.test.mjs` checks it against `node:crypto` at every padding boundary.
+ *
  * A leaf: imports nothing of the package.
  *
  * @module
