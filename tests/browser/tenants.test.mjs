@@ -560,6 +560,30 @@ test("a start function's fuel is charged to the tenant's window; with the window
   assert.equal(out.vCharged, out.failed.details.metrics.fuelConsumed);
 });
 
+test("runWasi's metrics include a start function's fuel, and the tenant's window is charged it", async () => {
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const sb = await nb.createSandbox();
+    const smod = await sb.load(fx.wasi_start_burn.url, { integrity: fx.wasi_start_burn.integrity });
+    const plain = await sb.runWasi(smod);
+    const bmod = await sb.load(fx.start_burn.url, { integrity: fx.start_burn.integrity });
+    const startFuel = (await sb.instantiate(bmod)).startFuel; // the same loop, not under WASI
+    sb.dispose();
+    const pool = nb.createTenantPool({ fuelPerWindow: { fuel: 1_000_000_000, windowMs: 60_000 } });
+    const t = await pool.sandboxFor('t');
+    const mod = await t.load(fx.wasi_start_burn.url, { integrity: fx.wasi_start_burn.integrity });
+    const run = await t.runWasi(mod);
+    const stats = t.stats;
+    pool.dispose();
+    return { plain: plain.metrics, startFuel, run: run.metrics, exitCode: run.exitCode, stats };
+  });
+  assert.equal(out.exitCode, 0);
+  assert.ok(out.startFuel > 600_000, String(out.startFuel));
+  assert.ok(out.plain.fuelConsumed >= out.startFuel, `run ${out.plain.fuelConsumed}, start ${out.startFuel}`);
+  assert.equal(out.run.fuelConsumed, out.plain.fuelConsumed);
+  assert.equal(out.stats.fuelInWindow, out.run.fuelConsumed, 'the window was charged the start function too');
+});
+
 test('a call the watchdog ends (no metrics) is charged its whole fuel reservation', async () => {
   // tests/browser/pages/evil-worker.js hangs for good on a call of `__hang`.
   const out = await browser.page.evaluate(async () => {
