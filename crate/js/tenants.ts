@@ -292,8 +292,9 @@ function reserveFuel(state: TenantState, asked: unknown): FuelReservation {
 /**
  * Charges an instantiation's start function to the window: what it consumed (the instance's
  * `startFuel`, or the failed instantiation's `details.metrics`); the sandbox's whole
- * `limits.fuel` when it ended unmeasured ({@link unmeasured}: the start function may have
- * run all of it).
+ * `limits.fuel` when its worker was lost or it failed with something else than a
+ * `SandboxError` ({@link unmeasured}, but for `DISPOSED`: the start function may have run
+ * all of it).
  */
 function chargeStart(state: TenantState, instance: SandboxInstance | undefined, failure: unknown): void {
   roll(state);
@@ -302,8 +303,10 @@ function chargeStart(state: TenantState, instance: SandboxInstance | undefined, 
     return;
   }
   const consumed = metricsOf(undefined, failure)?.fuelConsumed ?? 0;
-  const lost = unmeasured(failure) ? state.quotas.sandboxFuel : 0;
-  state.fuelUsed += Math.max(consumed, Number.isFinite(lost) ? lost : 0);
+  // Not for DISPOSED: an instantiation of a disposed module or sandbox never started.
+  const lost = unmeasured(failure) && !(failure instanceof SandboxError && failure.code === 'DISPOSED');
+  const whole = lost && Number.isFinite(state.quotas.sandboxFuel) ? state.quotas.sandboxFuel : 0;
+  state.fuelUsed += Math.max(consumed, whole);
 }
 
 /**

@@ -468,6 +468,13 @@ test('fuel per window under concurrency: each call reserves its budget before it
     const reservedDuring = t.stats.fuelReserved;
     const asked = await Promise.all(calls);
     const afterAsked = t.stats;
+    // Calls refused before they run cost nothing and hold nothing: a bad fuel option, a
+    // poisoned instance.
+    const spare = await t.instantiate(mod);
+    const bad = await window.caught(spare.call('answer', [], { fuel: -1 }));
+    const badType = await window.caught(spare.call('answer', [], { fuel: '5' }));
+    const poisoned = await window.caught(instances[0].call('answer'));
+    const afterRefused = t.stats;
     // Three calls at once on their default budget (the sandbox's limits.fuel, more than the
     // window): the first reserves all the window has, the others get nothing.
     const pool2 = nb.createTenantPool({ fuelPerWindow: { fuel: 5_000_000, windowMs: 60_000 } });
@@ -478,7 +485,7 @@ test('fuel per window under concurrency: each call reserves its budget before it
     const afterDefaults = u.stats;
     pool.dispose();
     pool2.dispose();
-    return { asked, reservedDuring, afterAsked, defaults, afterDefaults };
+    return { asked, reservedDuring, afterAsked, bad, badType, poisoned, afterRefused, defaults, afterDefaults };
   });
   const consumed = (runs) => runs.reduce((n, r) => n + (r.details?.metrics?.fuelConsumed ?? 0), 0);
   assert.equal(out.reservedDuring, 30_000_000, 'three budgets reserved while the calls run');
@@ -498,6 +505,11 @@ test('fuel per window under concurrency: each call reserves its budget before it
   assert.ok(consumed(out.asked) <= 30_000_000, `consumed ${consumed(out.asked)}`);
   assert.equal(out.afterAsked.fuelInWindow, consumed(out.asked), 'charged what they consumed');
   assert.equal(out.afterAsked.fuelReserved, 0, 'every reservation settled');
+  assert.equal(out.bad.code, 'INVALID_ARGUMENT');
+  assert.equal(out.badType.code, 'INVALID_ARGUMENT');
+  assert.equal(out.poisoned.code, 'POISONED');
+  assert.equal(out.afterRefused.fuelInWindow, out.afterAsked.fuelInWindow, 'refused calls are not charged');
+  assert.equal(out.afterRefused.fuelReserved, 0);
 
   const uran = out.defaults.filter((r) => r.details?.metrics !== undefined);
   assert.equal(uran.length, 1, JSON.stringify(out.defaults));
