@@ -623,6 +623,7 @@ export class TenantSandbox extends Resource {
         }
       }
       // Reserved before the next await, like an instantiation is counted.
+      options = { ...options };
       reservation = reserveFuel(state, options.fuel);
       const { capped } = reservation;
       live = { memoryBytes: 0, reservedBytes: 0 };
@@ -755,6 +756,8 @@ export class TenantInstance extends Resource {
     // One call per instance (its memory reservation is the instance's): a second is BUSY here.
     if (inner.busy) throw new SandboxError('BUSY', 'a call is already running on this instance');
     // Reserved before the next await, so concurrent calls share what the window has left.
+    // A plain copy first (what reads the options may throw), so nothing after the reservation can.
+    options = { ...options };
     const reservation = reserveFuel(state, options.fuel);
     /** Whether the window, not the caller or the sandbox, set this call's fuel budget. */
     const { capped } = reservation;
