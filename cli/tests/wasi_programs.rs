@@ -401,8 +401,11 @@ fn check(job: &Job<'_>, run: &RunResult) -> Vec<String> {
                     run.status
                 ));
             }
+            // `nestbox: CODE: …`, or with a trap's code `nestbox: TRAP (unreachable): …`.
             let want = format!("nestbox: {code}: ");
-            if !nestbox_line.is_some_and(|l| l.starts_with(&want)) {
+            let with_trap_code = format!("nestbox: {code} (");
+            if !nestbox_line.is_some_and(|l| l.starts_with(&want) || l.starts_with(&with_trap_code))
+            {
                 problems.push(format!(
                     "last stderr line {:?}, expected one starting {want:?}",
                     nestbox_line.unwrap_or(last)

@@ -16,7 +16,7 @@ import { WASI_OUTPUT_CAPS } from './constants.js';
 import { MAX_TIMER_MS } from './host.js';
 import { callArgs, callOptions, onlyFields, type CheckedCallOptions } from './options.js';
 import { disposedError } from './resource.js';
-import type { CallResult, ImportsObject, WasiResult } from './types.js';
+import type { CallResult, ImportsObject, Metrics, WasiResult } from './types.js';
 import { OutputCollector, StdinReader, wasiPlan, wasiResult, type WasiPlan } from './wasi.js';
 
 /**
@@ -152,6 +152,8 @@ export interface WasiSteps<I> {
   instantiate(plan: WasiPlan): Promise<I>;
   /** Calls `_start` (with `plan.call`'s options), `wasi` being this side of the run. */
   start(instance: I, plan: WasiPlan, wasi: WasiCall): Promise<CallResult>;
+  /** The fuel the instance's start function consumed while it was instantiated. */
+  startFuel(instance: I): number;
   /** The preopens' trees after the run. */
   files(instance: I): Promise<CoreWasiFiles>;
   /** Drops the instance (the run is over, however it ended). */
@@ -161,8 +163,10 @@ export interface WasiSteps<I> {
 /**
  * `runWasi`: checks the options, instantiates, runs `_start` with the output collected and
  * stdin read, and gives the result; an error of the run carries the output so far
- * (`details.stdout` / `details.stderr`). The instance is dropped and the stdin source
- * stopped whatever happens.
+ * (`details.stdout` / `details.stderr`, each at most its output cap: the core stops the run
+ * at a cap, so no more ever reaches this side). The run's `metrics.fuelConsumed` (of the
+ * result, or of an error that ended `_start`) includes what a start function consumed while
+ * instantiating. The instance is dropped and the stdin source stopped whatever happens.
  */
 export async function runWasiWith<I>(
   options: unknown,
@@ -183,14 +187,21 @@ export async function runWasiWith<I>(
     },
   };
   try {
+    const startFuel = steps.startFuel(instance);
+    const withStart = (metrics: Metrics): Metrics =>
+      startFuel === 0 ? metrics : { ...metrics, fuelConsumed: metrics.fuelConsumed + startFuel };
     let result: CallResult;
     try {
       result = await steps.start(instance, plan, wasi);
     } catch (error) {
-      throw error instanceof SandboxError ? wasi.output.attach(error as AnySandboxError) : error;
+      if (!(error instanceof SandboxError)) throw error;
+      const failure = wasi.output.attach(error as AnySandboxError);
+      const metrics = failure.details.metrics;
+      if (metrics !== undefined) failure.details.metrics = withStart(metrics);
+      throw failure;
     }
     const files = await steps.files(instance);
-    return wasiResult(result.exitCode ?? 0, wasi.output, files, result.metrics);
+    return wasiResult(result.exitCode ?? 0, wasi.output, files, withStart(result.metrics));
   } finally {
     wasi.stdin?.close();
     steps.drop(instance);

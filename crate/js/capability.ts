@@ -23,7 +23,10 @@ export interface CapabilityQuota {
   maxCalls?: number;
   /**
    * How many bytes its host function may move through the memory view (reads plus writes);
-   * the access that would pass it is refused with `CAPABILITY_QUOTA`.
+   * the access that would pass it is refused with `CAPABILITY_QUOTA`. Each access is charged
+   * when it starts, before its round trip to the worker (and refunded if it fails), so
+   * accesses in flight together — `Promise.all` of reads, or several instances calling the
+   * capability at once — cannot pass it.
    */
   maxBytes?: number;
 }

@@ -57,8 +57,10 @@ export interface ErrorDetails {
   /** Errors that ended a call: the metrics at the moment of failure. */
   metrics?: Metrics;
   /**
-   * `runWasi`: everything the guest wrote to stdout before the run failed (for
-   * `OUTPUT_LIMIT`, the bytes up to the cap).
+   * `runWasi` (page, `nestbox/worker`, tenant pools): everything the guest wrote to stdout
+   * before the run failed, never more than the run's output cap (for `OUTPUT_LIMIT`, the
+   * bytes up to the cap). With `stderr`, what a guest that traps leaves behind: a Rust panic
+   * is `TRAP` with its message in `stderr`.
    */
   stdout?: Uint8Array;
   /** `runWasi`: as `stdout`, for stderr. */

@@ -206,6 +206,8 @@ interface LocalInstanceState {
   readonly sandbox: LocalSandbox;
   readonly instanceId: number;
   readonly links: readonly Link[];
+  /** Fuel its start function consumed while it was instantiated. */
+  readonly startFuel: number;
   busy: boolean;
   dropped: boolean;
 }
@@ -390,15 +392,24 @@ export class LocalSandbox extends Resource {
     const imports = instantiateImports(options);
     const linked = linkImports(state.table, imports, true, (error) => refusedGrant(state, error));
     let instanceId: number;
+    let startFuel: number;
     try {
       instanceId = state.core.instantiate(m.moduleId, linked.grants);
+      startFuel = state.core.startFuel(instanceId);
     } catch (thrown) {
       throw coreError(thrown);
     } finally {
       flushAudit(state);
     }
-    const instance = new LocalInstance(module);
-    localInstances.set(instance, { sandbox: this, instanceId, links: linked.links, busy: false, dropped: false });
+    const instance = new LocalInstance(module, startFuel);
+    localInstances.set(instance, {
+      sandbox: this,
+      instanceId,
+      links: linked.links,
+      startFuel,
+      busy: false,
+      dropped: false,
+    });
     return instance;
   }
 
@@ -416,16 +427,19 @@ export class LocalSandbox extends Resource {
       instantiate: async (plan) => {
         const linked = linkImports(state.table, plan.imports, true, (error) => refusedGrant(state, error));
         let instanceId: number;
+        let startFuel: number;
         try {
           instanceId = state.core.instantiateWasi(m.moduleId, { ...plan.config, grants: linked.grants });
+          startFuel = state.core.startFuel(instanceId);
         } catch (thrown) {
           throw coreError(thrown);
         } finally {
           flushAudit(state);
         }
-        return { sandbox: this, instanceId, links: linked.links, busy: false, dropped: false };
+        return { sandbox: this, instanceId, links: linked.links, startFuel, busy: false, dropped: false };
       },
       start: (instance, plan, wasi) => localCall(state, instance, '_start', [], plan.call, wasi),
+      startFuel: (instance) => instance.startFuel,
       files: async (instance) => {
         try {
           return inner(this).core.wasiFiles(instance.instanceId);
@@ -498,7 +512,10 @@ export class LocalModule extends Resource implements ModuleInfo {
 /** An instance in a local sandbox; same shape as the page's `SandboxInstance`. */
 export class LocalInstance extends Resource {
   /** @internal Made by {@link LocalSandbox.instantiate}. */
-  constructor(/** The module it was made from. */ readonly module: LocalModule) {
+  constructor(
+    /** The module it was made from. */ readonly module: LocalModule,
+    /** As the page's `SandboxInstance.startFuel`: what the start function consumed. */ readonly startFuel: number,
+  ) {
     super();
   }
 

@@ -72,7 +72,10 @@ export interface ByteQuota {
   readonly name: string;
   /** How many bytes it may move through views, reads plus writes. */
   readonly maxBytes: number;
-  /** How many it moved so far (across every sandbox and instance). */
+  /**
+   * How many it moved so far (across every sandbox and instance), counting the accesses in
+   * flight: an access is charged before it starts and refunded if it fails.
+   */
   bytes: number;
 }
 
@@ -130,6 +133,23 @@ function refusal(context: ViewContext, closed: boolean, n: number): AnySandboxEr
   return undefined;
 }
 
+/**
+ * Charges `n` bytes to the capability's byte quota now, before the access runs (checked by
+ * {@link refusal} just before, with no await in between), so that accesses in flight
+ * together cannot pass the quota; returns the refund for an access that failed (no bytes moved).
+ */
+function reserve(context: ViewContext, n: number): () => void {
+  const entry = context.entry;
+  if (entry === undefined || n === 0) return () => undefined;
+  entry.bytes += n;
+  let refunded = false;
+  return () => {
+    if (refunded) return;
+    refunded = true;
+    entry.bytes -= n;
+  };
+}
+
 /** Marks `error` as a view denial and counts it. */
 function denial(context: ViewContext, error: SandboxError): SandboxError {
   viewErrors.add(error);
@@ -174,11 +194,12 @@ export class AsyncMemoryView implements GuestMemory {
     const n = address(len, 'len');
     const refused = refusal(this.#context, this.#closed, n);
     if (refused !== undefined) throw refused;
+    // Reserved before the round trip, so concurrent accesses cannot pass the quota together.
+    const refund = reserve(this.#context, n);
     try {
-      const bytes = await this.#access.read(p, n);
-      this.#charge(n);
-      return bytes;
+      return await this.#access.read(p, n);
     } catch (error) {
+      refund();
       throw accessError(this.#context, error);
     }
   }
@@ -194,10 +215,11 @@ export class AsyncMemoryView implements GuestMemory {
     if (!(bytes instanceof Uint8Array)) throw invalidArgument('bytes must be a Uint8Array');
     const refused = refusal(this.#context, this.#closed, bytes.length);
     if (refused !== undefined) throw refused;
+    const refund = reserve(this.#context, bytes.length);
     try {
       await this.#access.write(p, bytes);
-      this.#charge(bytes.length);
     } catch (error) {
+      refund();
       throw accessError(this.#context, error);
     }
   }
@@ -215,10 +237,6 @@ export class AsyncMemoryView implements GuestMemory {
     const refused = refusal(this.#context, this.#closed, 0);
     if (refused !== undefined) throw refused;
     return this.#access.size();
-  }
-
-  #charge(n: number): void {
-    if (this.#context.entry !== undefined) this.#context.entry.bytes += n;
   }
 }
 
@@ -250,11 +268,11 @@ export class SyncMemoryView implements SyncGuestMemory {
     const n = address(len, 'len');
     const refused = refusal(this.#context, this.#closed, n);
     if (refused !== undefined) throw refused;
+    const refund = reserve(this.#context, n);
     try {
-      const bytes = this.#access.read(p, n);
-      this.#charge(n);
-      return bytes;
+      return this.#access.read(p, n);
     } catch (error) {
+      refund();
       throw accessError(this.#context, error);
     }
   }
@@ -270,10 +288,11 @@ export class SyncMemoryView implements SyncGuestMemory {
     if (!(bytes instanceof Uint8Array)) throw invalidArgument('bytes must be a Uint8Array');
     const refused = refusal(this.#context, this.#closed, bytes.length);
     if (refused !== undefined) throw refused;
+    const refund = reserve(this.#context, bytes.length);
     try {
       this.#access.write(p, bytes);
-      this.#charge(bytes.length);
     } catch (error) {
+      refund();
       throw accessError(this.#context, error);
     }
   }
@@ -293,9 +312,5 @@ export class SyncMemoryView implements SyncGuestMemory {
     const size = this.#access.size();
     if (typeof size !== 'number') throw invalidArgument('internal: synchronous access returned a promise');
     return size;
-  }
-
-  #charge(n: number): void {
-    if (this.#context.entry !== undefined) this.#context.entry.bytes += n;
   }
 }

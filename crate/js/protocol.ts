@@ -90,8 +90,9 @@ export interface ReplyMap {
   open: Record<string, never>;
   close: Record<string, never>;
   load: { module: CoreModule };
-  instantiate: { instanceId: number };
-  instantiateWasi: { instanceId: number };
+  /** `startFuel`: what the module's start function consumed (0 without one). */
+  instantiate: { instanceId: number; startFuel: number };
+  instantiateWasi: { instanceId: number; startFuel: number };
   call: CallFinished;
   cancel: Record<string, never>;
   memoryRead: { bytes: Uint8Array };
@@ -275,6 +276,11 @@ function isFsEntry(value: unknown): boolean {
   }
 }
 
+/** A fuel amount: a non-negative safe integer. */
+function isFuel(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
 function isWasiFiles(value: unknown): value is CoreWasiFiles {
   return isDict(value) && Object.values(value).every((tree) => isDict(tree) && Object.values(tree).every(isFsEntry));
 }
@@ -287,7 +293,7 @@ function isReplyValue(type: RequestType, value: unknown): boolean {
       return isModuleRecord(value['module']);
     case 'instantiate':
     case 'instantiateWasi':
-      return isId(value['instanceId']);
+      return isId(value['instanceId']) && isFuel(value['startFuel']);
     case 'wasiFiles':
       return isWasiFiles(value['files']);
     case 'auditSync':

@@ -276,6 +276,8 @@ interface InstanceState {
   readonly links: readonly Link[];
   /** The module's exports: a call's reply must have the results of the export's signature. */
   readonly exports: readonly CoreExport[];
+  /** Fuel its start function consumed while it was instantiated. */
+  readonly startFuel: number;
   /** The call in flight, if any. */
   call: PageCall | undefined;
   dropped: boolean;
@@ -807,8 +809,8 @@ export class Sandbox extends Resource {
    *
    * @throws `IMPORT_NOT_GRANTED` (every missing import in `details.imports`),
    *   `SIGNATURE_MISMATCH`, `CAPABILITY_REVOKED`, `INSTANCE_LIMIT`, `MEMORY_LIMIT`,
-   *   `TABLE_LIMIT`, a start function's error, `DISPOSED`, `WORKER_CRASHED`; TypeError for
-   *   malformed imports.
+   *   `TABLE_LIMIT`, a start function's error (with `details.metrics.fuelConsumed` when it
+   *   consumed fuel), `DISPOSED`, `WORKER_CRASHED`; TypeError for malformed imports.
    */
   async instantiate(module: SandboxModule, options: InstantiateOptions = {}): Promise<SandboxInstance> {
     const session = sessionOf(this, 'this');
@@ -818,7 +820,7 @@ export class Sandbox extends Resource {
     const linked = linkImports(session.table, imports, false, (error) => session.refusedGrant(error));
     const moduleId = await session.moduleId(state);
     const generation = session.connection.generation;
-    const { instanceId } = await session.send(
+    const { instanceId, startFuel } = await session.send(
       { type: 'instantiate', moduleId, grants: linked.grants },
       session.watchdogMs,
       session.newInstance(),
@@ -827,6 +829,7 @@ export class Sandbox extends Resource {
       session,
       generation,
       instanceId,
+      startFuel,
       links: linked.links,
       exports: module.exports,
       call: undefined,
@@ -859,7 +862,7 @@ export class Sandbox extends Resource {
         const linked = linkImports(session.table, plan.imports, false, (error) => session.refusedGrant(error));
         const moduleId = await session.moduleId(state);
         const generation = session.connection.generation;
-        const { instanceId } = await session.send(
+        const { instanceId, startFuel } = await session.send(
           {
             type: 'instantiateWasi',
             moduleId,
@@ -872,6 +875,7 @@ export class Sandbox extends Resource {
           session,
           generation,
           instanceId,
+          startFuel,
           links: linked.links,
           exports: module.exports,
           call: undefined,
@@ -879,6 +883,7 @@ export class Sandbox extends Resource {
         };
       },
       start: (instance, plan, wasi) => callOn(instance, '_start', [], plan.call, wasi),
+      startFuel: (instance) => instance.startFuel,
       files: async (instance) => (await session.send({ type: 'wasiFiles', instanceId: instance.instanceId })).files,
       drop: (instance) => {
         instance.dropped = true;
@@ -948,12 +953,19 @@ export class SandboxInstance extends Resource {
    * Not a capability: no quota, not counted as denials.
    */
   readonly memory: GuestMemory;
+  /**
+   * The fuel the module's start function consumed while it was instantiated (0 without one).
+   * A start function runs under the sandbox's whole `limits.fuel` (it cannot be suspended);
+   * a failed instantiation reports it in `details.metrics.fuelConsumed`.
+   */
+  readonly startFuel: number;
 
   /** @internal Made by {@link Sandbox.instantiate}. */
   constructor(state: InstanceState, module: SandboxModule) {
     super();
     instanceStates.set(this, state);
     this.module = module;
+    this.startFuel = state.startFuel;
     const access = state.session.access(state);
     const idle = (): void => {
       if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is running on this instance');

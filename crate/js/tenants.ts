@@ -6,11 +6,25 @@
  * - linear memory summed over the tenant's live instances (`MEMORY_LIMIT`; each call and WASI
  *   run is capped by the core at what the tenant has left, its quota minus the memory of its
  *   other live instances, so the core enforces it while the guest runs),
- * - fuel per time window (`FUEL_EXHAUSTED`; each call's fuel budget is cut to what is left
- *   of the window, so the core enforces it while the guest runs),
+ * - fuel per time window (`FUEL_EXHAUSTED`): *reserve before running, settle after*. Each
+ *   call and WASI run reserves its fuel budget from the window before it starts — its own
+ *   budget (`fuel` option, else the sandbox's `limits.fuel`), cut to what the window has
+ *   left besides the reservations of the calls in flight — so the core enforces it while the
+ *   guest runs and concurrent calls share what is left instead of each getting all of it (a
+ *   call that can get none is refused). When it settles, the fuel it consumed (its metrics) is
+ *   charged and the rest of its reservation returned; a call ended without the core's measure
+ *   (the watchdog's `TIMEOUT` or `WORKER_CRASHED`, a cancel that had to replace the worker,
+ *   a disposal mid-call) is charged its whole reservation. A start function (which runs
+ *   while instantiating, under the sandbox's whole `limits.fuel`: the core cannot suspend
+ *   it, so it is not cut to the window) is charged what it consumed, and a tenant whose
+ *   window is used up cannot instantiate,
  *
  * each error with `details.tenant`. `runWasi` is held to the same quotas: the run is a live
- * instance while it runs, its peak memory counts, its fuel comes from the window.
+ * instance while it runs, its peak memory counts, its fuel is reserved from the window.
+ *
+ * Memory is reserved the same way: while a call or run is in flight, the memory cap the core
+ * holds it at counts against the tenant's quota (its instance counts as holding that much),
+ * so concurrent calls of different instances cannot each grow into the same free memory.
  *
  * The pool also recycles a tenant's worker — terminates it
  * and starts a fresh one, whose nestbox wasm memory starts small again (it never shrinks) —
@@ -73,8 +87,10 @@ export interface TenantStats {
   readonly liveInstances: number;
   /** Linear memory of its live instances, in bytes (as of their last call). */
   readonly memoryBytes: number;
-  /** Fuel consumed in the current window. */
+  /** Fuel consumed in the current window (charged when each call settles). */
   readonly fuelInWindow: number;
+  /** Fuel reserved from the window by the calls and runs in flight. */
+  readonly fuelReserved: number;
   /** Calls since its worker was last recycled. */
   readonly runsSinceRecycle: number;
   /** How many times the pool recycled its worker. */
@@ -96,6 +112,17 @@ interface Quotas {
 
 interface LiveInstance {
   memoryBytes: number;
+  /** The memory cap of its call (or run) in flight, reserved from the quota; 0 when idle. */
+  reservedBytes: number;
+}
+
+/** Fuel a call or run holds from the window until it settles ({@link settleFuel}). */
+interface FuelReservation {
+  /** Its fuel budget, reserved from the window. */
+  readonly fuel: number;
+  /** Whether the window, not the caller or the sandbox, set that budget. */
+  readonly capped: boolean;
+  settled: boolean;
 }
 
 interface TenantState {
@@ -106,6 +133,8 @@ interface TenantState {
   readonly live: Set<LiveInstance>;
   windowStart: number;
   fuelUsed: number;
+  /** Fuel reserved by the calls and runs in flight (kept across windows until they settle). */
+  fuelReserved: number;
   runs: number;
   recycles: number;
   workerMemoryBytes: number;
@@ -146,17 +175,33 @@ function memoryOf(state: TenantState): number {
   return total;
 }
 
+/** What the tenant's live instances hold or may reach: their memory, or their call's cap when higher. */
+function memoryHeld(state: TenantState, self: LiveInstance | undefined): number {
+  let total = 0;
+  for (const i of state.live) if (i !== self) total += Math.max(i.memoryBytes, i.reservedBytes);
+  return total;
+}
+
 /**
- * The memory cap the tenant's quota sets a call or run that asked for `asked` (its
+ * The memory cap the tenant's quota sets a call or run of `self` that asked for `asked` (its
  * `maxMemoryBytes` option): what the tenant has left besides `self` (the quota minus its other
- * live instances' memory); `undefined` when that does not cut it (no quota, or less asked).
+ * live instances' memory, or the caps of their calls in flight when higher); `undefined` when
+ * that does not cut it (no quota, or less asked). The call's effective cap is reserved in
+ * `self.reservedBytes` (before the next await) until {@link releaseMemory}.
  */
-function memoryBudget(state: TenantState, self: LiveInstance | undefined, asked: unknown): number | undefined {
+function memoryBudget(state: TenantState, self: LiveInstance, asked: unknown): number | undefined {
   const { maxMemoryBytes } = state.quotas;
   if (!Number.isFinite(maxMemoryBytes)) return undefined;
-  const others = memoryOf(state) - (self !== undefined && state.live.has(self) ? self.memoryBytes : 0);
-  const left = Math.max(0, maxMemoryBytes - others);
-  return left < (asked === undefined ? Infinity : Number(asked)) ? left : undefined;
+  const left = Math.max(0, maxMemoryBytes - memoryHeld(state, self));
+  const wanted = asked === undefined ? Infinity : Number(asked);
+  // An invalid `asked` (NaN) reserves all that is left; the sandbox refuses the call anyway.
+  self.reservedBytes = Number.isNaN(wanted) ? left : Math.min(left, wanted);
+  return left < wanted ? left : undefined;
+}
+
+/** Ends the memory reservation of `self`'s call. */
+function releaseMemory(self: LiveInstance): void {
+  self.reservedBytes = 0;
 }
 
 /**
@@ -177,7 +222,10 @@ function memoryFailureOf(state: TenantState, failure: unknown, cap: number | und
   );
 }
 
-/** Starts a new fuel window when the current one is over. */
+/**
+ * Starts a new fuel window when the current one is over. Reservations of calls in flight
+ * carry over: they settle in the window they end in.
+ */
 function roll(state: TenantState): void {
   const now = performance.now();
   if (now - state.windowStart >= state.quotas.windowMs) {
@@ -191,25 +239,106 @@ function retryAfterMs(state: TenantState): number {
   return Math.max(0, Math.ceil(state.windowStart + state.quotas.windowMs - performance.now()));
 }
 
-/**
- * The fuel budget the window leaves a call or run that asked for `asked` (its `fuel` option):
- * `undefined` when the window does not cut it (no window, or more left than asked).
- *
- * @throws `FUEL_EXHAUSTED` with `details.tenant` when the window's fuel is used up.
- */
-function windowBudget(state: TenantState, asked: unknown): number | undefined {
+/** The fuel a call or run asked for (`asked`, its `fuel` option) within the sandbox's; NaN when invalid. */
+function askedFuel(state: TenantState, asked: unknown): number {
+  if (asked === undefined) return state.quotas.sandboxFuel;
+  const valid =
+    (typeof asked === 'number' && Number.isSafeInteger(asked) && asked >= 0) ||
+    (typeof asked === 'bigint' && asked >= 0n);
+  return valid ? Math.min(Number(asked), state.quotas.sandboxFuel) : NaN;
+}
+
+/** `FUEL_EXHAUSTED` (with `details.tenant`, `retryAfterMs`) unless the window has fuel left besides the reservations. */
+function checkWindow(state: TenantState): number {
   const { fuel: windowFuel, windowMs } = state.quotas;
-  if (!Number.isFinite(windowFuel)) return undefined;
   roll(state);
-  const left = windowFuel - state.fuelUsed;
+  const left = windowFuel - state.fuelUsed - state.fuelReserved;
   if (left <= 0) {
-    throw quotaError(state, 'FUEL_EXHAUSTED', `the fuel of this ${windowMs} ms window (${windowFuel}) is used up`, {
-      limit: windowFuel,
-      retryAfterMs: retryAfterMs(state),
-    });
+    const inFlight = state.fuelReserved > 0 ? `, ${state.fuelReserved} of it reserved by calls in flight` : '';
+    throw quotaError(
+      state,
+      'FUEL_EXHAUSTED',
+      `the fuel of this ${windowMs} ms window (${windowFuel}) is used up${inFlight}`,
+      {
+        limit: windowFuel,
+        retryAfterMs: retryAfterMs(state),
+      },
+    );
   }
-  const wanted = Math.min(asked === undefined ? Infinity : Number(asked), state.quotas.sandboxFuel);
-  return left < wanted ? left : undefined;
+  return left;
+}
+
+/**
+ * Reserves the fuel budget of a call or run that asked for `asked` (its `fuel` option): what
+ * it asked for (else the sandbox's `limits.fuel`), cut to what the window has left besides
+ * the reservations in flight — counted before the next await, so concurrent calls share what
+ * is left. An invalid `asked` reserves nothing (the sandbox refuses the call).
+ *
+ * @throws `FUEL_EXHAUSTED` with `details.tenant` when the window has nothing left to reserve.
+ */
+function reserveFuel(state: TenantState, asked: unknown): FuelReservation {
+  const wanted = askedFuel(state, asked);
+  if (Number.isNaN(wanted) || wanted === 0) return { fuel: 0, capped: false, settled: false };
+  if (!Number.isFinite(state.quotas.fuel)) {
+    state.fuelReserved += wanted;
+    return { fuel: wanted, capped: false, settled: false };
+  }
+  const left = checkWindow(state);
+  const reservation = { fuel: Math.min(wanted, left), capped: left < wanted, settled: false };
+  state.fuelReserved += reservation.fuel;
+  return reservation;
+}
+
+/**
+ * Charges an instantiation's start function to the window: what it consumed (the instance's
+ * `startFuel`, or the failed instantiation's `details.metrics`); the sandbox's whole
+ * `limits.fuel` when its worker was lost or it failed with something else than a
+ * `SandboxError` ({@link unmeasured}, but for `DISPOSED`: the start function may have run
+ * all of it).
+ */
+function chargeStart(state: TenantState, instance: SandboxInstance | undefined, failure: unknown): void {
+  roll(state);
+  if (instance !== undefined) {
+    state.fuelUsed += instance.startFuel;
+    return;
+  }
+  const consumed = metricsOf(undefined, failure)?.fuelConsumed ?? 0;
+  // Not for DISPOSED: an instantiation of a disposed module or sandbox never started.
+  const lost = unmeasured(failure) && !(failure instanceof SandboxError && failure.code === 'DISPOSED');
+  const whole = lost && Number.isFinite(state.quotas.sandboxFuel) ? state.quotas.sandboxFuel : 0;
+  state.fuelUsed += Math.max(consumed, whole);
+}
+
+/**
+ * Whether `failure` ended a call or instantiation that may have run without the core
+ * measuring it: the worker was replaced (the watchdog's `TIMEOUT`, a cancel it had to
+ * enforce, `WORKER_CRASHED`: `details.workerRestarted`), the sandbox was disposed mid-call,
+ * or the failure is not a `SandboxError` at all. The metrics such an error carries are zeros.
+ */
+function unmeasured(failure: unknown): boolean {
+  if (!(failure instanceof SandboxError)) return true;
+  return failure.details.workerRestarted === true || failure.code === 'WORKER_CRASHED' || failure.code === 'DISPOSED';
+}
+
+/**
+ * Settles a reservation once its call or run ended: the fuel it consumed (its metrics) is
+ * charged to the window and the rest returned. A call that ended unmeasured
+ * ({@link unmeasured}) is charged its whole reservation (it may have run to its end); other
+ * errors without a measure were refused before the guest ran and cost nothing.
+ */
+function settleFuel(
+  state: TenantState,
+  reservation: FuelReservation,
+  metrics: Metrics | undefined,
+  failure: unknown,
+): void {
+  if (reservation.settled) return;
+  reservation.settled = true;
+  state.fuelReserved = Math.max(0, state.fuelReserved - reservation.fuel);
+  roll(state);
+  const consumed = metrics?.fuelConsumed ?? 0;
+  const lost = failure !== undefined && unmeasured(failure);
+  state.fuelUsed += lost ? Math.max(consumed, reservation.fuel) : consumed;
 }
 
 /** What a finished call or run cost: from its result, or from the error that ended it. */
@@ -218,12 +347,11 @@ function metricsOf(result: { metrics: Metrics } | undefined, failure: unknown): 
 }
 
 /**
- * After a call or run (success or failure): charges its fuel to the window, counts the run
- * and asks the worker for its wasm memory, marking a recycle as due when over a threshold.
+ * After a call or run (success or failure, its fuel already settled): counts the run and
+ * asks the worker for its wasm memory, marking a recycle as due when over a threshold.
  */
-async function afterRun(state: TenantState, metrics: Metrics | undefined): Promise<void> {
+async function afterRun(state: TenantState): Promise<void> {
   const { recycleAfterRuns, recycleAboveBytes } = state.quotas;
-  if (metrics !== undefined) state.fuelUsed += metrics.fuelConsumed;
   state.runs++;
   if (state.runs >= recycleAfterRuns) state.pendingRecycle ??= `${state.runs} runs (limit ${recycleAfterRuns})`;
   if (Number.isFinite(recycleAboveBytes) && state.sandbox.alive) {
@@ -239,17 +367,18 @@ async function afterRun(state: TenantState, metrics: Metrics | undefined): Promi
 }
 
 /**
- * The error to throw for a failed call or run: the tenant's `FUEL_EXHAUSTED` when the
- * window's fuel ran out during it (its budget was the window's, or the window is now used
- * up), else the failure itself.
+ * The error to throw for a failed call or run (its fuel settled): the tenant's
+ * `FUEL_EXHAUSTED` when the window's fuel ran out during it (its budget was the window's, or
+ * the window is now used up), else the failure itself.
  */
 function failureOf(state: TenantState, failure: unknown, capped: boolean, what: string): unknown {
   const { fuel: windowFuel, windowMs } = state.quotas;
   const fuelOut =
     failure instanceof SandboxError && failure.code === 'FUEL_EXHAUSTED' && (capped || state.fuelUsed >= windowFuel);
   if (!fuelOut) return failure;
-  // The budget the window left was spent: the window is used up.
-  state.fuelUsed = Math.max(state.fuelUsed, windowFuel);
+  // The budget the window left it was spent: the window is used up, but for what the calls
+  // still in flight hold (they return what they do not consume).
+  state.fuelUsed = Math.max(state.fuelUsed, windowFuel - state.fuelReserved);
   return quotaError(
     state,
     'FUEL_EXHAUSTED',
@@ -330,6 +459,7 @@ function tenantStats(state: TenantState): TenantStats {
     liveInstances: state.live.size,
     memoryBytes: memoryOf(state),
     fuelInWindow: state.fuelUsed,
+    fuelReserved: state.fuelReserved,
     runsSinceRecycle: state.runs,
     recycles: state.recycles,
     workerMemoryBytes: state.workerMemoryBytes,
@@ -376,9 +506,12 @@ export class TenantSandbox extends Resource {
   }
 
   /**
-   * As `Sandbox.instantiate`, within the tenant's instance and memory quotas.
+   * As `Sandbox.instantiate`, within the tenant's instance and memory quotas. The fuel a
+   * start function consumes is charged to the tenant's window (it runs under the sandbox's
+   * `limits.fuel`, not cut to the window: the core cannot suspend it).
    *
-   * @throws `INSTANCE_LIMIT` / `MEMORY_LIMIT` with `details.tenant`, and whatever
+   * @throws `INSTANCE_LIMIT` / `MEMORY_LIMIT` with `details.tenant`, `FUEL_EXHAUSTED` with
+   *   `details.tenant` when the window is used up (a start function could run), and whatever
    *   `Sandbox.instantiate` throws.
    */
   async instantiate(module: SandboxModule, options?: InstantiateOptions): Promise<TenantInstance> {
@@ -388,15 +521,19 @@ export class TenantSandbox extends Resource {
       const { maxMemoryBytes } = state.quotas;
       // Counted before the next await, so concurrent instantiations cannot pass the quota together.
       checkInstanceQuota(state);
-      const live: LiveInstance = { memoryBytes: 0 };
+      // A start function may run: not with the window used up.
+      if (Number.isFinite(state.quotas.fuel)) checkWindow(state);
+      const live: LiveInstance = { memoryBytes: 0, reservedBytes: 0 };
       state.live.add(live);
       let inner: SandboxInstance;
       try {
         inner = await state.sandbox.instantiate(module, options);
       } catch (error) {
         state.live.delete(live);
+        chargeStart(state, undefined, error);
         throw error;
       }
+      chargeStart(state, inner, undefined);
       const instance = new TenantInstance(inner);
       tenantInstances.set(instance, { state, inner, live, dropped: false });
       if (Number.isFinite(maxMemoryBytes)) {
@@ -449,9 +586,10 @@ export class TenantSandbox extends Resource {
 
   /**
    * As `Sandbox.runWasi`, within the tenant's quotas: the run is one of the tenant's live
-   * instances while it runs (`INSTANCE_LIMIT`); its fuel budget is cut to what is left of the
-   * window (`FUEL_EXHAUSTED` before or during the run), and what it consumed is charged to
-   * the window, also when it fails; it is refused when the tenant's live instances already
+   * instances while it runs (`INSTANCE_LIMIT`); its fuel budget is reserved from what the
+   * window has left besides the calls in flight (`FUEL_EXHAUSTED` before or during the run),
+   * and what it consumed (a start function's fuel included) is charged to the window, also
+   * when it fails, the rest of the reservation returned; it is refused when the tenant's live instances already
    * hold all of its memory, and its peak memory with theirs must stay within the quota
    * (`MEMORY_LIMIT`, after the run: its result is discarded). While it runs, the core caps its
    * memory at what the tenant has left (the quota minus its live instances' memory; growth
@@ -469,27 +607,29 @@ export class TenantSandbox extends Resource {
     const state = stateOf(this);
     await enter(state);
     let live: LiveInstance | undefined;
+    let reservation: FuelReservation | undefined;
     try {
       const { maxMemoryBytes } = state.quotas;
       checkInstanceQuota(state);
       if (Number.isFinite(maxMemoryBytes)) {
-        const held = memoryOf(state);
+        const held = memoryHeld(state, undefined);
         if (held >= maxMemoryBytes) {
           throw quotaError(
             state,
             'MEMORY_LIMIT',
-            `its instances hold ${held} bytes of memory, limit ${maxMemoryBytes}: none is left for a WASI run`,
+            `its instances hold ${held} bytes of memory (or may, with their calls in flight), limit ${maxMemoryBytes}: none is left for a WASI run`,
             { limit: maxMemoryBytes, memoryBytes: held },
           );
         }
       }
-      const budget = windowBudget(state, options.fuel);
-      const capped = budget !== undefined;
-      const memoryCap = memoryBudget(state, undefined, options.maxMemoryBytes);
-      // Counted before the next await, like an instantiation.
-      live = { memoryBytes: 0 };
+      // Reserved before the next await, like an instantiation is counted.
+      options = { ...options };
+      reservation = reserveFuel(state, options.fuel);
+      const { capped } = reservation;
+      live = { memoryBytes: 0, reservedBytes: 0 };
       state.live.add(live);
-      let runOptions: WasiRunOptions = capped ? { ...options, fuel: budget } : options;
+      const memoryCap = memoryBudget(state, live, options.maxMemoryBytes);
+      let runOptions: WasiRunOptions = capped ? { ...options, fuel: reservation.fuel } : options;
       if (memoryCap !== undefined) runOptions = { ...runOptions, maxMemoryBytes: memoryCap };
       let result: WasiResult | undefined;
       let failure: unknown;
@@ -499,8 +639,10 @@ export class TenantSandbox extends Resource {
         failure = error;
       }
       const metrics = metricsOf(result, failure);
+      settleFuel(state, reservation, metrics, failure);
+      releaseMemory(live);
       if (metrics !== undefined) live.memoryBytes = metrics.peakMemoryBytes;
-      await afterRun(state, metrics);
+      await afterRun(state);
       if (failure !== undefined) {
         throw memoryFailureOf(state, failureOf(state, failure, capped, 'WASI run'), memoryCap, 'WASI run');
       }
@@ -522,6 +664,7 @@ export class TenantSandbox extends Resource {
       }
       return result as WasiResult;
     } finally {
+      if (reservation !== undefined) settleFuel(state, reservation, undefined, undefined);
       if (live !== undefined) state.live.delete(live);
       leave(state);
     }
@@ -567,11 +710,22 @@ export class TenantInstance extends Resource {
     return entry(this).inner.busy;
   }
 
+  /** As `SandboxInstance.startFuel`: what its start function consumed (charged to the tenant's window). */
+  get startFuel(): number {
+    return entry(this).inner.startFuel;
+  }
+
   /**
    * As `SandboxInstance.call`, within the tenant's fuel window and memory quota.
    *
+   * Its fuel budget is reserved from the window before it starts (what it asks for, cut to
+   * what the window has left besides the reservations of calls in flight) and settled when it
+   * ends: the fuel consumed is charged, the rest returned; a call ended without the core's
+   * measure (the watchdog's `TIMEOUT`, `WORKER_CRASHED`) is charged its whole reservation.
+   *
    * @throws `FUEL_EXHAUSTED` with `details.tenant` (and `retryAfterMs`) when the window's
-   *   fuel is used up, before or during the call; `MEMORY_LIMIT` with `details.tenant` when
+   *   fuel is used up or reserved by calls in flight, before or during the call; `BUSY` when
+   *   a call of this instance is running; `MEMORY_LIMIT` with `details.tenant` when
    *   the core held the call at the memory the tenant has left (its quota minus its other live
    *   instances' memory) and the call trapped there (`trapOnGrowFailure`) or was refused
    *   because the instance already holds more, or when the call still grew the tenant's memory
@@ -599,11 +753,16 @@ export class TenantInstance extends Resource {
     options: CallOptions,
   ): Promise<CallResult> {
     const { maxMemoryBytes } = state.quotas;
-    const budget = windowBudget(state, options.fuel);
+    // One call per instance (its memory reservation is the instance's): a second is BUSY here.
+    if (inner.busy) throw new SandboxError('BUSY', 'a call is already running on this instance');
+    // Reserved before the next await, so concurrent calls share what the window has left.
+    // A plain copy first (what reads the options may throw), so nothing after the reservation can.
+    options = { ...options };
+    const reservation = reserveFuel(state, options.fuel);
     /** Whether the window, not the caller or the sandbox, set this call's fuel budget. */
-    const capped = budget !== undefined;
-    let callOptions: CallOptions = capped ? { ...options, fuel: budget } : options;
-    // The core holds the call at what the tenant has left besides this instance.
+    const { capped } = reservation;
+    let callOptions: CallOptions = capped ? { ...options, fuel: reservation.fuel } : options;
+    // The core holds the call at what the tenant has left besides this instance (reserved).
     const memoryCap = memoryBudget(state, live, options.maxMemoryBytes);
     if (memoryCap !== undefined) callOptions = { ...callOptions, maxMemoryBytes: memoryCap };
     let result: CallResult | undefined;
@@ -614,8 +773,10 @@ export class TenantInstance extends Resource {
       failure = error;
     }
     const metrics = metricsOf(result, failure);
+    settleFuel(state, reservation, metrics, failure);
+    releaseMemory(live);
     if (metrics !== undefined) live.memoryBytes = Math.max(live.memoryBytes, metrics.peakMemoryBytes);
-    await afterRun(state, metrics);
+    await afterRun(state);
     try {
       if (failure !== undefined) {
         throw memoryFailureOf(state, failureOf(state, failure, capped, 'call'), memoryCap, 'call');
@@ -712,6 +873,7 @@ export class TenantPool extends Resource {
           live: new Set(),
           windowStart: performance.now(),
           fuelUsed: 0,
+          fuelReserved: 0,
           runs: 0,
           recycles: 0,
           workerMemoryBytes: 0,

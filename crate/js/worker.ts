@@ -276,13 +276,15 @@ function handle(message: ToWorker): void {
       case 'load':
         reply(id, 'load', { module: core.load(message.bytes, message.integrity, message.provenance) });
         break;
-      case 'instantiate':
-        reply(id, 'instantiate', { instanceId: core.instantiate(message.moduleId, message.grants) });
+      case 'instantiate': {
+        const instanceId = core.instantiate(message.moduleId, message.grants);
+        reply(id, 'instantiate', { instanceId, startFuel: core.startFuel(instanceId) });
         break;
+      }
       case 'instantiateWasi': {
         const instanceId = core.instantiateWasi(message.moduleId, message.config);
         state.wasi.add(instanceId);
-        reply(id, 'instantiateWasi', { instanceId });
+        reply(id, 'instantiateWasi', { instanceId, startFuel: core.startFuel(instanceId) });
         break;
       }
       case 'wasiFiles': {

@@ -1062,3 +1062,25 @@ fn bad_wasi_configs_are_invalid_argument() {
         Some("wasi_snapshot_preview1.fd_teleport")
     );
 }
+
+#[wasm_bindgen_test]
+fn start_fuel_is_what_the_start_function_consumed() {
+    let mut core = core_with(JsValue::UNDEFINED);
+    let plain = load_id(&mut core, r#"(module (func (export "f")))"#);
+    let id = instantiate(&mut core, &plain, arr(&[]));
+    assert_eq!(core.start_fuel(id).expect("known instance"), 0.0);
+    let burning = load_id(
+        &mut core,
+        r#"(module
+            (global $n (mut i32) (i32.const 0))
+            (func $burn (loop $l
+              (global.set $n (i32.add (global.get $n) (i32.const 1)))
+              (br_if $l (i32.lt_u (global.get $n) (i32.const 1000)))))
+            (start $burn))"#,
+    );
+    let id = instantiate(&mut core, &burning, arr(&[]));
+    let fuel = core.start_fuel(id).expect("known instance");
+    assert!(fuel > 1000.0 && fuel < 100_000.0, "{fuel}");
+    let err = core.start_fuel(num(999.0)).expect_err("unknown instance");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+}

@@ -181,6 +181,54 @@ test('quota of bytes: a read past maxBytes is refused; caught, the call goes on 
   assert.equal(out.over.details.metrics.denials, 1);
 });
 
+test('quota of bytes under concurrency: accesses in flight together cannot pass maxBytes (reserved before the round trip, refunded when refused)', async () => {
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const sb = await nb.createSandbox();
+    const mod = await sb.load(fx.log_and_double.url, { integrity: fx.log_and_double.integrity });
+    const outcomes = [];
+    // Five reads of 20 bytes at once against a quota of 50: exactly two fit.
+    const greedy = nb.capability(
+      async (mem, ptr, len) => {
+        const settled = await Promise.allSettled([0, 1, 2, 3, 4].map(() => mem.read(ptr, len)));
+        for (const s of settled) outcomes.push(s.status === 'fulfilled' ? s.value.length : s.reason.code);
+      },
+      { params: ['i32', 'i32'], results: [], quota: { maxBytes: 50 } },
+    );
+    const inst = await sb.instantiate(mod, { imports: { env: { log: greedy } } });
+    const ran = await inst.call('run', [1]);
+    // Two instances calling it at once share the same quota: 10 bytes left, two reads of 20
+    // from one host call and one from the other: none fits.
+    const firstOutcomes = [...outcomes];
+    const inst2 = await sb.instantiate(mod, { imports: { env: { log: greedy } } });
+    const inst3 = await sb.instantiate(mod, { imports: { env: { log: greedy } } });
+    outcomes.length = 0;
+    const both = await Promise.all([window.caught(inst2.call('run', [1])), window.caught(inst3.call('run', [1]))]);
+    const later = [...outcomes];
+    // A read that fails (out of bounds) is refunded: it moved nothing.
+    const refunded = [];
+    const once = nb.capability(
+      async (mem, ptr, len) => {
+        refunded.push(await mem.read(0xffff_fff0, 8).catch((e) => e.code));
+        refunded.push((await mem.read(ptr, 8)).length);
+      },
+      { params: ['i32', 'i32'], results: [], quota: { maxBytes: 8 } },
+    );
+    const inst4 = await sb.instantiate(mod, { imports: { env: { log: once } } });
+    const refund = await window.caught(inst4.call('run', [1]));
+    sb.dispose();
+    return { first: ran.metrics, firstOutcomes, later, both, refunded, refund };
+  });
+  // The first host call: two reads of 20 bytes moved (40 of 50), three refused.
+  assert.deepEqual(out.firstOutcomes, [20, 20, 'CAPABILITY_QUOTA', 'CAPABILITY_QUOTA', 'CAPABILITY_QUOTA']);
+  assert.equal(out.first.denials, 3);
+  assert.equal(out.later.filter((o) => o === 20).length, 0, JSON.stringify(out.later));
+  assert.equal(out.later.filter((o) => o === 'CAPABILITY_QUOTA').length, 10);
+  for (const b of out.both) assert.equal(b.value?.metrics.denials, 5, JSON.stringify(b));
+  assert.deepEqual(out.refunded, ['TRAP', 8], 'the failed read was refunded, the next one fits');
+  assert.equal(out.refund.resolved, true, JSON.stringify(out.refund));
+});
+
 test('a forged capability id from the worker fails the guest call closed and replaces the worker, even if the worker then lies', async () => {
   // The "compromised worker" is tests/browser/pages/evil-worker.js: it wraps the real worker
   // script and rewrites the capability id of every host request to 999 (?forge); with ?lie it

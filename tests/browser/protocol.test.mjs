@@ -337,6 +337,18 @@ test('an instantiate reply naming an instance that is already live is refused', 
   assertContained(out, /instance id \d+ is already a live instance of this sandbox/);
 });
 
+test("an instantiate reply with a start function's fuel that is not a count is refused", async () => {
+  const out = await browser.page.evaluate(() =>
+    window.scenario(async ({ sb, p, fx }) => {
+      const mod = await sb.load(fx.spin.url, { integrity: fx.spin.integrity });
+      await p.send({ rewrite: 'negativeStartFuel' });
+      return { error: await window.caught(sb.instantiate(mod)) };
+    }),
+  );
+  assertViolation(out.error);
+  assertContained(out, /reply \d+ to instantiate: malformed value/);
+});
+
 test('NaN metrics are refused', async () => {
   const out = await browser.page.evaluate(() =>
     window.scenario(async ({ sb, p, fx }) => {

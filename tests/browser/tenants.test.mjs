@@ -72,8 +72,9 @@ test('memory per tenant: checked at instantiation, capped by the core during eac
     const wide = (await i2.call('grow', [3])).results[0];
     const alone = (await i2.call('grow', [1])).results[0];
     i2.dispose();
-    // Two calls in flight at once are each capped at what was left when they started (a page
-    // each): the after-call check catches the one that ends over the quota.
+    // Two calls in flight at once: the first reserves its cap (the page left) before the
+    // second starts, which is then capped at what it holds: one grows, the other is refused
+    // in the guest, and nothing goes over the quota.
     const j = [await t.instantiate(mod), await t.instantiate(mod)];
     const both = await Promise.all(j.map((i) => window.caught(i.call('grow', [1]))));
     const after = { stats: t.stats, alive: j.map((i) => i.alive) };
@@ -94,20 +95,14 @@ test('memory per tenant: checked at instantiation, capped by the core during eac
   assert.deepEqual(out.full.alive, [true, true], 'nothing went over: no instance was disposed');
   assert.equal(out.wide, 2);
   assert.equal(out.alone, -1, 'one instance alone is capped at the tenant quota');
-  const ok = out.both.filter((b) => b.resolved === true);
-  const over = out.both.filter((b) => b.resolved !== true);
-  assert.equal(ok.length, 1, JSON.stringify(out.both));
-  assert.deepEqual(ok[0].value.results, [2]);
-  assert.equal(over[0].code, 'MEMORY_LIMIT');
-  assert.equal(over[0].details.tenant, 't');
-  assert.equal(over[0].details.memoryBytes, 6 * page);
   assert.deepEqual(
-    out.after.alive,
-    out.both.map((b) => b.resolved === true),
-    'the instance that went over was disposed',
+    out.both.map((b) => b.value?.results),
+    [[2], [-1]],
+    `the first call's reservation leaves the second nothing to grow into: ${JSON.stringify(out.both)}`,
   );
-  assert.equal(out.after.stats.liveInstances, 1);
-  assert.equal(out.after.stats.memoryBytes, 3 * page);
+  assert.deepEqual(out.after.alive, [true, true], 'nothing went over: no instance was disposed');
+  assert.equal(out.after.stats.liveInstances, 2);
+  assert.equal(out.after.stats.memoryBytes, 5 * page);
 });
 
 test("a call capped at what the tenant has left traps with the tenant's MEMORY_LIMIT (trapOnGrowFailure); a tighter maxMemoryBytes of the caller is the caller's", async () => {
@@ -457,6 +452,171 @@ test("runWasi's fuel is charged to the window, also when it fails: a following r
   assert.ok(out.cut.details.metrics.fuelConsumed <= 2_000_000 - out.charged);
   assert.equal(out.refused2.code, 'FUEL_EXHAUSTED');
   assert.equal(out.refused2.details.tenant, 'u');
+});
+
+test('fuel per window under concurrency: each call reserves its budget before it runs, so concurrent calls share the window and the one that gets none is FUEL_EXHAUSTED', async () => {
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const F = 30_000_000;
+    const pool = nb.createTenantPool({ fuelPerWindow: { fuel: F, windowMs: 60_000 } });
+    const t = await pool.sandboxFor('t');
+    const mod = await t.load(fx.spin.url, { integrity: fx.spin.integrity });
+    const instances = await Promise.all([0, 1, 2, 3].map(() => t.instantiate(mod)));
+    // Four calls at once, each asking for a third of the window: three fit, the fourth cannot.
+    const calls = instances.map((i) => window.caught(i.call('spin', [], { fuel: 10_000_000 })));
+    for (let k = 0; k < 5; k++) await null; // the calls start (microtasks), none can end yet
+    const reservedDuring = t.stats.fuelReserved;
+    const asked = await Promise.all(calls);
+    const afterAsked = t.stats;
+    // Calls refused before they run cost nothing and hold nothing: a bad fuel option, a
+    // poisoned instance.
+    const spare = await t.instantiate(mod);
+    const bad = await window.caught(spare.call('answer', [], { fuel: -1 }));
+    const badType = await window.caught(spare.call('answer', [], { fuel: '5' }));
+    const poisoned = await window.caught(instances[0].call('answer'));
+    const afterRefused = t.stats;
+    // Three calls at once on their default budget (the sandbox's limits.fuel, more than the
+    // window): the first reserves all the window has, the others get nothing.
+    const pool2 = nb.createTenantPool({ fuelPerWindow: { fuel: 5_000_000, windowMs: 60_000 } });
+    const u = await pool2.sandboxFor('u');
+    const umod = await u.load(fx.spin.url, { integrity: fx.spin.integrity });
+    const uinstances = await Promise.all([0, 1, 2].map(() => u.instantiate(umod)));
+    const defaults = await Promise.all(uinstances.map((i) => window.caught(i.call('spin'))));
+    const afterDefaults = u.stats;
+    pool.dispose();
+    pool2.dispose();
+    return { asked, reservedDuring, afterAsked, bad, badType, poisoned, afterRefused, defaults, afterDefaults };
+  });
+  const consumed = (runs) => runs.reduce((n, r) => n + (r.details?.metrics?.fuelConsumed ?? 0), 0);
+  assert.equal(out.reservedDuring, 30_000_000, 'three budgets reserved while the calls run');
+  const ran = out.asked.filter((r) => r.details?.metrics !== undefined);
+  const refused = out.asked.filter((r) => r.details?.metrics === undefined);
+  assert.equal(ran.length, 3, JSON.stringify(out.asked));
+  for (const r of ran) {
+    assert.equal(r.code, 'FUEL_EXHAUSTED', 'each spun through its own budget');
+    assert.equal(r.details.tenant, undefined, 'its own budget, not the window');
+  }
+  assert.equal(refused.length, 1);
+  assert.equal(refused[0].code, 'FUEL_EXHAUSTED');
+  assert.equal(refused[0].details.tenant, 't');
+  assert.equal(refused[0].details.limit, 30_000_000);
+  assert.match(refused[0].message, /reserved by calls in flight/);
+  assert.ok(refused[0].details.retryAfterMs > 0 && refused[0].details.retryAfterMs <= 60_000);
+  assert.ok(consumed(out.asked) <= 30_000_000, `consumed ${consumed(out.asked)}`);
+  assert.equal(out.afterAsked.fuelInWindow, consumed(out.asked), 'charged what they consumed');
+  assert.equal(out.afterAsked.fuelReserved, 0, 'every reservation settled');
+  assert.equal(out.bad.code, 'INVALID_ARGUMENT');
+  assert.equal(out.badType.code, 'INVALID_ARGUMENT');
+  assert.equal(out.poisoned.code, 'POISONED');
+  assert.equal(out.afterRefused.fuelInWindow, out.afterAsked.fuelInWindow, 'refused calls are not charged');
+  assert.equal(out.afterRefused.fuelReserved, 0);
+
+  const uran = out.defaults.filter((r) => r.details?.metrics !== undefined);
+  assert.equal(uran.length, 1, JSON.stringify(out.defaults));
+  assert.equal(uran[0].code, 'FUEL_EXHAUSTED');
+  assert.equal(uran[0].details.tenant, 'u', 'cut to the window');
+  assert.ok(uran[0].details.metrics.fuelConsumed <= 5_000_000);
+  for (const r of out.defaults.filter((x) => x.details?.metrics === undefined)) {
+    assert.equal(r.code, 'FUEL_EXHAUSTED');
+    assert.equal(r.details.tenant, 'u');
+  }
+  assert.ok(consumed(out.defaults) <= 5_000_000, `consumed ${consumed(out.defaults)}`);
+  assert.equal(out.afterDefaults.fuelReserved, 0);
+});
+
+test("a start function's fuel is charged to the tenant's window; with the window used up, instantiation is refused", async () => {
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const pool = nb.createTenantPool({ fuelPerWindow: { fuel: 1_000_000_000, windowMs: 60_000 } });
+    const t = await pool.sandboxFor('t');
+    const mod = await t.load(fx.start_burn.url, { integrity: fx.start_burn.integrity });
+    const inst = await t.instantiate(mod);
+    const startFuel = inst.startFuel;
+    const charged = t.stats.fuelInWindow;
+    const answer = (await inst.call('answer')).results[0];
+    pool.dispose();
+    // A window smaller than the start function: it runs (it cannot be cut), is charged, and
+    // the window is used up for the next call and the next instantiation.
+    const small = nb.createTenantPool({ fuelPerWindow: { fuel: 100_000, windowMs: 60_000 } });
+    const u = await small.sandboxFor('u');
+    const umod = await u.load(fx.start_burn.url, { integrity: fx.start_burn.integrity });
+    const uinst = await u.instantiate(umod);
+    const uCharged = u.stats.fuelInWindow;
+    const call = await window.caught(uinst.call('answer'));
+    const again = await window.caught(u.instantiate(umod));
+    small.dispose();
+    // A start function that runs out of the sandbox's fuel: charged from details.metrics.
+    const tight = nb.createTenantPool({
+      fuelPerWindow: { fuel: 1_000_000_000, windowMs: 60_000 },
+      sandboxOptions: { limits: { fuel: 500_000 } },
+    });
+    const v = await tight.sandboxFor('v');
+    const vmod = await v.load(fx.start_burn.url, { integrity: fx.start_burn.integrity });
+    const failed = await window.caught(v.instantiate(vmod));
+    const vCharged = v.stats.fuelInWindow;
+    tight.dispose();
+    return { startFuel, charged, answer, uCharged, call, again, failed, vCharged };
+  });
+  assert.ok(out.startFuel > 600_000, `start fuel ${out.startFuel}`);
+  assert.equal(out.charged, out.startFuel, 'the window was charged what the start function consumed');
+  assert.equal(out.answer, 42);
+  assert.equal(out.uCharged, out.startFuel);
+  assert.equal(out.call.code, 'FUEL_EXHAUSTED');
+  assert.equal(out.call.details.tenant, 'u');
+  assert.match(out.call.message, /is used up/);
+  assert.equal(out.again.code, 'FUEL_EXHAUSTED');
+  assert.equal(out.again.details.tenant, 'u');
+  assert.equal(out.failed.code, 'FUEL_EXHAUSTED');
+  assert.equal(out.failed.details.tenant, undefined, "the sandbox's own limit");
+  assert.ok(out.failed.details.metrics.fuelConsumed > 490_000, JSON.stringify(out.failed.details));
+  assert.equal(out.vCharged, out.failed.details.metrics.fuelConsumed);
+});
+
+test("runWasi's metrics include a start function's fuel, and the tenant's window is charged it", async () => {
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const sb = await nb.createSandbox();
+    const smod = await sb.load(fx.wasi_start_burn.url, { integrity: fx.wasi_start_burn.integrity });
+    const plain = await sb.runWasi(smod);
+    const bmod = await sb.load(fx.start_burn.url, { integrity: fx.start_burn.integrity });
+    const startFuel = (await sb.instantiate(bmod)).startFuel; // the same loop, not under WASI
+    sb.dispose();
+    const pool = nb.createTenantPool({ fuelPerWindow: { fuel: 1_000_000_000, windowMs: 60_000 } });
+    const t = await pool.sandboxFor('t');
+    const mod = await t.load(fx.wasi_start_burn.url, { integrity: fx.wasi_start_burn.integrity });
+    const run = await t.runWasi(mod);
+    const stats = t.stats;
+    pool.dispose();
+    return { plain: plain.metrics, startFuel, run: run.metrics, exitCode: run.exitCode, stats };
+  });
+  assert.equal(out.exitCode, 0);
+  assert.ok(out.startFuel > 600_000, String(out.startFuel));
+  assert.ok(out.plain.fuelConsumed >= out.startFuel, `run ${out.plain.fuelConsumed}, start ${out.startFuel}`);
+  assert.equal(out.run.fuelConsumed, out.plain.fuelConsumed);
+  assert.equal(out.stats.fuelInWindow, out.run.fuelConsumed, 'the window was charged the start function too');
+});
+
+test('a call the watchdog ends (no metrics) is charged its whole fuel reservation', async () => {
+  // tests/browser/pages/evil-worker.js hangs for good on a call of `__hang`.
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const pool = nb.createTenantPool({
+      fuelPerWindow: { fuel: 1_000_000_000, windowMs: 60_000 },
+      sandboxOptions: { workerUrl: '/tests/evil-worker.js', watchdogGraceMs: 200, limits: { timeoutMs: 2_000 } },
+    });
+    const t = await pool.sandboxFor('t');
+    const mod = await t.load(fx.spin.url, { integrity: fx.spin.integrity });
+    const inst = await t.instantiate(mod);
+    const hung = await window.caught(inst.call('__hang', [], { timeoutMs: 200, fuel: 300_000_000 }));
+    const stats = t.stats;
+    pool.dispose();
+    return { hung, stats };
+  });
+  assert.equal(out.hung.code, 'TIMEOUT');
+  assert.equal(out.hung.details.workerRestarted, true);
+  assert.equal(out.hung.details.metrics.slices, 0, 'the worker was replaced: no measure');
+  assert.equal(out.stats.fuelInWindow, 300_000_000, 'charged the whole reservation');
+  assert.equal(out.stats.fuelReserved, 0);
 });
 
 test('bad tenant pool options are TypeErrors', async () => {

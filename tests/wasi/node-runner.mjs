@@ -269,7 +269,10 @@ function check(c, lang, run) {
   const r = run.result;
   if (r.runnerError) return [`runner: ${r.runnerError}`];
   if (r.timeout) return [`timed out after ${r.timeout} ms`];
-  if (e.error) {
+  if (e.error === 'TRAP') {
+    // A wasm trap is node's own error, nestbox's TRAP.
+    if (!r.trap) problems.push(`exit ${r.exitCode}, expected a trap`);
+  } else if (e.error) {
     problems.push(r.trap ? `trap "${r.trap}", expected error ${e.error}` : `exit ${r.exitCode}, expected error ${e.error}`);
   } else if (r.trap) {
     problems.push(`trap "${r.trap}"`);

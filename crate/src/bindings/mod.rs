@@ -401,6 +401,20 @@ impl Core {
         Ok(output_to_js(&stdout, &stderr))
     }
 
+    /// `startFuel(instanceId)`: the fuel the instance's start function consumed while it was
+    /// instantiated (0 without a start function).
+    ///
+    /// Throws `INVALID_ARGUMENT` for an unknown instance.
+    #[wasm_bindgen(js_name = startFuel)]
+    pub fn start_fuel(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+    ) -> Result<f64, JsValue> {
+        let entry = self.instance_mut(&instance_id).map_err(throw)?;
+        // Fuel is at most `Limits::fuel`, itself below 2^53 (checked where the limits are read).
+        Ok(entry.instance.start_fuel_consumed() as f64)
+    }
+
     /// `wasiFiles(instanceId)`: each preopen's tree as it is now, by guest path (`{}` without
     /// WASI): `{"/data": {"a": {type: "dir"}, "a/b.txt": {type: "file", data}, "l":
     /// {type: "symlink", target}}}`.

@@ -150,6 +150,8 @@ pub struct Instance {
     limits: Limits,
     call: Option<ActiveCall>,
     poisoned: Option<(ErrorCode, String)>,
+    /// Fuel the start function consumed during instantiation (0 without one).
+    start_fuel: u64,
     audit: Recorder,
     _slot: InstanceSlot,
 }
@@ -222,11 +224,24 @@ impl Instance {
             .set_fuel(limits.fuel)
             .map_err(|e| Error::invalid_argument(format!("fuel: {e}")))?;
         store.data_mut().fuel = FuelLedger::new(limits.fuel, limits.fuel);
-        let instance = match linker.instantiate_and_start(&mut store, module.wasmi()) {
+        let started = linker.instantiate_and_start(&mut store, module.wasmi());
+        // What the start function consumed, reported so that an embedder keeping fuel books
+        // across calls (the package's tenant pools) can charge it.
+        let start_fuel = store.data().fuel.consumed(store.get_fuel().unwrap_or(0));
+        let instance = match started {
             Ok(instance) => instance,
             Err(e) => {
                 let limiter = &store.data().limiter;
-                return Err(classify(e, limiter, &links, "instantiation"));
+                let error = classify(e, limiter, &links, "instantiation");
+                if start_fuel == 0 {
+                    return Err(error);
+                }
+                let metrics = Metrics {
+                    fuel_consumed: start_fuel,
+                    peak_memory_bytes: limiter.peak_memory_bytes,
+                    ..Metrics::default()
+                };
+                return Err(error.with(|d| d.metrics = Some(metrics)));
             }
         };
         Ok(Self {
@@ -237,6 +252,7 @@ impl Instance {
             limits: limits.clone(),
             call: None,
             poisoned: None,
+            start_fuel,
             audit,
             _slot: slot,
         })
@@ -245,6 +261,14 @@ impl Instance {
     /// The module this instance runs.
     pub fn module(&self) -> &Module {
         &self.module
+    }
+
+    /// The fuel its start function consumed while instantiating (0 without a start
+    /// function). A start function runs under the sandbox's whole `Limits::fuel` (wasmi
+    /// cannot suspend it); an instantiation that failed after its start function consumed
+    /// fuel reports it in the error's metrics (`fuel_consumed`).
+    pub fn start_fuel_consumed(&self) -> u64 {
+        self.start_fuel
     }
 
     /// Idle, running (suspended between steps) or poisoned.

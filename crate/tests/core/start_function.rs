@@ -12,6 +12,16 @@ fn start_function_runs() {
         call(&mut inst, "get", &[]).expect("runs"),
         vec![Value::I32(7)]
     );
+    // Its fuel is reported (a few instructions), for embedders keeping fuel books.
+    let fuel = inst.start_fuel_consumed();
+    assert!(fuel > 0 && fuel < 100, "start fuel {fuel}");
+}
+
+#[test]
+fn no_start_function_consumes_no_fuel() {
+    let sb = sandbox(Limits::default());
+    let inst = instance(&sb, "add");
+    assert_eq!(inst.start_fuel_consumed(), 0);
 }
 
 #[test]
@@ -25,6 +35,13 @@ fn endless_start_function_is_fuel_exhausted() {
         .instantiate(&m, &Grants::new())
         .expect_err("never returns");
     assert_eq!(err.code(), ErrorCode::FuelExhausted, "{err}");
+    // The budget went into the start function (but for what is too little for the next
+    // instruction), and the error says so.
+    let metrics = err.metrics().expect("metrics of the start function");
+    assert!(
+        (999_000..=1_000_000).contains(&metrics.fuel_consumed),
+        "{metrics:?}"
+    );
     assert_eq!(sb.live_instances(), 0);
     assert_sandbox_still_works(&sb);
 }

@@ -41,7 +41,11 @@ const REWRITES = {
     m.type === 'reply' &&
     m.ok &&
     m.request === 'instantiate' &&
-    lastInstance !== undefined && { ...m, value: { instanceId: lastInstance } },
+    lastInstance !== undefined && { ...m, value: { ...m.value, instanceId: lastInstance } },
+  // An instantiate reply whose start function "consumed" negative fuel (a tenant pool would
+  // credit the window).
+  negativeStartFuel: (m) =>
+    m.type === 'reply' && m.ok && m.request === 'instantiate' && { ...m, value: { ...m.value, startFuel: -1e9 } },
   // A host request whose first argument is out of the i32 range.
   badArgs: (m) => m.type === 'host' && { ...m, args: [2 ** 40, ...m.args.slice(1)] },
 };
