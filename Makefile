@@ -38,6 +38,7 @@ lint:
 	$(CARGO) clippy -p nestbox --target wasm32-unknown-unknown --all-targets -- -D warnings
 	$(CARGO) fmt --check --manifest-path tests/wasi/rust/Cargo.toml
 	$(CARGO) fmt --check --manifest-path tests/wasi/work/rust/Cargo.toml
+	$(CARGO) fmt --check --manifest-path tests/data/rust/Cargo.toml
 
 native-test:
 	$(CARGO) test --workspace
@@ -102,6 +103,7 @@ setup-guests:
 
 guests: setup-guests
 	tests/wasi/build.sh
+	tests/data/build.sh
 
 # Second opinion: the same programs under Node's built-in node:wasi (tests/wasi/DIFFERENCES.md).
 wasi-node: guests

@@ -59,6 +59,7 @@ pub mod policy;
 
 pub mod module;
 
+pub mod data;
 pub mod wasi;
 
 pub mod instance;
@@ -74,8 +75,9 @@ pub mod bindings;
 struct ReadmeDoctests;
 
 pub use capability::{CapabilityId, Grant, Grants, HostCall};
+pub use data::{DataConfig, LogLine};
 pub use error::{Details, Error, ErrorCode, TrapCode};
-pub use instance::driver::{Hooks, HostFn, StdinFeed, drive};
+pub use instance::driver::{Hooks, HostFn, StdinFeed, drive, drive_data};
 pub use instance::{CallOptions, Instance, InstanceState, Outcome, Step};
 pub use integrity::Digest;
 pub use limits::{Limits, ModuleLimits};

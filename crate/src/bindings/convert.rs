@@ -18,6 +18,7 @@ use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::capability::{CapabilityId, Grants};
+use crate::data::{DataConfig, LogLine};
 use crate::error::Error;
 use crate::instance::{CallOptions, Outcome, Step};
 use crate::limits::{Limits, ModuleLimits};
@@ -215,6 +216,8 @@ const LIMIT_FIELDS: &[&str] = &[
     "maxInstances",
     "maxRecursionDepth",
     "maxModuleBytes",
+    "maxInputBytes",
+    "maxOutputBytes",
     "trapOnGrowFailure",
     "module",
 ];
@@ -254,6 +257,8 @@ pub(crate) fn limits_from_js(value: &JsValue) -> Result<Limits, Error> {
         max_instances,
         max_recursion_depth,
         max_module_bytes,
+        max_input_bytes,
+        max_output_bytes,
         trap_on_grow_failure,
         module,
     } = &mut limits;
@@ -269,6 +274,8 @@ pub(crate) fn limits_from_js(value: &JsValue) -> Result<Limits, Error> {
             "maxInstances" => *max_instances = u32_from_js(&field, &what)?,
             "maxRecursionDepth" => *max_recursion_depth = u32_from_js(&field, &what)?,
             "maxModuleBytes" => *max_module_bytes = safe_u64_from_js(&field, &what)?,
+            "maxInputBytes" => *max_input_bytes = safe_u64_from_js(&field, &what)?,
+            "maxOutputBytes" => *max_output_bytes = safe_u64_from_js(&field, &what)?,
             "trapOnGrowFailure" => *trap_on_grow_failure = bool_from_js(&field, &what)?,
             "module" => module_limits_from_js(&field, module)?,
             _ => return Err(unknown_field("limits", &name, LIMIT_FIELDS)),
@@ -486,8 +493,12 @@ pub(crate) fn step_to_js(step: &Step, wait: Option<WasiWait>) -> Result<JsValue,
             results,
             exit_code,
             metrics,
+            output,
         }) => {
             set(&record, "status", &JsValue::from_str("finished"));
+            if let Some(output) = output {
+                set(&record, "output", &Uint8Array::from(output.as_slice()));
+            }
             set(&record, "results", &values_to_js(results));
             if let Some(code) = exit_code {
                 set(&record, "exitCode", &JsValue::from(*code));
@@ -597,6 +608,8 @@ const WASI_FIELDS: &[&str] = &[
     "maxFiles",
     "deterministic",
     "grants",
+    "config",
+    "maxVarBytes",
 ];
 
 /// A [`WasiConfig`] from `{args, env, preopens, stdin, maxStdoutBytes, maxStderrBytes,
@@ -621,6 +634,7 @@ pub(crate) fn wasi_config_from_js(value: &JsValue) -> Result<WasiConfig, Error> 
         max_files,
         deterministic,
         grants,
+        data,
     } = &mut config;
     for (name, field) in entries(value, "wasi config")? {
         let what = format!("config.{name}");
@@ -636,6 +650,8 @@ pub(crate) fn wasi_config_from_js(value: &JsValue) -> Result<WasiConfig, Error> 
             "deterministic" if field.is_null() => *deterministic = None,
             "deterministic" => *deterministic = Some(deterministic_from_js(&field, &what)?),
             "grants" => *grants = grants_from_js(&field)?,
+            "config" => data.config = env_from_js(&field, &what)?.into_iter().collect(),
+            "maxVarBytes" => data.max_var_bytes = safe_u64_from_js(&field, &what)?,
             _ => return Err(unknown_field("wasi config", &name, WASI_FIELDS)),
         }
     }
@@ -652,6 +668,36 @@ fn strings_from_js(value: &JsValue, what: &str) -> Result<Vec<String>, Error> {
 
 /// The environment, in order: `[[key, value], ...]`, or a plain object (in its own
 /// property order, which puts integer-like keys first).
+/// A [`DataConfig`] from `{config, maxVarBytes}`, both optional.
+pub(crate) fn data_config_from_js(value: &JsValue) -> Result<DataConfig, Error> {
+    const FIELDS: &[&str] = &["config", "maxVarBytes"];
+    let mut data = DataConfig::default();
+    if value.is_undefined() || value.is_null() {
+        return Ok(data);
+    }
+    for (name, field) in entries(value, "data config")? {
+        let what = format!("data.{name}");
+        match name.as_str() {
+            "config" => data.config = env_from_js(&field, &what)?.into_iter().collect(),
+            "maxVarBytes" => data.max_var_bytes = safe_u64_from_js(&field, &what)?,
+            _ => return Err(unknown_field("data config", &name, FIELDS)),
+        }
+    }
+    Ok(data)
+}
+
+/// Log lines as `[{level, message}]`.
+pub(crate) fn logs_to_js(logs: &[LogLine]) -> JsValue {
+    let array = Array::new();
+    for line in logs {
+        let record = Object::new();
+        set(&record, "level", &JsValue::from_str(line.level));
+        set(&record, "message", &JsValue::from_str(&line.message));
+        array.push(&record);
+    }
+    array.into()
+}
+
 fn env_from_js(value: &JsValue, what: &str) -> Result<Vec<(String, String)>, Error> {
     if Array::is_array(value) {
         return array_from_js(value, what)?

@@ -1,6 +1,7 @@
 //! The one place that maps a wasmi error to a nestbox [`Error`]: every trap, limit, host
 //! stop and instantiation failure gets exactly one code here.
 
+use crate::data::DataStop;
 use crate::error::{Error, ErrorCode, TrapCode};
 use crate::limits::Limiter;
 use crate::wasi::{WasiStop, WasiSuspend};
@@ -17,6 +18,10 @@ pub(super) fn classify(
     use wasmi::errors::{ErrorKind, InstantiationError};
     if let Some(stop) = error.downcast_ref::<WasiStop>() {
         // A WASI call ended the run with its own error (e.g. OUTPUT_LIMIT).
+        return stop.0.clone();
+    }
+    if let Some(stop) = error.downcast_ref::<DataStop>() {
+        // A data-ABI function ended the run (bad handle, output over its cap, …).
         return stop.0.clone();
     }
     if let Some(suspend) = error.downcast_ref::<WasiSuspend>() {

@@ -125,7 +125,32 @@ pub fn drive<H: Hooks + ?Sized>(
     options: &CallOptions,
     hooks: &mut H,
 ) -> Result<Outcome, Error> {
-    let mut step = instance.start_with(export, args, options);
+    let step = instance.start_with(export, args, options);
+    drive_from(instance, step, hooks)
+}
+
+/// Runs a data call of `export` with `input` ([`Instance::start_data`]) to its end, as
+/// [`drive`]: the outcome's `output` holds the guest's output.
+///
+/// # Errors
+///
+/// As [`Instance::start_data`] and [`drive`].
+pub fn drive_data<H: Hooks + ?Sized>(
+    instance: &mut Instance,
+    export: &str,
+    input: &[u8],
+    options: &CallOptions,
+    hooks: &mut H,
+) -> Result<Outcome, Error> {
+    let step = instance.start_data(export, input, options);
+    drive_from(instance, step, hooks)
+}
+
+fn drive_from<H: Hooks + ?Sized>(
+    instance: &mut Instance,
+    mut step: Result<Step, Error>,
+    hooks: &mut H,
+) -> Result<Outcome, Error> {
     loop {
         if hooks.streams_output() {
             let (stdout, stderr) = instance.take_output();

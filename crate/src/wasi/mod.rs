@@ -97,6 +97,7 @@ use wasip1::{ERRNO_NOSYS, Errno};
 use wasmi::{Caller, Linker};
 
 use crate::capability::Grants;
+use crate::data::DataConfig;
 use crate::error::{Error, ErrorCode};
 use crate::fuel::FuelLedger;
 use crate::metrics::Metrics;
@@ -221,6 +222,9 @@ pub struct WasiConfig {
     pub deterministic: Option<Deterministic>,
     /// Capabilities granted besides WASI (under any namespace but `wasi_snapshot_preview1`).
     pub grants: Grants,
+    /// What a data call's guest reads with `config_get`, and its variables' cap (the data
+    /// ABI, [`data`](crate::data)).
+    pub data: DataConfig,
 }
 
 impl Default for WasiConfig {
@@ -236,6 +240,7 @@ impl Default for WasiConfig {
             max_files: 10_000,
             deterministic: None,
             grants: Grants::new(),
+            data: DataConfig::default(),
         }
     }
 }
