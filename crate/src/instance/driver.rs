@@ -210,6 +210,25 @@ impl Instance {
         )
     }
 
+    /// A data call of `export` with `input` to completion ([`drive_data`] with [`HostFn`]
+    /// hooks); the outcome's `output` holds the guest's output.
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::start_data`]; an error returned by `host` ends the call with that error.
+    pub fn call_data<H>(&mut self, export: &str, input: &[u8], host: H) -> Result<Outcome, Error>
+    where
+        H: FnMut(&HostCall, &mut GuestMemory<'_>) -> Result<Vec<Value>, Error>,
+    {
+        drive_data(
+            self,
+            export,
+            input,
+            &CallOptions::default(),
+            &mut HostFn(host),
+        )
+    }
+
     /// [`Instance::call`] with per-call options.
     ///
     /// # Errors
