@@ -9,13 +9,22 @@
  * @module
  */
 
-import type { CoreGrant, CoreMetrics, CoreValue, CoreWasiFiles } from './nestbox.js';
+import type { CoreDataConfig, CoreGrant, CoreLogLine, CoreMetrics, CoreValue, CoreWasiFiles } from './nestbox.js';
 import type { CapabilityTable, Link } from './capability.js';
 import { invalidArgument, SandboxError, withDenials, type AnySandboxError } from './errors.js';
 import { MAX_TIMER_MS } from './host.js';
 import { callArgs, callOptions, onlyFields, type CheckedCallOptions } from './options.js';
 import { disposedError } from './resource.js';
-import type { CallResult, ImportsObject, WasiResult } from './types.js';
+import type {
+  CallResult,
+  DataCallResult,
+  DataInput,
+  ImportsObject,
+  LogLine,
+  Metrics,
+  Value,
+  WasiResult,
+} from './types.js';
 import { OutputCollector, StdinReader, wasiPlan, wasiResult, type WasiPlan } from './wasi.js';
 
 /**
@@ -34,8 +43,94 @@ export function ownModule<S extends { readonly dropped: boolean }>(
 /** The `imports` of checked instantiate options. */
 export function instantiateImports(options: unknown): unknown {
   if (typeof options !== 'object' || options === null) throw invalidArgument('instantiate options must be an object');
-  onlyFields(options as Record<string, unknown>, ['imports'], 'instantiate options');
+  onlyFields(options as Record<string, unknown>, ['imports', 'config', 'maxVarBytes'], 'instantiate options');
   return (options as { imports?: ImportsObject }).imports;
+}
+
+/**
+ * The data ABI's configuration of checked instantiate options (`config`, `maxVarBytes`), or
+ * `undefined` when neither is given (the core checks their types).
+ */
+export function instantiateData(options: unknown): CoreDataConfig | undefined {
+  const { config, maxVarBytes } = options as { config?: unknown; maxVarBytes?: unknown };
+  if (config === undefined && maxVarBytes === undefined) return undefined;
+  const data: CoreDataConfig = {};
+  if (config !== undefined) data.config = config as Record<string, string>;
+  if (maxVarBytes !== undefined) data.maxVarBytes = maxVarBytes as number;
+  return data;
+}
+
+/** Whether the second argument of `call` is a data call's input (anything but an array or `undefined`). */
+export function isDataInput(args: unknown): args is DataInput {
+  return args !== undefined && !Array.isArray(args);
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * A data call's input as bytes (a private copy): bytes as they are, a string as UTF-8, any
+ * other value as its JSON text. TypeError (`INVALID_ARGUMENT`) for a value JSON cannot
+ * encode (a function, a symbol, a `bigint`, a cycle).
+ */
+export function dataInputBytes(input: DataInput): Uint8Array {
+  if (input instanceof Uint8Array) return input.slice();
+  if (input instanceof ArrayBuffer) return new Uint8Array(input.slice(0));
+  if (ArrayBuffer.isView(input)) throw invalidArgument('a data call input view must be a Uint8Array');
+  if (typeof input === 'string') return encoder.encode(input);
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(input);
+  } catch (thrown) {
+    throw invalidArgument(`a data call input must be JSON-serialisable: ${String(thrown)}`);
+  }
+  if (json === undefined) throw invalidArgument(`a data call input must be JSON-serialisable, got ${typeof input}`);
+  return encoder.encode(json);
+}
+
+/** {@link DataCallResult}: the output kept privately, read as bytes, text or JSON. */
+class DataResult implements DataCallResult {
+  readonly #output: Uint8Array;
+  readonly logs: readonly LogLine[];
+  readonly results: Value[];
+  readonly metrics: Metrics;
+
+  constructor(output: Uint8Array, logs: readonly LogLine[], results: Value[], metrics: Metrics) {
+    this.#output = output;
+    this.logs = logs;
+    this.results = results;
+    this.metrics = metrics;
+  }
+
+  get byteLength(): number {
+    return this.#output.length;
+  }
+
+  bytes(): Uint8Array {
+    return this.#output.slice();
+  }
+
+  text(): string {
+    try {
+      return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(this.#output);
+    } catch {
+      throw invalidArgument(`the output (${this.#output.length} bytes) is not valid UTF-8; read it with bytes()`);
+    }
+  }
+
+  json(): unknown {
+    const text = this.text();
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (thrown) {
+      throw invalidArgument(`the output (${this.#output.length} bytes) is not valid JSON: ${String(thrown)}`);
+    }
+  }
+}
+
+/** The result of a finished data call. */
+export function dataResult(result: FinishedCall): DataCallResult {
+  const { output, logs, results, metrics } = result;
+  return new DataResult(output ?? new Uint8Array(0), logs ?? [], results, metrics);
 }
 
 /**
@@ -56,32 +151,47 @@ export function linkImports(
   }
 }
 
-/** A call's arguments and options, checked; `CANCELLED` when its signal is already aborted. */
+/**
+ * A call's arguments (or a data call's input, as bytes) and options, checked; `CANCELLED`
+ * when its signal is already aborted.
+ */
 export function checkedCall(
   exportName: unknown,
   args: unknown,
   options: unknown,
   sandboxTimeoutMs: number,
-): { values: CoreValue[]; options: CheckedCallOptions } {
+): { values: CoreValue[]; options: CheckedCallOptions; input: Uint8Array | undefined } {
   if (typeof exportName !== 'string') throw invalidArgument('exportName must be a string');
-  const values = callArgs(args);
+  const input = isDataInput(args) ? dataInputBytes(args) : undefined;
+  const values = input === undefined ? callArgs(args) : [];
   const checked = callOptions(options, sandboxTimeoutMs);
   if (checked.signal?.aborted) {
     throw new SandboxError('CANCELLED', 'the signal was already aborted; the call did not start');
   }
-  return { values, options: checked };
+  return { values, options: checked, input };
 }
+
+/** A finished call on this side: a data call also has its output and log messages. */
+export type FinishedCall = CallResult & { output?: Uint8Array; logs?: CoreLogLine[] };
 
 /** The result of a finished call: its values and exit code, the metrics with this side's denials. */
 export function callResult(
-  finished: { results: CoreValue[]; metrics: CoreMetrics; exitCode?: number | undefined },
+  finished: {
+    results: CoreValue[];
+    metrics: CoreMetrics;
+    exitCode?: number | undefined;
+    output?: Uint8Array | undefined;
+    logs?: CoreLogLine[] | undefined;
+  },
   denials: number,
-): CallResult {
-  const result: CallResult = {
+): FinishedCall {
+  const result: FinishedCall = {
     results: finished.results,
     metrics: withDenials({ ...finished.metrics }, denials),
   };
   if (finished.exitCode !== undefined) result.exitCode = finished.exitCode;
+  if (finished.output !== undefined) result.output = finished.output;
+  if (finished.logs !== undefined) result.logs = finished.logs;
   return result;
 }
 

@@ -28,11 +28,14 @@ import { AuditTrail, listenForRevokes, sandboxAudit, type AuditEntry, type Sandb
 import {
   callResult,
   checkedCall,
+  dataResult,
+  instantiateData,
   instantiateImports,
   linkImports,
   ownModule,
   readStdin,
   runWasiWith,
+  type FinishedCall,
   type WasiCall,
 } from './calls.js';
 import {
@@ -61,6 +64,8 @@ import { disposedError, Resource } from './resource.js';
 import type {
   CallOptions,
   CallResult,
+  DataCallResult,
+  DataInput,
   InstantiateOptions,
   LoadOptions,
   ModuleInfo,
@@ -94,6 +99,9 @@ export type { TrustPolicy } from './policy.js';
 export type {
   CallOptions,
   CallResult,
+  DataCallResult,
+  DataInput,
+  LogLine,
   InstantiateOptions,
   LoadOptions,
   Metrics,
@@ -391,7 +399,11 @@ export class LocalSandbox extends Resource {
     const linked = linkImports(state.table, imports, true, (error) => refusedGrant(state, error));
     let instanceId: number;
     try {
-      instanceId = state.core.instantiate(m.moduleId, linked.grants);
+      const data = instantiateData(options);
+      instanceId =
+        data === undefined
+          ? state.core.instantiate(m.moduleId, linked.grants)
+          : state.core.instantiateWithData(m.moduleId, linked.grants, data);
     } catch (thrown) {
       throw coreError(thrown);
     } finally {
@@ -531,14 +543,29 @@ export class LocalInstance extends Resource {
     );
   }
 
-  /** As the page's `SandboxInstance.call`. */
-  async call(exportName: string, args: readonly Value[] = [], options?: CallOptions): Promise<CallResult> {
+  /** As the page's `SandboxInstance.call` (a data call with an `input` instead of `args`). */
+  async call(exportName: string, args?: readonly Value[], options?: CallOptions): Promise<CallResult>;
+  async call(exportName: string, input: DataInput, options?: CallOptions): Promise<DataCallResult>;
+  async call(
+    exportName: string,
+    args: readonly Value[] | DataInput = [],
+    options?: CallOptions,
+  ): Promise<CallResult | DataCallResult> {
     const state = instanceOf(this);
     const sandbox = inner(state.sandbox);
     if (state.dropped) throw disposedError('instance');
     if (state.busy) throw new SandboxError('BUSY', 'a call is already running on this instance');
     const checked = checkedCall(exportName, args, options, sandbox.timeoutMs);
-    return localCall(sandbox, state, exportName, checked.values, checked.options, undefined);
+    const result = await localCall(
+      sandbox,
+      state,
+      exportName,
+      checked.values,
+      checked.options,
+      undefined,
+      checked.input,
+    );
+    return checked.input === undefined ? result : dataResult(result);
   }
 
   /** Drops the instance; a call in flight is cancelled. Later calls: `DISPOSED`. */
@@ -593,7 +620,8 @@ async function localCall(
   values: Value[],
   { signal, core: coreOptions, timeoutMs }: CheckedCallOptions,
   wasi: WasiCall | undefined,
-): Promise<CallResult> {
+  input?: Uint8Array,
+): Promise<FinishedCall> {
   const { core } = sandbox;
   const abort = new AbortController();
   const onAbort = (): void => abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
@@ -641,34 +669,42 @@ async function localCall(
   sandbox.stats.calls++;
   sandbox.running++;
   try {
-    const finished = await drive(core, state.instanceId, exportName, values, coreOptions, {
-      ...(control === undefined ? {} : { wasi: control }),
-      cancelled: () => abort.signal.aborted,
-      host: async (step): Promise<HostOutcome> => {
-        const verdict = await dispatchHost(step, {
-          links: state.links,
-          deny,
-          signal: abort.signal,
-          deadline,
-          timeoutMs,
-          view: (context, entry) => {
-            const view =
-              entry.kind === 'sync' ? new SyncMemoryView(access, context) : new AsyncMemoryView(asyncAccess, context);
-            return { view, close: () => view.close() };
-          },
-        });
-        switch (verdict.kind) {
-          case 'results':
-            return { kind: 'results', results: verdict.results };
-          case 'fail':
-            fatal = verdict.error;
-            abort.abort(verdict.error);
-            return { kind: 'fail', error: recordOf(verdict.error) };
-          case 'cancelled':
-            return { kind: 'cancel' };
-        }
+    const finished = await drive(
+      core,
+      state.instanceId,
+      exportName,
+      values,
+      coreOptions,
+      {
+        ...(control === undefined ? {} : { wasi: control }),
+        cancelled: () => abort.signal.aborted,
+        host: async (step): Promise<HostOutcome> => {
+          const verdict = await dispatchHost(step, {
+            links: state.links,
+            deny,
+            signal: abort.signal,
+            deadline,
+            timeoutMs,
+            view: (context, entry) => {
+              const view =
+                entry.kind === 'sync' ? new SyncMemoryView(access, context) : new AsyncMemoryView(asyncAccess, context);
+              return { view, close: () => view.close() };
+            },
+          });
+          switch (verdict.kind) {
+            case 'results':
+              return { kind: 'results', results: verdict.results };
+            case 'fail':
+              fatal = verdict.error;
+              abort.abort(verdict.error);
+              return { kind: 'fail', error: recordOf(verdict.error) };
+            case 'cancelled':
+              return { kind: 'cancel' };
+          }
+        },
       },
-    });
+      input,
+    );
     // An output callback threw during the last step: the run ends with its error.
     if (fatal !== undefined) throw { ...recordOf(fatal), details: { ...fatal.details, metrics: finished.metrics } };
     return callResult(finished, denials);

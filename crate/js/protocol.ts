@@ -23,7 +23,9 @@ import type {
   CoreAuditEntry,
   CoreAuditRecord,
   CoreCallOptions,
+  CoreDataConfig,
   CoreGrant,
+  CoreLogLine,
   CoreLimits,
   CoreMetrics,
   CoreModule,
@@ -57,9 +59,17 @@ export type Request =
     }
   | { type: 'close' }
   | { type: 'load'; bytes: Uint8Array; integrity: string; provenance?: CoreProvenance }
-  | { type: 'instantiate'; moduleId: number; grants: CoreGrant[] }
+  | { type: 'instantiate'; moduleId: number; grants: CoreGrant[]; data?: CoreDataConfig }
   | { type: 'instantiateWasi'; moduleId: number; config: CoreWasiConfig }
-  | { type: 'call'; instanceId: number; exportName: string; args: CoreValue[]; options: CoreCallOptions }
+  /** With `input`: a data call (`startData`). */
+  | {
+      type: 'call';
+      instanceId: number;
+      exportName: string;
+      args: CoreValue[];
+      options: CoreCallOptions;
+      input?: Uint8Array;
+    }
   | { type: 'cancel'; callId: number }
   | { type: 'memoryRead'; instanceId: number; ptr: number; len: number }
   | { type: 'memoryWrite'; instanceId: number; ptr: number; bytes: Uint8Array }
@@ -80,6 +90,9 @@ export interface CallFinished {
   results: CoreValue[];
   exitCode?: number;
   metrics: CoreMetrics;
+  /** A data call's output and log messages. */
+  output?: Uint8Array;
+  logs?: CoreLogLine[];
 }
 
 /** The value of a successful reply, by request type. */
@@ -207,6 +220,13 @@ function isValueArray(value: unknown): value is CoreValue[] {
   return Array.isArray(value) && value.every((v) => typeof v === 'number' || typeof v === 'bigint');
 }
 
+function isLogLines(value: unknown): value is CoreLogLine[] {
+  return (
+    Array.isArray(value) &&
+    value.every((l) => isDict(l) && typeof l['level'] === 'string' && typeof l['message'] === 'string')
+  );
+}
+
 function isMetrics(value: unknown): value is CoreMetrics {
   if (!isDict(value)) return false;
   const keys: (keyof CoreMetrics)[] = ['fuelConsumed', 'slices', 'hostCalls', 'peakMemoryBytes', 'wallTimeUs'];
@@ -263,7 +283,9 @@ function isReplyValue(type: RequestType, value: unknown): boolean {
       return (
         isValueArray(value['results']) &&
         isMetrics(value['metrics']) &&
-        (value['exitCode'] === undefined || Number.isInteger(value['exitCode']))
+        (value['exitCode'] === undefined || Number.isInteger(value['exitCode'])) &&
+        (value['output'] === undefined || value['output'] instanceof Uint8Array) &&
+        (value['logs'] === undefined || isLogLines(value['logs']))
       );
     case 'memoryRead':
       return value['bytes'] instanceof Uint8Array;

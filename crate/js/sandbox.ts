@@ -20,11 +20,14 @@
 import {
   callResult,
   checkedCall,
+  dataResult,
+  instantiateData,
   instantiateImports,
   linkImports,
   ownModule,
   readStdin,
   runWasiWith,
+  type FinishedCall,
   type WasiCall,
 } from './calls.js';
 import { disposedError, Resource } from './resource.js';
@@ -58,6 +61,8 @@ import type {
 import type {
   CallOptions,
   CallResult,
+  DataCallResult,
+  DataInput,
   InstantiateOptions,
   LoadOptions,
   ModuleInfo,
@@ -663,7 +668,13 @@ export class Sandbox extends Resource {
     const linked = linkImports(session.table, imports, false, (error) => session.refusedGrant(error));
     const moduleId = await session.moduleId(state);
     const generation = session.connection.generation;
-    const { instanceId } = await session.send({ type: 'instantiate', moduleId, grants: linked.grants });
+    const data = instantiateData(options);
+    const { instanceId } = await session.send({
+      type: 'instantiate',
+      moduleId,
+      grants: linked.grants,
+      ...(data === undefined ? {} : { data }),
+    });
     const instance: InstanceState = {
       session,
       generation,
@@ -815,8 +826,21 @@ export class SandboxInstance extends Resource {
    *   `CAPABILITY_REVOKED`, `CAPABILITY_QUOTA`, `WORKER_CRASHED`, `DISPOSED`; TypeError
    *   (`INVALID_ARGUMENT`) for an unknown export or arguments that do not fit its signature.
    *   Errors that ended a call carry `details.metrics`.
+   *
+   * With an `input` (bytes, a string, or another JSON value but an array) instead of `args`, a
+   * *data call* (`docs/data-abi.md`, Extism's ABI): the result's `bytes()`, `text()`, `json()`
+   * read the guest's output. It also throws `INPUT_LIMIT` (over `limits.maxInputBytes`; the
+   * instance stays usable), `OUTPUT_LIMIT` (over `limits.maxOutputBytes`), `GUEST_ERROR`
+   * (the guest's non-zero status or error message, in `details.cause`; the instance stays
+   * usable) and `TRAP` (`memory_out_of_bounds`) for a guest that lies about a handle or length.
    */
-  async call(exportName: string, args: readonly Value[] = [], options?: CallOptions): Promise<CallResult> {
+  async call(exportName: string, args?: readonly Value[], options?: CallOptions): Promise<CallResult>;
+  async call(exportName: string, input: DataInput, options?: CallOptions): Promise<DataCallResult>;
+  async call(
+    exportName: string,
+    args: readonly Value[] | DataInput = [],
+    options?: CallOptions,
+  ): Promise<CallResult | DataCallResult> {
     const state = stateOf(this);
     const session = state.session;
     session.checkAlive();
@@ -824,7 +848,8 @@ export class SandboxInstance extends Resource {
     if (state.generation !== session.connection.generation) throw lostInstance();
     if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is already running on this instance');
     const checked = checkedCall(exportName, args, options, session.timeoutMs);
-    return callOn(state, exportName, checked.values, checked.options, undefined);
+    const result = await callOn(state, exportName, checked.values, checked.options, undefined, checked.input);
+    return checked.input === undefined ? result : dataResult(result);
   }
 
   /** Drops the instance in the worker; a call in flight is cancelled. Later calls: `DISPOSED`. */
@@ -859,7 +884,8 @@ async function callOn(
   values: Value[],
   { signal, core, timeoutMs }: CheckedCallOptions,
   wasi: WasiCall | undefined,
-): Promise<CallResult> {
+  input?: Uint8Array,
+): Promise<FinishedCall> {
   const session = state.session;
   const call: PageCall = {
     instance: state,
@@ -875,7 +901,14 @@ async function callOn(
   const { connection } = session;
   const { id, done } = connection.request(
     session.sandboxId,
-    { type: 'call', instanceId: state.instanceId, exportName, args: values, options: core },
+    {
+      type: 'call',
+      instanceId: state.instanceId,
+      exportName,
+      args: values,
+      options: core,
+      ...(input === undefined ? {} : { input }),
+    },
     timeoutMs + connection.graceMs,
   );
   session.calls.set(id, call);

@@ -202,14 +202,28 @@ async function runCall(
       ]),
   };
   try {
-    const finished = await drive(state.core, message.instanceId, message.exportName, message.args, message.options, {
-      cancelled: () => call.cancelled,
-      host,
-      ...(state.wasi.has(message.instanceId) ? { wasi } : {}),
-    });
+    const finished = await drive(
+      state.core,
+      message.instanceId,
+      message.exportName,
+      message.args,
+      message.options,
+      {
+        cancelled: () => call.cancelled,
+        host,
+        ...(state.wasi.has(message.instanceId) ? { wasi } : {}),
+      },
+      message.input,
+    );
     const value: ReplyMap['call'] = { results: finished.results, metrics: finished.metrics };
     if (finished.exitCode !== undefined) value.exitCode = finished.exitCode;
-    reply(message.id, 'call', value);
+    const transfer: Transferable[] = [];
+    if (finished.output !== undefined) {
+      value.output = finished.output;
+      transfer.push(finished.output.buffer);
+    }
+    if (finished.logs !== undefined) value.logs = finished.logs;
+    reply(message.id, 'call', value, transfer);
   } catch (thrown) {
     fail(message.id, thrown);
   } finally {
@@ -277,7 +291,12 @@ function handle(message: ToWorker): void {
         reply(id, 'load', { module: core.load(message.bytes, message.integrity, message.provenance) });
         break;
       case 'instantiate':
-        reply(id, 'instantiate', { instanceId: core.instantiate(message.moduleId, message.grants) });
+        reply(id, 'instantiate', {
+          instanceId:
+            message.data === undefined
+              ? core.instantiate(message.moduleId, message.grants)
+              : core.instantiateWithData(message.moduleId, message.grants, message.data),
+        });
         break;
       case 'instantiateWasi': {
         const instanceId = core.instantiateWasi(message.moduleId, message.config);

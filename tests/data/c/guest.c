@@ -37,3 +37,6 @@ DATA_EXPORT("lie_length") int32_t lie_length(void) {
 DATA_EXPORT("lie_pointer") int32_t lie_pointer(void) {
   return data_load_u8(12345);
 }
+
+/* A numeric export on the same guest (the benchmark's baseline). */
+DATA_EXPORT("add") int32_t add(int32_t a, int32_t b) { return a + b; }
