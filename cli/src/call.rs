@@ -39,8 +39,10 @@ pub fn usage() -> String {
     --max-input-bytes BYTES             input cap (default {input}); INPUT_LIMIT
     --max-output-bytes BYTES            output cap (default {output}); OUTPUT_LIMIT
     --fuel N, --timeout-ms MS, --max-memory-bytes BYTES, --integrity SRI   as for run
-    --wasi                              with WASI preview1 (stdio streamed, no preopens); a
-                                        reactor's _initialize runs once first
+    --wasi                              with WASI preview1 (stdio streamed); a reactor's
+                                        _initialize runs once first
+    --preopen GUEST                     with --wasi: an empty writable in-memory directory at
+                                        GUEST (repeatable; files persist across --repeat)
     --repeat N                          call N times on the same instance (default 1)
     exit status: 0; {refused} when nestbox refuses; {failed} when the guest fails (GUEST_ERROR,
     a trap, a limit)",
@@ -59,6 +61,7 @@ struct Options {
     data: DataConfig,
     integrity: Option<String>,
     wasi: bool,
+    preopens: Vec<String>,
     repeat: u64,
 }
 
@@ -98,6 +101,10 @@ fn parse(items: Vec<String>) -> Result<Option<Options>, Error> {
     let integrity = args.optional("--integrity")?;
     let input_file = args.optional("--input-file")?;
     let wasi = args.flag("--wasi");
+    let preopens = args.all("--preopen")?;
+    if !wasi && !preopens.is_empty() {
+        return Err(Error::invalid_argument("--preopen needs --wasi"));
+    }
     let repeat = number(&mut args, "--repeat")?.unwrap_or(1);
     if repeat == 0 {
         return Err(Error::invalid_argument("--repeat must be > 0"));
@@ -133,6 +140,7 @@ fn parse(items: Vec<String>) -> Result<Option<Options>, Error> {
         data,
         integrity,
         wasi,
+        preopens,
         repeat,
     }))
 }
@@ -176,6 +184,7 @@ fn run(options: &Options) -> Result<(), Error> {
     let mut instance = if options.wasi {
         let config = WasiConfig {
             args: vec![options.module.clone()],
+            preopens: options.preopens.iter().map(nestbox::Preopen::new).collect(),
             data: options.data.clone(),
             ..WasiConfig::default()
         };

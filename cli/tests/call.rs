@@ -153,3 +153,33 @@ fn every_failure_has_its_code_and_status() {
     let line = failed(&["--integrity", empty, &c, "echo"], 125);
     assert!(line.starts_with("nestbox: INTEGRITY_MISMATCH:"), "{line}");
 }
+
+#[test]
+fn a_wasi_reactor_initializes_once_and_keeps_its_files_between_calls() {
+    let r = guest("c/reactor.wasm");
+    let o = nestbox(
+        &[
+            "--wasi",
+            "--preopen",
+            "/data",
+            "--repeat",
+            "3",
+            &r,
+            "append",
+            "ab",
+        ],
+        b"",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "initialized\ncall 1: 2 bytes in, 2 in the file\nab\
+         call 2: 2 bytes in, 4 in the file\nabab\
+         call 3: 2 bytes in, 6 in the file\nababab"
+    );
+    // Without the preopen its fopen fails: its status is a GUEST_ERROR.
+    assert!(failed(&["--wasi", &r, "append", "x"], 126).contains("status 2"));
+    assert!(
+        failed(&["--preopen", "/data", &r, "append", "x"], 125).contains("--preopen needs --wasi")
+    );
+}

@@ -195,6 +195,33 @@ export function callResult(
   return result;
 }
 
+/**
+ * The plan of a persistent WASI instance (`instantiateWasi`): as `runWasi`'s, but stdin is
+ * bytes or a string (an async source belongs to one run).
+ */
+export function persistentWasiPlan(options: unknown, sandboxTimeoutMs: number): WasiPlan {
+  const plan = wasiPlan(options, sandboxTimeoutMs);
+  if (plan.stdin !== undefined) {
+    throw invalidArgument('instantiateWasi takes stdin as bytes or a string; an async stdin only in runWasi');
+  }
+  if (plan.call.signal?.aborted) {
+    throw new SandboxError('CANCELLED', 'the signal was already aborted; the instance was not created');
+  }
+  return plan;
+}
+
+/** This side of one call of a persistent WASI instance: its output streamed to the plan's callbacks. */
+export function wasiCallOf(plan: WasiPlan | undefined): WasiCall | undefined {
+  if (plan === undefined) return undefined;
+  const wasi: WasiCall = { output: new OutputCollector(plan, (error) => wasi.end?.(error)), stdin: undefined };
+  return wasi;
+}
+
+/** Whether a module is a WASI reactor: it exports `_initialize`, run once by `instantiateWasi`. */
+export function isReactor(exports: readonly { name: string; kind: string }[]): boolean {
+  return exports.some((e) => e.name === '_initialize' && e.kind === 'function');
+}
+
 /** This side of a WASI run: the output collected and streamed, the async stdin. */
 export interface WasiCall {
   readonly output: OutputCollector;

@@ -31,6 +31,9 @@ import {
   dataResult,
   instantiateData,
   instantiateImports,
+  isReactor,
+  persistentWasiPlan,
+  wasiCallOf,
   linkImports,
   ownModule,
   readStdin,
@@ -61,6 +64,7 @@ import { AsyncMemoryView, SyncMemoryView, type MemoryAccess, type SyncGuestMemor
 import { coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
 import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
 import { disposedError, Resource } from './resource.js';
+import type { WasiPlan } from './wasi.js';
 import type {
   CallOptions,
   CallResult,
@@ -73,6 +77,7 @@ import type {
   SandboxLimits,
   Value,
   ValueType,
+  WasiFiles,
   WasiResult,
   WasiRunOptions,
 } from './types.js';
@@ -216,6 +221,8 @@ interface LocalInstanceState {
   readonly links: readonly Link[];
   busy: boolean;
   dropped: boolean;
+  /** A persistent WASI instance (`instantiateWasi`): where its output streams. */
+  wasi?: WasiPlan;
 }
 
 const localModules = new WeakMap<LocalModule, LocalModuleState>();
@@ -414,6 +421,44 @@ export class LocalSandbox extends Resource {
     return instance;
   }
 
+  /** As the page's `Sandbox.instantiateWasi`, in this thread. */
+  async instantiateWasi(module: LocalModule, options: WasiRunOptions = {}): Promise<LocalInstance> {
+    const state = inner(this);
+    const m = ownModule(
+      module instanceof LocalModule ? localModules.get(module) : undefined,
+      (s) => s.sandbox === this,
+    );
+    const plan = persistentWasiPlan(options, state.timeoutMs);
+    const linked = linkImports(state.table, plan.imports, true, (error) => refusedGrant(state, error));
+    let instanceId: number;
+    try {
+      instanceId = state.core.instantiateWasi(m.moduleId, { ...plan.config, grants: linked.grants });
+    } catch (thrown) {
+      throw coreError(thrown);
+    } finally {
+      flushAudit(state);
+    }
+    const instance = new LocalInstance(module);
+    const instanceState: LocalInstanceState = {
+      sandbox: this,
+      instanceId,
+      links: linked.links,
+      busy: false,
+      dropped: false,
+      wasi: plan,
+    };
+    localInstances.set(instance, instanceState);
+    if (isReactor(module.exports)) {
+      try {
+        await localCall(state, instanceState, '_initialize', [], plan.call, wasiCallOf(plan));
+      } catch (error) {
+        instance.dispose();
+        throw error;
+      }
+    }
+    return instance;
+  }
+
   /**
    * As the page's `Sandbox.runWasi`, in this thread: sleeps are timers here, the async
    * stdin source is read directly, output callbacks are called between steps.
@@ -562,10 +607,24 @@ export class LocalInstance extends Resource {
       exportName,
       checked.values,
       checked.options,
-      undefined,
+      wasiCallOf(state.wasi),
       checked.input,
     );
     return checked.input === undefined ? result : dataResult(result);
+  }
+
+  /** As the page's `SandboxInstance.files`. */
+  async files(): Promise<WasiFiles> {
+    const state = instanceOf(this);
+    const sandbox = inner(state.sandbox);
+    if (state.dropped) throw disposedError('instance');
+    if (state.wasi === undefined) throw invalidArgument('files() needs an instance made by instantiateWasi');
+    if (state.busy) throw new SandboxError('BUSY', 'a call is running on this instance');
+    try {
+      return sandbox.core.wasiFiles(state.instanceId) as WasiFiles;
+    } catch (thrown) {
+      throw coreError(thrown);
+    }
   }
 
   /** Drops the instance; a call in flight is cancelled. Later calls: `DISPOSED`. */

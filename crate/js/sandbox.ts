@@ -23,6 +23,9 @@ import {
   dataResult,
   instantiateData,
   instantiateImports,
+  isReactor,
+  persistentWasiPlan,
+  wasiCallOf,
   linkImports,
   ownModule,
   readStdin,
@@ -31,6 +34,7 @@ import {
   type WasiCall,
 } from './calls.js';
 import { disposedError, Resource } from './resource.js';
+import type { WasiPlan } from './wasi.js';
 import type {
   CoreAuditRecord,
   CoreExport,
@@ -69,6 +73,7 @@ import type {
   ModuleSourceLike,
   SandboxLimits,
   Value,
+  WasiFiles,
   WasiResult,
   WasiRunOptions,
 } from './types.js';
@@ -245,6 +250,8 @@ interface InstanceState {
   /** The call in flight, if any. */
   call: PageCall | undefined;
   dropped: boolean;
+  /** A persistent WASI instance (`instantiateWasi`): where its output streams. */
+  wasi?: WasiPlan;
 }
 
 /** One call in flight, as the page tracks it. */
@@ -728,6 +735,52 @@ export class Sandbox extends Resource {
     });
   }
 
+  /**
+   * A WASI instance that stays: the module is instantiated with WASI preview1 (the options of
+   * `runWasi`, but stdin is bytes or a string), a reactor's `_initialize` runs once (with the
+   * options' `signal`, `timeoutMs`, `fuel`), and then its exports are called as often as
+   * needed with `call` — numeric or data calls — while its files, its own state and its data
+   * variables persist between calls. Its stdout and stderr stream to `onStdout`/`onStderr`
+   * during every call; the caps (`limits.maxStdoutBytes`, …) count the instance's whole life.
+   * `files()` reads its preopens; `dispose()` ends it.
+   *
+   * @throws every error of `instantiate` and of the `_initialize` call; TypeError for
+   *   malformed options or an async stdin.
+   */
+  async instantiateWasi(module: SandboxModule, options: WasiRunOptions = {}): Promise<SandboxInstance> {
+    const session = sessionOf(this, 'this');
+    session.checkAlive();
+    const state = ownModule(moduleStates.get(module), (s) => s.session === session);
+    const plan = persistentWasiPlan(options, session.timeoutMs);
+    const linked = linkImports(session.table, plan.imports, false, (error) => session.refusedGrant(error));
+    const moduleId = await session.moduleId(state);
+    const generation = session.connection.generation;
+    const { instanceId } = await session.send({
+      type: 'instantiateWasi',
+      moduleId,
+      config: { ...plan.config, grants: linked.grants },
+    });
+    const instanceState: InstanceState = {
+      session,
+      generation,
+      instanceId,
+      links: linked.links,
+      call: undefined,
+      dropped: false,
+      wasi: plan,
+    };
+    const instance = new SandboxInstance(instanceState, module);
+    if (isReactor(module.exports)) {
+      try {
+        await callOn(instanceState, '_initialize', [], plan.call, wasiCallOf(plan));
+      } catch (error) {
+        instance.dispose();
+        throw error;
+      }
+    }
+    return instance;
+  }
+
   /** Terminates the worker (unless shared) and ends every call in flight with `DISPOSED`. */
   protected override release(): void {
     sessionOf(this, 'this').dispose();
@@ -848,8 +901,31 @@ export class SandboxInstance extends Resource {
     if (state.generation !== session.connection.generation) throw lostInstance();
     if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is already running on this instance');
     const checked = checkedCall(exportName, args, options, session.timeoutMs);
-    const result = await callOn(state, exportName, checked.values, checked.options, undefined, checked.input);
+    const result = await callOn(
+      state,
+      exportName,
+      checked.values,
+      checked.options,
+      wasiCallOf(state.wasi),
+      checked.input,
+    );
     return checked.input === undefined ? result : dataResult(result);
+  }
+
+  /**
+   * The preopens' trees of a WASI instance (`instantiateWasi`) as they are now.
+   *
+   * @throws `BUSY` during a call, `DISPOSED`; TypeError for an instance made without WASI.
+   */
+  async files(): Promise<WasiFiles> {
+    const state = stateOf(this);
+    const session = state.session;
+    session.checkAlive();
+    if (state.dropped) throw disposedError('instance');
+    if (state.generation !== session.connection.generation) throw lostInstance();
+    if (state.wasi === undefined) throw invalidArgument('files() needs an instance made by instantiateWasi');
+    if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is running on this instance');
+    return (await session.send({ type: 'wasiFiles', instanceId: state.instanceId })).files as WasiFiles;
   }
 
   /** Drops the instance in the worker; a call in flight is cancelled. Later calls: `DISPOSED`. */

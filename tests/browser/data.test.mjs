@@ -3,7 +3,8 @@
 // worker of the page's own (`nestbox/worker`): an Extism plugin built from extism-pdk and a C
 // guest (target/data-guests, built by `make guests`), bytes/strings/JSON in, bytes()/text()/
 // json() out, and every bad input — oversized input, output over its cap, a guest that lies
-// about a pointer or a length, invalid UTF-8 asked for as text, invalid JSON asked for as JSON.
+// about a pointer or a length, invalid UTF-8 asked for as text, invalid JSON asked for as JSON;
+// and a WASI reactor kept alive with instantiateWasi (C, wasi-libc).
 // `DATA_BENCH=1` also prints the cost of a 1 KiB call next to a numeric one, in both.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -32,7 +33,11 @@ function guest(path) {
   return { url: `/data-guests/${path}`, integrity };
 }
 
-const guests = () => ({ plugin: guest('rust/data_plugin.wasm'), c: guest('c/guest.wasm') });
+const guests = () => ({
+  plugin: guest('rust/data_plugin.wasm'),
+  c: guest('c/guest.wasm'),
+  reactor: guest('c/reactor.wasm'),
+});
 
 function inPage(guests, bench) {
   return browser.page.evaluate(
@@ -108,6 +113,19 @@ function check(report, where) {
   }
   assert.equal(report.notData?.code, 'INVALID_ARGUMENT');
   assert.deepEqual(report.numericStill, [5], 'numeric calls of the same instance still work');
+
+  assert.equal(report.reactorInitOut, 'initialized\n', `${where}: _initialize ran once, its output streamed`);
+  assert.deepEqual(report.reactorInits, [1]);
+  assert.equal(report.reactorAppend1, 'ab');
+  assert.equal(report.reactorOut1, 'call 1: 2 bytes in, 2 in the file\n', 'stdout streams during the call');
+  assert.equal(report.reactorAppend2, 'abcd', 'files persist between calls');
+  assert.equal(report.reactorOut2, 'call 2: 2 bytes in, 4 in the file\n');
+  assert.equal(report.reactorFile, 'abcd');
+  assert.deepEqual(report.reactorCalls, [2]);
+  assert.deepEqual(report.reactorInitsAfter, [1], '_initialize never runs again');
+  assert.equal(report.reactorDisposed?.code, 'DISPOSED');
+  assert.equal(report.reactorAsyncStdin?.code, 'INVALID_ARGUMENT');
+  assert.equal(report.filesOfPlain?.code, 'INVALID_ARGUMENT');
 
   assert.equal(report.inputOver?.code, 'INPUT_LIMIT', where);
   assert.equal(report.inputOver.limit, 64);

@@ -2,6 +2,7 @@
 # Builds the data-ABI guests (docs/data-abi.md) into target/data-guests/:
 #   rust/data_plugin.wasm   an Extism plugin from crates.io's extism-pdk (tests/data/rust)
 #   c/guest.wasm            a C guest declaring the same imports by hand (tests/data/c)
+#   c/reactor.wasm          a WASI reactor (wasi-libc) using them too
 # skipping what is newer than its sources (FORCE=1 rebuilds). Needs the wasm32-unknown-unknown
 # Rust target and clang (scripts/setup-guests.sh).
 set -euo pipefail
@@ -29,4 +30,12 @@ if stale "$OUT/c/guest.wasm" "$HERE/c"; then
   say "c: built $(wc -c < "$OUT/c/guest.wasm") bytes"
 else
   say "c: up to date"
+fi
+# A WASI reactor (wasi-libc) that is a data guest too: _initialize, then calls.
+if stale "$OUT/c/reactor.wasm" "$HERE/c"; then
+  clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror \
+    -Wl,--strip-debug -o "$OUT/c/reactor.wasm" "$HERE/c/reactor.c"
+  say "c: built reactor, $(wc -c < "$OUT/c/reactor.wasm") bytes"
+else
+  say "c: reactor up to date"
 fi

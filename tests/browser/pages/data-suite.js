@@ -75,6 +75,30 @@ export async function dataSuite(make, guests) {
   report.numericStill = (await cg.call('add', [2, 3])).results;
   for (const instance of [p, configured, cg]) instance.dispose();
 
+  // A WASI reactor kept alive (instantiateWasi): _initialize once, files and state persist,
+  // stdout streams during each call, dispose ends it.
+  const rm = await sb.load(guests.reactor.url, { integrity: guests.reactor.integrity });
+  const chunks = [];
+  const decoder = new TextDecoder();
+  const r = await sb.instantiateWasi(rm, {
+    preopens: [{ guestPath: '/data' }],
+    onStdout: (chunk) => chunks.push(decoder.decode(chunk)),
+  });
+  report.reactorInitOut = chunks.splice(0).join('');
+  report.reactorInits = (await r.call('inits')).results;
+  report.reactorAppend1 = (await r.call('append', 'ab')).text();
+  report.reactorOut1 = chunks.splice(0).join('');
+  report.reactorAppend2 = (await r.call('append', new TextEncoder().encode('cd'))).text();
+  report.reactorOut2 = chunks.splice(0).join('');
+  const files = await r.files();
+  report.reactorFile = decoder.decode(files['/data']['log.txt'].data);
+  report.reactorCalls = (await r.call('calls')).results;
+  report.reactorInitsAfter = (await r.call('inits')).results;
+  r.dispose();
+  report.reactorDisposed = await codeOf(r.call('calls'));
+  report.reactorAsyncStdin = await codeOf(sb.instantiateWasi(rm, { stdin: new ReadableStream() }));
+  report.filesOfPlain = await codeOf(async () => (await sb.instantiate(c)).files());
+
   // Input and output caps.
   const small = await make({ limits: { maxInputBytes: 64, maxOutputBytes: 16 } });
   const smallPlugin = await small.load(guests.plugin.url, { integrity: guests.plugin.integrity });
