@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 
 use wasmi::{Caller, Linker};
 
+use crate::capability::{CapabilityId, HttpRequest, HttpResponse};
 use crate::error::{Error, ErrorCode, TrapCode};
 use crate::fuel::FuelLedger;
 use crate::value::{Signature, ValueType};
@@ -60,6 +61,8 @@ pub struct DataConfig {
     /// Bytes the guest's variables may hold, counted as Extism counts them. Default 1 MiB;
     /// 0 disables `var_set`.
     pub max_var_bytes: u64,
+    /// HTTP from the guest (`http_request`): `None` (the default) refuses every request.
+    pub http: Option<HttpGrant>,
 }
 
 impl Default for DataConfig {
@@ -67,9 +70,99 @@ impl Default for DataConfig {
         Self {
             config: BTreeMap::new(),
             max_var_bytes: 1 << 20,
+            http: None,
         }
     }
 }
+
+/// The capability behind a data guest's `http_request` (Extism's manifest `allowed_hosts`
+/// and `memory.max_http_response_bytes`). A request to a host no pattern matches is refused
+/// (`HOST_ERROR`) without reaching the embedder; an allowed one suspends the guest with a
+/// [`HostCall`](crate::HostCall) of `capability` whose `http` is the request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpGrant {
+    /// Who answers (the embedder's own id).
+    pub capability: CapabilityId,
+    /// Host names the guest may reach: exact (`api.example.com`, case-insensitive) or with
+    /// `*` for any run of characters (`*.example.com`, `*`). Ports are ignored, as in Extism.
+    pub allowed_hosts: Vec<String>,
+    /// The largest response body (`HOST_ERROR` beyond). Extism's default: 50 MiB.
+    pub max_response_bytes: u64,
+}
+
+impl HttpGrant {
+    /// A grant for `capability` to `allowed_hosts`, with Extism's default response cap.
+    pub fn new(capability: CapabilityId, allowed_hosts: Vec<String>) -> Self {
+        Self {
+            capability,
+            allowed_hosts,
+            max_response_bytes: 50 << 20,
+        }
+    }
+
+    /// Whether `host` matches one of the patterns.
+    pub fn allows(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.allowed_hosts
+            .iter()
+            .any(|p| glob(p.to_ascii_lowercase().as_bytes(), host.as_bytes()))
+    }
+}
+
+/// `*` matches any run of bytes; everything else itself.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|b| *b == b'*')
+}
+
+/// The host of an `http:`/`https:` URL, or why it has none nestbox accepts.
+fn url_host(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{url:?} is not an http: or https: URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(format!("{url:?} has credentials in its authority"));
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(host.to_owned())
+}
+
+/// The guest's `http_request` waits for the embedder's answer.
+#[derive(Debug)]
+pub(crate) struct HttpPending;
+
+impl core::fmt::Display for HttpPending {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("http request pending")
+    }
+}
+
+impl wasmi::errors::HostError for HttpPending {}
 
 /// A log message of a data guest (`log_*`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +189,10 @@ pub(crate) struct DataCtx {
     config: DataConfig,
     logs: Vec<LogLine>,
     log_bytes: u64,
+    /// The request `http_request` suspended the guest with.
+    pending_http: Option<HttpRequest>,
+    http_status: u16,
+    http_headers: Option<BTreeMap<String, String>>,
 }
 
 impl DataCtx {
@@ -114,7 +211,42 @@ impl DataCtx {
             config,
             logs: Vec::new(),
             log_bytes: 0,
+            pending_http: None,
+            http_status: 0,
+            http_headers: None,
         }
+    }
+
+    /// The HTTP capability, if one was granted.
+    pub(crate) fn http_grant(&self) -> Option<&HttpGrant> {
+        self.config.http.as_ref()
+    }
+
+    /// The request the guest waits on (taken).
+    pub(crate) fn take_pending_http(&mut self) -> Option<HttpRequest> {
+        self.pending_http.take()
+    }
+
+    /// Puts `response` where the guest reads it: the body in a new block (its handle is
+    /// `http_request`'s result, 0 for an empty body), the status and headers for
+    /// `http_status_code` and `http_headers`.
+    pub(crate) fn answer_http(&mut self, response: HttpResponse) -> Result<u64, Error> {
+        let cap = self.http_grant().map_or(0, |g| g.max_response_bytes);
+        let len = response.body.len() as u64;
+        if len > cap {
+            return Err(Error::host_failed(format!(
+                "extism:host/env http_request: the response of {len} bytes is over max_response_bytes of {cap}"
+            )));
+        }
+        let handle = self.new_block(&response.body);
+        if handle == 0 && len > 0 {
+            return Err(Error::host_failed(format!(
+                "extism:host/env http_request: the response of {len} bytes does not fit the data memory"
+            )));
+        }
+        self.http_status = response.status;
+        self.http_headers = Some(response.headers);
+        Ok(handle)
     }
 
     /// Starts a call: every block is released and `input` becomes the input block. The
@@ -659,24 +791,15 @@ pub(crate) static FUNCTIONS: &[DataFunc] = &[
         params: &[I64, I64],
         results: &[I64],
         cost: Cost::Call,
-        call: |cx, p, _| {
-            let request = cx.handle_bytes("http_request", arg(p, 0))?;
-            let url = serde_json::from_slice::<serde_json::Value>(&request)
-                .ok()
-                .and_then(|v| v.get("url").and_then(|u| u.as_str()).map(str::to_owned))
-                .unwrap_or_default();
-            Err(Error::host_failed(format!(
-                "extism:host/env http_request: HTTP request to {url:?} is not allowed (no HTTP capability is granted)"
-            )))
-        },
+        call: http_request,
     },
     DataFunc {
         name: "http_status_code",
         params: &[],
         results: &[I32],
         cost: Cost::Access,
-        call: |_, _, r| {
-            set(r, wasmi::Val::I32(0));
+        call: |cx, _, r| {
+            set(r, wasmi::Val::I32(i32::from(cx.http_status)));
             Ok(0)
         },
     },
@@ -684,10 +807,15 @@ pub(crate) static FUNCTIONS: &[DataFunc] = &[
         name: "http_headers",
         params: &[],
         results: &[I64],
-        cost: Cost::Access,
-        call: |_, _, r| {
-            set_u64(r, 0);
-            Ok(0)
+        cost: Cost::Call,
+        call: |cx, _, r| {
+            let json = cx
+                .http_headers
+                .as_ref()
+                .and_then(|h| serde_json::to_vec(h).ok());
+            let handle = json.as_ref().map_or(0, |j| cx.new_block(j));
+            set_u64(r, handle);
+            Ok(json.map_or(0, |j| j.len() as u64))
         },
     },
     log_fn!("log_trace", "trace"),
@@ -707,6 +835,74 @@ pub(crate) static FUNCTIONS: &[DataFunc] = &[
         },
     },
 ];
+
+/// `http_request(request, body)`: the request (Extism's `HttpRequest` as JSON) checked against
+/// the HTTP capability; an allowed one is left in `pending_http` for the instance to suspend
+/// the guest with. Both handles are freed, as Extism's runtime does.
+fn http_request(cx: &mut DataCtx, p: &[wasmi::Val], _: &mut [wasmi::Val]) -> Result<u64, Error> {
+    let (request_handle, body_handle) = (arg(p, 0), arg(p, 1));
+    let request = cx.handle_bytes("http_request", request_handle)?;
+    let body = if body_handle == 0 {
+        Vec::new()
+    } else {
+        cx.handle_bytes("http_request", body_handle)?
+    };
+    cx.free(request_handle);
+    cx.free(body_handle);
+    cx.http_status = 0;
+    cx.http_headers = None;
+    let refuse = |why: String| Error::host_failed(format!("extism:host/env http_request: {why}"));
+    let json: serde_json::Value = serde_json::from_slice(&request)
+        .map_err(|e| refuse(format!("the request is not JSON: {e}")))?;
+    let url = json
+        .get("url")
+        .and_then(|u| u.as_str())
+        .ok_or_else(|| refuse("the request has no url".to_owned()))?
+        .to_owned();
+    let method = match json.get("method") {
+        None | Some(serde_json::Value::Null) => "GET".to_owned(),
+        Some(serde_json::Value::String(m))
+            if !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphabetic()) =>
+        {
+            m.to_ascii_uppercase()
+        }
+        Some(other) => return Err(refuse(format!("bad method {other}"))),
+    };
+    let mut headers = BTreeMap::new();
+    if let Some(h) = json.get("headers").filter(|h| !h.is_null()) {
+        let map = h
+            .as_object()
+            .ok_or_else(|| refuse("headers must be an object".to_owned()))?;
+        for (k, v) in map {
+            let v = v
+                .as_str()
+                .ok_or_else(|| refuse(format!("header {k:?} is not a string")))?;
+            headers.insert(k.clone(), v.to_owned());
+        }
+    }
+    let host = url_host(&url).map_err(refuse)?;
+    match cx.http_grant() {
+        Some(grant) if grant.allows(&host) => {}
+        Some(_) => {
+            return Err(refuse(format!(
+                "HTTP request to {url:?} is not allowed (host {host:?} is not in allowed_hosts)"
+            )));
+        }
+        None => {
+            return Err(refuse(format!(
+                "HTTP request to {url:?} is not allowed (no HTTP capability is granted)"
+            )));
+        }
+    }
+    let moved = (request.len() + body.len()) as u64;
+    cx.pending_http = Some(HttpRequest {
+        url,
+        method,
+        headers,
+        body,
+    });
+    Ok(moved)
+}
 
 /// The data function called `name`, if there is one.
 pub(crate) fn function(name: &str) -> Option<&'static DataFunc> {
@@ -741,11 +937,18 @@ pub(crate) fn define<T: DataView>(
                     }
                 }
                 pay(&mut caller, cost)?;
-                let moved = {
+                let (moved, suspend) = {
                     let (cx, _) = caller.data_mut().data_view();
-                    (func.call)(cx, params, results).map_err(|e| wasmi::Error::host(DataStop(e)))?
+                    let moved = (func.call)(cx, params, results)
+                        .map_err(|e| wasmi::Error::host(DataStop(e)))?;
+                    (moved, cx.pending_http.is_some())
                 };
-                pay(&mut caller, moved.div_ceil(64))
+                pay(&mut caller, moved.div_ceil(64))?;
+                if suspend {
+                    // The embedder answers; the instance resumes the guest with the handle.
+                    return Err(wasmi::Error::host(HttpPending));
+                }
+                Ok(())
             },
         )
         .map_err(|e| Error::invalid_argument(format!("cannot link {}: {e}", func.name)))?;

@@ -74,8 +74,8 @@ pub mod bindings;
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
-pub use capability::{CapabilityId, Grant, Grants, HostCall};
-pub use data::{DataConfig, LogLine};
+pub use capability::{CapabilityId, Grant, Grants, HostCall, HttpRequest, HttpResponse};
+pub use data::{DataConfig, HttpGrant, LogLine};
 pub use error::{Details, Error, ErrorCode, TrapCode};
 pub use instance::driver::{Hooks, HostFn, StdinFeed, drive, drive_data};
 pub use instance::{CallOptions, Instance, InstanceState, Outcome, Step};

@@ -17,8 +17,8 @@ use js_sys::{Array, Number, Object, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::capability::{CapabilityId, Grants};
-use crate::data::{DataConfig, LogLine};
+use crate::capability::{CapabilityId, Grants, HttpResponse};
+use crate::data::{DataConfig, HttpGrant, LogLine};
 use crate::error::Error;
 use crate::instance::{CallOptions, Outcome, Step};
 use crate::limits::{Limits, ModuleLimits};
@@ -516,6 +516,18 @@ pub(crate) fn step_to_js(step: &Step, wait: Option<WasiWait>) -> Result<JsValue,
             set(&record, "capability", &JsValue::from(call.capability.0));
             set(&record, "import", &JsValue::from_str(&call.import));
             set(&record, "args", &values_to_js(&call.args));
+            if let Some(http) = &call.http {
+                let request = Object::new();
+                set(&request, "url", &JsValue::from_str(&http.url));
+                set(&request, "method", &JsValue::from_str(&http.method));
+                let headers = Object::new();
+                for (k, v) in &http.headers {
+                    set(&headers, k, &JsValue::from_str(v));
+                }
+                set(&request, "headers", &headers);
+                set(&request, "body", &Uint8Array::from(http.body.as_slice()));
+                set(&record, "http", &request);
+            }
         }
     }
     Ok(record.into())
@@ -668,9 +680,48 @@ fn strings_from_js(value: &JsValue, what: &str) -> Result<Vec<String>, Error> {
 
 /// The environment, in order: `[[key, value], ...]`, or a plain object (in its own
 /// property order, which puts integer-like keys first).
-/// A [`DataConfig`] from `{config, maxVarBytes}`, both optional.
+/// An [`HttpGrant`] from `{capability, allowedHosts, maxResponseBytes?}`.
+fn http_grant_from_js(value: &JsValue, what: &str) -> Result<HttpGrant, Error> {
+    const FIELDS: &[&str] = &["capability", "allowedHosts", "maxResponseBytes"];
+    let mut grant = HttpGrant::new(CapabilityId(0), Vec::new());
+    let mut capability = None;
+    for (name, field) in entries(value, what)? {
+        let item = format!("{what}.{name}");
+        match name.as_str() {
+            "capability" => capability = Some(CapabilityId(u32_from_js(&field, &item)?)),
+            "allowedHosts" => grant.allowed_hosts = strings_from_js(&field, &item)?,
+            "maxResponseBytes" => grant.max_response_bytes = safe_u64_from_js(&field, &item)?,
+            _ => return Err(unknown_field(what, &name, FIELDS)),
+        }
+    }
+    grant.capability = capability
+        .ok_or_else(|| Error::invalid_argument(format!("{what}.capability is required")))?;
+    Ok(grant)
+}
+
+/// An [`HttpResponse`] from `{status, headers?, body?}`.
+pub(crate) fn http_response_from_js(value: &JsValue) -> Result<HttpResponse, Error> {
+    const FIELDS: &[&str] = &["status", "headers", "body"];
+    let mut response = HttpResponse::default();
+    for (name, field) in entries(value, "http response")? {
+        let what = format!("response.{name}");
+        match name.as_str() {
+            "status" => {
+                let status = u32_from_js(&field, &what)?;
+                response.status = u16::try_from(status)
+                    .map_err(|_| Error::invalid_argument(format!("{what} must be < 65536")))?;
+            }
+            "headers" => response.headers = env_from_js(&field, &what)?.into_iter().collect(),
+            "body" => response.body = bytes_from_js(&field, &what)?,
+            _ => return Err(unknown_field("http response", &name, FIELDS)),
+        }
+    }
+    Ok(response)
+}
+
+/// A [`DataConfig`] from `{config, maxVarBytes, http}`, all optional.
 pub(crate) fn data_config_from_js(value: &JsValue) -> Result<DataConfig, Error> {
-    const FIELDS: &[&str] = &["config", "maxVarBytes"];
+    const FIELDS: &[&str] = &["config", "maxVarBytes", "http"];
     let mut data = DataConfig::default();
     if value.is_undefined() || value.is_null() {
         return Ok(data);
@@ -680,6 +731,8 @@ pub(crate) fn data_config_from_js(value: &JsValue) -> Result<DataConfig, Error> 
         match name.as_str() {
             "config" => data.config = env_from_js(&field, &what)?.into_iter().collect(),
             "maxVarBytes" => data.max_var_bytes = safe_u64_from_js(&field, &what)?,
+            "http" if field.is_null() => data.http = None,
+            "http" => data.http = Some(http_grant_from_js(&field, &what)?),
             _ => return Err(unknown_field("data config", &name, FIELDS)),
         }
     }

@@ -133,7 +133,22 @@ export type CoreWasiWait = { kind: "sleep"; durationMs: number } | { kind: "stdi
 export type CoreStep =
   | { status: "finished"; results: CoreValue[]; exitCode?: number; metrics: CoreMetrics; output?: Uint8Array }
   | { status: "yield"; wait?: CoreWasiWait }
-  | { status: "host"; capability: number; import: string; args: CoreValue[] };
+  | { status: "host"; capability: number; import: string; args: CoreValue[]; http?: CoreHttpRequest };
+
+/** A data guest's HTTP request to an allowed host: answer with `resumeHttp`. */
+export interface CoreHttpRequest {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  body: Uint8Array;
+}
+
+/** The answer to a `CoreHttpRequest`. */
+export interface CoreHttpResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body?: Uint8Array;
+}
 
 /**
  * A preopen's initial tree: relative path to contents (a string is stored as UTF-8);
@@ -175,6 +190,8 @@ export interface CoreWasiConfig {
 export interface CoreDataConfig {
   config?: Record<string, string>;
   maxVarBytes?: number | bigint;
+  /** HTTP from the guest, only to these hosts (`*` wildcards); answered by `capability`. */
+  http?: { capability: number; allowedHosts: string[]; maxResponseBytes?: number | bigint } | null;
 }
 
 /** A data guest's log message. */
@@ -385,6 +402,24 @@ impl Core {
     ) -> Result<JsValue, JsValue> {
         self.start_data_impl(&instance_id, &export, &input, &options)
             .map_err(throw)
+    }
+
+    /// `resumeHttp(instanceId, response)`: answers a `host` step with `http` (a data guest's
+    /// request) with `{status, headers?, body?}` and continues the call.
+    ///
+    /// Throws `INVALID_ARGUMENT` if the call is not waiting for an HTTP response (nothing
+    /// changes) or the response is malformed; `HOST_ERROR` for a body over the capability's
+    /// `maxResponseBytes`; or the error the next step ended in.
+    #[wasm_bindgen(js_name = resumeHttp, unchecked_return_type = "CoreStep")]
+    pub fn resume_http(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "CoreHttpResponse")] response: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let response = convert::http_response_from_js(&response).map_err(throw)?;
+        let entry = self.instance_mut(&instance_id).map_err(throw)?;
+        let result = entry.instance.resume_http(response);
+        entry.step(result).map_err(throw)
     }
 
     /// `takeLogs(instanceId)`: the log messages of the latest data call, taken.

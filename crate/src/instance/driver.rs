@@ -6,7 +6,7 @@
 
 use core::time::Duration;
 
-use crate::capability::HostCall;
+use crate::capability::{HostCall, HttpRequest, HttpResponse};
 use crate::error::Error;
 use crate::memory::GuestMemory;
 use crate::value::Value;
@@ -28,6 +28,20 @@ pub trait Hooks {
         call: &HostCall,
         memory: &mut GuestMemory<'_>,
     ) -> Result<Vec<Value>, Error>;
+
+    /// Answers a data guest's HTTP request to a host its HTTP capability allows
+    /// ([`DataConfig::http`](crate::DataConfig::http)). The default refuses: a native
+    /// embedder that grants HTTP brings its own client.
+    ///
+    /// # Errors
+    ///
+    /// The error to end the call with.
+    fn http(&mut self, request: &HttpRequest) -> Result<HttpResponse, Error> {
+        Err(Error::host_failed(format!(
+            "no HTTP client answers {} {}",
+            request.method, request.url
+        )))
+    }
 
     /// Whether [`Hooks::output`] wants the output after every step. When `false` (the
     /// default) the output stays in the instance ([`Instance::take_output`]).
@@ -175,6 +189,13 @@ fn drive_from<H: Hooks + ?Sized>(
                 }
                 instance.resume()
             }
+            Step::HostCall(HostCall {
+                http: Some(request),
+                ..
+            }) => match hooks.http(&request) {
+                Ok(response) => instance.resume_http(response),
+                Err(error) => return Err(instance.fail_host(error)),
+            },
             Step::HostCall(call) => {
                 let answer = match instance.memory() {
                     Some(mut memory) => hooks.host_call(&call, &mut memory),

@@ -26,8 +26,8 @@ use wasmi::{Linker, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel
 use web_time::Instant;
 
 use crate::audit::{AuditEvent, Record, Recorder, values_digest};
-use crate::capability::{Grants, HostCall};
-use crate::data::{self, DataConfig, DataCtx, DataView, LogLine};
+use crate::capability::{Grants, HostCall, HttpResponse};
+use crate::data::{self, DataConfig, DataCtx, DataView, HttpPending, LogLine};
 use crate::error::{Error, ErrorCode};
 use crate::fuel::FuelLedger;
 use crate::integrity::Digest;
@@ -122,6 +122,10 @@ enum Pending {
     Host {
         handle: ResumableCallHostTrap,
         link: usize,
+    },
+    /// A data guest's `http_request` waits for [`Instance::resume_http`].
+    Http {
+        handle: ResumableCallHostTrap,
     },
     /// A WASI function suspended the guest.
     Wasi {
@@ -477,7 +481,9 @@ impl Instance {
         let handle = match self.take_pending(is_yield, "a yield")? {
             Pending::Fuel(h) => h,
             Pending::Wasi { handle, wait } => return self.resume_wasi(handle, wait),
-            Pending::Host { .. } => return Err(self.internal("pending kind changed")),
+            Pending::Host { .. } | Pending::Http { .. } => {
+                return Err(self.internal("pending kind changed"));
+            }
         };
         self.check_deadline()?;
         let remaining = self.fuel_remaining();
@@ -532,6 +538,35 @@ impl Instance {
         self.handle(result)
     }
 
+    /// Answers a [`Step::HostCall`] whose `http` is a data guest's request with the response,
+    /// and continues the call: the guest's `http_request` returns a block with the body.
+    ///
+    /// # Errors
+    ///
+    /// `INVALID_ARGUMENT` if the call is not waiting for an HTTP response (state unchanged);
+    /// `HOST_ERROR` if the body is over the capability's `max_response_bytes` or does not fit
+    /// the data memory (the call ends); `TIMEOUT`; or any error the next step ends in.
+    pub fn resume_http(&mut self, response: HttpResponse) -> Result<Step, Error> {
+        let handle =
+            match self.take_pending(|p| matches!(p, Pending::Http { .. }), "an HTTP response")? {
+                Pending::Http { handle } => handle,
+                _ => return Err(self.internal("pending kind changed")),
+            };
+        let block = match self.store.data_mut().data.answer_http(response) {
+            Ok(block) => block,
+            Err(e) => {
+                let capability = self.store.data().data.http_grant().map(|g| g.capability.0);
+                return Err(self.end(e.with(|d| d.capability = capability)));
+            }
+        };
+        self.check_deadline()?;
+        let inputs = [wasmi::Val::I64(block as i64)];
+        let mut outputs = self.take_outputs();
+        let result = handle.resume(&mut self.store, &inputs, &mut outputs);
+        self.put_outputs(outputs);
+        self.handle(result)
+    }
+
     /// Ends a call waiting at [`Step::HostCall`] with `error` (for example `HOST_ERROR` from
     /// [`Error::host_failed`], or the `TRAP` of an out-of-bounds guest pointer). Returns the
     /// error, with the call's metrics attached; the instance is poisoned.
@@ -540,6 +575,9 @@ impl Instance {
     pub fn fail_host(&mut self, error: Error) -> Error {
         let capability = match self.call.as_ref().and_then(|c| c.pending.as_ref()) {
             Some(Pending::Host { link, .. }) => self.links.get(*link).map(|l| l.capability.0),
+            Some(Pending::Http { .. }) => {
+                self.store.data().data.http_grant().map(|g| g.capability.0)
+            }
             _ => {
                 return Error::invalid_argument(
                     "the running call is not waiting for a host answer, so it cannot fail",
@@ -594,6 +632,7 @@ impl Instance {
     pub fn pending_host_results(&self) -> Option<&[ValueType]> {
         match self.call.as_ref()?.pending.as_ref()? {
             Pending::Host { link, .. } => self.links.get(*link).map(|l| &l.signature.results[..]),
+            Pending::Http { .. } => Some(&[ValueType::I64]),
             _ => None,
         }
     }
@@ -1029,6 +1068,7 @@ impl Instance {
                         import: l.import.clone(),
                         results: l.signature.results.clone(),
                         args,
+                        http: None,
                     };
                     if let Some(active) = self.call.as_mut() {
                         active.host_calls += 1;
@@ -1040,6 +1080,29 @@ impl Instance {
                         active.pending = Some(Pending::Host { handle, link });
                     }
                     return Ok(Step::HostCall(call));
+                }
+                if handle.host_error().downcast_ref::<HttpPending>().is_some() {
+                    let data = &mut self.store.data_mut().data;
+                    let (Some(request), Some(capability)) = (
+                        data.take_pending_http(),
+                        data.http_grant().map(|g| g.capability),
+                    ) else {
+                        return Err(self.end(self.internal("an http suspension without a request")));
+                    };
+                    if let Some(active) = self.call.as_mut() {
+                        active.host_calls += 1;
+                    }
+                    self.check_deadline()?;
+                    if let Some(active) = self.call.as_mut() {
+                        active.pending = Some(Pending::Http { handle });
+                    }
+                    return Ok(Step::HostCall(HostCall {
+                        capability,
+                        import: format!("{}.http_request", data::DATA_MODULE),
+                        args: Vec::new(),
+                        results: vec![ValueType::I64],
+                        http: Some(request),
+                    }));
                 }
                 if let Some(suspend) = handle.host_error().downcast_ref::<WasiSuspend>().copied() {
                     self.check_deadline()?;

@@ -131,3 +131,110 @@ fn c_guest_uses_the_same_abi() {
         assert_eq!(e.code(), ErrorCode::Trap, "{export}: {e}");
     }
 }
+
+/// Hooks that answer HTTP with a canned response and record what they were asked.
+struct FakeHttp {
+    asked: Vec<nestbox::HttpRequest>,
+    body: Vec<u8>,
+}
+
+impl nestbox::Hooks for FakeHttp {
+    fn host_call(
+        &mut self,
+        call: &nestbox::HostCall,
+        _: &mut nestbox::GuestMemory<'_>,
+    ) -> Result<Vec<nestbox::Value>, Error> {
+        panic!("no capability but HTTP, yet {} was called", call.import)
+    }
+
+    fn http(&mut self, request: &nestbox::HttpRequest) -> Result<nestbox::HttpResponse, Error> {
+        self.asked.push(request.clone());
+        Ok(nestbox::HttpResponse {
+            status: 201,
+            headers: BTreeMap::from([("x-test".to_owned(), "1".to_owned())]),
+            body: self.body.clone(),
+        })
+    }
+}
+
+fn http_instance(allowed: &[&str], max_response_bytes: u64) -> (Sandbox, Instance) {
+    let mut grant = nestbox::HttpGrant::new(
+        nestbox::CapabilityId(9),
+        allowed.iter().map(|h| (*h).to_owned()).collect(),
+    );
+    grant.max_response_bytes = max_response_bytes;
+    let data = DataConfig {
+        http: Some(grant),
+        ..DataConfig::default()
+    };
+    instance(PLUGIN, &data)
+}
+
+fn http_get(instance: &mut Instance, hooks: &mut FakeHttp, url: &str) -> Result<String, Error> {
+    let outcome = drive_data(
+        instance,
+        "http_get",
+        url.as_bytes(),
+        &CallOptions::default(),
+        hooks,
+    )?;
+    Ok(String::from_utf8(outcome.output.expect("output")).expect("utf-8"))
+}
+
+#[test]
+fn http_goes_through_the_capability_to_allowed_hosts_only() {
+    let (_s, mut i) = http_instance(&["example.com", "*.example.org"], 1 << 20);
+    let mut hooks = FakeHttp {
+        asked: Vec::new(),
+        body: b"hello from the host".to_vec(),
+    };
+    assert_eq!(
+        http_get(&mut i, &mut hooks, "https://example.com/a?b").expect("allowed"),
+        "201 hello from the host"
+    );
+    assert_eq!(
+        http_get(&mut i, &mut hooks, "http://API.example.org:8080/x").expect("wildcard, port"),
+        "201 hello from the host"
+    );
+    assert_eq!(hooks.asked.len(), 2);
+    assert_eq!(hooks.asked[0].url, "https://example.com/a?b");
+    assert_eq!(hooks.asked[0].method, "GET");
+    for url in [
+        "https://evil.com/",
+        "https://example.com.evil.com/",
+        "https://example.org/",
+        "https://user@example.com/",
+        "ftp://example.com/",
+        "example.com",
+    ] {
+        let e = http_get(&mut i, &mut hooks, url).expect_err(url);
+        assert_eq!(e.code(), ErrorCode::HostError, "{url}: {e}");
+        assert!(e.message().contains("http_request"), "{url}: {e}");
+        let (_s, fresh) = http_instance(&["example.com", "*.example.org"], 1 << 20);
+        i = fresh;
+    }
+    assert_eq!(
+        hooks.asked.len(),
+        2,
+        "refused requests never reach the embedder"
+    );
+}
+
+#[test]
+fn http_responses_are_bounded_and_hook_errors_end_the_call() {
+    let (_s, mut i) = http_instance(&["*"], 4);
+    let mut hooks = FakeHttp {
+        asked: Vec::new(),
+        body: b"12345".to_vec(),
+    };
+    let e = http_get(&mut i, &mut hooks, "https://any.where/").expect_err("too big");
+    assert_eq!(e.code(), ErrorCode::HostError, "{e}");
+    assert!(e.message().contains("max_response_bytes"), "{e}");
+    assert_eq!(e.details().capability, Some(9));
+
+    // The default hooks have no HTTP client: HOST_ERROR, capability named.
+    let (_s, mut i) = http_instance(&["*"], 1 << 20);
+    let e = call(&mut i, "http_get", b"https://any.where/").expect_err("no client");
+    assert_eq!(e.code(), ErrorCode::HostError, "{e}");
+    assert_eq!(e.details().capability, Some(9));
+}
