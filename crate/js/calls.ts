@@ -9,7 +9,16 @@
  * @module
  */
 
-import type { CoreDataConfig, CoreGrant, CoreLogLine, CoreMetrics, CoreValue, CoreWasiFiles } from './nestbox.js';
+import type {
+  CoreDataConfig,
+  CoreGrant,
+  CoreHttpRequest,
+  CoreHttpResponse,
+  CoreLogLine,
+  CoreMetrics,
+  CoreValue,
+  CoreWasiFiles,
+} from './nestbox.js';
 import type { CapabilityTable, Link } from './capability.js';
 import { invalidArgument, SandboxError, withDenials, type AnySandboxError } from './errors.js';
 import { MAX_TIMER_MS } from './host.js';
@@ -19,6 +28,7 @@ import type {
   CallResult,
   DataCallResult,
   DataInput,
+  HttpOptions,
   ImportsObject,
   LogLine,
   Metrics,
@@ -43,7 +53,7 @@ export function ownModule<S extends { readonly dropped: boolean }>(
 /** The `imports` of checked instantiate options. */
 export function instantiateImports(options: unknown): unknown {
   if (typeof options !== 'object' || options === null) throw invalidArgument('instantiate options must be an object');
-  onlyFields(options as Record<string, unknown>, ['imports', 'config', 'maxVarBytes'], 'instantiate options');
+  onlyFields(options as Record<string, unknown>, ['imports', 'config', 'maxVarBytes', 'http'], 'instantiate options');
   return (options as { imports?: ImportsObject }).imports;
 }
 
@@ -52,12 +62,116 @@ export function instantiateImports(options: unknown): unknown {
  * `undefined` when neither is given (the core checks their types).
  */
 export function instantiateData(options: unknown): CoreDataConfig | undefined {
-  const { config, maxVarBytes } = options as { config?: unknown; maxVarBytes?: unknown };
-  if (config === undefined && maxVarBytes === undefined) return undefined;
+  const { config, maxVarBytes, http } = options as { config?: unknown; maxVarBytes?: unknown; http?: unknown };
+  if (config === undefined && maxVarBytes === undefined && http === undefined) return undefined;
   const data: CoreDataConfig = {};
   if (config !== undefined) data.config = config as Record<string, string>;
   if (maxVarBytes !== undefined) data.maxVarBytes = maxVarBytes as number;
+  const handler = httpHandlerOf(options);
+  if (handler !== undefined) {
+    data.http = {
+      capability: HTTP_CAPABILITY,
+      allowedHosts: handler.allowedHosts,
+      maxResponseBytes: handler.maxResponseBytes,
+    };
+  }
   return data;
+}
+
+/** The capability id the core names a data guest's HTTP requests with (never a table id). */
+export const HTTP_CAPABILITY = 0xffff_ffff;
+
+/** This side of a data guest's HTTP capability. */
+export interface HttpHandler {
+  readonly allowedHosts: string[];
+  readonly maxResponseBytes: number;
+  readonly fetch: (url: string, init: RequestInit) => Promise<Response>;
+}
+
+/** The checked `http` of instantiate options, if any. */
+export function httpHandlerOf(options: unknown): HttpHandler | undefined {
+  const { http } = options as { http?: unknown };
+  if (http === undefined) return undefined;
+  if (typeof http !== 'object' || http === null)
+    throw invalidArgument('http must be { allowedHosts, maxResponseBytes?, fetch? }');
+  onlyFields(http as Record<string, unknown>, ['allowedHosts', 'maxResponseBytes', 'fetch'], 'http');
+  const o = http as HttpOptions;
+  if (!Array.isArray(o.allowedHosts) || !o.allowedHosts.every((h) => typeof h === 'string')) {
+    throw invalidArgument('http.allowedHosts must be an array of host names');
+  }
+  const maxResponseBytes = o.maxResponseBytes ?? 50 << 20;
+  if (!Number.isSafeInteger(maxResponseBytes) || maxResponseBytes < 0) {
+    throw invalidArgument('http.maxResponseBytes must be a non-negative integer');
+  }
+  if (o.fetch !== undefined && typeof o.fetch !== 'function') throw invalidArgument('http.fetch must be a function');
+  const fetcher = o.fetch ?? ((url: string, init: RequestInit) => globalThis.fetch(url, init));
+  return { allowedHosts: [...o.allowedHosts], maxResponseBytes, fetch: fetcher };
+}
+
+/**
+ * Runs a data guest's HTTP request (the core checked its host against `allowedHosts`):
+ * redirects are refused (they could leave the allowed hosts), the body is read up to
+ * `maxResponseBytes` (`HOST_ERROR` beyond), racing the call's deadline and cancellation.
+ */
+export async function runHttp(
+  handler: HttpHandler,
+  request: CoreHttpRequest,
+  signal: AbortSignal,
+  deadline: number,
+  timeoutMs: number,
+): Promise<{ kind: 'http'; response: CoreHttpResponse } | { kind: 'fail'; error: AnySandboxError }> {
+  const timer = new AbortController();
+  const stop = setTimeout(
+    () =>
+      timer.abort(
+        new SandboxError('TIMEOUT', `call exceeded its ${timeoutMs} ms limit during an HTTP request`, {
+          limit: timeoutMs,
+        }),
+      ),
+    Math.min(Math.max(0, deadline - performance.now()), MAX_TIMER_MS),
+  );
+  const both = AbortSignal.any([signal, timer.signal]);
+  try {
+    const init: RequestInit = { method: request.method, headers: request.headers, redirect: 'error', signal: both };
+    if (request.body.length > 0) init.body = request.body.slice();
+    const response = await handler.fetch(request.url, init);
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    const reader = response.body?.getReader();
+    for (;;) {
+      const next = reader === undefined ? { done: true as const, value: undefined } : await reader.read();
+      if (next.done) break;
+      total += next.value.length;
+      if (total > handler.maxResponseBytes) {
+        await reader?.cancel();
+        const error = new SandboxError(
+          'HOST_ERROR',
+          `the HTTP response to ${request.method} ${request.url} is over maxResponseBytes (${handler.maxResponseBytes})`,
+          { limit: handler.maxResponseBytes },
+        );
+        return { kind: 'fail', error };
+      }
+      chunks.push(next.value);
+    }
+    const body = new Uint8Array(total);
+    let at = 0;
+    for (const c of chunks) (body.set(c, at), (at += c.length));
+    const headers: Record<string, string> = {};
+    response.headers.forEach((value, key) => (headers[key] = value));
+    return { kind: 'http', response: { status: response.status, headers, body } };
+  } catch (thrown) {
+    if (both.aborted && both.reason instanceof SandboxError)
+      return { kind: 'fail', error: both.reason as AnySandboxError };
+    const error = new SandboxError(
+      'HOST_ERROR',
+      `the HTTP request ${request.method} ${request.url} failed: ${String(thrown)}`,
+      { cause: String(thrown) },
+      { cause: thrown },
+    );
+    return { kind: 'fail', error };
+  } finally {
+    clearTimeout(stop);
+  }
 }
 
 /** Whether the second argument of `call` is a data call's input (anything but an array or `undefined`). */

@@ -16,7 +16,15 @@
  * @module
  */
 
-import type { Core, CoreCallOptions, CoreHostFailureCode, CoreLogLine, CoreStep, CoreValue } from './nestbox.js';
+import type {
+  Core,
+  CoreCallOptions,
+  CoreHostFailureCode,
+  CoreHttpResponse,
+  CoreLogLine,
+  CoreStep,
+  CoreValue,
+} from './nestbox.js';
 import { HOST_FAILURE_CODES } from './constants.js';
 import { record, type ErrorRecord } from './errors.js';
 import { MAX_TIMER_MS } from './host.js';
@@ -30,6 +38,8 @@ export type HostStep = Extract<CoreStep, { status: 'host' }>;
 /** How the host answered a `host` step. */
 export type HostOutcome =
   | { kind: 'results'; results: CoreValue[] }
+  /** The response to a data guest's HTTP request (`step.http`). */
+  | { kind: 'http'; response: CoreHttpResponse }
   /** End the guest call with this error (its code is kept; the core adds the metrics). */
   | { kind: 'fail'; error: ErrorRecord }
   /** The caller cancelled while the host function ran. */
@@ -232,7 +242,20 @@ async function driveSteps(
         const outcome = await control.host(step);
         if (outcome.kind === 'fail') throw failHost(core, instanceId, outcome.error);
         if (outcome.kind === 'cancel' || control.cancelled()) throw cancelRecord(core, instanceId);
-        step = advance(() => core.resumeHost(instanceId, outcome.results));
+        if (outcome.kind === 'http') {
+          if (step.http === undefined) {
+            throw failHost(core, instanceId, record('HOST_ERROR', 'internal: an HTTP answer to a host call'));
+          }
+          const { response } = outcome;
+          step = advance(() => core.resumeHttp(instanceId, response));
+        } else {
+          if (step.http !== undefined) {
+            // Fail closed: an HTTP request is only ever answered with a response.
+            throw failHost(core, instanceId, record('HOST_ERROR', 'an HTTP request was answered with results'));
+          }
+          const { results } = outcome;
+          step = advance(() => core.resumeHost(instanceId, results));
+        }
         break;
       }
       default: {

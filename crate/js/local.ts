@@ -29,6 +29,8 @@ import {
   callResult,
   checkedCall,
   dataResult,
+  HTTP_CAPABILITY,
+  httpHandlerOf,
   instantiateData,
   instantiateImports,
   isReactor,
@@ -37,8 +39,10 @@ import {
   linkImports,
   ownModule,
   readStdin,
+  runHttp,
   runWasiWith,
   type FinishedCall,
+  type HttpHandler,
   type WasiCall,
 } from './calls.js';
 import {
@@ -223,6 +227,8 @@ interface LocalInstanceState {
   dropped: boolean;
   /** A persistent WASI instance (`instantiateWasi`): where its output streams. */
   wasi?: WasiPlan;
+  /** A data guest's HTTP capability (`instantiate`'s `http`). */
+  http?: HttpHandler;
 }
 
 const localModules = new WeakMap<LocalModule, LocalModuleState>();
@@ -403,6 +409,7 @@ export class LocalSandbox extends Resource {
       (s) => s.sandbox === this,
     );
     const imports = instantiateImports(options);
+    const http = httpHandlerOf(options);
     const linked = linkImports(state.table, imports, true, (error) => refusedGrant(state, error));
     let instanceId: number;
     try {
@@ -417,7 +424,14 @@ export class LocalSandbox extends Resource {
       flushAudit(state);
     }
     const instance = new LocalInstance(module);
-    localInstances.set(instance, { sandbox: this, instanceId, links: linked.links, busy: false, dropped: false });
+    localInstances.set(instance, {
+      sandbox: this,
+      instanceId,
+      links: linked.links,
+      busy: false,
+      dropped: false,
+      ...(http === undefined ? {} : { http }),
+    });
     return instance;
   }
 
@@ -738,6 +752,27 @@ async function localCall(
         ...(control === undefined ? {} : { wasi: control }),
         cancelled: () => abort.signal.aborted,
         host: async (step): Promise<HostOutcome> => {
+          if (step.http !== undefined) {
+            if (state.http === undefined || step.capability !== HTTP_CAPABILITY) {
+              const error = new SandboxError(
+                'CAPABILITY_REVOKED',
+                'HTTP request for an instance without HTTP: refused',
+                {
+                  forged: true,
+                },
+              );
+              deny();
+              fatal = error;
+              abort.abort(error);
+              return { kind: 'fail', error: recordOf(error) };
+            }
+            const outcome = await runHttp(state.http, step.http, abort.signal, deadline, timeoutMs);
+            if (outcome.kind === 'http') return abort.signal.aborted ? { kind: 'cancel' } : outcome;
+            if (abort.signal.aborted && outcome.error.code !== 'TIMEOUT') return { kind: 'cancel' };
+            fatal = outcome.error;
+            abort.abort(outcome.error);
+            return { kind: 'fail', error: recordOf(outcome.error) };
+          }
           const verdict = await dispatchHost(step, {
             links: state.links,
             deny,

@@ -25,6 +25,8 @@ import type {
   CoreCallOptions,
   CoreDataConfig,
   CoreGrant,
+  CoreHttpRequest,
+  CoreHttpResponse,
   CoreLogLine,
   CoreLimits,
   CoreMetrics,
@@ -116,7 +118,8 @@ export interface ReplyMap {
 }
 
 /** The page's answer to a `host` request. */
-export type HostAnswer = { ok: true; results: CoreValue[] } | { ok: false; error: ErrorRecord };
+export type HostAnswer =
+  { ok: true; results: CoreValue[]; http?: CoreHttpResponse } | { ok: false; error: ErrorRecord };
 
 /** The page's answer to a `stdin` request: the next chunk (non-empty unless `eof`), or why there is none. */
 export type StdinAnswer = { ok: true; bytes: Uint8Array; eof: boolean } | { ok: false; error: ErrorRecord };
@@ -159,6 +162,8 @@ export interface HostRequest {
   /** The import the guest called, `module.name`. */
   import: string;
   args: CoreValue[];
+  /** A data guest's HTTP request (to a host the core allowed): answered with `http`. */
+  http?: CoreHttpRequest;
 }
 
 /** A WASI guest waits for the next chunk of its async stdin. */
@@ -218,6 +223,17 @@ function isId(value: unknown): value is number {
 
 function isValueArray(value: unknown): value is CoreValue[] {
   return Array.isArray(value) && value.every((v) => typeof v === 'number' || typeof v === 'bigint');
+}
+
+function isHttpRequest(value: unknown): value is CoreHttpRequest {
+  return (
+    isDict(value) &&
+    typeof value['url'] === 'string' &&
+    typeof value['method'] === 'string' &&
+    isDict(value['headers']) &&
+    Object.values(value['headers']).every((v) => typeof v === 'string') &&
+    value['body'] instanceof Uint8Array
+  );
 }
 
 function isLogLines(value: unknown): value is CoreLogLine[] {
@@ -357,7 +373,10 @@ export function readFromWorker(data: unknown): FromWorker | string {
       if (![id, sandboxId, callId, instanceId, capability].every(isId)) return 'host request with a malformed id';
       if (typeof data['import'] !== 'string') return 'host request without an import name';
       if (!isValueArray(args)) return 'host request with malformed arguments';
+      const http = data['http'];
+      if (http !== undefined && !isHttpRequest(http)) return 'host request with a malformed http request';
       return {
+        ...(http === undefined ? {} : { http }),
         v: PROTOCOL_VERSION,
         type: 'host',
         id: id as number,

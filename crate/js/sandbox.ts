@@ -21,6 +21,8 @@ import {
   callResult,
   checkedCall,
   dataResult,
+  HTTP_CAPABILITY,
+  httpHandlerOf,
   instantiateData,
   instantiateImports,
   isReactor,
@@ -29,8 +31,10 @@ import {
   linkImports,
   ownModule,
   readStdin,
+  runHttp,
   runWasiWith,
   type FinishedCall,
+  type HttpHandler,
   type WasiCall,
 } from './calls.js';
 import { disposedError, Resource } from './resource.js';
@@ -252,6 +256,8 @@ interface InstanceState {
   dropped: boolean;
   /** A persistent WASI instance (`instantiateWasi`): where its output streams. */
   wasi?: WasiPlan;
+  /** A data guest's HTTP capability (`instantiate`'s `http`). */
+  http?: HttpHandler;
 }
 
 /** One call in flight, as the page tracks it. */
@@ -439,6 +445,36 @@ export class Session implements ConnectionClient {
         },
       );
       this.connection.answerHost(this.sandboxId, request.id, { ok: false, error: recordOf(error) }, generation);
+      return;
+    }
+    if (request.http !== undefined) {
+      const handler = call.instance.http;
+      if (handler === undefined || request.capability !== HTTP_CAPABILITY) {
+        // The core only asks for HTTP on an instance granted it: forged. Fail closed.
+        this.deny(call);
+        const error = new SandboxError('CAPABILITY_REVOKED', 'HTTP request for an instance without HTTP: refused', {
+          forged: true,
+        });
+        call.fatal = error;
+        call.abort.abort(error);
+        this.connection.answerHost(this.sandboxId, request.id, { ok: false, error: recordOf(error) }, generation);
+        return;
+      }
+      const outcome = await runHttp(handler, request.http, call.abort.signal, call.deadline, call.timeoutMs);
+      if (call.abort.signal.aborted && outcome.kind !== 'fail') return;
+      if (outcome.kind === 'http') {
+        this.connection.answerHost(
+          this.sandboxId,
+          request.id,
+          { ok: true, results: [], http: outcome.response },
+          generation,
+        );
+        return;
+      }
+      if (call.abort.signal.aborted && !(outcome.error.code === 'TIMEOUT')) return;
+      call.fatal = outcome.error;
+      call.abort.abort(outcome.error);
+      this.connection.answerHost(this.sandboxId, request.id, { ok: false, error: recordOf(outcome.error) }, generation);
       return;
     }
     const access = this.access(call.instance);
@@ -676,6 +712,7 @@ export class Sandbox extends Resource {
     const moduleId = await session.moduleId(state);
     const generation = session.connection.generation;
     const data = instantiateData(options);
+    const http = httpHandlerOf(options);
     const { instanceId } = await session.send({
       type: 'instantiate',
       moduleId,
@@ -689,6 +726,7 @@ export class Sandbox extends Resource {
       links: linked.links,
       call: undefined,
       dropped: false,
+      ...(http === undefined ? {} : { http }),
     };
     return new SandboxInstance(instance, module);
   }

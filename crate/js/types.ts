@@ -144,6 +144,20 @@ export interface InstantiateOptions {
   config?: Readonly<Record<string, string>>;
   /** Bytes a data guest's variables may hold (default 1 MiB; 0 disables them). */
   maxVarBytes?: number;
+  /**
+   * HTTP from a data guest (Extism's `http_request`), only to `allowedHosts` (exact names or
+   * `*` wildcards, as Extism's manifest `allowed_hosts`); without it every request is
+   * `HOST_ERROR`. Requests go through `fetch` (default: the global one, redirects refused);
+   * the response body is at most `maxResponseBytes` (default 50 MiB, Extism's).
+   */
+  http?: HttpOptions;
+}
+
+/** The HTTP capability of a data guest (`InstantiateOptions.http`). */
+export interface HttpOptions {
+  allowedHosts: readonly string[];
+  maxResponseBytes?: number;
+  fetch?: (url: string, init: RequestInit) => Promise<Response>;
 }
 
 /** Bytes of a module, or where to fetch them. A `string` is a URL relative to the document. */

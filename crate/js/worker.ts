@@ -166,6 +166,7 @@ async function runCall(
         capability: step.capability,
         import: step.import,
         args: step.args,
+        ...(step.http === undefined ? {} : { http: step.http }),
       });
     });
   const wasi: WasiControl = {
@@ -236,7 +237,9 @@ function answerHost(id: number, answer: HostAnswer): void {
   const settle = hostWaits.get(id);
   // A reply to a host request that is over (cancelled meanwhile) has nobody to answer.
   if (settle === undefined) return;
-  settle(answer.ok ? { kind: 'results', results: answer.results } : { kind: 'fail', error: answer.error });
+  if (!answer.ok) settle({ kind: 'fail', error: answer.error });
+  else if (answer.http !== undefined) settle({ kind: 'http', response: answer.http });
+  else settle({ kind: 'results', results: answer.results });
 }
 
 function answerStdin(id: number, answer: StdinAnswer): void {

@@ -98,7 +98,16 @@ function check(report, where) {
   assert.match(report.guestError.message, /status 7/);
   assert.equal(report.afterGuestError, 'still here', 'a guest error leaves the instance usable');
   assert.equal(report.http?.code, 'HOST_ERROR');
-  assert.match(report.http.message, /not allowed/);
+  assert.match(report.http.message, /no HTTP capability is granted/);
+  assert.equal(report.httpReal, '200 {', `${where}: a real fetch to an allowed host`);
+  assert.equal(report.httpFake, '202 fake body');
+  assert.deepEqual(report.httpSeen.slice(0, 1), ['GET https://api.example.com/x error'], 'redirects refused');
+  assert.equal(report.httpOtherHost?.code, 'HOST_ERROR');
+  assert.match(report.httpOtherHost.message, /not allowed/);
+  assert.equal(report.httpTooBig?.code, 'HOST_ERROR', JSON.stringify(report.httpTooBig));
+  assert.match(report.httpTooBig.message, /maxResponseBytes/);
+  assert.equal(report.httpSeenAfter, 2, 'a refused host never reaches fetch');
+  assert.equal(report.httpBadOption?.code, 'INVALID_ARGUMENT');
   assert.equal(report.greet, 'bonjour, ada');
   assert.deepEqual(report.logs, [{ level: 'info', message: 'greeting ada' }]);
   assert.deepEqual(report.configVowels, { count: 3, total: 3, vowels: 'aeiouyAEIOUY' });

@@ -75,6 +75,31 @@ export async function dataSuite(make, guests) {
   report.numericStill = (await cg.call('add', [2, 3])).results;
   for (const instance of [p, configured, cg]) instance.dispose();
 
+  // HTTP only through the capability the instance was given, to its allowed hosts.
+  const here = `${location.origin}/fixtures/manifest.json`;
+  const real = await sb.instantiate(plugin, { http: { allowedHosts: [location.hostname] } });
+  report.httpReal = (await real.call('http_get', here)).text().slice(0, 5);
+  const seen = [];
+  const fakeFetch = async (url, init) => {
+    seen.push(`${init.method} ${url} ${init.redirect}`);
+    return new Response(url.includes('big') ? 'ten bytes!' : 'fake body', { status: 202 });
+  };
+  const fake = await sb.instantiate(plugin, {
+    http: { allowedHosts: ['*.example.com'], maxResponseBytes: 9, fetch: fakeFetch },
+  });
+  report.httpFake = (await fake.call('http_get', 'https://api.example.com/x')).text();
+  report.httpSeen = seen;
+  report.httpOtherHost = await codeOf(fake.call('http_get', 'https://example.org/'));
+  report.httpTooBig = await codeOf(
+    (await sb.instantiate(plugin, { http: { allowedHosts: ['*'], fetch: fakeFetch, maxResponseBytes: 9 } })).call(
+      'http_get',
+      'https://a.example.com/big',
+    ),
+  );
+  report.httpSeenAfter = seen.length;
+  report.httpBadOption = await codeOf(sb.instantiate(plugin, { http: { allowedHosts: 'x' } }));
+  real.dispose();
+
   // A WASI reactor kept alive (instantiateWasi): _initialize once, files and state persist,
   // stdout streams during each call, dispose ends it.
   const rm = await sb.load(guests.reactor.url, { integrity: guests.reactor.integrity });
