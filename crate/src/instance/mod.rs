@@ -1039,6 +1039,8 @@ impl Instance {
                 }
                 self.record_call("ok", &metrics, Some(&values_digest(&results).to_sri()));
                 self.call = None;
+                // Blocks a numeric call allocated are not kept between calls either.
+                self.store.data_mut().data.release();
                 Ok(Step::Finished(Outcome {
                     results,
                     exit_code: None,
