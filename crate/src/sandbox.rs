@@ -357,6 +357,16 @@ impl Sandbox {
         match &result {
             Ok(_) => {
                 self.audit.record(record);
+                if let Some(http) = &data.http {
+                    self.audit.record(
+                        Record::new(AuditEvent::Grant)
+                            .module(module.digest())
+                            .with("import", "extism:host/env.http_request")
+                            .with("capability", http.capability.0.to_string())
+                            .with("allowedHosts", http.allowed_hosts.join(" "))
+                            .with("maxResponseBytes", http.max_response_bytes.to_string()),
+                    );
+                }
                 for grant in grants.iter() {
                     self.audit.record(
                         Record::new(AuditEvent::Grant)

@@ -238,3 +238,15 @@ fn http_responses_are_bounded_and_hook_errors_end_the_call() {
     assert_eq!(e.code(), ErrorCode::HostError, "{e}");
     assert_eq!(e.details().capability, Some(9));
 }
+
+#[test]
+fn the_http_grant_is_in_the_audit_log() {
+    let (s, _i) = http_instance(&["example.com", "*.example.org"], 1 << 20);
+    let jsonl = s.audit_jsonl();
+    let grant = jsonl
+        .lines()
+        .find(|l| l.contains("http_request"))
+        .expect("a grant entry for http_request");
+    assert!(grant.contains(r#""event":"grant""#), "{grant}");
+    assert!(grant.contains("example.com *.example.org"), "{grant}");
+}
