@@ -367,9 +367,13 @@ impl DataCtx {
         }
     }
 
+    /// Exactly `len` bytes at `addr`, all inside one block.
     fn load(&self, func: &str, addr: u64, len: u64) -> Result<&[u8], Error> {
         let (start, from, to) = self.range(func, addr, len)?;
-        Ok(self.blocks.get(&start).map_or(&[][..], |b| &b[from..to]))
+        self.blocks
+            .get(&start)
+            .and_then(|b| b.get(from..to))
+            .ok_or_else(|| Error::invalid_argument(format!("internal: block {start:#x} vanished")))
     }
 
     fn store(&mut self, func: &str, addr: u64, bytes: &[u8]) -> Result<(), Error> {
@@ -496,10 +500,18 @@ fn set_u64(results: &mut [wasmi::Val], v: u64) {
     set(results, wasmi::Val::I64(v as i64));
 }
 
+/// The little-endian u64 of 8 bytes (the callers load exactly 8).
 fn u64_of(bytes: &[u8]) -> u64 {
     let mut b = [0u8; 8];
-    b.copy_from_slice(&bytes[..8]);
+    for (slot, byte) in b.iter_mut().zip(bytes) {
+        *slot = *byte;
+    }
     u64::from_le_bytes(b)
+}
+
+/// The first of the bytes (the callers load exactly 1).
+fn byte_of(bytes: &[u8]) -> u8 {
+    bytes.first().copied().unwrap_or(0)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -566,7 +578,7 @@ pub(crate) static FUNCTIONS: &[DataFunc] = &[
         results: &[I32],
         cost: Cost::Access,
         call: |cx, p, r| {
-            let b = cx.input_bytes("input_load_u8", arg(p, 0), 1)?[0];
+            let b = byte_of(cx.input_bytes("input_load_u8", arg(p, 0), 1)?);
             set(r, wasmi::Val::I32(i32::from(b)));
             Ok(0)
         },
@@ -681,7 +693,7 @@ pub(crate) static FUNCTIONS: &[DataFunc] = &[
         results: &[I32],
         cost: Cost::Access,
         call: |cx, p, r| {
-            let b = cx.load("load_u8", arg(p, 0), 1)?[0];
+            let b = byte_of(cx.load("load_u8", arg(p, 0), 1)?);
             set(r, wasmi::Val::I32(i32::from(b)));
             Ok(0)
         },
