@@ -724,7 +724,10 @@ impl Core {
             .modules
             .get(&module_id)
             .ok_or_else(|| unknown_id("module", module_id))?;
-        let instance = self.sandbox.instantiate_wasi(module, &config)?;
+        let mut instance = self.sandbox.instantiate_wasi(module, &config)?;
+        // The package streams the output (`takeOutput`) and keeps its own copy: the core keeps
+        // none, and a WASI instance kept for many calls is capped per call.
+        instance.set_retain_output(false);
         let id = take_id(&mut self.next_instance_id, "instance")?;
         self.instances.insert(id, InstanceEntry { instance });
         Ok(id)

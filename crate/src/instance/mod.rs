@@ -435,6 +435,9 @@ impl Instance {
         if let Some(input) = data_input {
             self.store.data_mut().data.reset(input)?;
         }
+        if let Some(wasi) = self.store.data_mut().wasi.as_mut() {
+            wasi.start_call();
+        }
         let first_slice = self.limits.fuel_per_slice.min(fuel_budget);
         self.store
             .set_fuel(first_slice)
@@ -701,7 +704,8 @@ impl Instance {
     /// it (the default, for [`run_wasi`](crate::run_wasi)'s result). An embedder that streams
     /// the output and needs no copy, as the CLI, turns it off: the host then holds only what
     /// was written since the last take, however much the guest writes (the caps still count
-    /// every byte). Does nothing without WASI.
+    /// every byte), and count each call's output afresh (an instance kept for many calls is
+    /// capped per call). Does nothing without WASI.
     pub fn set_retain_output(&mut self, retain: bool) {
         if let Some(wasi) = self.store.data_mut().wasi.as_mut() {
             wasi.set_retain_output(retain);

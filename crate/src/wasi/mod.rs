@@ -485,6 +485,17 @@ impl WasiCtx {
         self.stderr.retain = retain;
     }
 
+    /// A call starts: when output is not retained (it is streamed), the caps count this
+    /// call's output afresh, so an instance kept for many calls is capped per call. Retained
+    /// output keeps counting from the start (it is all held).
+    pub(crate) fn start_call(&mut self) {
+        for output in [&mut self.stdout, &mut self.stderr] {
+            if !output.retain {
+                output.dropped = 0;
+            }
+        }
+    }
+
     /// Everything written to stdout and stderr.
     pub(crate) fn output(&self) -> (Vec<u8>, Vec<u8>) {
         (self.stdout.all.clone(), self.stderr.all.clone())

@@ -250,3 +250,65 @@ fn the_http_grant_is_in_the_audit_log() {
     assert!(grant.contains(r#""event":"grant""#), "{grant}");
     assert!(grant.contains("example.com *.example.org"), "{grant}");
 }
+
+#[test]
+fn a_reactor_kept_for_many_calls_streams_output_capped_per_call() {
+    let sandbox = sandbox(Limits::default());
+    let module = load(&sandbox, &guest_bytes("c/reactor.wasm"));
+    let config = nestbox::WasiConfig {
+        preopens: vec![nestbox::Preopen::new("/data")],
+        max_stdout_bytes: 50,
+        ..nestbox::WasiConfig::default()
+    };
+    let mut hooks = nestbox::HostFn(|_: &nestbox::HostCall, _: &mut nestbox::GuestMemory<'_>| {
+        Err(Error::host_failed("no capabilities"))
+    });
+    let run = |instance: &mut Instance, hooks: &mut _| {
+        let o = drive_data(instance, "append", b"ab", &CallOptions::default(), hooks);
+        (o, instance.take_output().0)
+    };
+
+    // Streamed (not retained): each call's ~35 bytes fit the 50-byte cap, call after call.
+    let mut i = sandbox
+        .instantiate_wasi(&module, &config)
+        .expect("instantiates");
+    i.set_retain_output(false);
+    nestbox::drive(
+        &mut i,
+        "_initialize",
+        &[],
+        &CallOptions::default(),
+        &mut hooks,
+    )
+    .expect("init");
+    assert_eq!(i.take_output().0, b"initialized\n");
+    for n in 1..=3 {
+        let (outcome, stdout) = run(&mut i, &mut hooks);
+        let out = outcome.expect("append").output.expect("output");
+        assert_eq!(out, b"ab".repeat(n), "files persist between calls");
+        assert_eq!(
+            String::from_utf8(stdout).expect("utf-8"),
+            format!("call {n}: 2 bytes in, {} in the file\n", 2 * n)
+        );
+    }
+
+    // Retained: the cap counts the instance's whole life.
+    let mut i = sandbox
+        .instantiate_wasi(&module, &config)
+        .expect("instantiates");
+    nestbox::drive(
+        &mut i,
+        "_initialize",
+        &[],
+        &CallOptions::default(),
+        &mut hooks,
+    )
+    .expect("init");
+    let (first, _) = run(&mut i, &mut hooks);
+    assert!(first.is_ok());
+    let (second, _) = run(&mut i, &mut hooks);
+    assert_eq!(
+        second.expect_err("over the cap").code(),
+        ErrorCode::OutputLimit
+    );
+}
