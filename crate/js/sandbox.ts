@@ -779,7 +779,7 @@ export class Sandbox extends Resource {
    * options' `signal`, `timeoutMs`, `fuel`), and then its exports are called as often as
    * needed with `call` — numeric or data calls — while its files, its own state and its data
    * variables persist between calls. Its stdout and stderr stream to `onStdout`/`onStderr`
-   * during every call; the caps (`limits.maxStdoutBytes`, …) count the instance's whole life.
+   * during every call; the caps (`limits.maxStdoutBytes`, …) count each call afresh.
    * `files()` reads its preopens; `dispose()` ends it.
    *
    * @throws every error of `instantiate` and of the `_initialize` call; TypeError for
