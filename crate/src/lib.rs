@@ -41,6 +41,9 @@
 //! deterministic clocks and randomness: [`run_wasi`] natively, or
 //! [`Sandbox::instantiate_wasi`] step by step.
 //!
+//! [`data`] is the data ABI (Extism's `extism:host/env`): calls that pass bytes in and out
+//! ([`Instance::start_data`], [`drive_data`]), so Extism plugins run unchanged.
+//!
 //! Only `bindings/` (compiled for wasm32 only) knows about JavaScript.
 
 // The layers, bottom up; a module uses only the ones above it in this list

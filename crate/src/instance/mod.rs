@@ -340,7 +340,7 @@ impl Instance {
     }
 
     /// Starts a *data call* of `export` with `input` (the data ABI, `extism:host/env`: see
-    /// [`data`](crate::data)). The export takes no parameters and returns nothing or an `i32`
+    /// [`data`](mod@crate::data)). The export takes no parameters and returns nothing or an `i32`
     /// status. The call runs in steps like any other; when it finishes, the outcome's
     /// `output` holds the bytes the guest set with `output_set`.
     ///
