@@ -10,7 +10,7 @@ CARGO ?= cargo
 .PHONY: setup-guests guests wasi-node
 .PHONY: demo test setup-rust setup-web lint native-test build web-test package browser-test bench clean
 .PHONY: demo-native www demo-smoke bench-browser
-.PHONY: bench-wasi-browser bench-wasi fuzz fuzz-smoke node-test soak
+.PHONY: bench-wasi-browser bench-wasi fuzz fuzz-smoke node-test soak bench-data
 
 # Port 8080 (PORT=… to change), or a free one when it is taken; the URL is printed.
 demo: setup-web www
@@ -38,6 +38,7 @@ lint:
 	$(CARGO) clippy -p nestbox --target wasm32-unknown-unknown --all-targets -- -D warnings
 	$(CARGO) fmt --check --manifest-path tests/wasi/rust/Cargo.toml
 	$(CARGO) fmt --check --manifest-path tests/wasi/work/rust/Cargo.toml
+	$(CARGO) fmt --check --manifest-path tests/data/rust/Cargo.toml
 
 native-test:
 	$(CARGO) test --workspace
@@ -102,6 +103,7 @@ setup-guests:
 
 guests: setup-guests
 	tests/wasi/build.sh
+	tests/data/build.sh
 
 # Second opinion: the same programs under Node's built-in node:wasi (tests/wasi/DIFFERENCES.md).
 wasi-node: guests
@@ -110,7 +112,13 @@ wasi-node: guests
 bench: setup-web build package guests
 	$(CARGO) bench -p nestbox --bench compute
 	node bench/browser/run.mjs
+	$(MAKE) --no-print-directory bench-data
 	tests/wasi/work/bench-native.sh
+
+# Data calls in headless Chromium: a call passing 1 KiB in and out (a C guest and an extism-pdk
+# plugin) next to a numeric call, from the page and in nestbox/worker. Printed, not asserted.
+bench-data: setup-web build package guests
+	DATA_BENCH=1 node --test --test-concurrency=1 --test-name-pattern=benchmark tests/browser/data.test.mjs
 
 # The "real work" WASI benchmark natively (tests/wasi/work/README.md): Rust and Go, median of 3.
 bench-wasi: guests

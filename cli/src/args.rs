@@ -82,6 +82,27 @@ impl Args {
         Ok(values)
     }
 
+    /// Takes every bare `--name` (a flag without a value); whether there was one.
+    pub fn flag(&mut self, name: &str) -> bool {
+        let end = self
+            .items
+            .iter()
+            .position(|a| a == "--")
+            .unwrap_or(self.items.len());
+        let before = self.items.len();
+        let mut i = 0;
+        let mut end = end;
+        while i < end {
+            if self.items[i] == name {
+                self.items.remove(i);
+                end -= 1;
+            } else {
+                i += 1;
+            }
+        }
+        self.items.len() != before
+    }
+
     pub fn required(&mut self, name: &str) -> Result<String, Error> {
         self.optional(name)?
             .ok_or_else(|| Error::invalid_argument(format!("{name} is required")))

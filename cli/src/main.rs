@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 mod args;
 mod audit;
+mod call;
 mod demo;
 mod keys;
 mod run;
@@ -15,8 +16,9 @@ pub const EXIT_USAGE: u8 = 125;
 
 fn usage() -> String {
     format!(
-        "usage: nestbox <command> [options]\n\ncommands:\n{}\n  demo                                  run the demo guest natively: result, metrics, a limit, a tampered module\n{}\n{}",
+        "usage: nestbox <command> [options]\n\ncommands:\n{}\n{}\n  demo                                  run the demo guest natively: result, metrics, a limit, a tampered module\n{}\n{}",
         run::usage(),
+        call::usage(),
         keys::USAGE,
         audit::USAGE
     )
@@ -32,6 +34,9 @@ fn main() -> ExitCode {
     if command == "run" {
         // Its own statuses: the guest's exit code, or 125/126 (run::EXIT_*).
         return run::main(items);
+    }
+    if command == "call" {
+        return call::main(items);
     }
     let args = args::Args::new(items);
     let result = match command.as_str() {

@@ -380,20 +380,20 @@ fn bytes_option(args: &mut Args, name: &str) -> Result<u64, Error> {
     }
 }
 
-fn number(args: &mut Args, name: &str) -> Result<Option<u64>, Error> {
+pub(crate) fn number(args: &mut Args, name: &str) -> Result<Option<u64>, Error> {
     args.optional(name)?
         .map(|text| parse_number(name, &text))
         .transpose()
 }
 
-fn parse_number(name: &str, text: &str) -> Result<u64, Error> {
+pub(crate) fn parse_number(name: &str, text: &str) -> Result<u64, Error> {
     text.parse::<u64>().map_err(|_| {
         Error::invalid_argument(format!("{name} takes a non-negative integer, got {text:?}"))
     })
 }
 
 /// `4096`, `64K`, `16M`, `1G` (binary multiples).
-fn bytes_with_suffix(name: &str, text: &str) -> Result<u64, Error> {
+pub(crate) fn bytes_with_suffix(name: &str, text: &str) -> Result<u64, Error> {
     let (digits, shift) = match text.char_indices().last() {
         Some((i, 'K' | 'k')) => (&text[..i], 10),
         Some((i, 'M' | 'm')) => (&text[..i], 20),
@@ -749,7 +749,7 @@ fn wasi_config(options: &Options) -> Result<(WasiConfig, Option<LiveStdin>), Err
 
 /// Which status an error maps to: the guest's own failures (traps and limits while it ran,
 /// including in its start function or its initial memory) or nestbox's refusals.
-fn status_of(code: ErrorCode) -> u8 {
+pub(crate) fn status_of(code: ErrorCode) -> u8 {
     match code {
         ErrorCode::FuelExhausted
         | ErrorCode::Timeout
@@ -759,7 +759,8 @@ fn status_of(code: ErrorCode) -> u8 {
         | ErrorCode::StackOverflow
         | ErrorCode::Trap
         | ErrorCode::HostError
-        | ErrorCode::OutputLimit => EXIT_GUEST_FAILED,
+        | ErrorCode::OutputLimit
+        | ErrorCode::GuestError => EXIT_GUEST_FAILED,
         _ => EXIT_REFUSED,
     }
 }
@@ -873,7 +874,7 @@ impl Hooks for CliHooks {
 
 /// The one line nestbox prints for an error: `nestbox: CODE: message`, with the trap code for
 /// a trap.
-fn error_line(e: &Error) -> String {
+pub(crate) fn error_line(e: &Error) -> String {
     let code = match (e.code(), e.details().trap_code) {
         (ErrorCode::Trap, Some(trap)) => format!("TRAP ({})", trap.as_str()),
         (code, _) => code.as_str().to_owned(),
@@ -899,6 +900,11 @@ fn raised_by(e: &Error) -> Option<&'static str> {
         ErrorCode::OutputLimit if e.message().starts_with("stderr") => {
             Some("--max-stderr-bytes BYTES")
         }
+        // A data call's output (`nestbox call`).
+        ErrorCode::OutputLimit if e.message().starts_with("output") => {
+            Some("--max-output-bytes BYTES")
+        }
+        ErrorCode::InputLimit => Some("--max-input-bytes BYTES"),
         ErrorCode::OutputLimit => Some("--max-stdout-bytes BYTES"),
         _ => None,
     }

@@ -44,6 +44,8 @@ export const ERROR_CODES = [
   'BUSY',
   'INVALID_ARGUMENT',
   'POISONED',
+  'INPUT_LIMIT',
+  'GUEST_ERROR',
 ] as const;
 
 /** A stable error code: match on it, never on the message. */

@@ -16,13 +16,21 @@
  * @module
  */
 
-import type { Core, CoreCallOptions, CoreHostFailureCode, CoreStep, CoreValue } from './nestbox.js';
+import type {
+  Core,
+  CoreCallOptions,
+  CoreHostFailureCode,
+  CoreHttpResponse,
+  CoreLogLine,
+  CoreStep,
+  CoreValue,
+} from './nestbox.js';
 import { HOST_FAILURE_CODES } from './constants.js';
 import { record, type ErrorRecord } from './errors.js';
 import { MAX_TIMER_MS } from './host.js';
 
-/** The last step of a call that returned. */
-export type FinishedStep = Extract<CoreStep, { status: 'finished' }>;
+/** The last step of a call that returned (a data call's with its log messages). */
+export type FinishedStep = Extract<CoreStep, { status: 'finished' }> & { logs?: CoreLogLine[] };
 
 /** A step that waits for a host function. */
 export type HostStep = Extract<CoreStep, { status: 'host' }>;
@@ -30,6 +38,8 @@ export type HostStep = Extract<CoreStep, { status: 'host' }>;
 /** How the host answered a `host` step. */
 export type HostOutcome =
   | { kind: 'results'; results: CoreValue[] }
+  /** The response to a data guest's HTTP request (`step.http`). */
+  | { kind: 'http'; response: CoreHttpResponse }
   /** End the guest call with this error (its code is kept; the core adds the metrics). */
   | { kind: 'fail'; error: ErrorRecord }
   /** The caller cancelled while the host function ran. */
@@ -149,8 +159,9 @@ export function sleepFor(ms: number, onWake: (wake: () => void) => void): Promis
 }
 
 /**
- * Runs `exportName` to its end. Resolves with the finished step; rejects with the core's
- * error record, or with whatever the core threw if it is not a record (the core crashed).
+ * Runs `exportName` to its end — a data call (`startData`) when `input` is given. Resolves
+ * with the finished step; rejects with the core's error record, or with whatever the core
+ * threw if it is not a record (the core crashed).
  */
 export async function drive(
   core: Core,
@@ -159,6 +170,28 @@ export async function drive(
   args: CoreValue[],
   options: CoreCallOptions,
   control: DriveControl,
+  input?: Uint8Array,
+): Promise<FinishedStep> {
+  if (input === undefined) return driveSteps(core, instanceId, exportName, args, options, control, undefined);
+  try {
+    const finished: FinishedStep = await driveSteps(core, instanceId, exportName, args, options, control, input);
+    finished.logs = core.takeLogs(instanceId);
+    return finished;
+  } catch (thrown) {
+    // The logs of a failed call are dropped with it (the next data call starts afresh).
+    core.takeLogs(instanceId);
+    throw thrown;
+  }
+}
+
+async function driveSteps(
+  core: Core,
+  instanceId: number,
+  exportName: string,
+  args: CoreValue[],
+  options: CoreCallOptions,
+  control: DriveControl,
+  input: Uint8Array | undefined,
 ): Promise<FinishedStep> {
   const wasi = control.wasi;
   // Every step, successful or not, is followed by draining what the guest wrote.
@@ -172,7 +205,11 @@ export async function drive(
       }
     }
   };
-  let step: CoreStep = advance(() => core.start(instanceId, exportName, args, options));
+  let step: CoreStep = advance(() =>
+    input === undefined
+      ? core.start(instanceId, exportName, args, options)
+      : core.startData(instanceId, exportName, input, options),
+  );
   for (;;) {
     switch (step.status) {
       case 'finished':
@@ -205,7 +242,20 @@ export async function drive(
         const outcome = await control.host(step);
         if (outcome.kind === 'fail') throw failHost(core, instanceId, outcome.error);
         if (outcome.kind === 'cancel' || control.cancelled()) throw cancelRecord(core, instanceId);
-        step = advance(() => core.resumeHost(instanceId, outcome.results));
+        if (outcome.kind === 'http') {
+          if (step.http === undefined) {
+            throw failHost(core, instanceId, record('HOST_ERROR', 'internal: an HTTP answer to a host call'));
+          }
+          const { response } = outcome;
+          step = advance(() => core.resumeHttp(instanceId, response));
+        } else {
+          if (step.http !== undefined) {
+            // Fail closed: an HTTP request is only ever answered with a response.
+            throw failHost(core, instanceId, record('HOST_ERROR', 'an HTTP request was answered with results'));
+          }
+          const { results } = outcome;
+          step = advance(() => core.resumeHost(instanceId, results));
+        }
         break;
       }
       default: {

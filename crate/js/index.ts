@@ -48,6 +48,9 @@ export type { GuestMemory } from './memory.js';
 export type {
   CallOptions,
   CallResult,
+  DataCallResult,
+  DataInput,
+  LogLine,
   InstantiateOptions,
   LoadOptions,
   Metrics,

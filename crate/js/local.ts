@@ -28,11 +28,21 @@ import { AuditTrail, listenForRevokes, sandboxAudit, type AuditEntry, type Sandb
 import {
   callResult,
   checkedCall,
+  dataResult,
+  HTTP_CAPABILITY,
+  httpHandlerOf,
+  instantiateData,
   instantiateImports,
+  isReactor,
+  persistentWasiPlan,
+  wasiCallOf,
   linkImports,
   ownModule,
   readStdin,
+  runHttp,
   runWasiWith,
+  type FinishedCall,
+  type HttpHandler,
   type WasiCall,
 } from './calls.js';
 import {
@@ -58,9 +68,12 @@ import { AsyncMemoryView, SyncMemoryView, type MemoryAccess, type SyncGuestMemor
 import { coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
 import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
 import { disposedError, Resource } from './resource.js';
+import type { WasiPlan } from './wasi.js';
 import type {
   CallOptions,
   CallResult,
+  DataCallResult,
+  DataInput,
   InstantiateOptions,
   LoadOptions,
   ModuleInfo,
@@ -68,6 +81,7 @@ import type {
   SandboxLimits,
   Value,
   ValueType,
+  WasiFiles,
   WasiResult,
   WasiRunOptions,
 } from './types.js';
@@ -94,6 +108,9 @@ export type { TrustPolicy } from './policy.js';
 export type {
   CallOptions,
   CallResult,
+  DataCallResult,
+  DataInput,
+  LogLine,
   InstantiateOptions,
   LoadOptions,
   Metrics,
@@ -210,6 +227,10 @@ interface LocalInstanceState {
   readonly startFuel: number;
   busy: boolean;
   dropped: boolean;
+  /** A persistent WASI instance (`instantiateWasi`): where its output streams. */
+  wasi?: WasiPlan;
+  /** A data guest's HTTP capability (`instantiate`'s `http`). */
+  http?: HttpHandler;
 }
 
 const localModules = new WeakMap<LocalModule, LocalModuleState>();
@@ -390,11 +411,16 @@ export class LocalSandbox extends Resource {
       (s) => s.sandbox === this,
     );
     const imports = instantiateImports(options);
+    const http = httpHandlerOf(options);
     const linked = linkImports(state.table, imports, true, (error) => refusedGrant(state, error));
     let instanceId: number;
     let startFuel: number;
     try {
-      instanceId = state.core.instantiate(m.moduleId, linked.grants);
+      const data = instantiateData(options);
+      instanceId =
+        data === undefined
+          ? state.core.instantiate(m.moduleId, linked.grants)
+          : state.core.instantiateWithData(m.moduleId, linked.grants, data);
       startFuel = state.core.startFuel(instanceId);
     } catch (thrown) {
       throw coreError(thrown);
@@ -409,7 +435,49 @@ export class LocalSandbox extends Resource {
       startFuel,
       busy: false,
       dropped: false,
+      ...(http === undefined ? {} : { http }),
     });
+    return instance;
+  }
+
+  /** As the page's `Sandbox.instantiateWasi`, in this thread. */
+  async instantiateWasi(module: LocalModule, options: WasiRunOptions = {}): Promise<LocalInstance> {
+    const state = inner(this);
+    const m = ownModule(
+      module instanceof LocalModule ? localModules.get(module) : undefined,
+      (s) => s.sandbox === this,
+    );
+    const plan = persistentWasiPlan(options, state.timeoutMs);
+    const linked = linkImports(state.table, plan.imports, true, (error) => refusedGrant(state, error));
+    let instanceId: number;
+    let startFuel: number;
+    try {
+      instanceId = state.core.instantiateWasi(m.moduleId, { ...plan.config, grants: linked.grants });
+      startFuel = state.core.startFuel(instanceId);
+    } catch (thrown) {
+      throw coreError(thrown);
+    } finally {
+      flushAudit(state);
+    }
+    const instance = new LocalInstance(module, startFuel);
+    const instanceState: LocalInstanceState = {
+      sandbox: this,
+      instanceId,
+      links: linked.links,
+      startFuel,
+      busy: false,
+      dropped: false,
+      wasi: plan,
+    };
+    localInstances.set(instance, instanceState);
+    if (isReactor(module.exports)) {
+      try {
+        await localCall(state, instanceState, '_initialize', [], plan.call, wasiCallOf(plan));
+      } catch (error) {
+        instance.dispose();
+        throw error;
+      }
+    }
     return instance;
   }
 
@@ -548,14 +616,43 @@ export class LocalInstance extends Resource {
     );
   }
 
-  /** As the page's `SandboxInstance.call`. */
-  async call(exportName: string, args: readonly Value[] = [], options?: CallOptions): Promise<CallResult> {
+  /** As the page's `SandboxInstance.call` (a data call with an `input` instead of `args`). */
+  async call(exportName: string, args?: readonly Value[], options?: CallOptions): Promise<CallResult>;
+  async call(exportName: string, input: DataInput, options?: CallOptions): Promise<DataCallResult>;
+  async call(
+    exportName: string,
+    args: readonly Value[] | DataInput = [],
+    options?: CallOptions,
+  ): Promise<CallResult | DataCallResult> {
     const state = instanceOf(this);
     const sandbox = inner(state.sandbox);
     if (state.dropped) throw disposedError('instance');
     if (state.busy) throw new SandboxError('BUSY', 'a call is already running on this instance');
     const checked = checkedCall(exportName, args, options, sandbox.timeoutMs);
-    return localCall(sandbox, state, exportName, checked.values, checked.options, undefined);
+    const result = await localCall(
+      sandbox,
+      state,
+      exportName,
+      checked.values,
+      checked.options,
+      wasiCallOf(state.wasi),
+      checked.input,
+    );
+    return checked.input === undefined ? result : dataResult(result);
+  }
+
+  /** As the page's `SandboxInstance.files`. */
+  async files(): Promise<WasiFiles> {
+    const state = instanceOf(this);
+    const sandbox = inner(state.sandbox);
+    if (state.dropped) throw disposedError('instance');
+    if (state.wasi === undefined) throw invalidArgument('files() needs an instance made by instantiateWasi');
+    if (state.busy) throw new SandboxError('BUSY', 'a call is running on this instance');
+    try {
+      return sandbox.core.wasiFiles(state.instanceId) as WasiFiles;
+    } catch (thrown) {
+      throw coreError(thrown);
+    }
   }
 
   /** Drops the instance; a call in flight is cancelled. Later calls: `DISPOSED`. */
@@ -610,7 +707,8 @@ async function localCall(
   values: Value[],
   { signal, core: coreOptions, timeoutMs }: CheckedCallOptions,
   wasi: WasiCall | undefined,
-): Promise<CallResult> {
+  input?: Uint8Array,
+): Promise<FinishedCall> {
   const { core } = sandbox;
   const abort = new AbortController();
   const onAbort = (): void => abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
@@ -658,34 +756,63 @@ async function localCall(
   sandbox.stats.calls++;
   sandbox.running++;
   try {
-    const finished = await drive(core, state.instanceId, exportName, values, coreOptions, {
-      ...(control === undefined ? {} : { wasi: control }),
-      cancelled: () => abort.signal.aborted,
-      host: async (step): Promise<HostOutcome> => {
-        const verdict = await dispatchHost(step, {
-          links: state.links,
-          deny,
-          signal: abort.signal,
-          deadline,
-          timeoutMs,
-          view: (context, entry) => {
-            const view =
-              entry.kind === 'sync' ? new SyncMemoryView(access, context) : new AsyncMemoryView(asyncAccess, context);
-            return { view, close: () => view.close() };
-          },
-        });
-        switch (verdict.kind) {
-          case 'results':
-            return { kind: 'results', results: verdict.results };
-          case 'fail':
-            fatal = verdict.error;
-            abort.abort(verdict.error);
-            return { kind: 'fail', error: recordOf(verdict.error) };
-          case 'cancelled':
-            return { kind: 'cancel' };
-        }
+    const finished = await drive(
+      core,
+      state.instanceId,
+      exportName,
+      values,
+      coreOptions,
+      {
+        ...(control === undefined ? {} : { wasi: control }),
+        cancelled: () => abort.signal.aborted,
+        host: async (step): Promise<HostOutcome> => {
+          if (step.http !== undefined) {
+            if (state.http === undefined || step.capability !== HTTP_CAPABILITY) {
+              const error = new SandboxError(
+                'CAPABILITY_REVOKED',
+                'HTTP request for an instance without HTTP: refused',
+                {
+                  forged: true,
+                },
+              );
+              deny();
+              fatal = error;
+              abort.abort(error);
+              return { kind: 'fail', error: recordOf(error) };
+            }
+            const outcome = await runHttp(state.http, step.http, abort.signal, deadline, timeoutMs);
+            if (outcome.kind === 'http') return abort.signal.aborted ? { kind: 'cancel' } : outcome;
+            if (abort.signal.aborted && outcome.error.code !== 'TIMEOUT') return { kind: 'cancel' };
+            fatal = outcome.error;
+            abort.abort(outcome.error);
+            return { kind: 'fail', error: recordOf(outcome.error) };
+          }
+          const verdict = await dispatchHost(step, {
+            links: state.links,
+            deny,
+            signal: abort.signal,
+            deadline,
+            timeoutMs,
+            view: (context, entry) => {
+              const view =
+                entry.kind === 'sync' ? new SyncMemoryView(access, context) : new AsyncMemoryView(asyncAccess, context);
+              return { view, close: () => view.close() };
+            },
+          });
+          switch (verdict.kind) {
+            case 'results':
+              return { kind: 'results', results: verdict.results };
+            case 'fail':
+              fatal = verdict.error;
+              abort.abort(verdict.error);
+              return { kind: 'fail', error: recordOf(verdict.error) };
+            case 'cancelled':
+              return { kind: 'cancel' };
+          }
+        },
       },
-    });
+      input,
+    );
     // An output callback threw during the last step: the run ends with its error.
     if (fatal !== undefined) throw { ...recordOf(fatal), details: { ...fatal.details, metrics: finished.metrics } };
     return callResult(finished, denials);

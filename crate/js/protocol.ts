@@ -26,7 +26,11 @@ import type {
   CoreAuditEntry,
   CoreAuditRecord,
   CoreCallOptions,
+  CoreDataConfig,
   CoreGrant,
+  CoreHttpRequest,
+  CoreHttpResponse,
+  CoreLogLine,
   CoreLimits,
   CoreMetrics,
   CoreModule,
@@ -60,9 +64,17 @@ export type Request =
     }
   | { type: 'close' }
   | { type: 'load'; bytes: Uint8Array; integrity: string; provenance?: CoreProvenance }
-  | { type: 'instantiate'; moduleId: number; grants: CoreGrant[] }
+  | { type: 'instantiate'; moduleId: number; grants: CoreGrant[]; data?: CoreDataConfig }
   | { type: 'instantiateWasi'; moduleId: number; config: CoreWasiConfig }
-  | { type: 'call'; instanceId: number; exportName: string; args: CoreValue[]; options: CoreCallOptions }
+  /** With `input`: a data call (`startData`). */
+  | {
+      type: 'call';
+      instanceId: number;
+      exportName: string;
+      args: CoreValue[];
+      options: CoreCallOptions;
+      input?: Uint8Array;
+    }
   | { type: 'cancel'; callId: number }
   | { type: 'memoryRead'; instanceId: number; ptr: number; len: number }
   | { type: 'memoryWrite'; instanceId: number; ptr: number; bytes: Uint8Array }
@@ -83,6 +95,9 @@ export interface CallFinished {
   results: CoreValue[];
   exitCode?: number;
   metrics: CoreMetrics;
+  /** A data call's output and log messages. */
+  output?: Uint8Array;
+  logs?: CoreLogLine[];
 }
 
 /** The value of a successful reply, by request type. */
@@ -107,7 +122,8 @@ export interface ReplyMap {
 }
 
 /** The page's answer to a `host` request. */
-export type HostAnswer = { ok: true; results: CoreValue[] } | { ok: false; error: ErrorRecord };
+export type HostAnswer =
+  { ok: true; results: CoreValue[]; http?: CoreHttpResponse } | { ok: false; error: ErrorRecord };
 
 /** The page's answer to a `stdin` request: the next chunk (non-empty unless `eof`), or why there is none. */
 export type StdinAnswer = { ok: true; bytes: Uint8Array; eof: boolean } | { ok: false; error: ErrorRecord };
@@ -150,6 +166,8 @@ export interface HostRequest {
   /** The import the guest called, `module.name`. */
   import: string;
   args: CoreValue[];
+  /** A data guest's HTTP request (to a host the core allowed): answered with `http`. */
+  http?: CoreHttpRequest;
 }
 
 /** A WASI guest waits for the next chunk of its async stdin. */
@@ -209,6 +227,24 @@ function isId(value: unknown): value is number {
 
 function isValueArray(value: unknown): value is CoreValue[] {
   return Array.isArray(value) && value.every((v) => typeof v === 'number' || typeof v === 'bigint');
+}
+
+function isHttpRequest(value: unknown): value is CoreHttpRequest {
+  return (
+    isDict(value) &&
+    typeof value['url'] === 'string' &&
+    typeof value['method'] === 'string' &&
+    isDict(value['headers']) &&
+    Object.values(value['headers']).every((v) => typeof v === 'string') &&
+    value['body'] instanceof Uint8Array
+  );
+}
+
+function isLogLines(value: unknown): value is CoreLogLine[] {
+  return (
+    Array.isArray(value) &&
+    value.every((l) => isDict(l) && typeof l['level'] === 'string' && typeof l['message'] === 'string')
+  );
 }
 
 /** Metrics: every counter a finite, non-negative number (NaN, ∞ or a negative count is a lie). */
@@ -309,7 +345,9 @@ function isReplyValue(type: RequestType, value: unknown): boolean {
         (value['exitCode'] === undefined ||
           (Number.isInteger(value['exitCode']) &&
             (value['exitCode'] as number) >= -(2 ** 31) &&
-            (value['exitCode'] as number) < 2 ** 32))
+            (value['exitCode'] as number) < 2 ** 32)) &&
+        (value['output'] === undefined || value['output'] instanceof Uint8Array) &&
+        (value['logs'] === undefined || isLogLines(value['logs']))
       );
     case 'memoryRead':
       return value['bytes'] instanceof Uint8Array;
@@ -386,7 +424,10 @@ export function readFromWorker(data: unknown): FromWorker | string {
       if (![id, sandboxId, callId, instanceId, capability].every(isId)) return 'host request with a malformed id';
       if (typeof data['import'] !== 'string') return 'host request without an import name';
       if (!isValueArray(args)) return 'host request with malformed arguments';
+      const http = data['http'];
+      if (http !== undefined && !isHttpRequest(http)) return 'host request with a malformed http request';
       return {
+        ...(http === undefined ? {} : { http }),
         v: PROTOCOL_VERSION,
         type: 'host',
         id: id as number,

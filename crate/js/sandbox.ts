@@ -20,14 +20,25 @@
 import {
   callResult,
   checkedCall,
+  dataResult,
+  HTTP_CAPABILITY,
+  httpHandlerOf,
+  instantiateData,
   instantiateImports,
+  isReactor,
+  persistentWasiPlan,
+  wasiCallOf,
   linkImports,
   ownModule,
   readStdin,
+  runHttp,
   runWasiWith,
+  type FinishedCall,
+  type HttpHandler,
   type WasiCall,
 } from './calls.js';
 import { disposedError, Resource } from './resource.js';
+import type { WasiPlan } from './wasi.js';
 import type {
   CoreAuditRecord,
   CoreExport,
@@ -65,12 +76,15 @@ import {
 import type {
   CallOptions,
   CallResult,
+  DataCallResult,
+  DataInput,
   InstantiateOptions,
   LoadOptions,
   ModuleInfo,
   ModuleSourceLike,
   SandboxLimits,
   Value,
+  WasiFiles,
   WasiResult,
   WasiRunOptions,
 } from './types.js';
@@ -281,6 +295,10 @@ interface InstanceState {
   /** The call in flight, if any. */
   call: PageCall | undefined;
   dropped: boolean;
+  /** A persistent WASI instance (`instantiateWasi`): where its output streams. */
+  wasi?: WasiPlan;
+  /** A data guest's HTTP capability (`instantiate`'s `http`). */
+  http?: HttpHandler;
 }
 
 /** One call in flight, as the page tracks it. */
@@ -508,6 +526,32 @@ export class Session implements ConnectionClient {
       this.deny(undefined);
       const error = forged(`host request for call ${request.callId}, which this sandbox is not running`);
       this.connection.violation(error.message, { id: request.callId, error: recordOf(error) });
+      return;
+    }
+    if (request.http !== undefined) {
+      const handler = call.instance.http;
+      if (handler === undefined || request.capability !== HTTP_CAPABILITY) {
+        // The core only asks for HTTP on an instance granted it: the worker is forging it.
+        this.deny(call);
+        const error = forged(`host request ${request.id}: HTTP for an instance without an HTTP grant`);
+        this.connection.violation(error.message, { id: request.callId, error: recordOf(error) });
+        return;
+      }
+      const outcome = await runHttp(handler, request.http, call.abort.signal, call.deadline, call.timeoutMs);
+      if (call.abort.signal.aborted && outcome.kind !== 'fail') return;
+      if (outcome.kind === 'http') {
+        this.connection.answerHost(
+          this.sandboxId,
+          request.id,
+          { ok: true, results: [], http: outcome.response },
+          generation,
+        );
+        return;
+      }
+      if (call.abort.signal.aborted && !(outcome.error.code === 'TIMEOUT')) return;
+      call.fatal = outcome.error;
+      call.abort.abort(outcome.error);
+      this.connection.answerHost(this.sandboxId, request.id, { ok: false, error: recordOf(outcome.error) }, generation);
       return;
     }
     // The core links only granted imports, so a capability id (or import name) the instance
@@ -820,8 +864,15 @@ export class Sandbox extends Resource {
     const linked = linkImports(session.table, imports, false, (error) => session.refusedGrant(error));
     const moduleId = await session.moduleId(state);
     const generation = session.connection.generation;
+    const data = instantiateData(options);
+    const http = httpHandlerOf(options);
     const { instanceId, startFuel } = await session.send(
-      { type: 'instantiate', moduleId, grants: linked.grants },
+      {
+        type: 'instantiate',
+        moduleId,
+        grants: linked.grants,
+        ...(data === undefined ? {} : { data }),
+      },
       session.watchdogMs,
       session.newInstance(),
     );
@@ -834,6 +885,7 @@ export class Sandbox extends Resource {
       exports: module.exports,
       call: undefined,
       dropped: false,
+      ...(http === undefined ? {} : { http }),
     };
     return new SandboxInstance(instance, module);
   }
@@ -893,6 +945,58 @@ export class Sandbox extends Resource {
         }
       },
     });
+  }
+
+  /**
+   * A WASI instance that stays: the module is instantiated with WASI preview1 (the options of
+   * `runWasi`, but stdin is bytes or a string), a reactor's `_initialize` runs once (with the
+   * options' `signal`, `timeoutMs`, `fuel`), and then its exports are called as often as
+   * needed with `call` — numeric or data calls — while its files, its own state and its data
+   * variables persist between calls. Its stdout and stderr stream to `onStdout`/`onStderr`
+   * during every call; the caps (`limits.maxStdoutBytes`, …) count each call afresh.
+   * `files()` reads its preopens; `dispose()` ends it.
+   *
+   * @throws every error of `instantiate` and of the `_initialize` call; TypeError for
+   *   malformed options or an async stdin.
+   */
+  async instantiateWasi(module: SandboxModule, options: WasiRunOptions = {}): Promise<SandboxInstance> {
+    const session = sessionOf(this, 'this');
+    session.checkAlive();
+    const state = ownModule(moduleStates.get(module), (s) => s.session === session);
+    const plan = persistentWasiPlan(options, session.timeoutMs);
+    const linked = linkImports(session.table, plan.imports, false, (error) => session.refusedGrant(error));
+    const moduleId = await session.moduleId(state);
+    const generation = session.connection.generation;
+    const { instanceId, startFuel } = await session.send(
+      {
+        type: 'instantiateWasi',
+        moduleId,
+        config: { ...plan.config, grants: linked.grants },
+      },
+      session.watchdogMs,
+      session.newInstance(),
+    );
+    const instanceState: InstanceState = {
+      session,
+      generation,
+      instanceId,
+      startFuel,
+      links: linked.links,
+      exports: module.exports,
+      call: undefined,
+      dropped: false,
+      wasi: plan,
+    };
+    const instance = new SandboxInstance(instanceState, module);
+    if (isReactor(module.exports)) {
+      try {
+        await callOn(instanceState, '_initialize', [], plan.call, wasiCallOf(plan));
+      } catch (error) {
+        instance.dispose();
+        throw error;
+      }
+    }
+    return instance;
   }
 
   /** Terminates the worker (unless shared) and ends every call in flight with `DISPOSED`. */
@@ -1000,8 +1104,21 @@ export class SandboxInstance extends Resource {
    *   `CAPABILITY_REVOKED`, `CAPABILITY_QUOTA`, `WORKER_CRASHED`, `DISPOSED`; TypeError
    *   (`INVALID_ARGUMENT`) for an unknown export or arguments that do not fit its signature.
    *   Errors that ended a call carry `details.metrics`.
+   *
+   * With an `input` (bytes, a string, or another JSON value but an array) instead of `args`, a
+   * *data call* (`docs/data-abi.md`, Extism's ABI): the result's `bytes()`, `text()`, `json()`
+   * read the guest's output. It also throws `INPUT_LIMIT` (over `limits.maxInputBytes`; the
+   * instance stays usable), `OUTPUT_LIMIT` (over `limits.maxOutputBytes`), `GUEST_ERROR`
+   * (the guest's non-zero status or error message, in `details.cause`; the instance stays
+   * usable) and `TRAP` (`memory_out_of_bounds`) for a guest that lies about a handle or length.
    */
-  async call(exportName: string, args: readonly Value[] = [], options?: CallOptions): Promise<CallResult> {
+  async call(exportName: string, args?: readonly Value[], options?: CallOptions): Promise<CallResult>;
+  async call(exportName: string, input: DataInput, options?: CallOptions): Promise<DataCallResult>;
+  async call(
+    exportName: string,
+    args: readonly Value[] | DataInput = [],
+    options?: CallOptions,
+  ): Promise<CallResult | DataCallResult> {
     const state = stateOf(this);
     const session = state.session;
     session.checkAlive();
@@ -1009,7 +1126,31 @@ export class SandboxInstance extends Resource {
     if (state.generation !== session.connection.generation) throw lostInstance();
     if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is already running on this instance');
     const checked = checkedCall(exportName, args, options, session.timeoutMs);
-    return callOn(state, exportName, checked.values, checked.options, undefined);
+    const result = await callOn(
+      state,
+      exportName,
+      checked.values,
+      checked.options,
+      wasiCallOf(state.wasi),
+      checked.input,
+    );
+    return checked.input === undefined ? result : dataResult(result);
+  }
+
+  /**
+   * The preopens' trees of a WASI instance (`instantiateWasi`) as they are now.
+   *
+   * @throws `BUSY` during a call, `DISPOSED`; TypeError for an instance made without WASI.
+   */
+  async files(): Promise<WasiFiles> {
+    const state = stateOf(this);
+    const session = state.session;
+    session.checkAlive();
+    if (state.dropped) throw disposedError('instance');
+    if (state.generation !== session.connection.generation) throw lostInstance();
+    if (state.wasi === undefined) throw invalidArgument('files() needs an instance made by instantiateWasi');
+    if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is running on this instance');
+    return (await session.send({ type: 'wasiFiles', instanceId: state.instanceId })).files as WasiFiles;
   }
 
   /** Drops the instance in the worker; a call in flight is cancelled. Later calls: `DISPOSED`. */
@@ -1045,7 +1186,8 @@ async function callOn(
   values: Value[],
   { signal, core, timeoutMs }: CheckedCallOptions,
   wasi: WasiCall | undefined,
-): Promise<CallResult> {
+  input?: Uint8Array,
+): Promise<FinishedCall> {
   const session = state.session;
   const call: PageCall = {
     instance: state,
@@ -1072,7 +1214,14 @@ async function callOn(
   };
   const { id, done } = connection.request(
     session.sandboxId,
-    { type: 'call', instanceId: state.instanceId, exportName, args: values, options: core },
+    {
+      type: 'call',
+      instanceId: state.instanceId,
+      exportName,
+      args: values,
+      options: core,
+      ...(input === undefined ? {} : { input }),
+    },
     timeoutMs + connection.graceMs,
     check,
   );

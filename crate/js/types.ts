@@ -64,6 +64,38 @@ export interface CallResult {
   metrics: Metrics;
 }
 
+/**
+ * The input of a data call (`call(name, input)`, the data ABI of `docs/data-abi.md`): bytes, a
+ * string (sent as UTF-8) or any other JSON-serialisable value but an array (sent as its JSON
+ * text; an array is a numeric call's arguments — pass `JSON.stringify(array)` instead).
+ */
+export type DataInput =
+  Uint8Array | ArrayBuffer | string | number | boolean | null | { readonly [key: string]: unknown };
+
+/** A data guest's log message. */
+export interface LogLine {
+  level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+}
+
+/** The result of a data call: the guest's output, read as bytes, text or JSON. */
+export interface DataCallResult {
+  /** A copy of the output's bytes. */
+  bytes(): Uint8Array;
+  /** The output as UTF-8 text; TypeError (`INVALID_ARGUMENT`) when it is not valid UTF-8. */
+  text(): string;
+  /** The output parsed as JSON; TypeError (`INVALID_ARGUMENT`) when it is not valid UTF-8 JSON. */
+  json(): unknown;
+  /** The output's length in bytes. */
+  readonly byteLength: number;
+  /** The guest's log messages during the call. */
+  readonly logs: readonly LogLine[];
+  /** The export's status (0), as a numeric result. */
+  readonly results: Value[];
+  /** What the call cost. */
+  readonly metrics: Metrics;
+}
+
 /** Options of one call; they can only tighten the sandbox's limits. */
 export interface CallOptions {
   /** Cancels the call (`CANCELLED`), even an infinite loop, within about one fuel slice. */
@@ -108,6 +140,24 @@ export interface InstantiateOptions {
    * (the import `module.name`). Every function the guest imports must be granted here.
    */
   imports?: ImportsObject;
+  /** What a data guest reads with `config_get` (Extism's manifest `config`). */
+  config?: Readonly<Record<string, string>>;
+  /** Bytes a data guest's variables may hold (default 1 MiB; 0 disables them). */
+  maxVarBytes?: number;
+  /**
+   * HTTP from a data guest (Extism's `http_request`), only to `allowedHosts` (exact names or
+   * `*` wildcards, as Extism's manifest `allowed_hosts`); without it every request is
+   * `HOST_ERROR`. Requests go through `fetch` (default: the global one, redirects refused);
+   * the response body is at most `maxResponseBytes` (default 50 MiB, Extism's).
+   */
+  http?: HttpOptions;
+}
+
+/** The HTTP capability of a data guest (`InstantiateOptions.http`). */
+export interface HttpOptions {
+  allowedHosts: readonly string[];
+  maxResponseBytes?: number;
+  fetch?: (url: string, init: RequestInit) => Promise<Response>;
 }
 
 /** Bytes of a module, or where to fetch them. A `string` is a URL relative to the document. */

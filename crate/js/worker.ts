@@ -166,6 +166,7 @@ async function runCall(
         capability: step.capability,
         import: step.import,
         args: step.args,
+        ...(step.http === undefined ? {} : { http: step.http }),
       });
     });
   const wasi: WasiControl = {
@@ -202,14 +203,28 @@ async function runCall(
       ]),
   };
   try {
-    const finished = await drive(state.core, message.instanceId, message.exportName, message.args, message.options, {
-      cancelled: () => call.cancelled,
-      host,
-      ...(state.wasi.has(message.instanceId) ? { wasi } : {}),
-    });
+    const finished = await drive(
+      state.core,
+      message.instanceId,
+      message.exportName,
+      message.args,
+      message.options,
+      {
+        cancelled: () => call.cancelled,
+        host,
+        ...(state.wasi.has(message.instanceId) ? { wasi } : {}),
+      },
+      message.input,
+    );
     const value: ReplyMap['call'] = { results: finished.results, metrics: finished.metrics };
     if (finished.exitCode !== undefined) value.exitCode = finished.exitCode;
-    reply(message.id, 'call', value);
+    const transfer: Transferable[] = [];
+    if (finished.output !== undefined) {
+      value.output = finished.output;
+      transfer.push(finished.output.buffer);
+    }
+    if (finished.logs !== undefined) value.logs = finished.logs;
+    reply(message.id, 'call', value, transfer);
   } catch (thrown) {
     fail(message.id, thrown);
   } finally {
@@ -222,7 +237,9 @@ function answerHost(id: number, answer: HostAnswer): void {
   const settle = hostWaits.get(id);
   // A reply to a host request that is over (cancelled meanwhile) has nobody to answer.
   if (settle === undefined) return;
-  settle(answer.ok ? { kind: 'results', results: answer.results } : { kind: 'fail', error: answer.error });
+  if (!answer.ok) settle({ kind: 'fail', error: answer.error });
+  else if (answer.http !== undefined) settle({ kind: 'http', response: answer.http });
+  else settle({ kind: 'results', results: answer.results });
 }
 
 function answerStdin(id: number, answer: StdinAnswer): void {
@@ -277,7 +294,10 @@ function handle(message: ToWorker): void {
         reply(id, 'load', { module: core.load(message.bytes, message.integrity, message.provenance) });
         break;
       case 'instantiate': {
-        const instanceId = core.instantiate(message.moduleId, message.grants);
+        const instanceId =
+          message.data === undefined
+            ? core.instantiate(message.moduleId, message.grants)
+            : core.instantiateWithData(message.moduleId, message.grants, message.data);
         reply(id, 'instantiate', { instanceId, startFuel: core.startFuel(instanceId) });
         break;
       }

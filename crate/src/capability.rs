@@ -4,6 +4,7 @@
 //! the caller's answer.
 
 use core::fmt;
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -104,4 +105,32 @@ pub struct HostCall {
     pub args: Vec<Value>,
     /// The types the answer must have ([`Instance::resume_host`](crate::Instance::resume_host)).
     pub results: Vec<ValueType>,
+    /// A data guest's HTTP request (`extism:host/env` `http_request`, to a host the HTTP
+    /// capability allows): answer with [`Instance::resume_http`](crate::Instance::resume_http).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpRequest>,
+}
+
+/// An HTTP request of a data guest, as Extism's `HttpRequest` (its body as bytes).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HttpRequest {
+    /// An `http:` or `https:` URL whose host the capability allows.
+    pub url: String,
+    /// Upper-case (`GET` when the guest gave none).
+    pub method: String,
+    /// In the guest's order of keys (sorted).
+    pub headers: BTreeMap<String, String>,
+    /// Empty when the guest gave none.
+    pub body: Vec<u8>,
+}
+
+/// The host's answer to an [`HttpRequest`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code the guest reads with `http_status_code`.
+    pub status: u16,
+    /// The headers the guest reads with `http_headers` (as JSON).
+    pub headers: BTreeMap<String, String>,
+    /// The body, at most the capability's `max_response_bytes`.
+    pub body: Vec<u8>,
 }

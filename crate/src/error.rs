@@ -52,8 +52,14 @@ pub enum ErrorCode {
     CapabilityRevoked,
     /// A capability's quota (calls, bytes) is exhausted.
     CapabilityQuota,
-    /// stdout/stderr over its cap.
+    /// stdout/stderr, or a data call's output or log messages, over its cap.
     OutputLimit,
+    /// A data call's input over `max_input_bytes` (refused before the call runs).
+    InputLimit,
+    /// A data call's guest reported a failure: a non-zero status or an error message
+    /// (`extism:host/env` `error_set`); `details.cause` holds its message. The guest returned
+    /// normally, so the instance stays usable.
+    GuestError,
     /// The worker died (browser side only).
     WorkerCrashed,
     /// Use after dispose.
@@ -70,7 +76,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the README's table.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::IntegrityMismatch,
         Self::SignatureInvalid,
         Self::PolicyDenied,
@@ -95,6 +101,8 @@ impl ErrorCode {
         Self::Busy,
         Self::InvalidArgument,
         Self::Poisoned,
+        Self::InputLimit,
+        Self::GuestError,
     ];
 
     /// The codes a host function may end a guest call with ([`Instance::fail_host`]): its own
@@ -127,6 +135,7 @@ impl ErrorCode {
                 | Self::InstanceLimit
                 | Self::StackOverflow
                 | Self::OutputLimit
+                | Self::InputLimit
                 | Self::CapabilityQuota
         )
     }
@@ -153,6 +162,8 @@ impl ErrorCode {
             Self::CapabilityRevoked => "CAPABILITY_REVOKED",
             Self::CapabilityQuota => "CAPABILITY_QUOTA",
             Self::OutputLimit => "OUTPUT_LIMIT",
+            Self::InputLimit => "INPUT_LIMIT",
+            Self::GuestError => "GUEST_ERROR",
             Self::WorkerCrashed => "WORKER_CRASHED",
             Self::Disposed => "DISPOSED",
             Self::Busy => "BUSY",

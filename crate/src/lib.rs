@@ -41,6 +41,9 @@
 //! deterministic clocks and randomness: [`run_wasi`] natively, or
 //! [`Sandbox::instantiate_wasi`] step by step.
 //!
+//! [`data`] is the data ABI (Extism's `extism:host/env`): calls that pass bytes in and out
+//! ([`Instance::start_data`], [`drive_data`]), so Extism plugins run unchanged.
+//!
 //! Only `bindings/` (compiled for wasm32 only) knows about JavaScript.
 
 // The layers, bottom up; a module uses only the ones above it in this list
@@ -59,6 +62,7 @@ pub mod policy;
 
 pub mod module;
 
+pub mod data;
 pub mod wasi;
 
 pub mod instance;
@@ -73,9 +77,10 @@ pub mod bindings;
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
-pub use capability::{CapabilityId, Grant, Grants, HostCall};
+pub use capability::{CapabilityId, Grant, Grants, HostCall, HttpRequest, HttpResponse};
+pub use data::{DataConfig, HttpGrant, LogLine};
 pub use error::{Details, Error, ErrorCode, TrapCode};
-pub use instance::driver::{Hooks, HostFn, StdinFeed, drive};
+pub use instance::driver::{Hooks, HostFn, StdinFeed, drive, drive_data};
 pub use instance::{CallOptions, Instance, InstanceState, Outcome, Step};
 pub use integrity::Digest;
 pub use limits::{Limits, ModuleLimits};

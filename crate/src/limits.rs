@@ -38,6 +38,13 @@ pub struct Limits {
     pub max_recursion_depth: u32,
     /// Largest module, in bytes, checked before hashing or parsing. Default 32 MiB.
     pub max_module_bytes: u64,
+    /// Largest input of a data call ([`Instance::start_data`](crate::Instance::start_data)),
+    /// in bytes; a larger one is refused with `INPUT_LIMIT` before the call runs. Default
+    /// 16 MiB.
+    pub max_input_bytes: u64,
+    /// Largest output of a data call (`output_set`), and most bytes of log messages in one
+    /// call, in bytes; past it the call ends with `OUTPUT_LIMIT`. Default 16 MiB.
+    pub max_output_bytes: u64,
     /// When `memory.grow`/`table.grow` passes a limit: `false` (default, as the spec allows)
     /// returns -1 to the guest; `true` ends the call with `MEMORY_LIMIT`/`TABLE_LIMIT`.
     pub trap_on_grow_failure: bool,
@@ -57,6 +64,8 @@ impl Default for Limits {
             max_instances: 16,
             max_recursion_depth: 10_000,
             max_module_bytes: 32 << 20,
+            max_input_bytes: 16 << 20,
+            max_output_bytes: 16 << 20,
             trap_on_grow_failure: false,
             module: ModuleLimits::default(),
         }

@@ -10,6 +10,7 @@ use wasmi::{CompilationMode, Config, CustomFuelCosts, Engine};
 
 use crate::audit::{AuditEntry, AuditEvent, Record, Recorder, Sink};
 use crate::capability::{Grants, HostCall};
+use crate::data::DataConfig;
 use crate::error::{Error, ErrorCode};
 use crate::instance::driver::{self, Hooks, HostFn};
 use crate::instance::{CallOptions, Instance};
@@ -303,7 +304,29 @@ impl Sandbox {
                 "module was loaded by another sandbox",
             ));
         }
-        self.instantiate_inner(module, grants, None)
+        self.instantiate_inner(module, grants, None, &DataConfig::default())
+    }
+
+    /// [`Sandbox::instantiate`] with the data ABI's configuration (what the guest reads with
+    /// `config_get`, the cap on its variables). Every instance links the data ABI
+    /// (`extism:host/env`, see [`data`](crate::data)) when its module imports it; this only
+    /// configures it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sandbox::instantiate`].
+    pub fn instantiate_with_data(
+        &self,
+        module: &Module,
+        grants: &Grants,
+        data: &DataConfig,
+    ) -> Result<Instance, Error> {
+        if !Engine::same(module.wasmi().engine(), &self.engine) {
+            return Err(Error::invalid_argument(
+                "module was loaded by another sandbox",
+            ));
+        }
+        self.instantiate_inner(module, grants, None, data)
     }
 
     fn instantiate_inner(
@@ -311,6 +334,7 @@ impl Sandbox {
         module: &Module,
         grants: &Grants,
         wasi: Option<WasiCtx>,
+        data: &DataConfig,
     ) -> Result<Instance, Error> {
         let is_wasi = wasi.is_some();
         let result = InstanceSlot::acquire(&self.live_instances, self.limits.max_instances)
@@ -320,6 +344,7 @@ impl Sandbox {
                     module,
                     grants,
                     wasi,
+                    data,
                     &self.limits,
                     slot,
                     self.audit.clone(),
@@ -332,6 +357,16 @@ impl Sandbox {
         match &result {
             Ok(_) => {
                 self.audit.record(record);
+                if let Some(http) = &data.http {
+                    self.audit.record(
+                        Record::new(AuditEvent::Grant)
+                            .module(module.digest())
+                            .with("import", "extism:host/env.http_request")
+                            .with("capability", http.capability.0.to_string())
+                            .with("allowedHosts", http.allowed_hosts.join(" "))
+                            .with("maxResponseBytes", http.max_response_bytes.to_string()),
+                    );
+                }
                 for grant in grants.iter() {
                     self.audit.record(
                         Record::new(AuditEvent::Grant)
@@ -382,7 +417,7 @@ impl Sandbox {
             ));
         }
         let wasi = WasiCtx::new(config)?;
-        self.instantiate_inner(module, &config.grants, Some(wasi))
+        self.instantiate_inner(module, &config.grants, Some(wasi), &config.data)
     }
 }
 

@@ -1084,3 +1084,119 @@ fn start_fuel_is_what_the_start_function_consumed() {
     let err = core.start_fuel(num(999.0)).expect_err("unknown instance");
     assert_eq!(code(&err), "INVALID_ARGUMENT");
 }
+
+// ---- data calls (the data ABI, extism:host/env) ----
+
+const DATA_ECHO: &str = r#"
+(module
+  (import "extism:host/env" "input_length" (func $len (result i64)))
+  (import "extism:host/env" "input_load_u8" (func $in (param i64) (result i32)))
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store (param i64 i32)))
+  (import "extism:host/env" "output_set" (func $out (param i64 i64)))
+  (import "extism:host/env" "config_get" (func $config (param i64) (result i64)))
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  (memory (export "memory") 1)
+  ;; The input, byte by byte, as the output.
+  (func (export "echo") (result i32)
+    (local $n i64) (local $h i64) (local $i i64)
+    (local.set $n (call $len))
+    (local.set $h (call $alloc (local.get $n)))
+    (block $done (loop $copy
+      (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
+      (call $store (i64.add (local.get $h) (local.get $i)) (call $in (local.get $i)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br $copy)))
+    (call $out (local.get $h) (local.get $n))
+    (i32.const 0))
+  ;; Lies about its output's length.
+  (func (export "lie") (result i32)
+    (call $out (call $alloc (i64.const 1)) (i64.const 2)) (i32.const 0))
+  ;; Status 5.
+  (func (export "fail") (result i32) (i32.const 5))
+  ;; The config value of key "k" (the key is the input).
+  (func (export "config") (result i32)
+    (local $k i64) (local $v i64)
+    (local.set $k (call $alloc (i64.const 1)))
+    (call $store (local.get $k) (i32.const 107))
+    (local.set $v (call $config (local.get $k)))
+    (call $out (local.get $v) (call $length (local.get $v)))
+    (i32.const 0)))
+"#;
+
+#[wasm_bindgen_test]
+fn data_calls_through_the_bindings() {
+    let mut core = core_with(obj(&[
+        ("maxInputBytes", num(8.0)),
+        ("maxOutputBytes", num(8.0)),
+    ]));
+    let module = load_id(&mut core, DATA_ECHO);
+    let id = JsValue::from(
+        core.instantiate_with_data(
+            module.clone(),
+            arr(&[]),
+            obj(&[("config", obj(&[("k", JsValue::from_str("v!"))]))]),
+        )
+        .expect("instantiates"),
+    );
+    let input: JsValue = Uint8Array::from(&b"hi\xff"[..]).into();
+    let step = core
+        .start_data(
+            id.clone(),
+            JsValue::from_str("echo"),
+            input,
+            JsValue::UNDEFINED,
+        )
+        .expect("starts");
+    let done = drive(&mut core, &id, step, |_| panic!("no host calls")).expect("finishes");
+    let output: Uint8Array = get(&done, "output").dyn_into().expect("output bytes");
+    assert_eq!(output.to_vec(), b"hi\xff");
+    let step = core
+        .start_data(
+            id.clone(),
+            JsValue::from_str("config"),
+            Uint8Array::new_with_length(0).into(),
+            JsValue::UNDEFINED,
+        )
+        .expect("starts");
+    let done = drive(&mut core, &id, step, |_| panic!("no host calls")).expect("finishes");
+    let output: Uint8Array = get(&done, "output").dyn_into().expect("output bytes");
+    assert_eq!(output.to_vec(), b"v!");
+
+    // Over the input cap: INPUT_LIMIT, the instance still usable; a guest error too.
+    let big: JsValue = Uint8Array::new_with_length(9).into();
+    let err = core
+        .start_data(
+            id.clone(),
+            JsValue::from_str("echo"),
+            big,
+            JsValue::UNDEFINED,
+        )
+        .expect_err("too big");
+    assert_eq!(code(&err), "INPUT_LIMIT");
+    let empty = || -> JsValue { Uint8Array::new_with_length(0).into() };
+    let err = core
+        .start_data(
+            id.clone(),
+            JsValue::from_str("fail"),
+            empty(),
+            JsValue::UNDEFINED,
+        )
+        .expect_err("status 5");
+    assert_eq!(code(&err), "GUEST_ERROR");
+    let err = core
+        .start_data(
+            id.clone(),
+            JsValue::from_str("lie"),
+            empty(),
+            JsValue::UNDEFINED,
+        )
+        .expect_err("lies");
+    assert_eq!(code(&err), "TRAP");
+    assert_eq!(
+        get_str(&get(&err, "details"), "trapCode"),
+        "memory_out_of_bounds"
+    );
+    let logs = core.take_logs(id.clone()).expect("logs");
+    assert_eq!(Array::from(&logs).length(), 0);
+}

@@ -17,7 +17,8 @@ use js_sys::{Array, Number, Object, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::capability::{CapabilityId, Grants};
+use crate::capability::{CapabilityId, Grants, HttpResponse};
+use crate::data::{DataConfig, HttpGrant, LogLine};
 use crate::error::Error;
 use crate::instance::{CallOptions, Outcome, Step};
 use crate::limits::{Limits, ModuleLimits};
@@ -215,6 +216,8 @@ const LIMIT_FIELDS: &[&str] = &[
     "maxInstances",
     "maxRecursionDepth",
     "maxModuleBytes",
+    "maxInputBytes",
+    "maxOutputBytes",
     "trapOnGrowFailure",
     "module",
 ];
@@ -254,6 +257,8 @@ pub(crate) fn limits_from_js(value: &JsValue) -> Result<Limits, Error> {
         max_instances,
         max_recursion_depth,
         max_module_bytes,
+        max_input_bytes,
+        max_output_bytes,
         trap_on_grow_failure,
         module,
     } = &mut limits;
@@ -269,6 +274,8 @@ pub(crate) fn limits_from_js(value: &JsValue) -> Result<Limits, Error> {
             "maxInstances" => *max_instances = u32_from_js(&field, &what)?,
             "maxRecursionDepth" => *max_recursion_depth = u32_from_js(&field, &what)?,
             "maxModuleBytes" => *max_module_bytes = safe_u64_from_js(&field, &what)?,
+            "maxInputBytes" => *max_input_bytes = safe_u64_from_js(&field, &what)?,
+            "maxOutputBytes" => *max_output_bytes = safe_u64_from_js(&field, &what)?,
             "trapOnGrowFailure" => *trap_on_grow_failure = bool_from_js(&field, &what)?,
             "module" => module_limits_from_js(&field, module)?,
             _ => return Err(unknown_field("limits", &name, LIMIT_FIELDS)),
@@ -486,8 +493,12 @@ pub(crate) fn step_to_js(step: &Step, wait: Option<WasiWait>) -> Result<JsValue,
             results,
             exit_code,
             metrics,
+            output,
         }) => {
             set(&record, "status", &JsValue::from_str("finished"));
+            if let Some(output) = output {
+                set(&record, "output", &Uint8Array::from(output.as_slice()));
+            }
             set(&record, "results", &values_to_js(results));
             if let Some(code) = exit_code {
                 set(&record, "exitCode", &JsValue::from(*code));
@@ -505,6 +516,18 @@ pub(crate) fn step_to_js(step: &Step, wait: Option<WasiWait>) -> Result<JsValue,
             set(&record, "capability", &JsValue::from(call.capability.0));
             set(&record, "import", &JsValue::from_str(&call.import));
             set(&record, "args", &values_to_js(&call.args));
+            if let Some(http) = &call.http {
+                let request = Object::new();
+                set(&request, "url", &JsValue::from_str(&http.url));
+                set(&request, "method", &JsValue::from_str(&http.method));
+                let headers = Object::new();
+                for (k, v) in &http.headers {
+                    set(&headers, k, &JsValue::from_str(v));
+                }
+                set(&request, "headers", &headers);
+                set(&request, "body", &Uint8Array::from(http.body.as_slice()));
+                set(&record, "http", &request);
+            }
         }
     }
     Ok(record.into())
@@ -597,6 +620,8 @@ const WASI_FIELDS: &[&str] = &[
     "maxFiles",
     "deterministic",
     "grants",
+    "config",
+    "maxVarBytes",
 ];
 
 /// A [`WasiConfig`] from `{args, env, preopens, stdin, maxStdoutBytes, maxStderrBytes,
@@ -621,6 +646,7 @@ pub(crate) fn wasi_config_from_js(value: &JsValue) -> Result<WasiConfig, Error> 
         max_files,
         deterministic,
         grants,
+        data,
     } = &mut config;
     for (name, field) in entries(value, "wasi config")? {
         let what = format!("config.{name}");
@@ -636,6 +662,8 @@ pub(crate) fn wasi_config_from_js(value: &JsValue) -> Result<WasiConfig, Error> 
             "deterministic" if field.is_null() => *deterministic = None,
             "deterministic" => *deterministic = Some(deterministic_from_js(&field, &what)?),
             "grants" => *grants = grants_from_js(&field)?,
+            "config" => data.config = env_from_js(&field, &what)?.into_iter().collect(),
+            "maxVarBytes" => data.max_var_bytes = safe_u64_from_js(&field, &what)?,
             _ => return Err(unknown_field("wasi config", &name, WASI_FIELDS)),
         }
     }
@@ -652,6 +680,77 @@ fn strings_from_js(value: &JsValue, what: &str) -> Result<Vec<String>, Error> {
 
 /// The environment, in order: `[[key, value], ...]`, or a plain object (in its own
 /// property order, which puts integer-like keys first).
+/// An [`HttpGrant`] from `{capability, allowedHosts, maxResponseBytes?}`.
+fn http_grant_from_js(value: &JsValue, what: &str) -> Result<HttpGrant, Error> {
+    const FIELDS: &[&str] = &["capability", "allowedHosts", "maxResponseBytes"];
+    let mut grant = HttpGrant::new(CapabilityId(0), Vec::new());
+    let mut capability = None;
+    for (name, field) in entries(value, what)? {
+        let item = format!("{what}.{name}");
+        match name.as_str() {
+            "capability" => capability = Some(CapabilityId(u32_from_js(&field, &item)?)),
+            "allowedHosts" => grant.allowed_hosts = strings_from_js(&field, &item)?,
+            "maxResponseBytes" => grant.max_response_bytes = safe_u64_from_js(&field, &item)?,
+            _ => return Err(unknown_field(what, &name, FIELDS)),
+        }
+    }
+    grant.capability = capability
+        .ok_or_else(|| Error::invalid_argument(format!("{what}.capability is required")))?;
+    Ok(grant)
+}
+
+/// An [`HttpResponse`] from `{status, headers?, body?}`.
+pub(crate) fn http_response_from_js(value: &JsValue) -> Result<HttpResponse, Error> {
+    const FIELDS: &[&str] = &["status", "headers", "body"];
+    let mut response = HttpResponse::default();
+    for (name, field) in entries(value, "http response")? {
+        let what = format!("response.{name}");
+        match name.as_str() {
+            "status" => {
+                let status = u32_from_js(&field, &what)?;
+                response.status = u16::try_from(status)
+                    .map_err(|_| Error::invalid_argument(format!("{what} must be < 65536")))?;
+            }
+            "headers" => response.headers = env_from_js(&field, &what)?.into_iter().collect(),
+            "body" => response.body = bytes_from_js(&field, &what)?,
+            _ => return Err(unknown_field("http response", &name, FIELDS)),
+        }
+    }
+    Ok(response)
+}
+
+/// A [`DataConfig`] from `{config, maxVarBytes, http}`, all optional.
+pub(crate) fn data_config_from_js(value: &JsValue) -> Result<DataConfig, Error> {
+    const FIELDS: &[&str] = &["config", "maxVarBytes", "http"];
+    let mut data = DataConfig::default();
+    if value.is_undefined() || value.is_null() {
+        return Ok(data);
+    }
+    for (name, field) in entries(value, "data config")? {
+        let what = format!("data.{name}");
+        match name.as_str() {
+            "config" => data.config = env_from_js(&field, &what)?.into_iter().collect(),
+            "maxVarBytes" => data.max_var_bytes = safe_u64_from_js(&field, &what)?,
+            "http" if field.is_null() => data.http = None,
+            "http" => data.http = Some(http_grant_from_js(&field, &what)?),
+            _ => return Err(unknown_field("data config", &name, FIELDS)),
+        }
+    }
+    Ok(data)
+}
+
+/// Log lines as `[{level, message}]`.
+pub(crate) fn logs_to_js(logs: &[LogLine]) -> JsValue {
+    let array = Array::new();
+    for line in logs {
+        let record = Object::new();
+        set(&record, "level", &JsValue::from_str(line.level));
+        set(&record, "message", &JsValue::from_str(&line.message));
+        array.push(&record);
+    }
+    array.into()
+}
+
 fn env_from_js(value: &JsValue, what: &str) -> Result<Vec<(String, String)>, Error> {
     if Array::is_array(value) {
         return array_from_js(value, what)?

@@ -46,6 +46,8 @@ export interface CoreLimits {
   maxInstances?: number;
   maxRecursionDepth?: number;
   maxModuleBytes?: number | bigint;
+  maxInputBytes?: number | bigint;
+  maxOutputBytes?: number | bigint;
   trapOnGrowFailure?: boolean;
   module?: {
     maxFunctions?: number;
@@ -129,9 +131,24 @@ export type CoreWasiWait = { kind: "sleep"; durationMs: number } | { kind: "stdi
 
 /** What a call did in its latest step. `wait` only when a WASI guest waits (not a fuel slice). */
 export type CoreStep =
-  | { status: "finished"; results: CoreValue[]; exitCode?: number; metrics: CoreMetrics }
+  | { status: "finished"; results: CoreValue[]; exitCode?: number; metrics: CoreMetrics; output?: Uint8Array }
   | { status: "yield"; wait?: CoreWasiWait }
-  | { status: "host"; capability: number; import: string; args: CoreValue[] };
+  | { status: "host"; capability: number; import: string; args: CoreValue[]; http?: CoreHttpRequest };
+
+/** A data guest's HTTP request to an allowed host: answer with `resumeHttp`. */
+export interface CoreHttpRequest {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  body: Uint8Array;
+}
+
+/** The answer to a `CoreHttpRequest`. */
+export interface CoreHttpResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body?: Uint8Array;
+}
 
 /**
  * A preopen's initial tree: relative path to contents (a string is stored as UTF-8);
@@ -163,6 +180,24 @@ export interface CoreWasiConfig {
   deterministic?: { seed: number | bigint; startTimeNs?: number | bigint } | null;
   /** Capabilities besides WASI, as in `instantiate`. */
   grants?: CoreGrant[];
+  /** What a data call's guest reads with `config_get`. */
+  config?: Record<string, string>;
+  /** Bytes its variables may hold (default 1 MiB; 0 disables them). */
+  maxVarBytes?: number | bigint;
+}
+
+/** The data ABI's configuration of an instance (`instantiate`'s third argument). */
+export interface CoreDataConfig {
+  config?: Record<string, string>;
+  maxVarBytes?: number | bigint;
+  /** HTTP from the guest, only to these hosts (`*` wildcards); answered by `capability`. */
+  http?: { capability: number; allowedHosts: string[]; maxResponseBytes?: number | bigint } | null;
+}
+
+/** A data guest's log message. */
+export interface CoreLogLine {
+  level: "trace" | "debug" | "info" | "warn" | "error";
+  message: string;
 }
 
 /** stdout and stderr written since the last `takeOutput`. */
@@ -332,7 +367,69 @@ impl Core {
         #[wasm_bindgen(js_name = moduleId, unchecked_param_type = "number")] module_id: JsValue,
         #[wasm_bindgen(unchecked_param_type = "CoreGrant[]")] grants: JsValue,
     ) -> Result<u32, JsValue> {
-        self.instantiate_impl(&module_id, &grants).map_err(throw)
+        self.instantiate_impl(&module_id, &grants, &JsValue::UNDEFINED)
+            .map_err(throw)
+    }
+
+    /// `instantiateWithData(moduleId, grants, data)`: `instantiate` with the data ABI's
+    /// configuration (`{config, maxVarBytes}`, both optional).
+    ///
+    /// Throws as `instantiate`, and `INVALID_ARGUMENT` for a bad `data`.
+    #[wasm_bindgen(js_name = instantiateWithData)]
+    pub fn instantiate_with_data(
+        &mut self,
+        #[wasm_bindgen(js_name = moduleId, unchecked_param_type = "number")] module_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "CoreGrant[]")] grants: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CoreDataConfig")] data: JsValue,
+    ) -> Result<u32, JsValue> {
+        self.instantiate_impl(&module_id, &grants, &data)
+            .map_err(throw)
+    }
+
+    /// `startData(instanceId, exportName, input, options?)`: starts a data call (the data
+    /// ABI, `extism:host/env`) of an export `() -> ()` or `() -> i32` with `input` (a
+    /// `Uint8Array`); its `finished` step has `output` (a `Uint8Array`).
+    ///
+    /// Throws as `start`, `INPUT_LIMIT` (the instance stays usable), and when the call ends,
+    /// `GUEST_ERROR` (the guest's status or message; the instance stays usable).
+    #[wasm_bindgen(js_name = startData, unchecked_return_type = "CoreStep")]
+    pub fn start_data(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(js_name = exportName, unchecked_param_type = "string")] export: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] input: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CoreCallOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        self.start_data_impl(&instance_id, &export, &input, &options)
+            .map_err(throw)
+    }
+
+    /// `resumeHttp(instanceId, response)`: answers a `host` step with `http` (a data guest's
+    /// request) with `{status, headers?, body?}` and continues the call.
+    ///
+    /// Throws `INVALID_ARGUMENT` if the call is not waiting for an HTTP response (nothing
+    /// changes) or the response is malformed; `HOST_ERROR` for a body over the capability's
+    /// `maxResponseBytes`; or the error the next step ended in.
+    #[wasm_bindgen(js_name = resumeHttp, unchecked_return_type = "CoreStep")]
+    pub fn resume_http(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "CoreHttpResponse")] response: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let response = convert::http_response_from_js(&response).map_err(throw)?;
+        let entry = self.instance_mut(&instance_id).map_err(throw)?;
+        let result = entry.instance.resume_http(response);
+        entry.step(result).map_err(throw)
+    }
+
+    /// `takeLogs(instanceId)`: the log messages of the latest data call, taken.
+    #[wasm_bindgen(js_name = takeLogs, unchecked_return_type = "CoreLogLine[]")]
+    pub fn take_logs(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let entry = self.instance_mut(&instance_id).map_err(throw)?;
+        Ok(convert::logs_to_js(&entry.instance.take_logs()))
     }
 
     /// `instantiateWasi(moduleId, config)`: links the module against WASI preview1 (configured
@@ -611,14 +708,20 @@ impl Core {
         Ok(record)
     }
 
-    fn instantiate_impl(&mut self, module_id: &JsValue, grants: &JsValue) -> Result<u32, Error> {
+    fn instantiate_impl(
+        &mut self,
+        module_id: &JsValue,
+        grants: &JsValue,
+        data: &JsValue,
+    ) -> Result<u32, Error> {
         let module_id = index_from_js(module_id, "moduleId")?;
         let grants = grants_from_js(grants)?;
+        let data = convert::data_config_from_js(data)?;
         let module = self
             .modules
             .get(&module_id)
             .ok_or_else(|| unknown_id("module", module_id))?;
-        let instance = self.sandbox.instantiate(module, &grants)?;
+        let instance = self.sandbox.instantiate_with_data(module, &grants, &data)?;
         let id = take_id(&mut self.next_instance_id, "instance")?;
         self.instances.insert(id, InstanceEntry { instance });
         Ok(id)
@@ -635,7 +738,10 @@ impl Core {
             .modules
             .get(&module_id)
             .ok_or_else(|| unknown_id("module", module_id))?;
-        let instance = self.sandbox.instantiate_wasi(module, &config)?;
+        let mut instance = self.sandbox.instantiate_wasi(module, &config)?;
+        // The package streams the output (`takeOutput`) and keeps its own copy: the core keeps
+        // none, and a WASI instance kept for many calls is capped per call.
+        instance.set_retain_output(false);
         let id = take_id(&mut self.next_instance_id, "instance")?;
         self.instances.insert(id, InstanceEntry { instance });
         Ok(id)
@@ -664,6 +770,21 @@ impl Core {
         let bytes = bytes_from_js(bytes, "bytes")?;
         let eof = bool_from_js(eof, "eof")?;
         entry.instance.push_stdin(&bytes, eof)
+    }
+
+    fn start_data_impl(
+        &mut self,
+        instance_id: &JsValue,
+        export: &JsValue,
+        input: &JsValue,
+        options: &JsValue,
+    ) -> Result<JsValue, Error> {
+        let entry = self.instance_mut(instance_id)?;
+        let export = string_from_js(export, "export")?;
+        let input = bytes_from_js(input, "input")?;
+        let options = call_options_from_js(options)?;
+        let result = entry.instance.start_data(&export, &input, &options);
+        entry.step(result)
     }
 
     fn start_impl(

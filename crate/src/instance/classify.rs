@@ -1,6 +1,7 @@
 //! The one place that maps a wasmi error to a nestbox [`Error`]: every trap, limit, host
 //! stop and instantiation failure gets exactly one code here.
 
+use crate::data::{DataStop, HttpPending};
 use crate::error::{Error, ErrorCode, TrapCode};
 use crate::limits::Limiter;
 use crate::wasi::{WasiStop, WasiSuspend};
@@ -18,6 +19,19 @@ pub(super) fn classify(
     if let Some(stop) = error.downcast_ref::<WasiStop>() {
         // A WASI call ended the run with its own error (e.g. OUTPUT_LIMIT).
         return stop.0.clone();
+    }
+    if let Some(stop) = error.downcast_ref::<DataStop>() {
+        // A data-ABI function ended the run (bad handle, output over its cap, …).
+        return stop.0.clone();
+    }
+    if error.downcast_ref::<HttpPending>().is_some() {
+        // Only reachable where wasmi cannot resume (a start function, a tail call).
+        return Error::new(
+            ErrorCode::HostError,
+            format!(
+                "{context}: http_request waits for the host, but the guest cannot be suspended here (start function or tail call)"
+            ),
+        );
     }
     if let Some(suspend) = error.downcast_ref::<WasiSuspend>() {
         // Only reachable where wasmi cannot resume: a start function, or a WASI function

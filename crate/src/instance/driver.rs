@@ -6,7 +6,7 @@
 
 use core::time::Duration;
 
-use crate::capability::HostCall;
+use crate::capability::{HostCall, HttpRequest, HttpResponse};
 use crate::error::Error;
 use crate::memory::GuestMemory;
 use crate::value::Value;
@@ -28,6 +28,20 @@ pub trait Hooks {
         call: &HostCall,
         memory: &mut GuestMemory<'_>,
     ) -> Result<Vec<Value>, Error>;
+
+    /// Answers a data guest's HTTP request to a host its HTTP capability allows
+    /// ([`DataConfig::http`](crate::DataConfig::http)). The default refuses: a native
+    /// embedder that grants HTTP brings its own client.
+    ///
+    /// # Errors
+    ///
+    /// The error to end the call with.
+    fn http(&mut self, request: &HttpRequest) -> Result<HttpResponse, Error> {
+        Err(Error::host_failed(format!(
+            "no HTTP client answers {} {}",
+            request.method, request.url
+        )))
+    }
 
     /// Whether [`Hooks::output`] wants the output after every step. When `false` (the
     /// default) the output stays in the instance ([`Instance::take_output`]).
@@ -125,7 +139,32 @@ pub fn drive<H: Hooks + ?Sized>(
     options: &CallOptions,
     hooks: &mut H,
 ) -> Result<Outcome, Error> {
-    let mut step = instance.start_with(export, args, options);
+    let step = instance.start_with(export, args, options);
+    drive_from(instance, step, hooks)
+}
+
+/// Runs a data call of `export` with `input` ([`Instance::start_data`]) to its end, as
+/// [`drive`]: the outcome's `output` holds the guest's output.
+///
+/// # Errors
+///
+/// As [`Instance::start_data`] and [`drive`].
+pub fn drive_data<H: Hooks + ?Sized>(
+    instance: &mut Instance,
+    export: &str,
+    input: &[u8],
+    options: &CallOptions,
+    hooks: &mut H,
+) -> Result<Outcome, Error> {
+    let step = instance.start_data(export, input, options);
+    drive_from(instance, step, hooks)
+}
+
+fn drive_from<H: Hooks + ?Sized>(
+    instance: &mut Instance,
+    mut step: Result<Step, Error>,
+    hooks: &mut H,
+) -> Result<Outcome, Error> {
     loop {
         if hooks.streams_output() {
             let (stdout, stderr) = instance.take_output();
@@ -150,6 +189,13 @@ pub fn drive<H: Hooks + ?Sized>(
                 }
                 instance.resume()
             }
+            Step::HostCall(HostCall {
+                http: Some(request),
+                ..
+            }) => match hooks.http(&request) {
+                Ok(response) => instance.resume_http(response),
+                Err(error) => return Err(instance.fail_host(error)),
+            },
             Step::HostCall(call) => {
                 let answer = match instance.memory() {
                     Some(mut memory) => hooks.host_call(&call, &mut memory),
@@ -180,6 +226,25 @@ impl Instance {
             self,
             export,
             args,
+            &CallOptions::default(),
+            &mut HostFn(host),
+        )
+    }
+
+    /// A data call of `export` with `input` to completion ([`drive_data`] with [`HostFn`]
+    /// hooks); the outcome's `output` holds the guest's output.
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::start_data`]; an error returned by `host` ends the call with that error.
+    pub fn call_data<H>(&mut self, export: &str, input: &[u8], host: H) -> Result<Outcome, Error>
+    where
+        H: FnMut(&HostCall, &mut GuestMemory<'_>) -> Result<Vec<Value>, Error>,
+    {
+        drive_data(
+            self,
+            export,
+            input,
             &CallOptions::default(),
             &mut HostFn(host),
         )

@@ -2,6 +2,7 @@
 //! instance, against the preview1 functions), and the trampoline's suspension type.
 
 use crate::capability::{CapabilityId, Grants};
+use crate::data::{self, DataFunc};
 use crate::error::{Error, ErrorCode};
 use crate::module::{ItemKind, Module};
 use crate::value::{Signature, Value};
@@ -33,11 +34,12 @@ pub(super) struct Link {
     pub(super) signature: Signature,
 }
 
-/// The granted imports and the preview1 functions a module links.
-pub(super) type Linked = (Vec<Link>, Vec<&'static WasiFunc>);
+/// The granted imports, the preview1 functions and the data-ABI functions a module links.
+pub(super) type Linked = (Vec<Link>, Vec<&'static WasiFunc>, Vec<&'static DataFunc>);
 
 /// Matches every import of `module` against `grants` (and, with `wasi`, imports under
-/// `wasi_snapshot_preview1` against the preview1 functions): all missing imports are
+/// `wasi_snapshot_preview1` against the preview1 functions; always, imports under
+/// `extism:host/env` against the data ABI's functions): all missing imports are
 /// `IMPORT_NOT_GRANTED`; then all mistyped ones are `SIGNATURE_MISMATCH`.
 pub(super) fn link_imports(module: &Module, grants: &Grants, wasi: bool) -> Result<Linked, Error> {
     let mut missing = Vec::new();
@@ -45,6 +47,7 @@ pub(super) fn link_imports(module: &Module, grants: &Grants, wasi: bool) -> Resu
     let mut mismatch_text = Vec::new();
     let mut links = Vec::new();
     let mut wasi_funcs: Vec<&'static WasiFunc> = Vec::new();
+    let mut data_funcs: Vec<&'static DataFunc> = Vec::new();
     for import in module.imports() {
         let qualified = import.qualified_name();
         if wasi && import.module == wasi::WASI_MODULE {
@@ -62,6 +65,24 @@ pub(super) fn link_imports(module: &Module, grants: &Grants, wasi: bool) -> Resu
                     }
                 }
                 // Not a preview1 function (or not a function): like any ungranted import.
+                _ => missing.push(qualified),
+            }
+            continue;
+        }
+        if import.module == data::DATA_MODULE {
+            match (import.kind, data::function(&import.name)) {
+                (ItemKind::Function, Some(func)) => {
+                    let expected = func.signature();
+                    if import.signature.as_ref() != Some(&expected) {
+                        mismatch_text.push(format!(
+                            "{qualified}: guest imports {}, the data ABI defines {expected}",
+                            import.type_text
+                        ));
+                        mismatched.push(qualified);
+                    } else if !data_funcs.iter().any(|f| f.name == func.name) {
+                        data_funcs.push(func);
+                    }
+                }
                 _ => missing.push(qualified),
             }
             continue;
@@ -108,5 +129,5 @@ pub(super) fn link_imports(module: &Module, grants: &Grants, wasi: bool) -> Resu
         )
         .with(|d| d.imports = mismatched));
     }
-    Ok((links, wasi_funcs))
+    Ok((links, wasi_funcs, data_funcs))
 }

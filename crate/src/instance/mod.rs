@@ -26,7 +26,8 @@ use wasmi::{Linker, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel
 use web_time::Instant;
 
 use crate::audit::{AuditEvent, Record, Recorder, values_digest};
-use crate::capability::{Grants, HostCall};
+use crate::capability::{Grants, HostCall, HttpResponse};
+use crate::data::{self, DataConfig, DataCtx, DataView, HttpPending, LogLine};
 use crate::error::{Error, ErrorCode};
 use crate::fuel::FuelLedger;
 use crate::integrity::Digest;
@@ -70,6 +71,10 @@ pub struct Outcome {
     pub exit_code: Option<i32>,
     /// What the call cost.
     pub metrics: Metrics,
+    /// The output of a data call ([`Instance::start_data`]): the bytes the guest set with
+    /// `output_set` (empty if it set none). `None` for a numeric call.
+    #[serde(skip)]
+    pub output: Option<Vec<u8>>,
 }
 
 /// What a call did in its latest step.
@@ -94,6 +99,15 @@ pub(crate) struct StoreState {
     fuel: FuelLedger,
     /// WASI state, when the instance was created with WASI.
     wasi: Option<WasiCtx>,
+    /// The data ABI's host-side blocks, input, output and variables.
+    data: DataCtx,
+}
+
+impl DataView for StoreState {
+    fn data_view(&mut self) -> (&mut DataCtx, &mut FuelLedger) {
+        let Self { data, fuel, .. } = self;
+        (data, fuel)
+    }
 }
 
 impl WasiView for StoreState {
@@ -108,6 +122,10 @@ enum Pending {
     Host {
         handle: ResumableCallHostTrap,
         link: usize,
+    },
+    /// A data guest's `http_request` waits for [`Instance::resume_http`].
+    Http {
+        handle: ResumableCallHostTrap,
     },
     /// A WASI function suspended the guest.
     Wasi {
@@ -128,6 +146,8 @@ struct ActiveCall {
     /// For the audit log: the export called and the digest of its arguments.
     export: String,
     args_digest: Digest,
+    /// A data call: its input is in the data context, its output is taken when it ends.
+    data: bool,
 }
 
 /// The state of an [`Instance`].
@@ -166,15 +186,26 @@ impl core::fmt::Debug for Instance {
 }
 
 impl Instance {
+    // Crate-internal, called from one place (the sandbox): a parameter struct would only
+    // rename these.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         engine: &wasmi::Engine,
         module: &Module,
         grants: &Grants,
         wasi: Option<WasiCtx>,
+        data_config: &DataConfig,
         limits: &Limits,
         slot: InstanceSlot,
         audit: Recorder,
     ) -> Result<Self, Error> {
+        if let Some(g) = grants.iter().find(|g| g.module == data::DATA_MODULE) {
+            return Err(Error::invalid_argument(format!(
+                "{} is granted as a capability, but the data ABI provides the {} namespace",
+                g.qualified_name(),
+                data::DATA_MODULE
+            )));
+        }
         if wasi.is_some() {
             if let Some(g) = grants.iter().find(|g| g.module == wasi::WASI_MODULE) {
                 return Err(Error::invalid_argument(format!(
@@ -184,19 +215,27 @@ impl Instance {
                 )));
             }
         }
-        let (links, wasi_funcs) = link_imports(module, grants, wasi.is_some())?;
+        let (links, wasi_funcs, data_funcs) = link_imports(module, grants, wasi.is_some())?;
         let mut store = Store::new(
             engine,
             StoreState {
                 limiter: Limiter::new(limits),
                 fuel: FuelLedger::default(),
                 wasi,
+                data: DataCtx::new(
+                    data_config.clone(),
+                    limits.max_memory_bytes,
+                    limits.max_output_bytes,
+                ),
             },
         );
         store.limiter(|s| &mut s.limiter);
         let mut linker = Linker::<StoreState>::new(engine);
         for func in wasi_funcs {
             wasi::define(&mut linker, func, limits.host_call_fuel)?;
+        }
+        for func in data_funcs {
+            data::define(&mut linker, func, limits.host_call_fuel)?;
         }
         for (index, link) in links.iter().enumerate() {
             let param_types = link.signature.params.clone();
@@ -321,6 +360,41 @@ impl Instance {
         args: &[Value],
         options: &CallOptions,
     ) -> Result<Step, Error> {
+        self.start_inner(export, args, options, None)
+    }
+
+    /// Starts a *data call* of `export` with `input` (the data ABI, `extism:host/env`: see
+    /// [`data`](mod@crate::data)). The export takes no parameters and returns nothing or an `i32`
+    /// status. The call runs in steps like any other; when it finishes, the outcome's
+    /// `output` holds the bytes the guest set with `output_set`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::start_with`]; `INPUT_LIMIT` (the instance stays usable) when `input` is
+    /// over `Limits::max_input_bytes` or does not fit the data memory; `INVALID_ARGUMENT` for
+    /// an export of another type. When the call ends, `GUEST_ERROR` if the guest returned a
+    /// non-zero status or set an error (`details.cause`; the instance stays usable).
+    pub fn start_data(
+        &mut self,
+        export: &str,
+        input: &[u8],
+        options: &CallOptions,
+    ) -> Result<Step, Error> {
+        self.start_inner(export, &[], options, Some(input))
+    }
+
+    /// The log messages of the latest data call (`log_*`), taken.
+    pub fn take_logs(&mut self) -> Vec<LogLine> {
+        self.store.data_mut().data.take_logs()
+    }
+
+    fn start_inner(
+        &mut self,
+        export: &str,
+        args: &[Value],
+        options: &CallOptions,
+        data_input: Option<&[u8]>,
+    ) -> Result<Step, Error> {
         if self.call.is_some() {
             return Err(Error::new(
                 ErrorCode::Busy,
@@ -346,6 +420,21 @@ impl Instance {
             ))
         })?;
         Signature::check(&format!("arguments of {export:?}"), &signature.params, args)?;
+        if let Some(input) = data_input {
+            if !matches!(&signature.results[..], [] | [ValueType::I32]) {
+                return Err(Error::invalid_argument(format!(
+                    "export {export:?} is {signature}; a data call needs () -> () or () -> i32"
+                )));
+            }
+            let (len, cap) = (input.len() as u64, self.limits.max_input_bytes);
+            if len > cap {
+                return Err(Error::new(
+                    ErrorCode::InputLimit,
+                    format!("input of {len} bytes is over its cap of {cap} bytes"),
+                )
+                .with(|d| d.limit = Some(cap)));
+            }
+        }
         let fuel_budget = options
             .fuel
             .map_or(self.limits.fuel, |f| f.min(self.limits.fuel));
@@ -366,6 +455,12 @@ impl Instance {
                 ),
             )
             .with(|d| d.limit = Some(memory_limit)));
+        }
+        if let Some(input) = data_input {
+            self.store.data_mut().data.reset(input)?;
+        }
+        if let Some(wasi) = self.store.data_mut().wasi.as_mut() {
+            wasi.start_call();
         }
         let first_slice = self.limits.fuel_per_slice.min(fuel_budget);
         self.store
@@ -388,7 +483,8 @@ impl Instance {
             slices: 1,
             host_calls: 0,
             export: export.to_owned(),
-            args_digest: values_digest(args),
+            args_digest: data_input.map_or_else(|| values_digest(args), Digest::of),
+            data: data_input.is_some(),
         };
         let inputs: Vec<wasmi::Val> = args.iter().map(|v| v.to_wasmi()).collect();
         let result = func.call_resumable(&mut self.store, &inputs, &mut call.outputs);
@@ -412,7 +508,9 @@ impl Instance {
         let handle = match self.take_pending(is_yield, "a yield")? {
             Pending::Fuel(h) => h,
             Pending::Wasi { handle, wait } => return self.resume_wasi(handle, wait),
-            Pending::Host { .. } => return Err(self.internal("pending kind changed")),
+            Pending::Host { .. } | Pending::Http { .. } => {
+                return Err(self.internal("pending kind changed"));
+            }
         };
         self.check_deadline()?;
         let remaining = self.fuel_remaining();
@@ -467,6 +565,35 @@ impl Instance {
         self.handle(result)
     }
 
+    /// Answers a [`Step::HostCall`] whose `http` is a data guest's request with the response,
+    /// and continues the call: the guest's `http_request` returns a block with the body.
+    ///
+    /// # Errors
+    ///
+    /// `INVALID_ARGUMENT` if the call is not waiting for an HTTP response (state unchanged);
+    /// `HOST_ERROR` if the body is over the capability's `max_response_bytes` or does not fit
+    /// the data memory (the call ends); `TIMEOUT`; or any error the next step ends in.
+    pub fn resume_http(&mut self, response: HttpResponse) -> Result<Step, Error> {
+        let handle =
+            match self.take_pending(|p| matches!(p, Pending::Http { .. }), "an HTTP response")? {
+                Pending::Http { handle } => handle,
+                _ => return Err(self.internal("pending kind changed")),
+            };
+        let block = match self.store.data_mut().data.answer_http(response) {
+            Ok(block) => block,
+            Err(e) => {
+                let capability = self.store.data().data.http_grant().map(|g| g.capability.0);
+                return Err(self.end(e.with(|d| d.capability = capability)));
+            }
+        };
+        self.check_deadline()?;
+        let inputs = [wasmi::Val::I64(block as i64)];
+        let mut outputs = self.take_outputs();
+        let result = handle.resume(&mut self.store, &inputs, &mut outputs);
+        self.put_outputs(outputs);
+        self.handle(result)
+    }
+
     /// Ends a call waiting at [`Step::HostCall`] with `error` (for example `HOST_ERROR` from
     /// [`Error::host_failed`], or the `TRAP` of an out-of-bounds guest pointer). Returns the
     /// error, with the call's metrics attached; the instance is poisoned.
@@ -475,6 +602,9 @@ impl Instance {
     pub fn fail_host(&mut self, error: Error) -> Error {
         let capability = match self.call.as_ref().and_then(|c| c.pending.as_ref()) {
             Some(Pending::Host { link, .. }) => self.links.get(*link).map(|l| l.capability.0),
+            Some(Pending::Http { .. }) => {
+                self.store.data().data.http_grant().map(|g| g.capability.0)
+            }
             _ => {
                 return Error::invalid_argument(
                     "the running call is not waiting for a host answer, so it cannot fail",
@@ -529,6 +659,7 @@ impl Instance {
     pub fn pending_host_results(&self) -> Option<&[ValueType]> {
         match self.call.as_ref()?.pending.as_ref()? {
             Pending::Host { link, .. } => self.links.get(*link).map(|l| &l.signature.results[..]),
+            Pending::Http { .. } => Some(&[ValueType::I64]),
             _ => None,
         }
     }
@@ -597,7 +728,8 @@ impl Instance {
     /// it (the default, for [`run_wasi`](crate::run_wasi)'s result). An embedder that streams
     /// the output and needs no copy, as the CLI, turns it off: the host then holds only what
     /// was written since the last take, however much the guest writes (the caps still count
-    /// every byte). Does nothing without WASI.
+    /// every byte), and count each call's output afresh (an instance kept for many calls is
+    /// capped per call). Does nothing without WASI.
     pub fn set_retain_output(&mut self, retain: bool) {
         if let Some(wasi) = self.store.data_mut().wasi.as_mut() {
             wasi.set_retain_output(retain);
@@ -797,6 +929,7 @@ impl Instance {
         }
         self.call = None;
         self.clear_wasi_suspension();
+        self.store.data_mut().data.release();
         self.poisoned = Some((error.code(), error.message().to_owned()));
         error.with(|d| d.metrics = Some(metrics))
     }
@@ -852,13 +985,67 @@ impl Instance {
     fn exited(&mut self, status: i32) -> Step {
         let metrics = self.metrics();
         self.record_call("ok", &metrics, Some(&format!("exit:{status}")));
+        let output = self.take_data_output();
         self.call = None;
         self.clear_wasi_suspension();
         Step::Finished(Outcome {
             results: Vec::new(),
             exit_code: Some(status),
             metrics,
+            output,
         })
+    }
+
+    /// A data call's output (its blocks released), `None` for a numeric call.
+    fn take_data_output(&mut self) -> Option<Vec<u8>> {
+        if !self.call.as_ref().is_some_and(|c| c.data) {
+            return None;
+        }
+        let data = &mut self.store.data_mut().data;
+        let (output, _) = data.take();
+        data.release();
+        Some(output)
+    }
+
+    /// Ends a data call that returned: its status and error decide between its output and
+    /// `GUEST_ERROR`. Either way the guest returned normally, so the instance stays usable.
+    fn finish_data(&mut self, results: &[Value], metrics: Metrics) -> Result<Step, Error> {
+        let status = match results.first() {
+            Some(Value::I32(rc)) => *rc,
+            _ => 0,
+        };
+        let data = &mut self.store.data_mut().data;
+        let (output, error) = data.take();
+        data.release();
+        if status != 0 || error.is_some() {
+            let message = error.unwrap_or_else(|| format!("the guest returned status {status}"));
+            self.record_call(ErrorCode::GuestError.as_str(), &metrics, None);
+            let export = self.module_export_hint();
+            self.call = None;
+            return Err(Error::new(
+                ErrorCode::GuestError,
+                format!("{export}failed with status {status}: {message}"),
+            )
+            .with(|d| {
+                d.cause = Some(message);
+                d.metrics = Some(metrics);
+            }));
+        }
+        let digest = Digest::of(&output).to_sri();
+        self.record_call("ok", &metrics, Some(&digest));
+        self.call = None;
+        Ok(Step::Finished(Outcome {
+            results: results.to_vec(),
+            exit_code: None,
+            metrics,
+            output: Some(output),
+        }))
+    }
+
+    fn module_export_hint(&self) -> String {
+        self.call
+            .as_ref()
+            .map_or_else(String::new, |c| format!("{:?} ", c.export))
     }
 
     fn handle(&mut self, result: Result<ResumableCall, wasmi::Error>) -> Result<Step, Error> {
@@ -875,12 +1062,18 @@ impl Instance {
                         .collect(),
                     None => return Err(self.internal("finished without a call")),
                 };
+                if self.call.as_ref().is_some_and(|c| c.data) {
+                    return self.finish_data(&results, metrics);
+                }
                 self.record_call("ok", &metrics, Some(&values_digest(&results).to_sri()));
                 self.call = None;
+                // Blocks a numeric call allocated are not kept between calls either.
+                self.store.data_mut().data.release();
                 Ok(Step::Finished(Outcome {
                     results,
                     exit_code: None,
                     metrics,
+                    output: None,
                 }))
             }
             Ok(ResumableCall::OutOfFuel(handle)) => {
@@ -905,6 +1098,7 @@ impl Instance {
                         import: l.import.clone(),
                         results: l.signature.results.clone(),
                         args,
+                        http: None,
                     };
                     if let Some(active) = self.call.as_mut() {
                         active.host_calls += 1;
@@ -916,6 +1110,29 @@ impl Instance {
                         active.pending = Some(Pending::Host { handle, link });
                     }
                     return Ok(Step::HostCall(call));
+                }
+                if handle.host_error().downcast_ref::<HttpPending>().is_some() {
+                    let data = &mut self.store.data_mut().data;
+                    let (Some(request), Some(capability)) = (
+                        data.take_pending_http(),
+                        data.http_grant().map(|g| g.capability),
+                    ) else {
+                        return Err(self.end(self.internal("an http suspension without a request")));
+                    };
+                    if let Some(active) = self.call.as_mut() {
+                        active.host_calls += 1;
+                    }
+                    self.check_deadline()?;
+                    if let Some(active) = self.call.as_mut() {
+                        active.pending = Some(Pending::Http { handle });
+                    }
+                    return Ok(Step::HostCall(HostCall {
+                        capability,
+                        import: format!("{}.http_request", data::DATA_MODULE),
+                        args: Vec::new(),
+                        results: vec![ValueType::I64],
+                        http: Some(request),
+                    }));
                 }
                 if let Some(suspend) = handle.host_error().downcast_ref::<WasiSuspend>().copied() {
                     self.check_deadline()?;

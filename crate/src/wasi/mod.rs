@@ -97,6 +97,7 @@ use wasip1::{ERRNO_NOSYS, Errno};
 use wasmi::{Caller, Linker};
 
 use crate::capability::Grants;
+use crate::data::DataConfig;
 use crate::error::{Error, ErrorCode};
 use crate::fuel::FuelLedger;
 use crate::metrics::Metrics;
@@ -221,6 +222,9 @@ pub struct WasiConfig {
     pub deterministic: Option<Deterministic>,
     /// Capabilities granted besides WASI (under any namespace but `wasi_snapshot_preview1`).
     pub grants: Grants,
+    /// What a data call's guest reads with `config_get`, and its variables' cap (the data
+    /// ABI, [`data`](crate::data)).
+    pub data: DataConfig,
 }
 
 impl Default for WasiConfig {
@@ -236,6 +240,7 @@ impl Default for WasiConfig {
             max_files: 10_000,
             deterministic: None,
             grants: Grants::new(),
+            data: DataConfig::default(),
         }
     }
 }
@@ -478,6 +483,17 @@ impl WasiCtx {
     pub(crate) fn set_retain_output(&mut self, retain: bool) {
         self.stdout.retain = retain;
         self.stderr.retain = retain;
+    }
+
+    /// A call starts: when output is not retained (it is streamed), the caps count this
+    /// call's output afresh, so an instance kept for many calls is capped per call. Retained
+    /// output keeps counting from the start (it is all held).
+    pub(crate) fn start_call(&mut self) {
+        for output in [&mut self.stdout, &mut self.stderr] {
+            if !output.retain {
+                output.dropped = 0;
+            }
+        }
     }
 
     /// Everything written to stdout and stderr.

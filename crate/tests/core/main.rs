@@ -7,6 +7,8 @@ mod common;
 mod audit_log;
 mod call_memory_limit;
 mod cancel;
+mod data_abi;
+mod data_guests;
 mod fixtures;
 mod fuel;
 mod host_calls;
