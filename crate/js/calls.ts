@@ -16,7 +16,7 @@ import { WASI_OUTPUT_CAPS } from './constants.js';
 import { MAX_TIMER_MS } from './host.js';
 import { callArgs, callOptions, onlyFields, type CheckedCallOptions } from './options.js';
 import { disposedError } from './resource.js';
-import type { CallResult, ImportsObject, WasiResult } from './types.js';
+import type { CallResult, ImportsObject, ProgressSample, WasiResult } from './types.js';
 import { OutputCollector, StdinReader, wasiPlan, wasiResult, type WasiPlan } from './wasi.js';
 
 /**
@@ -84,6 +84,27 @@ export function callResult(
   };
   if (finished.exitCode !== undefined) result.exitCode = finished.exitCode;
   return result;
+}
+
+/** A progress report of the core's metrics so far and the guest's memory now. */
+export function progressSample(metrics: CoreMetrics, memoryBytes: number): ProgressSample {
+  return {
+    fuelConsumed: metrics.fuelConsumed,
+    slices: metrics.slices,
+    hostCalls: metrics.hostCalls,
+    memoryBytes,
+    peakMemoryBytes: metrics.peakMemoryBytes,
+    elapsedMs: metrics.wallTimeUs / 1000,
+  };
+}
+
+/** Calls a progress callback; one that throws is reported and ignored (the call goes on). */
+export function reportProgress(onProgress: (sample: ProgressSample) => void, sample: ProgressSample): void {
+  try {
+    onProgress(sample);
+  } catch (error) {
+    reportError(error);
+  }
 }
 
 /** This side of a WASI run: the output collected and streamed, the async stdin. */

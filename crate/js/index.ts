@@ -53,6 +53,7 @@ export type {
   Metrics,
   ModuleInfo,
   ModuleSourceLike,
+  ProgressSample,
   SandboxLimits,
   Value,
   ValueType,

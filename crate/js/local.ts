@@ -31,7 +31,9 @@ import {
   instantiateImports,
   linkImports,
   ownModule,
+  progressSample,
   readStdin,
+  reportProgress,
   runWasiWith,
   type WasiCall,
 } from './calls.js';
@@ -591,10 +593,16 @@ async function localCall(
   state: LocalInstanceState,
   exportName: string,
   values: Value[],
-  { signal, core: coreOptions, timeoutMs }: CheckedCallOptions,
+  { signal, onProgress, core: coreOptions, timeoutMs }: CheckedCallOptions,
   wasi: WasiCall | undefined,
 ): Promise<CallResult> {
   const { core } = sandbox;
+  const progress =
+    onProgress &&
+    ((): void => {
+      const metrics = core.progress(state.instanceId);
+      if (metrics !== undefined) reportProgress(onProgress, progressSample(metrics, core.memorySize(state.instanceId)));
+    });
   const abort = new AbortController();
   const onAbort = (): void => abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -643,6 +651,7 @@ async function localCall(
   try {
     const finished = await drive(core, state.instanceId, exportName, values, coreOptions, {
       ...(control === undefined ? {} : { wasi: control }),
+      ...(progress === undefined ? {} : { progress }),
       cancelled: () => abort.signal.aborted,
       host: async (step): Promise<HostOutcome> => {
         const verdict = await dispatchHost(step, {

@@ -23,7 +23,9 @@ import {
   instantiateImports,
   linkImports,
   ownModule,
+  progressSample,
   readStdin,
+  reportProgress,
   runWasiWith,
   type WasiCall,
 } from './calls.js';
@@ -32,6 +34,7 @@ import type {
   CoreAuditRecord,
   CoreExport,
   CoreImport,
+  CoreMetrics,
   CoreLimits,
   CoreModule,
   CorePolicy,
@@ -57,6 +60,7 @@ import {
   type AuditNotice,
   type HostRequest,
   type OutputNotice,
+  type ProgressNotice,
   type ReplyMap,
   type Request,
   type StdinAnswer,
@@ -69,6 +73,7 @@ import type {
   LoadOptions,
   ModuleInfo,
   ModuleSourceLike,
+  ProgressSample,
   SandboxLimits,
   Value,
   WasiResult,
@@ -295,6 +300,10 @@ interface PageCall {
   wasi: WasiCall | undefined;
   /** Output bytes received for this call (held to the run's caps). */
   readonly received: { stdout: number; stderr: number };
+  /** The caller's progress callback (the call asked the worker for `progress` notices). */
+  readonly onProgress: ((sample: ProgressSample) => void) | undefined;
+  /** The last progress notice's counters: the next may not go back. */
+  lastProgress: CoreMetrics | undefined;
 }
 
 const moduleStates = new WeakMap<SandboxModule, ModuleState>();
@@ -588,6 +597,29 @@ export class Session implements ConnectionClient {
       }
     }
     wasi.output.push(notice.stdout, notice.stderr);
+  }
+
+  onProgress(notice: ProgressNotice): void {
+    const call = this.calls.get(notice.callId);
+    if (call === undefined || call.onProgress === undefined) {
+      this.connection.violation(`progress notice for call ${notice.callId}, which did not ask for progress`);
+      return;
+    }
+    // Counters only grow within a call, and the memory is at most the call's peak: a sample
+    // that goes back, or one past its own peak, is not the core speaking.
+    const { metrics, memoryBytes } = notice;
+    const last = call.lastProgress;
+    const keys = ['fuelConsumed', 'slices', 'hostCalls', 'peakMemoryBytes', 'wallTimeUs'] as const;
+    if (last !== undefined && keys.some((k) => metrics[k] < last[k])) {
+      this.connection.violation(`a progress notice for call ${notice.callId} that goes back`);
+      return;
+    }
+    if (memoryBytes > metrics.peakMemoryBytes && metrics.peakMemoryBytes > 0) {
+      this.connection.violation(`a progress notice for call ${notice.callId} with memory over its own peak`);
+      return;
+    }
+    call.lastProgress = metrics;
+    reportProgress(call.onProgress, progressSample(metrics, memoryBytes));
   }
 
   onStdin(request: StdinRequest): void {
@@ -1031,7 +1063,7 @@ async function callOn(
   state: InstanceState,
   exportName: string,
   values: Value[],
-  { signal, core, timeoutMs }: CheckedCallOptions,
+  { signal, onProgress, core, timeoutMs }: CheckedCallOptions,
   wasi: WasiCall | undefined,
 ): Promise<CallResult> {
   const session = state.session;
@@ -1044,6 +1076,8 @@ async function callOn(
     fatal: undefined,
     wasi,
     received: { stdout: 0, stderr: 0 },
+    onProgress,
+    lastProgress: undefined,
   };
   state.call = call;
   session.stats.calls++;
@@ -1060,7 +1094,14 @@ async function callOn(
   };
   const { id, done } = connection.request(
     session.sandboxId,
-    { type: 'call', instanceId: state.instanceId, exportName, args: values, options: core },
+    {
+      type: 'call',
+      instanceId: state.instanceId,
+      exportName,
+      args: values,
+      options: core,
+      ...(onProgress === undefined ? {} : { progress: true }),
+    },
     timeoutMs + connection.graceMs,
     check,
   );

@@ -42,6 +42,8 @@ const REWRITES = {
     m.ok &&
     m.request === 'instantiate' &&
     lastInstance !== undefined && { ...m, value: { instanceId: lastInstance } },
+  // A progress notice whose fuel went back to 0.
+  backwardsProgress: (m) => m.type === 'progress' && { ...m, metrics: { ...m.metrics, fuelConsumed: 0 } },
   // A host request whose first argument is out of the i32 range.
   badArgs: (m) => m.type === 'host' && { ...m, args: [2 ** 40, ...m.args.slice(1)] },
 };
