@@ -53,7 +53,7 @@ test('a call reports its fuel, slices and elapsed time after every slice, up to 
   assert.ok(first.fuelConsumed > 0 && first.fuelConsumed <= 100_000, JSON.stringify(first));
 });
 
-test('a WASI run reports the memory it grows to; a throwing callback is reported and ignored', async () => {
+test('a WASI run reports the guest's memory; a throwing callback is reported and ignored', async () => {
   const out = await browser.page.evaluate(async () => {
     const { nb, fx } = window;
     const sb = await nb.createSandbox();
@@ -98,4 +98,39 @@ test('onProgress must be a function', async () => {
   assert.equal(out.call.code, 'INVALID_ARGUMENT');
   assert.match(out.call.message, /onProgress must be a function/);
   assert.equal(out.wasi.code, 'INVALID_ARGUMENT');
+});
+
+test('nestbox/worker: a local sandbox reports progress the same way', async () => {
+  const out = await browser.page.evaluate(async () => {
+    const spin = { url: new URL(window.fx.spin.url, location.href).href, integrity: window.fx.spin.integrity };
+    const source = `
+      import { createLocalSandbox } from '${location.origin}/pkg/local.js';
+      self.onmessage = async ({ data: spin }) => {
+        const sb = await createLocalSandbox({ limits: { fuelPerSlice: 100000 } });
+        const mod = await sb.load(spin.url, { integrity: spin.integrity });
+        const inst = await sb.instantiate(mod);
+        const samples = [];
+        let code;
+        try {
+          await inst.call('spin', [], { fuel: 2000000, onProgress: (s) => samples.push(s) });
+        } catch (e) {
+          code = e.code;
+        }
+        self.postMessage({ code, samples });
+      };`;
+    const url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+    const worker = new Worker(url, { type: 'module' });
+    const result = await new Promise((resolve) => {
+      worker.onmessage = (e) => resolve(e.data);
+      worker.onerror = (e) => resolve({ error: e.message });
+      worker.postMessage(spin);
+    });
+    worker.terminate();
+    URL.revokeObjectURL(url);
+    return result;
+  });
+  assert.equal(out.error, undefined, out.error);
+  assert.equal(out.code, 'FUEL_EXHAUSTED');
+  assert.ok(out.samples.length >= 10, `${out.samples.length} samples`);
+  assert.ok(out.samples.every((s, i) => i === 0 || s.fuelConsumed > out.samples[i - 1].fuelConsumed));
 });
