@@ -33,6 +33,8 @@ function terminal(kind, text) {
   span.textContent = text;
   const term = $('terminal');
   term.append(span);
+  // An endless guest would grow the page without bound: keep the last 2,000 chunks.
+  if (term.childElementCount > 2_000) term.firstElementChild.remove();
   term.scrollTop = term.scrollHeight;
 }
 
@@ -46,7 +48,12 @@ function showMetrics(metrics, roundTripMs) {
   set('m-round-trip', roundTripMs === undefined ? '–' : `${roundTripMs.toFixed(1)} ms`);
 }
 
-const bigintJson = (_key, value) => (typeof value === 'bigint' ? `${value}n` : value);
+/** JSON of error details: bigints as `123n`, bytes (a WASI run's output so far) as their size. */
+const detailsJson = (_key, value) => {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (value instanceof Uint8Array) return `<${value.length} bytes>`;
+  return value;
+};
 
 /** Shows an error as its code, message and details; returns the status line for it. */
 function showError(what, error) {
@@ -59,7 +66,7 @@ function showError(what, error) {
     code.textContent = error.code;
     const { metrics, ...details } = error.details ?? {};
     const lines = [`: ${error.message}`];
-    if (Object.keys(details).length > 0) lines.push(`details: ${JSON.stringify(details, bigintJson, 2)}`);
+    if (Object.keys(details).length > 0) lines.push(`details: ${JSON.stringify(details, detailsJson, 2)}`);
     if (error.cause !== undefined) lines.push(`cause: ${String(error.cause)}`);
     box.append(code, lines.join('\n'));
     showMetrics(metrics);
@@ -481,9 +488,14 @@ async function runWasi(limits) {
   const what = `wasi ${args.join(' ')}`.trim();
   startRun();
   status(`running ${what}…`);
+  let firstChunk = false;
   const onChunk = (kind) => (chunk) => {
     terminal(kind, utf8.decode(chunk, { stream: true }));
-    if (kind === 'stdout') status(`stdout: ${chunk.length} bytes at ${(performance.now() - runStart).toFixed(0)} ms`);
+    // The first chunk of stdout, to show it arrives while the guest runs (not every chunk).
+    if (kind === 'stdout' && !firstChunk) {
+      firstChunk = true;
+      status(`stdout: the first ${chunk.length} bytes at ${(performance.now() - runStart).toFixed(0)} ms`);
+    }
   };
   let metrics;
   let trace;

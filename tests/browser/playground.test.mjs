@@ -91,6 +91,8 @@ test('a module from the file input: its SHA-256, imports and exports; a WASI run
   assert.match(info, /wasi_snapshot_preview1\.fd_write \(function\)/);
   assert.match(info, /exports:[\s\S]*_start \(function\)/);
   assert.equal(await page.isChecked('#mode-wasi'), true, 'a WASI module opens the WASI form');
+  assert.equal(await page.isVisible('#wasi-stdin'), true);
+  assert.equal(await page.isVisible('#export'), false, 'the export form is hidden in WASI mode');
   await page.fill('#wasi-stdin', 'typed by the test\nsecond line\n');
   await until(/^done: wasi stdio: exit code 0$/, () => page.click('#run'));
   const terminal = await text('#terminal');
