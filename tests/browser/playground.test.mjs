@@ -207,6 +207,19 @@ test('the trace view: spans as a timeline when the package records them, else it
   await shot('06-trace');
 });
 
+test('every example WASI program of www/examples.json loads with its digest and runs to exit code 0', async () => {
+  const { examples } = JSON.parse(readFileSync(join(dist, 'examples.json'), 'utf8'));
+  assert.ok(examples.length >= 4);
+  for (const example of examples) {
+    assert.equal(example.integrity, sri(readFileSync(join(root, example.source))), example.id);
+    await page.selectOption('#example', example.id);
+    await until(new RegExp(`^done: loaded ${example.id}\\.wasm`), () => page.click('#load-example'));
+    const line = await until(/^done: wasi .*: exit code \d+$/, () => page.click('#run'));
+    assert.match(line, /: exit code 0$/, `${example.id}: ${await text('#terminal')}`);
+    assert.notEqual((await text('#terminal')).trim(), '', `${example.id} wrote something`);
+  }
+});
+
 test('the audit log of the session verifies', async () => {
   const line = await until(/^done: audit verified, \d+ entries$/, () => page.click('#verify'));
   const entries = Number(/(\d+) entries/.exec(line)[1]);
