@@ -53,7 +53,7 @@ test('a call reports its fuel, slices and elapsed time after every slice, up to 
   assert.ok(first.fuelConsumed > 0 && first.fuelConsumed <= 100_000, JSON.stringify(first));
 });
 
-test('a WASI run reports the guest's memory; a throwing callback is reported and ignored', async () => {
+test('a WASI run reports the guest memory; a throwing callback is reported and ignored', async () => {
   const out = await browser.page.evaluate(async () => {
     const { nb, fx } = window;
     const sb = await nb.createSandbox();
