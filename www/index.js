@@ -90,6 +90,8 @@ function drawPlot(final) {
   const { width: w, height: h } = canvas;
   ctx.clearRect(0, 0, w, h);
   const pad = 40;
+  // The legend sits above the plot area (top), so a curve at its maximum does not cover it.
+  const top = 44;
   const points = final === undefined ? samples : [...samples, final];
   const series = [
     { key: 'fuelConsumed', color: '#c83', label: 'fuel consumed' },
@@ -98,7 +100,7 @@ function drawPlot(final) {
   const tMax = Math.max(1, ...points.map((p) => p.elapsedMs));
   ctx.font = '12px sans-serif';
   ctx.strokeStyle = '#8888';
-  ctx.strokeRect(pad, 10, w - pad - 10, h - pad - 10);
+  ctx.strokeRect(pad, top, w - pad - 10, h - pad - top);
   ctx.fillStyle = '#888';
   ctx.fillText('0 ms', pad, h - pad + 16);
   ctx.fillText(`${tMax.toFixed(0)} ms (core clock)`, w - 150, h - pad + 16);
@@ -114,14 +116,14 @@ function drawPlot(final) {
     for (const p of points) {
       if (p[key] === undefined) continue;
       const x = pad + (p.elapsedMs / tMax) * (w - pad - 10);
-      const y = h - pad - (p[key] / vMax) * (h - pad - 20);
+      const y = h - pad - (p[key] / vMax) * (h - pad - top);
       if (first) ctx.moveTo(x, y);
       else ctx.lineTo(x, y);
       first = false;
       ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
     }
     ctx.stroke();
-    ctx.fillText(`${label}, max ${number.format(vMax)}`, pad + 8, 26 + 14 * row);
+    ctx.fillText(`${label}, max ${number.format(vMax)}`, pad, 16 + 16 * row);
     described.push(`${label} up to ${number.format(vMax)}`);
   });
   $('plot-summary').textContent =
@@ -178,9 +180,11 @@ function showTrace(trace) {
     note('The trace has no spans.');
     return;
   }
-  const t0 = Math.min(...spans.map((s) => Number(BigInt(s.startTimeUnixNano))));
-  const t1 = Math.max(...spans.map((s) => Number(BigInt(s.endTimeUnixNano))));
-  const total = Math.max(1, t1 - t0);
+  // Unix nanoseconds are past 2^53: differences are taken as bigints, then made numbers.
+  const ns = (v) => BigInt(v);
+  const t0 = spans.map((s) => ns(s.startTimeUnixNano)).reduce((a, b) => (b < a ? b : a));
+  const t1 = spans.map((s) => ns(s.endTimeUnixNano)).reduce((a, b) => (b > a ? b : a));
+  const total = Math.max(1, Number(t1 - t0));
   const depth = (span) => {
     let d = 0;
     for (let p = span; p?.parentSpanId; p = spans.find((s) => s.spanId === p.parentSpanId)) d++;
@@ -189,9 +193,9 @@ function showTrace(trace) {
   const list = document.createElement('div');
   list.setAttribute('role', 'list');
   list.setAttribute('aria-label', `trace ${spans[0].traceId ?? ''}: ${spans.length} spans`);
-  for (const span of [...spans].sort((a, b) => Number(BigInt(a.startTimeUnixNano) - BigInt(b.startTimeUnixNano)))) {
-    const start = Number(BigInt(span.startTimeUnixNano)) - t0;
-    const dur = Number(BigInt(span.endTimeUnixNano)) - Number(BigInt(span.startTimeUnixNano));
+  for (const span of [...spans].sort((a, b) => Number(ns(a.startTimeUnixNano) - ns(b.startTimeUnixNano)))) {
+    const start = Number(ns(span.startTimeUnixNano) - t0);
+    const dur = Number(ns(span.endTimeUnixNano) - ns(span.startTimeUnixNano));
     const row = document.createElement('div');
     row.className = 'span-bar';
     row.setAttribute('role', 'listitem');
@@ -227,7 +231,13 @@ async function refreshAudit() {
   body.replaceChildren(
     ...entries.map((e, i) => {
       const tr = document.createElement('tr');
-      const what = [e.export, e.moduleSha256?.slice(0, 16), e.fuel === undefined ? '' : `fuel ${e.fuel}`]
+      const what = [
+        e.export,
+        e.moduleSha256?.slice(0, 16),
+        e.fuel === undefined ? '' : `fuel ${e.fuel}`,
+        e.extra?.origin,
+        e.extra?.capabilityName,
+      ]
         .filter(Boolean)
         .join(' ');
       for (const text of [String(i), e.event, e.outcome, what, `${e.hash.slice(0, 12)}…`]) {
@@ -260,11 +270,12 @@ function describe(module, name) {
 }
 
 /** Loads `source` with `integrity` into the sandbox and shows it; `kind` picks the run mode. */
-async function loadModule(source, integrity, name, preset) {
+async function loadModule(source, integrity, name, preset, origin) {
   const what = `load(${name})`;
   status(`loading ${name} with integrity ${integrity}…`);
   try {
-    const module = await sandbox.load(source, { integrity });
+    // `origin`: where fetched bytes came from, for the trust policy and the audit log.
+    const module = await sandbox.load(source, origin === undefined ? { integrity } : { integrity, origin });
     loaded?.module.dispose();
     loaded = { module, name, integrity };
     $('module-info').textContent = describe(module, name);
@@ -650,7 +661,7 @@ $('fetch').addEventListener('click', async () => {
     if (!response.ok) throw new TypeError(`${url}: HTTP ${response.status}`);
     const bytes = new Uint8Array(await response.arrayBuffer());
     const integrity = await sha256(bytes);
-    pending = { bytes, integrity, name: url.pathname.split('/').pop() || url.host };
+    pending = { bytes, integrity, origin: url.origin, name: url.pathname.split('/').pop() || url.host };
     $('url-digest').textContent =
       `Fetched ${number.format(bytes.length)} bytes from ${url.origin}; their SHA-256 is ${integrity}. ` +
       'Loading them means trusting exactly these bytes: compare the digest with one you got from a source you trust.';
@@ -663,10 +674,10 @@ $('fetch').addEventListener('click', async () => {
 
 $('trust').addEventListener('click', async () => {
   if (pending === undefined) return;
-  const { bytes, integrity, name } = pending;
+  const { bytes, integrity, name, origin } = pending;
   pending = undefined;
   $('trust').disabled = true;
-  await loadModule(bytes, integrity, name);
+  await loadModule(bytes, integrity, name, undefined, origin);
 });
 
 $('verify').addEventListener('click', async () => {

@@ -162,6 +162,8 @@ test('a URL is fetched and hashed, and loaded only once its digest is trusted', 
   assert.equal(await page.isEnabled('#trust'), true);
   await until(/^done: loaded c-stdio\.wasm/, () => page.click('#trust'));
   assert.ok((await text('#module-info')).includes(sri(bytes)));
+  // The load is logged with the origin the bytes were fetched from.
+  assert.ok((await text('#audit')).includes(new URL(listening.url).origin), 'the origin is in the audit log');
 });
 
 test('drag-and-drop loads a module, and the drop zone opens the picker from the keyboard', async () => {
