@@ -81,15 +81,18 @@ node_modules/.package-lock.json: package-lock.json package.json
 
 # The package in headless Chromium (Debian's, driven by playwright-core): page sandboxes in
 # workers, capabilities, cancellation, watchdog, crash recovery, nestbox/worker, the tarball,
-# and the important WASI guests of tests/wasi/programs.json (hence `guests`) through runWasi.
-browser-test: package guests
+# and the important WASI guests of tests/wasi/programs.json (hence `guests`) through runWasi;
+# and the playground (www/dist, hence `www`) used as a user would (playground.test.mjs, which
+# writes a screenshot of each state to target/playground-screenshots/).
+browser-test: package guests www
 	node --test --test-concurrency=1 tests/browser/*.test.mjs
 
 # The playground (www/) bundled by webpack 5 (webpack.config.js) into www/dist/, with the
-# package from pkg/ and the demo guest compiled from WAT and checked against its pinned digest.
+# package from pkg/, the WAT guests compiled and checked against their pinned digests, and the
+# example WASI programs of www/examples.json (built by `guests`) with their SHA-256.
 WWW_SOURCES := www webpack.config.js scripts/wat-loader.cjs scripts/serve.mjs scripts/chromium.mjs \
 	scripts/demo-headless.mjs bench
-www: build package
+www: build package guests
 	node_modules/.bin/prettier --check --log-level warn $(WWW_SOURCES)
 	node_modules/.bin/webpack --config webpack.config.js --mode production --stats summary
 

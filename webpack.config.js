@@ -6,6 +6,7 @@
 // fetches `new URL('nestbox_bg.wasm', import.meta.url)`; webpack 5 finds both, bundles the
 // worker as its own chunk and emits the .wasm as an asset. The only rules are for the
 // playground's own guests (WAT compiled at build time, checked against a pinned digest).
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +57,45 @@ class CopyIndexHtml {
   }
 }
 
+/**
+ * The playground's example WASI guests: real programs of tests/wasi/ as built by `make guests`
+ * (tests/wasi/build.sh → target/wasi-guests/), emitted as `examples/<lang>-<name>.wasm` with
+ * `examples.json` listing each one's URL, size, SHA-256 (computed here, from the bytes
+ * emitted, so the page's `integrity` is that of exactly what it serves) and a ready-made run
+ * (args, env, stdin, files). The build fails when a guest is missing.
+ */
+const EXAMPLES = JSON.parse(readFileSync(join(root, 'www/examples.json'), 'utf8'));
+
+class ExampleGuests {
+  apply(compiler) {
+    const { RawSource } = compiler.webpack.sources;
+    compiler.hooks.thisCompilation.tap('ExampleGuests', (compilation) => {
+      compilation.hooks.processAssets.tap(
+        { name: 'ExampleGuests', stage: compilation.constructor.PROCESS_ASSETS_STAGE_ADDITIONAL },
+        () => {
+          const listed = [];
+          for (const example of EXAMPLES.examples) {
+            const source = join(root, example.path);
+            let bytes;
+            try {
+              bytes = readFileSync(source);
+            } catch {
+              throw new Error(`${example.path} not found: run \`make guests\` first`);
+            }
+            compilation.fileDependencies.add(source);
+            const file = `examples/${example.id}.wasm`;
+            compilation.emitAsset(file, new RawSource(bytes));
+            const integrity = `sha256-${createHash('sha256').update(bytes).digest('base64')}`;
+            const { path: _path, ...rest } = example;
+            listed.push({ ...rest, url: `./${file}`, integrity, sizeBytes: bytes.length, source: example.path });
+          }
+          compilation.emitAsset('examples.json', new RawSource(JSON.stringify({ examples: listed }, null, 2)));
+        },
+      );
+    });
+  }
+}
+
 export default (_env, argv) => ({
   mode: argv.mode ?? 'production',
   context: root,
@@ -87,7 +127,7 @@ export default (_env, argv) => ({
       },
     ],
   },
-  plugins: [new CopyIndexHtml()],
+  plugins: [new CopyIndexHtml(), new ExampleGuests()],
   devtool: 'source-map',
   // nestbox_bg.wasm (wasmi and the core) is ~1.7 MB raw, ~0.45 MB gzipped: expected, and
   // fetched by the worker, not by the page's first paint.

@@ -1,7 +1,8 @@
 // `make demo`: serves the playground (www/dist, built by `make www`) on 127.0.0.1, opens it
 // once in headless Chromium and prints what the page showed — status lines, the guest's log,
-// the result and its metrics — then clicks through a cancellation and the structured-error
-// buttons and prints those too. Then it keeps serving until Ctrl-C, for a real browser.
+// the result and its metrics, the plot's summary — then clicks through a cancellation, the
+// structured-error buttons, an example WASI program and the audit log's Verify, and prints
+// those too. (tests/browser/playground.test.mjs is the thorough, asserted version.) Then it keeps serving until Ctrl-C, for a real browser.
 //
 //   node scripts/demo-headless.mjs [--once] [--port N]
 //
@@ -47,7 +48,7 @@ try {
   await page.addInitScript(() => {
     new MutationObserver((records) => {
       for (const record of records) {
-        const kind = record.target.id;
+        const kind = record.target.id === 'terminal' ? 'log' : record.target.id;
         if (kind !== 'status' && kind !== 'log') continue;
         for (const node of record.addedNodes) {
           for (const line of node.textContent.split('\n').filter(Boolean)) window.__demoLine(kind, line);
@@ -94,14 +95,17 @@ try {
 
   // 1. The run the page starts on load.
   await page.goto(listening.url);
-  const done = await nextStatus(ENDS, 0);
+  const done = await nextStatus(['done: count_primes', 'error:', 'unexpected:'], 0);
   expect(/^done: count_primes\(\d+\) = \d+$/.test(done), `the page did not finish its first run: ${done}`);
   say('result', await text('result'));
   say('metrics', await metrics());
+  say('plot', await text('plot-summary'));
 
   // 2. An infinite loop, cancelled by the Cancel button (an AbortController on the page).
   say('click', 'Run spin(), then Cancel 300 ms later');
-  await page.click('#spin');
+  await page.selectOption('#export', 'spin');
+  await page.fill('#call-args', '');
+  await page.click('#run');
   await page.waitForTimeout(300);
   const cancelled = await clickUntil('#cancel', ENDS);
   say('metrics', await metrics());
@@ -110,8 +114,8 @@ try {
   // 3. The structured-error buttons.
   for (const [id, label, code] of [
     ['tampered', 'Load a tampered module', 'INTEGRITY_MISMATCH'],
-    ['fuel', 'count_primes(N) on 10M fuel', 'FUEL_EXHAUSTED'],
-    ['ungranted', 'Instantiate without the console', 'IMPORT_NOT_GRANTED'],
+    ['fuel', 'count_primes(200000) on 10M fuel', 'FUEL_EXHAUSTED'],
+    ['ungranted', 'Instantiate the demo without env.log', 'IMPORT_NOT_GRANTED'],
   ]) {
     say('click', label);
     const line = await clickUntil(`#${id}`, ENDS);
@@ -119,11 +123,25 @@ try {
   }
 
   // 4. The page still works after all that.
-  say('click', 'Run count_primes(N) with N = 1000');
-  await page.fill('#n', '1000');
+  say('click', 'Run count_primes(1000)');
+  await page.selectOption('#export', 'count_primes');
+  await page.fill('#call-args', '1000');
   const again = await clickUntil('#run', ENDS);
   expect(again === 'done: count_primes(1000) = 168', `second run: ${again}`);
   say('metrics', await metrics());
+
+  // 5. A real WASI program (C, from tests/wasi/), with the stdin the example fills in.
+  say('click', 'Load example c-stdio, Run');
+  await page.selectOption('#example', 'c-stdio');
+  const loadedStdio = await clickUntil('#load-example', ENDS);
+  expect(loadedStdio.startsWith('done: loaded c-stdio.wasm'), `loading c-stdio: ${loadedStdio}`);
+  const wasi = await clickUntil('#run', ENDS);
+  expect(wasi === 'done: wasi stdio: exit code 0', `c-stdio: ${wasi}`);
+  say('metrics', await metrics());
+
+  // 6. The session's audit log, verified.
+  const verified = await clickUntil('#verify', ENDS);
+  expect(/^done: audit verified, \d+ entries$/.test(verified), `verify: ${verified}`);
 
   for (const message of chromium.messages) say('page', message);
 } catch (error) {

@@ -33,6 +33,7 @@ import type {
   ImportsObject,
   LogLine,
   Metrics,
+  ProgressSample,
   Value,
   WasiResult,
 } from './types.js';
@@ -391,6 +392,27 @@ function wasiCaps(plan: WasiPlan): WasiCall['caps'] {
 /** Whether a module is a WASI reactor: it exports `_initialize`, run once by `instantiateWasi`. */
 export function isReactor(exports: readonly { name: string; kind: string }[]): boolean {
   return exports.some((e) => e.name === '_initialize' && e.kind === 'function');
+}
+
+/** A progress report of the core's metrics so far and the guest's memory now. */
+export function progressSample(metrics: CoreMetrics, memoryBytes: number): ProgressSample {
+  return {
+    fuelConsumed: metrics.fuelConsumed,
+    slices: metrics.slices,
+    hostCalls: metrics.hostCalls,
+    memoryBytes,
+    peakMemoryBytes: metrics.peakMemoryBytes,
+    elapsedMs: metrics.wallTimeUs / 1000,
+  };
+}
+
+/** Calls a progress callback; one that throws is reported and ignored (the call goes on). */
+export function reportProgress(onProgress: (sample: ProgressSample) => void, sample: ProgressSample): void {
+  try {
+    onProgress(sample);
+  } catch (error) {
+    reportError(error);
+  }
 }
 
 /** This side of a WASI run: the output collected and streamed, the async stdin. */

@@ -21,7 +21,7 @@
  * a memory read's exact length, …); a `host` or `stdin` request must name a call in flight
  * on this worker, of the sandbox and instance it names, with nothing else outstanding for
  * that call and an id the worker never used before; `output` and `audit` notices must belong
- * to a sandbox served here (and, for output, to one of its calls in flight). The sandboxes
+ * to a sandbox served here (and, for output and progress, to one of its calls in flight). The sandboxes
  * check the rest (capability ids against the instance's grants, arguments against the
  * declared signature, output caps, audit hashes) and report a failure through
  * {@link WorkerConnection.violation}. A violation is handled as a crash: the worker is
@@ -41,6 +41,7 @@ import {
   type HostRequest,
   type AuditNotice,
   type OutputNotice,
+  type ProgressNotice,
   type StdinAnswer,
   type StdinRequest,
   type ReplyMap,
@@ -60,6 +61,8 @@ export interface ConnectionClient {
   onStdin(request: StdinRequest): void;
   /** A WASI guest wrote to stdout or stderr. */
   onOutput(notice: OutputNotice): void;
+  /** A `progress` notice of one of its calls in flight. */
+  onProgress(notice: ProgressNotice): void;
   /** New entries of the sandbox's audit log, in order. */
   onAudit?(notice: AuditNotice): void;
   /** The worker was replaced: every instance the sandbox had there is gone. */
@@ -556,6 +559,23 @@ export class WorkerConnection {
           return;
         }
         client.onOutput(message);
+        return;
+      }
+      case 'progress': {
+        const client = this.#clients.get(message.sandboxId);
+        if (client === undefined) {
+          // Progress of a sandbox that is gone has nobody to go to.
+          if (!this.#gone.has(message.sandboxId)) {
+            this.violation(`progress notice for sandbox ${message.sandboxId}, which is not served by this worker`);
+          }
+          return;
+        }
+        const call = this.#callOf(message.sandboxId, message.callId, undefined);
+        if (typeof call === 'string') {
+          this.violation(`progress notice: ${call}`);
+          return;
+        }
+        client.onProgress(message);
         return;
       }
     }

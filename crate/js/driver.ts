@@ -72,6 +72,8 @@ export interface DriveControl {
   host(step: HostStep): Promise<HostOutcome>;
   /** Set for an instance made with WASI: waits, stdin and output. */
   wasi?: WasiControl;
+  /** Set when the caller asked for progress: called after every step that yields (a slice ran). */
+  progress?: () => void;
 }
 
 const channel = new MessageChannel();
@@ -216,6 +218,7 @@ async function driveSteps(
         return step;
       case 'yield': {
         const wait = step.wait;
+        control.progress?.();
         if (wait === undefined) {
           await nextMacrotask();
           if (control.cancelled()) throw cancelRecord(core, instanceId);

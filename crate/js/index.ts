@@ -56,6 +56,7 @@ export type {
   Metrics,
   ModuleInfo,
   ModuleSourceLike,
+  ProgressSample,
   SandboxLimits,
   Value,
   ValueType,

@@ -38,8 +38,10 @@ import {
   wasiCallOf,
   linkImports,
   ownModule,
+  progressSample,
   readStdin,
   runHttp,
+  reportProgress,
   runWasiWith,
   type FinishedCall,
   type HttpHandler,
@@ -705,11 +707,17 @@ async function localCall(
   state: LocalInstanceState,
   exportName: string,
   values: Value[],
-  { signal, core: coreOptions, timeoutMs }: CheckedCallOptions,
+  { signal, onProgress, core: coreOptions, timeoutMs }: CheckedCallOptions,
   wasi: WasiCall | undefined,
   input?: Uint8Array,
 ): Promise<FinishedCall> {
   const { core } = sandbox;
+  const progress =
+    onProgress &&
+    ((): void => {
+      const metrics = core.progress(state.instanceId);
+      if (metrics !== undefined) reportProgress(onProgress, progressSample(metrics, core.memorySize(state.instanceId)));
+    });
   const abort = new AbortController();
   const onAbort = (): void => abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -764,6 +772,7 @@ async function localCall(
       coreOptions,
       {
         ...(control === undefined ? {} : { wasi: control }),
+        ...(progress === undefined ? {} : { progress }),
         cancelled: () => abort.signal.aborted,
         host: async (step): Promise<HostOutcome> => {
           if (step.http !== undefined) {

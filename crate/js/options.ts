@@ -9,7 +9,7 @@
 import type { CoreCallOptions, CoreLimits, CoreValue } from './nestbox.js';
 import { DEFAULT_LIMITS } from './constants.js';
 import { invalidArgument, SandboxError } from './errors.js';
-import type { CallOptions, LoadOptions, ModuleSourceLike, SandboxLimits } from './types.js';
+import type { CallOptions, LoadOptions, ModuleSourceLike, ProgressSample, SandboxLimits } from './types.js';
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -69,17 +69,22 @@ function count(value: unknown, what: string, bigintOk: boolean): void {
 /** Checked call options: the signal, the core's share of them, and the effective timeout in ms. */
 export interface CheckedCallOptions {
   signal: AbortSignal | undefined;
+  /** Asked for progress reports between slices when set. */
+  onProgress: ((sample: ProgressSample) => void) | undefined;
   core: CoreCallOptions;
   timeoutMs: number;
 }
 
 /** Checked call options, the core's share of them, and the effective timeout in ms. */
 export function callOptions(options: unknown, sandboxTimeoutMs: number): CheckedCallOptions {
-  if (options === undefined) return { signal: undefined, core: {}, timeoutMs: sandboxTimeoutMs };
+  if (options === undefined) return { signal: undefined, onProgress: undefined, core: {}, timeoutMs: sandboxTimeoutMs };
   if (!isObject(options)) throw invalidArgument('call options must be an object');
-  onlyFields(options, ['signal', 'timeoutMs', 'fuel', 'maxMemoryBytes'], 'call options');
-  const { signal, timeoutMs, fuel, maxMemoryBytes } = options as CallOptions;
+  onlyFields(options, ['signal', 'timeoutMs', 'fuel', 'maxMemoryBytes', 'onProgress'], 'call options');
+  const { signal, timeoutMs, fuel, maxMemoryBytes, onProgress } = options as CallOptions;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('signal must be an AbortSignal');
+  if (onProgress !== undefined && typeof onProgress !== 'function') {
+    throw invalidArgument('onProgress must be a function');
+  }
   const core: CoreCallOptions = {};
   let effective = sandboxTimeoutMs;
   if (timeoutMs !== undefined) {
@@ -95,7 +100,7 @@ export function callOptions(options: unknown, sandboxTimeoutMs: number): Checked
     count(maxMemoryBytes, 'maxMemoryBytes', true);
     core.maxMemoryBytes = maxMemoryBytes;
   }
-  return { signal, core, timeoutMs: effective };
+  return { signal, onProgress, core, timeoutMs: effective };
 }
 
 /** Checked call arguments. */

@@ -8,7 +8,8 @@
  * `hostReply`, and `stdin` (a WASI guest waits for the next chunk of its async stdin),
  * answered with `stdinReply`, each carrying the same `id`. `output` (what a WASI guest
  * wrote since the last step) is a notice: nothing answers it, and the worker sends the last
- * one before the call's reply. `audit` (new entries of a sandbox's audit log) is a notice
+ * one before the call's reply. `progress` (a call's metrics so far, after a slice) is a
+ * notice too, sent only for a call whose request asked for it. `audit` (new entries of a sandbox's audit log) is a notice
  * too: the worker sends each sandbox's new entries before any other message, so entries
  * reach the page in order and before the reply of the request that caused them.
  *
@@ -67,6 +68,7 @@ export type Request =
   | { type: 'instantiate'; moduleId: number; grants: CoreGrant[]; data?: CoreDataConfig }
   | { type: 'instantiateWasi'; moduleId: number; config: CoreWasiConfig }
   /** With `input`: a data call (`startData`). */
+  /** `progress`: send `progress` notices between slices. */
   | {
       type: 'call';
       instanceId: number;
@@ -74,6 +76,7 @@ export type Request =
       args: CoreValue[];
       options: CoreCallOptions;
       input?: Uint8Array;
+      progress?: boolean;
     }
   | { type: 'cancel'; callId: number }
   | { type: 'memoryRead'; instanceId: number; ptr: number; len: number }
@@ -193,6 +196,16 @@ export interface OutputNotice {
   stderr: Uint8Array;
 }
 
+/** How far a call that asked for it got (after a slice): the core's metrics so far, the guest's memory now. */
+export interface ProgressNotice {
+  v: ProtocolVersion;
+  type: 'progress';
+  sandboxId: number;
+  callId: number;
+  metrics: CoreMetrics;
+  memoryBytes: number;
+}
+
 /** New entries of a sandbox's audit log, in order. */
 export interface AuditNotice {
   v: ProtocolVersion;
@@ -211,6 +224,7 @@ export type FromWorker =
   | HostRequest
   | StdinRequest
   | OutputNotice
+  | ProgressNotice
   | AuditNotice;
 
 // ---- checks of what the worker sends (page side) ----
@@ -469,6 +483,23 @@ export function readFromWorker(data: unknown): FromWorker | string {
         callId: callId as number,
         stdout,
         stderr,
+      };
+    }
+    case 'progress': {
+      const { sandboxId, callId, metrics, memoryBytes } = data;
+      if (![sandboxId, callId].every(isId)) return 'progress notice with a malformed id';
+      if (!isMetrics(metrics)) return 'progress notice with malformed metrics';
+      // Whole 64 KiB pages of a 32-bit memory, as for memorySize.
+      if (!isCount(memoryBytes) || memoryBytes % 65_536 !== 0 || memoryBytes > 2 ** 32) {
+        return 'progress notice with a malformed memory size';
+      }
+      return {
+        v: PROTOCOL_VERSION,
+        type: 'progress',
+        sandboxId: sandboxId as number,
+        callId: callId as number,
+        metrics,
+        memoryBytes,
       };
     }
     default:

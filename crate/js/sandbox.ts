@@ -30,8 +30,10 @@ import {
   wasiCallOf,
   linkImports,
   ownModule,
+  progressSample,
   readStdin,
   runHttp,
+  reportProgress,
   runWasiWith,
   type FinishedCall,
   type HttpHandler,
@@ -43,6 +45,7 @@ import type {
   CoreAuditRecord,
   CoreExport,
   CoreImport,
+  CoreMetrics,
   CoreLimits,
   CoreModule,
   CorePolicy,
@@ -68,6 +71,7 @@ import {
   type AuditNotice,
   type HostRequest,
   type OutputNotice,
+  type ProgressNotice,
   type ReplyMap,
   type Request,
   type StdinAnswer,
@@ -82,6 +86,7 @@ import type {
   LoadOptions,
   ModuleInfo,
   ModuleSourceLike,
+  ProgressSample,
   SandboxLimits,
   Value,
   WasiFiles,
@@ -315,6 +320,10 @@ interface PageCall {
   wasi: WasiCall | undefined;
   /** Output bytes received for this call (held to the run's caps). */
   readonly received: { stdout: number; stderr: number };
+  /** The caller's progress callback (the call asked the worker for `progress` notices). */
+  readonly onProgress: ((sample: ProgressSample) => void) | undefined;
+  /** The last progress notice's counters: the next may not go back. */
+  lastProgress: CoreMetrics | undefined;
 }
 
 const moduleStates = new WeakMap<SandboxModule, ModuleState>();
@@ -634,6 +643,29 @@ export class Session implements ConnectionClient {
       }
     }
     wasi.output.push(notice.stdout, notice.stderr);
+  }
+
+  onProgress(notice: ProgressNotice): void {
+    const call = this.calls.get(notice.callId);
+    if (call === undefined || call.onProgress === undefined) {
+      this.connection.violation(`progress notice for call ${notice.callId}, which did not ask for progress`);
+      return;
+    }
+    // Counters only grow within a call, and the memory is at most the call's peak: a sample
+    // that goes back, or one past its own peak, is not the core speaking.
+    const { metrics, memoryBytes } = notice;
+    const last = call.lastProgress;
+    const keys = ['fuelConsumed', 'slices', 'hostCalls', 'peakMemoryBytes', 'wallTimeUs'] as const;
+    if (last !== undefined && keys.some((k) => metrics[k] < last[k])) {
+      this.connection.violation(`a progress notice for call ${notice.callId} that goes back`);
+      return;
+    }
+    if (memoryBytes > metrics.peakMemoryBytes && metrics.peakMemoryBytes > 0) {
+      this.connection.violation(`a progress notice for call ${notice.callId} with memory over its own peak`);
+      return;
+    }
+    call.lastProgress = metrics;
+    reportProgress(call.onProgress, progressSample(metrics, memoryBytes));
   }
 
   onStdin(request: StdinRequest): void {
@@ -1184,7 +1216,7 @@ async function callOn(
   state: InstanceState,
   exportName: string,
   values: Value[],
-  { signal, core, timeoutMs }: CheckedCallOptions,
+  { signal, onProgress, core, timeoutMs }: CheckedCallOptions,
   wasi: WasiCall | undefined,
   input?: Uint8Array,
 ): Promise<FinishedCall> {
@@ -1198,6 +1230,8 @@ async function callOn(
     fatal: undefined,
     wasi,
     received: { stdout: 0, stderr: 0 },
+    onProgress,
+    lastProgress: undefined,
   };
   state.call = call;
   session.stats.calls++;
@@ -1221,6 +1255,7 @@ async function callOn(
       args: values,
       options: core,
       ...(input === undefined ? {} : { input }),
+      ...(onProgress === undefined ? {} : { progress: true }),
     },
     timeoutMs + connection.graceMs,
     check,

@@ -96,6 +96,25 @@ export interface DataCallResult {
   readonly metrics: Metrics;
 }
 
+/**
+ * How far a running call got, reported between fuel slices (`onProgress` of a call or a WASI
+ * run): the core's counters so far, and the guest's memory now.
+ */
+export interface ProgressSample {
+  /** Fuel consumed so far (up to the end of the last slice). */
+  fuelConsumed: number;
+  /** Slices run so far. */
+  slices: number;
+  /** Host calls so far. */
+  hostCalls: number;
+  /** The guest's exported memory now, in bytes (0 when it exports none). */
+  memoryBytes: number;
+  /** The largest linear memory so far, in bytes. */
+  peakMemoryBytes: number;
+  /** Wall time since the call started, in milliseconds (the core's clock). */
+  elapsedMs: number;
+}
+
 /** Options of one call; they can only tighten the sandbox's limits. */
 export interface CallOptions {
   /** Cancels the call (`CANCELLED`), even an infinite loop, within about one fuel slice. */
@@ -110,6 +129,13 @@ export interface CallOptions {
    * call whose instance already holds more is refused (`MEMORY_LIMIT`) before it runs.
    */
   maxMemoryBytes?: number | bigint;
+  /**
+   * Called with a {@link ProgressSample} after fuel slices while the call runs (at most one
+   * per slice; none for a call that ends within its first). Only asked for when given: a
+   * call without it costs no extra messages. A callback that throws is reported
+   * (`reportError`) and ignored.
+   */
+  onProgress?: (sample: ProgressSample) => void;
 }
 
 /** Options of {@link Sandbox.load}-like methods. */
@@ -238,6 +264,8 @@ export interface WasiRunOptions {
   fuel?: number | bigint;
   /** Largest linear memory of the run, in bytes, at most the sandbox's (as `CallOptions.maxMemoryBytes`). */
   maxMemoryBytes?: number | bigint;
+  /** As `CallOptions.onProgress`: a {@link ProgressSample} after fuel slices while the guest runs. */
+  onProgress?: (sample: ProgressSample) => void;
   /** Output and filesystem caps. */
   limits?: WasiLimits;
   /** Capabilities granted besides WASI, as in `instantiate` (not under `wasi_snapshot_preview1`). */

@@ -24,6 +24,7 @@ const RUN_FIELDS = [
   'timeoutMs',
   'fuel',
   'maxMemoryBytes',
+  'onProgress',
   'limits',
   'imports',
 ] as const;
@@ -69,7 +70,13 @@ export function wasiPlan(options: unknown, sandboxTimeoutMs: number): WasiPlan {
   onlyFields(options, RUN_FIELDS, 'runWasi options');
   const o = options as WasiRunOptions;
   const call = callOptions(
-    { signal: o.signal, timeoutMs: o.timeoutMs, fuel: o.fuel, maxMemoryBytes: o.maxMemoryBytes },
+    {
+      signal: o.signal,
+      timeoutMs: o.timeoutMs,
+      fuel: o.fuel,
+      maxMemoryBytes: o.maxMemoryBytes,
+      onProgress: o.onProgress,
+    },
     sandboxTimeoutMs,
   );
   const config: CoreWasiConfig = {};

@@ -202,6 +202,13 @@ async function runCall(
         stderr.buffer,
       ]),
   };
+  // After a slice, for a call that asked: the core's metrics so far and the memory now.
+  const progress = (): void => {
+    const metrics = state.core.progress(message.instanceId);
+    if (metrics === undefined) return;
+    const memoryBytes = state.core.memorySize(message.instanceId);
+    post({ v: PROTOCOL_VERSION, type: 'progress', sandboxId, callId: message.id, metrics, memoryBytes });
+  };
   try {
     const finished = await drive(
       state.core,
@@ -213,6 +220,7 @@ async function runCall(
         cancelled: () => call.cancelled,
         host,
         ...(state.wasi.has(message.instanceId) ? { wasi } : {}),
+        ...(message.progress === true ? { progress } : {}),
       },
       message.input,
     );

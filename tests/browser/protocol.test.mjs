@@ -362,6 +362,47 @@ test('NaN metrics are refused', async () => {
   assertContained(out, /metrics that are not finite, non-negative numbers/);
 });
 
+test('a progress notice for a call that did not ask for progress is refused', async () => {
+  const out = await browser.page.evaluate(() =>
+    window.scenario(async ({ sb, p, fx }) => {
+      const mod = await sb.load(fx.spin.url, { integrity: fx.spin.integrity });
+      const inst = await sb.instantiate(mod);
+      const running = window.caught(inst.call('spin', [], { timeoutMs: 10_000 }));
+      const { id, sandboxId } = await p.callSeen('spin');
+      const metrics = { fuelConsumed: 1, slices: 1, hostCalls: 0, peakMemoryBytes: 0, wallTimeUs: 1 };
+      await p.send({ inject: { v: 2, type: 'progress', sandboxId, callId: id, metrics, memoryBytes: 0 } });
+      return { error: await running };
+    }),
+  );
+  assertViolation(out.error);
+  assertContained(out, /progress notice for call \d+, which did not ask for progress/);
+});
+
+test('a progress notice whose counters go back is refused, and the callback never sees it', async () => {
+  const out = await browser.page.evaluate(() =>
+    window.scenario(async ({ sb, p, fx }) => {
+      const mod = await sb.load(fx.spin.url, { integrity: fx.spin.integrity });
+      const inst = await sb.instantiate(mod);
+      const fuel = [];
+      let armed;
+      const error = await window.caught(
+        inst.call('spin', [], {
+          timeoutMs: 10_000,
+          onProgress: (s) => {
+            fuel.push(s.fuelConsumed);
+            armed ??= p.send({ rewrite: 'backwardsProgress' });
+          },
+        }),
+      );
+      return { error, backwards: fuel.some((f, i) => i > 0 && f < fuel[i - 1]), first: fuel[0] };
+    }),
+  );
+  assertViolation(out.error);
+  assert.ok(out.first > 0);
+  assert.equal(out.backwards, false);
+  assertContained(out, /a progress notice for call \d+ that goes back/);
+});
+
 test('a reply to a request the page never sent is refused', async () => {
   const out = await browser.page.evaluate(() =>
     window.scenario(async ({ sb, p, fx }) => {

@@ -478,7 +478,7 @@ fn values_to_js(values: &[Value]) -> JsValue {
 
 // ---- records ----
 
-fn metrics_to_js(metrics: &Metrics) -> Result<JsValue, Error> {
+pub(crate) fn metrics_to_js(metrics: &Metrics) -> Result<JsValue, Error> {
     to_js(metrics)
         .map_err(|e| Error::invalid_argument(format!("internal: metrics not convertible: {e}")))
 }

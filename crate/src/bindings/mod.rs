@@ -29,8 +29,8 @@ use crate::value::Signature;
 
 use convert::{
     array_from_js, bool_from_js, bytes_from_js, call_options_from_js, error_to_js, files_to_js,
-    grants_from_js, index_from_js, limits_from_js, module_to_js, output_to_js, step_to_js,
-    string_from_js, values_from_js, wasi_config_from_js,
+    grants_from_js, index_from_js, limits_from_js, metrics_to_js, module_to_js, output_to_js,
+    step_to_js, string_from_js, values_from_js, wasi_config_from_js,
 };
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -637,6 +637,22 @@ impl Core {
     ) -> Result<f64, JsValue> {
         let entry = self.instance_mut(&instance_id).map_err(throw)?;
         Ok(entry.instance.memory().map_or(0, |m| m.size_bytes()) as f64)
+    }
+
+    /// `progress(instanceId)`: the metrics of the call running on the instance so far (as in
+    /// a finished call's), or `undefined` when none runs; for progress reports between slices.
+    ///
+    /// Throws `INVALID_ARGUMENT` for an unknown id.
+    #[wasm_bindgen(unchecked_return_type = "CoreMetrics | undefined")]
+    pub fn progress(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let entry = self.instance_mut(&instance_id).map_err(throw)?;
+        match entry.instance.progress() {
+            None => Ok(JsValue::UNDEFINED),
+            Some(metrics) => metrics_to_js(&metrics).map_err(throw),
+        }
     }
 
     /// `dropInstance(instanceId)`: drops an instance (cancelling any suspended call) and frees

@@ -319,6 +319,13 @@ impl Instance {
         }
     }
 
+    /// The metrics of the call in progress so far (fuel consumed up to the last step, slices,
+    /// host calls, peak memory, wall time since it started), or `None` when no call runs. What
+    /// a progress report between slices shows; the finished call's own metrics are final.
+    pub fn progress(&self) -> Option<Metrics> {
+        self.call.as_ref().map(|_| self.metrics())
+    }
+
     /// A checked view of the guest's exported memory named `memory` (or its only exported
     /// memory), for host functions. `None` if the guest exports no memory.
     pub fn memory(&mut self) -> Option<GuestMemory<'_>> {

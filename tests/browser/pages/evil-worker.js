@@ -46,6 +46,8 @@ const REWRITES = {
   // credit the window).
   negativeStartFuel: (m) =>
     m.type === 'reply' && m.ok && m.request === 'instantiate' && { ...m, value: { ...m.value, startFuel: -1e9 } },
+  // A progress notice whose fuel went back to 0.
+  backwardsProgress: (m) => m.type === 'progress' && { ...m, metrics: { ...m.metrics, fuelConsumed: 0 } },
   // A host request whose first argument is out of the i32 range.
   badArgs: (m) => m.type === 'host' && { ...m, args: [2 ** 40, ...m.args.slice(1)] },
 };
