@@ -59,8 +59,10 @@ fuzz-smoke:
 fuzz:
 	$(CARGO) run --release -q -p nestbox-fuzz -- --seconds $${FUZZ_SECONDS:-1800} --seed $$RANDOM$$RANDOM
 
-# The TypeScript constants against the core's coreConstants(), in plain Node (no browser).
-node-test: package
+# In plain Node (no browser): the TypeScript constants against the core's coreConstants(), the
+# page's SHA-256 and HTTP URL checks, and the extism-pdk plugin under Extism's own JS runtime
+# (@extism/extism) against `nestbox call` (hence guests).
+node-test: package guests
 	node --test tests/node/*.test.mjs
 
 # The binding layer in headless Chromium, inside a dedicated worker.
