@@ -244,6 +244,57 @@ test('a second host request for a call that already waits for one is refused', a
   assertContained(out, /call \d+ already waits for request \d+/);
 });
 
+test('an HTTP request for an instance granted no HTTP is refused: nothing is fetched', async () => {
+  const out = await browser.page.evaluate(() =>
+    window.scenario(async ({ sb, p, nb, fx }) => {
+      let logs = 0;
+      const log = nb.capability(() => void logs++, { params: ['i32', 'i32'], results: [] });
+      const mod = await sb.load(fx.log_and_double.url, { integrity: fx.log_and_double.integrity });
+      const inst = await sb.instantiate(mod, { imports: { env: { log } } });
+      await p.send({ rewrite: 'forgeHttp', url: 'https://example.com/' });
+      return { error: await window.caught(inst.call('run', [2])), logs };
+    }),
+  );
+  assertViolation(out.error, 'CAPABILITY_REVOKED');
+  assert.equal(out.logs, 0);
+  assertContained(out, /HTTP for an instance without an HTTP grant/);
+});
+
+test('an HTTP request to a host outside allowedHosts is refused by the page, whatever the worker checked', async () => {
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx } = window;
+    const p = window.puppet('puppet-http');
+    const sb = await nb.createSandbox({ workerUrl: '/tests/evil-worker.js?channel=puppet-http' });
+    const fetched = [];
+    const http = {
+      allowedHosts: ['*.allowed.example'],
+      fetch: async (url) => (fetched.push(url), new Response('secret')),
+    };
+    const log = nb.capability(() => {}, { params: ['i32', 'i32'], results: [] });
+    const mod = await sb.load(fx.log_and_double.url, { integrity: fx.log_and_double.integrity });
+    const errors = [];
+    // A text-only host check would see *.allowed.example in each; fetch's parser does not.
+    for (const url of [
+      'https://evil.example\\.allowed.example/',
+      'https://evil.example/.allowed.example',
+      'file:///etc/passwd',
+    ]) {
+      // A failed host call poisons its instance: a fresh one each time.
+      const inst = await sb.instantiate(mod, { imports: { env: { log } }, http });
+      await p.send({ rewrite: 'forgeHttp', url });
+      errors.push(await window.caught(inst.call('run', [2])));
+    }
+    sb.dispose();
+    p.close();
+    return { errors, fetched };
+  });
+  assert.deepEqual(out.fetched, [], 'nothing was fetched');
+  for (const error of out.errors) {
+    assert.equal(error.code, 'HOST_ERROR', JSON.stringify(error));
+    assert.match(error.message, /HTTP request refused: .*(not in allowedHosts|not http)/);
+  }
+});
+
 test('host call arguments outside their declared types are refused before the capability runs', async () => {
   const out = await browser.page.evaluate(() =>
     window.scenario(async ({ sb, p, nb, fx }) => {

@@ -48,6 +48,16 @@ const REWRITES = {
     m.type === 'reply' && m.ok && m.request === 'instantiate' && { ...m, value: { ...m.value, startFuel: -1e9 } },
   // A progress notice whose fuel went back to 0.
   backwardsProgress: (m) => m.type === 'progress' && { ...m, metrics: { ...m.metrics, fuelConsumed: 0 } },
+  // A host request turned into a data guest's HTTP request for `url` (the core never sends
+  // one the instance was not granted, nor one to a host outside allowedHosts).
+  forgeHttp: (m, { url }) =>
+    m.type === 'host' && {
+      ...m,
+      capability: 0xffff_ffff,
+      import: 'extism:host/env.http_request',
+      args: [],
+      http: { url, method: 'GET', headers: {}, body: new Uint8Array() },
+    },
   // A host request whose first argument is out of the i32 range.
   badArgs: (m) => m.type === 'host' && { ...m, args: [2 ** 40, ...m.args.slice(1)] },
 };
