@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 /** Bottom up. A module may use its own layer and the ones before it. */
 export const RUST_LAYERS = [
   ['error', 'metrics', 'value'],
-  ['integrity', 'limits', 'fuel', 'capability', 'memory', 'policy', 'audit'],
+  ['integrity', 'limits', 'fuel', 'capability', 'memory', 'policy', 'audit', 'trace'],
   ['module'],
   ['wasi', 'data'],
   ['instance'],

@@ -92,6 +92,7 @@ fn demo() -> Result<(), Error> {
                 fuel: Some(50_000_000),
                 timeout_ms: None,
                 max_memory_bytes: None,
+                trace: None,
             },
             |_, _| Ok(vec![]),
         )

@@ -132,7 +132,7 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 }
 
 /// The host of an `http:`/`https:` URL, or why it has none nestbox accepts.
-fn url_host(url: &str) -> Result<String, String> {
+pub(crate) fn url_host(url: &str) -> Result<String, String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))

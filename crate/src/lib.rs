@@ -59,6 +59,7 @@ pub mod integrity;
 pub mod limits;
 pub mod memory;
 pub mod policy;
+pub mod trace;
 
 pub mod module;
 
@@ -86,6 +87,7 @@ pub use integrity::Digest;
 pub use limits::{Limits, ModuleLimits};
 pub use memory::GuestMemory;
 pub use metrics::Metrics;
+pub use trace::{AttrValue, Span, Trace};
 pub use module::{ExportInfo, ImportInfo, ItemKind, Module};
 pub use sandbox::{Sandbox, run_wasi, run_wasi_hooked, run_wasi_with};
 pub use value::{Signature, Value, ValueType};

@@ -35,6 +35,7 @@ use crate::limits::{InstanceSlot, Limiter, Limits};
 use crate::memory::GuestMemory;
 use crate::metrics::Metrics;
 use crate::module::Module;
+use crate::trace::{self, AttrValue, SpanRef, Trace, Tracer};
 use crate::value::{Signature, Value, ValueType};
 use crate::wasi::{self, FsTree, WasiCtx, WasiSuspend, WasiView, WasiWait};
 
@@ -57,6 +58,10 @@ pub struct CallOptions {
     /// memory already over it is refused with `MEMORY_LIMIT` before it runs (the instance
     /// stays usable).
     pub max_memory_bytes: Option<u64>,
+    /// Record a trace of this call ([`Instance::take_trace`] once it ended) keeping at most
+    /// this many spans (root included, at most [`trace::MAX_SPANS_LIMIT`]); `None`, the
+    /// default, records nothing.
+    pub trace: Option<u32>,
 }
 
 /// A call that finished.
@@ -101,6 +106,8 @@ pub(crate) struct StoreState {
     wasi: Option<WasiCtx>,
     /// The data ABI's host-side blocks, input, output and variables.
     data: DataCtx,
+    /// The running call's span recorder, when it is traced.
+    trace: Option<Tracer>,
 }
 
 impl DataView for StoreState {
@@ -114,6 +121,10 @@ impl WasiView for StoreState {
     fn wasi_view(&mut self) -> Option<(&mut WasiCtx, &mut FuelLedger)> {
         let Self { wasi, fuel, .. } = self;
         wasi.as_mut().map(|w| (w, fuel))
+    }
+
+    fn tracer(&mut self) -> Option<&mut Tracer> {
+        self.trace.as_mut()
     }
 }
 
@@ -148,6 +159,8 @@ struct ActiveCall {
     args_digest: Digest,
     /// A data call: its input is in the data context, its output is taken when it ends.
     data: bool,
+    /// The span of the host call being answered, when the call is traced.
+    host_span: SpanRef,
 }
 
 /// The state of an [`Instance`].
@@ -173,6 +186,8 @@ pub struct Instance {
     /// Fuel the start function consumed during instantiation (0 without one).
     start_fuel: u64,
     audit: Recorder,
+    /// The trace of the latest traced call, until [`Instance::take_trace`].
+    last_trace: Option<Trace>,
     _slot: InstanceSlot,
 }
 
@@ -227,6 +242,7 @@ impl Instance {
                     limits.max_memory_bytes,
                     limits.max_output_bytes,
                 ),
+                trace: None,
             },
         );
         store.limiter(|s| &mut s.limiter);
@@ -293,6 +309,7 @@ impl Instance {
             poisoned: None,
             start_fuel,
             audit,
+            last_trace: None,
             _slot: slot,
         })
     }
@@ -395,6 +412,12 @@ impl Instance {
         self.store.data_mut().data.take_logs()
     }
 
+    /// The trace of the latest call made with [`CallOptions::trace`], once it ended (returned,
+    /// exited or failed); `None` when that call was not traced or the trace was taken.
+    pub fn take_trace(&mut self) -> Option<Trace> {
+        self.last_trace.take()
+    }
+
     fn start_inner(
         &mut self,
         export: &str,
@@ -492,7 +515,30 @@ impl Instance {
             export: export.to_owned(),
             args_digest: data_input.map_or_else(|| values_digest(args), Digest::of),
             data: data_input.is_some(),
+            host_span: None,
         };
+        self.last_trace = None;
+        let tracer = options.trace.map(|max_spans| {
+            let mut tracer = Tracer::new(max_spans);
+            let kind = match (data_input, self.store.data().wasi.is_some()) {
+                (Some(_), _) => "data",
+                (None, true) => "wasi",
+                (None, false) => "call",
+            };
+            let mut attributes = vec![
+                ("nestbox.export", AttrValue::from(export)),
+                ("nestbox.module", AttrValue::from(self.module.digest().to_sri())),
+                ("nestbox.call_kind", AttrValue::from(kind)),
+                ("nestbox.args", AttrValue::from(trace::summarise(args))),
+                ("nestbox.fuel_budget", AttrValue::from(fuel_budget)),
+            ];
+            if let Some(input) = data_input {
+                attributes.push(("nestbox.input_bytes", AttrValue::from(input.len() as u64)));
+            }
+            tracer.open(format!("call {export}"), None, attributes);
+            tracer
+        });
+        self.store.data_mut().trace = tracer;
         let inputs: Vec<wasmi::Val> = args.iter().map(|v| v.to_wasmi()).collect();
         let result = func.call_resumable(&mut self.store, &inputs, &mut call.outputs);
         self.call = Some(call);
@@ -559,11 +605,16 @@ impl Instance {
             results,
         ) {
             let (capability, message) = (l.capability, e.message().to_owned());
+            self.close_host_span(Vec::new(), Some((ErrorCode::HostError.as_str(), &message)));
             return Err(self.end(
                 Error::new(ErrorCode::HostError, message)
                     .with(|d| d.capability = Some(capability.0)),
             ));
         }
+        self.close_host_span(
+            vec![("nestbox.results", AttrValue::from(trace::summarise(results)))],
+            None,
+        );
         self.check_deadline()?;
         let inputs: Vec<wasmi::Val> = results.iter().map(|v| v.to_wasmi()).collect();
         let mut outputs = self.take_outputs();
@@ -586,9 +637,20 @@ impl Instance {
                 Pending::Http { handle } => handle,
                 _ => return Err(self.internal("pending kind changed")),
             };
+        let (status, body_bytes) = (response.status, response.body.len() as u64);
         let block = match self.store.data_mut().data.answer_http(response) {
-            Ok(block) => block,
+            Ok(block) => {
+                self.close_host_span(
+                    vec![
+                        ("http.response.status_code", AttrValue::from(u64::from(status))),
+                        ("http.response.body.size", AttrValue::from(body_bytes)),
+                    ],
+                    None,
+                );
+                block
+            }
             Err(e) => {
+                self.close_host_span(Vec::new(), Some((e.code().as_str(), e.message())));
                 let capability = self.store.data().data.http_grant().map(|g| g.capability.0);
                 return Err(self.end(e.with(|d| d.capability = capability)));
             }
@@ -638,6 +700,7 @@ impl Instance {
         } else {
             error
         };
+        self.close_host_span(Vec::new(), Some((error.code().as_str(), error.message())));
         self.end(error)
     }
 
@@ -793,6 +856,12 @@ impl Instance {
         let Some((errno, moved)) = completed else {
             return Err(self.end(self.internal("a wasi step without wasi")));
         };
+        if let Some(tracer) = self.store.data_mut().trace.as_mut() {
+            tracer.close_pending(vec![
+                ("wasi.errno", AttrValue::Int(i64::from(errno))),
+                ("nestbox.bytes", AttrValue::from(moved)),
+            ]);
+        }
         self.charge(wasi::fuel_cost(0, moved))?;
         let inputs = [wasmi::Val::I32(i32::from(errno))];
         let mut outputs = self.take_outputs();
@@ -925,6 +994,8 @@ impl Instance {
     fn end(&mut self, error: Error) -> Error {
         let metrics = self.metrics();
         self.record_call(error.code().as_str(), &metrics, None);
+        self.close_host_span(Vec::new(), Some((error.code().as_str(), error.message())));
+        self.end_trace(&metrics, Some((error.code().as_str(), error.message())), None);
         if error.code().is_limit() {
             self.audit.record(
                 Record::new(AuditEvent::Limit)
@@ -957,6 +1028,46 @@ impl Instance {
             record = record.with("results", results);
         }
         self.audit.record(record);
+    }
+
+    /// Closes the span of the host call being answered, if the call is traced.
+    fn close_host_span(
+        &mut self,
+        attributes: Vec<(&'static str, AttrValue)>,
+        error: Option<(&str, &str)>,
+    ) {
+        let Some(span) = self.call.as_mut().and_then(|c| c.host_span.take()) else {
+            return;
+        };
+        if let Some(tracer) = self.store.data_mut().trace.as_mut() {
+            tracer.close(Some(span), attributes, error);
+        }
+    }
+
+    /// Ends the running call's trace, if it is traced: the root span gets the metrics and
+    /// the outcome, and the trace waits for [`Instance::take_trace`].
+    fn end_trace(
+        &mut self,
+        metrics: &Metrics,
+        error: Option<(&str, &str)>,
+        exit_code: Option<i32>,
+    ) {
+        let Some(mut tracer) = self.store.data_mut().trace.take() else {
+            return;
+        };
+        tracer.close_pending(Vec::new());
+        let mut attributes = vec![
+            ("nestbox.fuel", AttrValue::from(metrics.fuel_consumed)),
+            ("nestbox.slices", AttrValue::from(metrics.slices)),
+            ("nestbox.host_calls", AttrValue::from(metrics.host_calls)),
+            ("nestbox.peak_memory_bytes", AttrValue::from(metrics.peak_memory_bytes)),
+            ("nestbox.wall_time_us", AttrValue::from(metrics.wall_time_us)),
+        ];
+        if let Some(status) = exit_code {
+            attributes.push(("nestbox.exit_code", AttrValue::Int(i64::from(status))));
+        }
+        tracer.close(Some(0), attributes, error);
+        self.last_trace = Some(tracer.finish());
     }
 
     fn internal(&self, what: &str) -> Error {
@@ -992,6 +1103,7 @@ impl Instance {
     fn exited(&mut self, status: i32) -> Step {
         let metrics = self.metrics();
         self.record_call("ok", &metrics, Some(&format!("exit:{status}")));
+        self.end_trace(&metrics, None, Some(status));
         let output = self.take_data_output();
         self.call = None;
         self.clear_wasi_suspension();
@@ -1027,6 +1139,7 @@ impl Instance {
         if status != 0 || error.is_some() {
             let message = error.unwrap_or_else(|| format!("the guest returned status {status}"));
             self.record_call(ErrorCode::GuestError.as_str(), &metrics, None);
+            self.end_trace(&metrics, Some((ErrorCode::GuestError.as_str(), &message)), None);
             let export = self.module_export_hint();
             self.call = None;
             return Err(Error::new(
@@ -1040,6 +1153,7 @@ impl Instance {
         }
         let digest = Digest::of(&output).to_sri();
         self.record_call("ok", &metrics, Some(&digest));
+        self.end_trace(&metrics, None, None);
         self.call = None;
         Ok(Step::Finished(Outcome {
             results: results.to_vec(),
@@ -1073,6 +1187,13 @@ impl Instance {
                     return self.finish_data(&results, metrics);
                 }
                 self.record_call("ok", &metrics, Some(&values_digest(&results).to_sri()));
+                if self.store.data().trace.is_some() {
+                    let summary = trace::summarise(&results);
+                    if let Some(tracer) = self.store.data_mut().trace.as_mut() {
+                        tracer.close(Some(0), vec![("nestbox.results", summary.into())], None);
+                    }
+                }
+                self.end_trace(&metrics, None, None);
                 self.call = None;
                 // Blocks a numeric call allocated are not kept between calls either.
                 self.store.data_mut().data.release();
@@ -1113,8 +1234,21 @@ impl Instance {
                     let cost = self.limits.host_call_fuel;
                     self.charge(cost)?;
                     self.check_deadline()?;
+                    let span = self.store.data_mut().trace.as_mut().and_then(|tracer| {
+                        tracer.open(
+                            format!("capability {}", call.import),
+                            None,
+                            vec![
+                                ("nestbox.capability", AttrValue::from(u64::from(call.capability.0))),
+                                ("nestbox.import", AttrValue::from(call.import.as_str())),
+                                ("nestbox.args", AttrValue::from(trace::summarise(&call.args))),
+                                ("nestbox.fuel", AttrValue::from(cost)),
+                            ],
+                        )
+                    });
                     if let Some(active) = self.call.as_mut() {
                         active.pending = Some(Pending::Host { handle, link });
+                        active.host_span = span;
                     }
                     return Ok(Step::HostCall(call));
                 }
@@ -1130,8 +1264,22 @@ impl Instance {
                         active.host_calls += 1;
                     }
                     self.check_deadline()?;
+                    let host = data::url_host(&request.url).unwrap_or_default();
+                    let span = self.store.data_mut().trace.as_mut().and_then(|tracer| {
+                        tracer.open(
+                            "http_request".to_owned(),
+                            None,
+                            vec![
+                                ("nestbox.capability", AttrValue::from(u64::from(capability.0))),
+                                ("http.request.method", AttrValue::from(request.method.as_str())),
+                                ("server.address", AttrValue::from(host)),
+                                ("http.request.body.size", AttrValue::from(request.body.len() as u64)),
+                            ],
+                        )
+                    });
                     if let Some(active) = self.call.as_mut() {
                         active.pending = Some(Pending::Http { handle });
+                        active.host_span = span;
                     }
                     return Ok(Step::HostCall(HostCall {
                         capability,

@@ -95,13 +95,15 @@ use std::collections::{BTreeMap, VecDeque};
 
 use wasip1::{ERRNO_NOSYS, Errno};
 use wasmi::{Caller, Linker};
+use web_time::Instant;
 
 use crate::capability::Grants;
 use crate::data::DataConfig;
 use crate::error::{Error, ErrorCode};
 use crate::fuel::FuelLedger;
 use crate::metrics::Metrics;
-use crate::value::{Signature, ValueType};
+use crate::trace::{AttrValue, Tracer};
+use crate::value::{Signature, Value, ValueType};
 
 use self::clock::Clock;
 use self::fd::FdTable;
@@ -989,6 +991,12 @@ pub(crate) trait WasiView: 'static {
     /// The context and the ledger; `None` when the store has no WASI (every WASI call then
     /// fails, which cannot happen when only [`define`] links them).
     fn wasi_view(&mut self) -> Option<(&mut WasiCtx, &mut FuelLedger)>;
+
+    /// The running call's span recorder, when the call is traced (`None`, the default: the
+    /// WASI calls record nothing).
+    fn tracer(&mut self) -> Option<&mut Tracer> {
+        None
+    }
 }
 
 /// Defines `func` in `linker` for stores of `T`. The host function runs the syscall over the
@@ -1005,11 +1013,13 @@ pub(crate) fn define<T: WasiView>(
             func.name,
             func.signature().to_wasmi(),
             move |mut caller: Caller<'_, T>, params, results| {
+                // Off (the common case), tracing costs this one check.
+                let started = caller.data_mut().tracer().is_some().then(Instant::now);
                 let in_store = caller.get_fuel()?;
                 let memory = caller
                     .get_export("memory")
                     .and_then(wasmi::Extern::into_memory);
-                let (outcome, cost) = {
+                let (outcome, cost, moved) = {
                     let (data, state): (&mut [u8], &mut T) = match memory {
                         Some(m) => m.data_and_store_mut(&mut caller),
                         None => (&mut [], caller.data_mut()),
@@ -1037,9 +1047,12 @@ pub(crate) fn define<T: WasiView>(
                     } else {
                         cx.cost_with(0)
                     };
-                    (outcome, cost)
+                    (outcome, cost, cx.moved)
                 };
                 charge(&mut caller, cost)?;
+                if let (Some(started), Some(tracer)) = (started, caller.data_mut().tracer()) {
+                    trace_call(tracer, func, params, &outcome, cost, moved, started);
+                }
                 match outcome {
                     Ok(()) => set_errno(results, 0),
                     Err(Fail::Errno(errno)) => set_errno(results, errno.raw()),
@@ -1050,6 +1063,53 @@ pub(crate) fn define<T: WasiView>(
         )
         .map_err(|e| Error::invalid_argument(format!("cannot link {}: {e}", func.name)))?;
     Ok(())
+}
+
+/// Records the span of one WASI call. A call that suspends the guest (a sleep, a read of an
+/// empty stdin) stays open until [`complete`] finishes it ([`Tracer::close_pending`]).
+fn trace_call(
+    tracer: &mut Tracer,
+    func: &WasiFunc,
+    params: &[wasmi::Val],
+    outcome: &SysResult,
+    cost: u64,
+    moved: u64,
+    started: Instant,
+) {
+    let args: Vec<Value> = params.iter().filter_map(Value::from_wasmi).collect();
+    let mut attributes = vec![
+        ("wasi.function", AttrValue::from(func.name)),
+        ("wasi.args", AttrValue::from(crate::trace::summarise(&args))),
+        ("nestbox.fuel", AttrValue::from(cost)),
+        ("nestbox.bytes", AttrValue::from(moved)),
+    ];
+    let name = format!("wasi {}", func.name);
+    match outcome {
+        Ok(()) => {
+            attributes.push(("wasi.errno", AttrValue::Int(0)));
+            tracer.record(name, started, attributes, None);
+        }
+        Err(Fail::Errno(errno)) => {
+            attributes.push(("wasi.errno", AttrValue::Int(i64::from(errno.raw()))));
+            attributes.push(("wasi.errno_name", AttrValue::from(errno.name())));
+            tracer.record(name, started, attributes, None);
+        }
+        Err(Fail::Stop(stop)) => {
+            if let Some(status) = stop.i32_exit_status() {
+                attributes.push(("wasi.exit_code", AttrValue::Int(i64::from(status))));
+                tracer.record(name, started, attributes, None);
+            } else if let Some(suspend) = stop.downcast_ref::<WasiSuspend>() {
+                attributes.push(("wasi.suspended", AttrValue::from(suspend.to_string())));
+                tracer.open_pending(name, started, attributes);
+            } else {
+                let (code, message) = match stop.downcast_ref::<WasiStop>() {
+                    Some(WasiStop(e)) => (e.code().as_str(), e.message().to_owned()),
+                    None => ("TRAP", stop.to_string()),
+                };
+                tracer.record(name, started, attributes, Some((code, &message)));
+            }
+        }
+    }
 }
 
 fn set_errno(results: &mut [wasmi::Val], errno: u16) {

@@ -92,6 +92,7 @@ fn per_call_fuel_can_only_tighten_the_limit() {
                 fuel: Some(200_000),
                 timeout_ms: None,
                 max_memory_bytes: None,
+                trace: None,
             },
             |_, _| unreachable!(),
         )
@@ -106,6 +107,7 @@ fn per_call_fuel_can_only_tighten_the_limit() {
                 fuel: Some(u64::MAX),
                 timeout_ms: None,
                 max_memory_bytes: None,
+                trace: None,
             },
             |_, _| unreachable!(),
         )

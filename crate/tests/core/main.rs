@@ -23,6 +23,7 @@ mod stack;
 mod start_function;
 mod table_limit;
 mod timeout;
+mod trace;
 mod traps;
 mod wasi_args_env;
 mod wasi_bounds;

@@ -39,6 +39,7 @@ fn per_call_timeout() {
                 fuel: None,
                 timeout_ms: Some(20),
                 max_memory_bytes: None,
+                trace: None,
             },
             |_, _| unreachable!(),
         )
