@@ -44,12 +44,16 @@ pub fn usage() -> String {
     --preopen GUEST                     with --wasi: an empty writable in-memory directory at
                                         GUEST (repeatable; files persist across --repeat)
     --repeat N                          call N times on the same instance (default 1)
+    --trace FILE|-                      write each call's trace (OTLP JSON, one line per call;
+                                        also for a call that failed)
+    --trace-spans N                     the most spans a trace keeps (default {spans})
     exit status: 0; {refused} when nestbox refuses; {failed} when the guest fails (GUEST_ERROR,
     a trap, a limit)",
         input = l.max_input_bytes,
         output = l.max_output_bytes,
         refused = EXIT_REFUSED,
         failed = EXIT_GUEST_FAILED,
+        spans = crate::run::CLI_TRACE_SPANS,
     )
 }
 
@@ -63,6 +67,8 @@ struct Options {
     wasi: bool,
     preopens: Vec<String>,
     repeat: u64,
+    trace: Option<String>,
+    trace_spans: u32,
 }
 
 fn parse(items: Vec<String>) -> Result<Option<Options>, Error> {
@@ -109,6 +115,8 @@ fn parse(items: Vec<String>) -> Result<Option<Options>, Error> {
     if repeat == 0 {
         return Err(Error::invalid_argument("--repeat must be > 0"));
     }
+    let trace = args.optional("--trace")?;
+    let trace_spans = crate::run::trace_spans(args.optional("--trace-spans")?, trace.is_some())?;
     let module = args.positional("MODULE")?;
     let export = args.positional("EXPORT")?;
     let inline = args.positional("INPUT").ok();
@@ -142,6 +150,8 @@ fn parse(items: Vec<String>) -> Result<Option<Options>, Error> {
         wasi,
         preopens,
         repeat,
+        trace,
+        trace_spans,
     }))
 }
 
@@ -203,15 +213,25 @@ fn run(options: &Options) -> Result<(), Error> {
     } else {
         sandbox.instantiate_with_data(&module, &nestbox::Grants::new(), &options.data)?
     };
+    let call_options = CallOptions {
+        trace: options.trace.as_ref().map(|_| options.trace_spans),
+        ..CallOptions::default()
+    };
+    let mut traces = String::new();
     for _ in 0..options.repeat {
         let outcome = drive_data(
             &mut instance,
             &options.export,
             &options.input,
-            &CallOptions::default(),
+            &call_options,
             &mut hooks,
         );
         print_logs(&mut instance);
+        if let (Some(target), Some(trace)) = (&options.trace, instance.take_trace()) {
+            traces.push_str(&trace.to_otlp_json().to_string());
+            traces.push('\n');
+            write_traces(target, &traces)?;
+        }
         let outcome = outcome?;
         let mut stdout = std::io::stdout().lock();
         let written = stdout
@@ -222,6 +242,17 @@ fn run(options: &Options) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Writes the traces so far (JSON Lines) to `target` (`-`: stderr, the newest only).
+fn write_traces(target: &str, traces: &str) -> Result<(), Error> {
+    if target == "-" {
+        let last = traces.lines().last().unwrap_or_default();
+        eprintln!("{last}");
+        return Ok(());
+    }
+    std::fs::write(target, traces)
+        .map_err(|e| Error::invalid_argument(format!("cannot write {target}: {e}")))
 }
 
 fn print_logs(instance: &mut Instance) {

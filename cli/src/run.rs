@@ -98,6 +98,10 @@ pub fn usage() -> String {
     --audit FILE                        append load, instantiate and call entries to FILE, a
                                         hash-chained JSON Lines log (checked first)
     --metrics FILE|-                    write {{outcome, exitCode, metrics}} as JSON after the run
+    --trace FILE|-                      write the run's trace after it (OTLP JSON: the _start call
+                                        and a span per WASI call), also when it failed
+    --trace-spans N                     the most spans the trace keeps, then it is marked
+                                        truncated (default {spans})
     exit status: the guest's exit code & 0xff (0 when _start returns); {refused} when nestbox
     refuses (usage, unreadable file, integrity, policy, invalid module or imports); {failed} when
     the guest traps or hits a limit. Both end stderr with `nestbox: CODE: message`
@@ -108,6 +112,7 @@ pub fn usage() -> String {
         stdout = CLI_MAX_OUTPUT_BYTES,
         stderr = CLI_MAX_OUTPUT_BYTES,
         fs = w.max_fs_bytes,
+        spans = CLI_TRACE_SPANS,
         files = w.max_files,
         refused = EXIT_REFUSED,
         failed = EXIT_GUEST_FAILED,
@@ -148,7 +153,14 @@ struct Options {
     signature: Option<String>,
     audit: Option<PathBuf>,
     metrics: Option<String>,
+    /// `--trace FILE`, and how many spans it keeps.
+    trace: Option<String>,
+    trace_spans: u32,
 }
+
+/// The spans `--trace` keeps unless `--trace-spans` says otherwise (a WASI program makes many
+/// calls; the core's default for a page is smaller).
+pub(crate) const CLI_TRACE_SPANS: u32 = 10_000;
 
 /// `nestbox run …`: parses, runs, reports; never returns an error (it has its own statuses).
 pub fn main(items: Vec<String>) -> ExitCode {
@@ -224,6 +236,8 @@ struct RunResult {
     metrics: Option<Metrics>,
     /// The module passed every check (what fails later is the guest's outcome).
     loaded: bool,
+    /// The `_start` call's trace, with `--trace`.
+    trace: Option<nestbox::Trace>,
 }
 
 // ---- arguments ----
@@ -321,6 +335,8 @@ fn parse(mut items: Vec<String>) -> Result<Option<Options>, Error> {
     }
     let audit = args.optional("--audit")?.map(PathBuf::from);
     let metrics = args.optional("--metrics")?;
+    let trace = args.optional("--trace")?;
+    let trace_spans = trace_spans(args.optional("--trace-spans")?, trace.is_some())?;
     args.finish()?;
     limits.validate()?;
 
@@ -347,11 +363,43 @@ fn parse(mut items: Vec<String>) -> Result<Option<Options>, Error> {
         signature,
         audit,
         metrics,
+        trace,
+        trace_spans,
     };
     if let Some(dir) = &options.out_dir {
         check_out_dir(dir, &options.dirs)?;
     }
     Ok(Some(options))
+}
+
+/// `--trace-spans N` (only with `--trace`): from 1 to the core's limit.
+pub(crate) fn trace_spans(text: Option<String>, traced: bool) -> Result<u32, Error> {
+    let Some(text) = text else {
+        return Ok(CLI_TRACE_SPANS);
+    };
+    if !traced {
+        return Err(Error::invalid_argument(
+            "--trace-spans needs --trace FILE to write the trace to",
+        ));
+    }
+    let limit = nestbox::trace::MAX_SPANS_LIMIT;
+    match parse_number("--trace-spans", &text)? {
+        n @ 1.. if n <= u64::from(limit) => Ok(n as u32),
+        n => Err(Error::invalid_argument(format!(
+            "--trace-spans must be from 1 to {limit}, got {n}"
+        ))),
+    }
+}
+
+/// Writes a trace as OTLP JSON to `target` (`-`: stderr).
+pub(crate) fn write_trace(target: &str, trace: &nestbox::Trace) -> Result<(), Error> {
+    let json = trace.to_otlp_json().to_string();
+    if target == "-" {
+        eprintln!("{json}");
+        return Ok(());
+    }
+    std::fs::write(target, json + "\n")
+        .map_err(|e| Error::invalid_argument(format!("cannot write {target}: {e}")))
 }
 
 /// A limit's option under its name (the core's, in kebab case) or its older, deprecated
@@ -692,13 +740,12 @@ fn run(
         live,
         stderr_mid_line: false,
     };
-    let result = nestbox::drive(
-        &mut instance,
-        "_start",
-        &[],
-        &nestbox::CallOptions::default(),
-        &mut hooks,
-    );
+    let call_options = nestbox::CallOptions {
+        trace: options.trace.as_ref().map(|_| options.trace_spans),
+        ..nestbox::CallOptions::default()
+    };
+    let result = nestbox::drive(&mut instance, "_start", &[], &call_options, &mut hooks);
+    report.result.trace = instance.take_trace();
     report.stderr_mid_line = hooks.stderr_mid_line;
     if options.out_dir.is_some() {
         report.result.files = Some(instance.wasi_files());
@@ -930,6 +977,9 @@ fn finish(options: &Options, digest: Option<&Digest>, result: &RunResult) -> Res
             std::fs::write(target, json + "\n")
                 .map_err(|e| Error::invalid_argument(format!("cannot write {target}: {e}")))?;
         }
+    }
+    if let (Some(target), Some(trace)) = (&options.trace, &result.trace) {
+        write_trace(target, trace)?;
     }
     Ok(())
 }

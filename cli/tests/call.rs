@@ -183,3 +183,35 @@ fn a_wasi_reactor_initializes_once_and_keeps_its_files_between_calls() {
         failed(&["--preopen", "/data", &r, "append", "x"], 125).contains("--preopen needs --wasi")
     );
 }
+
+#[test]
+fn trace_writes_a_line_per_call() {
+    let p = plugin();
+    let file =
+        std::env::temp_dir().join(format!("nestbox-call-trace-{}.jsonl", std::process::id()));
+    let f = file.to_string_lossy().into_owned();
+    ok(&["--repeat", "2", "--trace", &f, &p, "count_vowels", "Hello"]);
+    let text = std::fs::read_to_string(&file).expect("trace file");
+    let traces: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(traces.len(), 2);
+    for trace in &traces {
+        let root = &trace["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+        assert_eq!(root["name"], "call count_vowels");
+        let kind = root["attributes"]
+            .as_array()
+            .expect("attributes")
+            .iter()
+            .find(|a| a["key"] == "nestbox.call_kind")
+            .map(|a| a["value"]["stringValue"].clone());
+        assert_eq!(kind, Some(serde_json::json!("data")));
+    }
+    assert_ne!(
+        traces[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"],
+        traces[1]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"],
+        "each call is its own trace"
+    );
+    std::fs::remove_file(&file).ok();
+}

@@ -1129,3 +1129,73 @@ fn what_the_guest_wrote_before_a_trap_comes_before_nestboxs_line() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The names of the spans of an OTLP JSON trace, root first.
+fn span_names(trace: &serde_json::Value) -> Vec<String> {
+    trace["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .expect("spans")
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+#[test]
+fn trace_writes_the_runs_spans_as_otlp_json_even_when_it_fails() {
+    let dir = scratch("trace");
+    let hello = guest(&dir, "hello", HELLO);
+    let file = dir.join("trace.json");
+    let out = nestbox(&["run", "--trace", s(&file), s(&hello)]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("trace")).expect("json");
+    let names = span_names(&trace);
+    assert_eq!(names.first().map(String::as_str), Some("call _start"));
+    assert!(names.iter().any(|n| n == "wasi fd_write"), "{names:?}");
+    let spans = &trace["resourceSpans"][0]["scopeSpans"][0]["spans"];
+    let root_id = spans[0]["spanId"].as_str().expect("span id");
+    assert_eq!(spans[1]["parentSpanId"], root_id);
+    assert_eq!(spans[0]["status"]["code"], 1);
+
+    // A run that hits its fuel limit still writes its trace; the root says why it ended.
+    let spin = guest(&dir, "spin", "(loop (br 0))");
+    let out = nestbox(&["run", "--fuel", "100000", "--trace", s(&file), s(&spin)]);
+    assert_eq!(out.status.code(), Some(GUEST_FAILED), "{out:?}");
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("trace")).expect("json");
+    let root = &trace["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+    assert_eq!(root["status"]["code"], 2);
+    assert!(
+        root["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("FUEL_EXHAUSTED")),
+        "{root}"
+    );
+
+    // Bad uses are refused before anything runs.
+    let out = nestbox(&["run", "--trace-spans", "5", s(&hello)]);
+    assert_eq!(out.status.code(), Some(REFUSED), "{out:?}");
+    assert!(
+        last_line(&out).contains("--trace-spans needs --trace"),
+        "{out:?}"
+    );
+    let out = nestbox(&["run", "--trace", s(&file), "--trace-spans", "0", s(&hello)]);
+    assert_eq!(out.status.code(), Some(REFUSED), "{out:?}");
+    // One span kept: the root, marked truncated.
+    let out = nestbox(&["run", "--trace", s(&file), "--trace-spans", "1", s(&hello)]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("trace")).expect("json");
+    assert_eq!(span_names(&trace), ["call _start"]);
+    let attributes = trace["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+        .as_array()
+        .expect("attributes")
+        .clone();
+    assert!(
+        attributes
+            .iter()
+            .any(|a| a["key"] == "nestbox.trace.truncated" && a["value"]["boolValue"] == true),
+        "{attributes:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

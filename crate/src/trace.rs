@@ -414,7 +414,10 @@ mod tests {
             .as_str()
             .and_then(|s| s.parse().ok())
             .expect("start time");
-        assert!(start > 1_600_000_000_000_000_000, "a Unix time in ns: {start}");
+        assert!(
+            start > 1_600_000_000_000_000_000,
+            "a Unix time in ns: {start}"
+        );
     }
 
     #[test]
@@ -424,9 +427,6 @@ mod tests {
             panic!("a string attribute");
         };
         assert!(s.len() <= MAX_ATTRIBUTE_BYTES && s.ends_with('…'));
-        assert_eq!(
-            summarise(&[Value::I32(1); 10]),
-            "1, 1, 1, 1, 1, 1, 1, 1, …"
-        );
+        assert_eq!(summarise(&[Value::I32(1); 10]), "1, 1, 1, 1, 1, 1, 1, 1, …");
     }
 }

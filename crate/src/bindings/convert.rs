@@ -331,11 +331,21 @@ pub(crate) fn call_options_from_js(value: &JsValue) -> Result<CallOptions, Error
             "maxMemoryBytes" => {
                 options.max_memory_bytes = Some(safe_u64_from_js(&field, &what)?);
             }
+            "trace" => {
+                let spans = safe_u64_from_js(&field, &what)?;
+                let limit = u64::from(crate::trace::MAX_SPANS_LIMIT);
+                if spans == 0 || spans > limit {
+                    return Err(Error::invalid_argument(format!(
+                        "{what} is the most spans to keep, from 1 to {limit}; got {spans}"
+                    )));
+                }
+                options.trace = Some(spans as u32);
+            }
             _ => {
                 return Err(unknown_field(
                     "options",
                     &name,
-                    &["fuel", "timeoutMs", "maxMemoryBytes"],
+                    &["fuel", "timeoutMs", "maxMemoryBytes", "trace"],
                 ));
             }
         }

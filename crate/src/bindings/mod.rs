@@ -112,6 +112,35 @@ export interface CoreCallOptions {
   timeoutMs?: number | bigint;
   /** Largest linear memory during this call, in bytes (at most the sandbox's). */
   maxMemoryBytes?: number | bigint;
+  /** Record a trace of the call keeping at most this many spans (1 to 100000); `takeTrace` after. */
+  trace?: number;
+}
+
+/** One attribute of a span (OTLP/JSON: 64-bit integers as decimal strings). */
+export interface CoreTraceAttribute {
+  key: string;
+  value: { stringValue: string } | { intValue: string } | { boolValue: boolean };
+}
+
+/** One span (OTLP/JSON). `parentSpanId` is empty for the root (the export call). */
+export interface CoreSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: number;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  attributes: CoreTraceAttribute[];
+  status: { code: number; message?: string };
+}
+
+/** A call's trace: OTLP/JSON's `ExportTraceServiceRequest` with one resource and one scope. */
+export interface CoreTrace {
+  resourceSpans: {
+    resource: { attributes: CoreTraceAttribute[] };
+    scopeSpans: { scope: { name: string; version: string }; spans: CoreSpan[] }[];
+  }[];
 }
 
 /** What one call cost. */
@@ -420,6 +449,24 @@ impl Core {
         let entry = self.instance_mut(&instance_id).map_err(throw)?;
         let result = entry.instance.resume_http(response);
         entry.step(result).map_err(throw)
+    }
+
+    /// `takeTrace(instanceId)`: the trace of the instance's latest call made with
+    /// `options.trace`, once it ended (returned, exited or failed), as OTLP JSON
+    /// (`{resourceSpans: [...]}`), taken; `undefined` when there is none.
+    ///
+    /// Throws `INVALID_ARGUMENT` for an unknown id.
+    #[wasm_bindgen(js_name = takeTrace, unchecked_return_type = "CoreTrace | undefined")]
+    pub fn take_trace(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let entry = self.instance_mut(&instance_id).map_err(throw)?;
+        let Some(trace) = entry.instance.take_trace() else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        // Plain JSON objects (strings for 64-bit times, as OTLP/JSON has them).
+        js_sys::JSON::parse(&trace.to_otlp_json().to_string())
     }
 
     /// `takeLogs(instanceId)`: the log messages of the latest data call, taken.

@@ -527,7 +527,10 @@ impl Instance {
             };
             let mut attributes = vec![
                 ("nestbox.export", AttrValue::from(export)),
-                ("nestbox.module", AttrValue::from(self.module.digest().to_sri())),
+                (
+                    "nestbox.module",
+                    AttrValue::from(self.module.digest().to_sri()),
+                ),
                 ("nestbox.call_kind", AttrValue::from(kind)),
                 ("nestbox.args", AttrValue::from(trace::summarise(args))),
                 ("nestbox.fuel_budget", AttrValue::from(fuel_budget)),
@@ -612,7 +615,10 @@ impl Instance {
             ));
         }
         self.close_host_span(
-            vec![("nestbox.results", AttrValue::from(trace::summarise(results)))],
+            vec![(
+                "nestbox.results",
+                AttrValue::from(trace::summarise(results)),
+            )],
             None,
         );
         self.check_deadline()?;
@@ -642,7 +648,10 @@ impl Instance {
             Ok(block) => {
                 self.close_host_span(
                     vec![
-                        ("http.response.status_code", AttrValue::from(u64::from(status))),
+                        (
+                            "http.response.status_code",
+                            AttrValue::from(u64::from(status)),
+                        ),
                         ("http.response.body.size", AttrValue::from(body_bytes)),
                     ],
                     None,
@@ -995,7 +1004,11 @@ impl Instance {
         let metrics = self.metrics();
         self.record_call(error.code().as_str(), &metrics, None);
         self.close_host_span(Vec::new(), Some((error.code().as_str(), error.message())));
-        self.end_trace(&metrics, Some((error.code().as_str(), error.message())), None);
+        self.end_trace(
+            &metrics,
+            Some((error.code().as_str(), error.message())),
+            None,
+        );
         if error.code().is_limit() {
             self.audit.record(
                 Record::new(AuditEvent::Limit)
@@ -1060,8 +1073,14 @@ impl Instance {
             ("nestbox.fuel", AttrValue::from(metrics.fuel_consumed)),
             ("nestbox.slices", AttrValue::from(metrics.slices)),
             ("nestbox.host_calls", AttrValue::from(metrics.host_calls)),
-            ("nestbox.peak_memory_bytes", AttrValue::from(metrics.peak_memory_bytes)),
-            ("nestbox.wall_time_us", AttrValue::from(metrics.wall_time_us)),
+            (
+                "nestbox.peak_memory_bytes",
+                AttrValue::from(metrics.peak_memory_bytes),
+            ),
+            (
+                "nestbox.wall_time_us",
+                AttrValue::from(metrics.wall_time_us),
+            ),
         ];
         if let Some(status) = exit_code {
             attributes.push(("nestbox.exit_code", AttrValue::Int(i64::from(status))));
@@ -1139,7 +1158,11 @@ impl Instance {
         if status != 0 || error.is_some() {
             let message = error.unwrap_or_else(|| format!("the guest returned status {status}"));
             self.record_call(ErrorCode::GuestError.as_str(), &metrics, None);
-            self.end_trace(&metrics, Some((ErrorCode::GuestError.as_str(), &message)), None);
+            self.end_trace(
+                &metrics,
+                Some((ErrorCode::GuestError.as_str(), &message)),
+                None,
+            );
             let export = self.module_export_hint();
             self.call = None;
             return Err(Error::new(
@@ -1239,9 +1262,15 @@ impl Instance {
                             format!("capability {}", call.import),
                             None,
                             vec![
-                                ("nestbox.capability", AttrValue::from(u64::from(call.capability.0))),
+                                (
+                                    "nestbox.capability",
+                                    AttrValue::from(u64::from(call.capability.0)),
+                                ),
                                 ("nestbox.import", AttrValue::from(call.import.as_str())),
-                                ("nestbox.args", AttrValue::from(trace::summarise(&call.args))),
+                                (
+                                    "nestbox.args",
+                                    AttrValue::from(trace::summarise(&call.args)),
+                                ),
                                 ("nestbox.fuel", AttrValue::from(cost)),
                             ],
                         )
@@ -1270,10 +1299,19 @@ impl Instance {
                             "http_request".to_owned(),
                             None,
                             vec![
-                                ("nestbox.capability", AttrValue::from(u64::from(capability.0))),
-                                ("http.request.method", AttrValue::from(request.method.as_str())),
+                                (
+                                    "nestbox.capability",
+                                    AttrValue::from(u64::from(capability.0)),
+                                ),
+                                (
+                                    "http.request.method",
+                                    AttrValue::from(request.method.as_str()),
+                                ),
                                 ("server.address", AttrValue::from(host)),
-                                ("http.request.body.size", AttrValue::from(request.body.len() as u64)),
+                                (
+                                    "http.request.body.size",
+                                    AttrValue::from(request.body.len() as u64),
+                                ),
                             ],
                         )
                     });

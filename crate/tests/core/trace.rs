@@ -37,9 +37,19 @@ fn names(trace: &Trace) -> Vec<&str> {
 fn host_log(sb: &nestbox::Sandbox) -> nestbox::Instance {
     let m = load(sb, &fixture("host_log"));
     let grants = Grants::new()
-        .grant("env", "log", CapabilityId(7), Signature::new([I32, I32], []))
+        .grant(
+            "env",
+            "log",
+            CapabilityId(7),
+            Signature::new([I32, I32], []),
+        )
         .expect("grant")
-        .grant("env", "double", CapabilityId(8), Signature::new([I64], [I64]))
+        .grant(
+            "env",
+            "double",
+            CapabilityId(8),
+            Signature::new([I64], [I64]),
+        )
         .expect("grant");
     sb.instantiate(&m, &grants).expect("instantiates")
 }
@@ -51,12 +61,14 @@ fn a_call_with_host_calls_is_a_root_with_a_child_per_host_call() {
         ..Limits::default()
     });
     let mut inst = host_log(&sb);
-    let mut hooks = HostFn(|call: &nestbox::HostCall, _: &mut nestbox::GuestMemory<'_>| {
-        Ok(match call.import.as_str() {
-            "env.double" => vec![Value::I64(42)],
-            _ => Vec::new(),
-        })
-    });
+    let mut hooks = HostFn(
+        |call: &nestbox::HostCall, _: &mut nestbox::GuestMemory<'_>| {
+            Ok(match call.import.as_str() {
+                "env.double" => vec![Value::I64(42)],
+                _ => Vec::new(),
+            })
+        },
+    );
     let outcome = drive(&mut inst, "greet", &[], &traced(100), &mut hooks).expect("runs");
     assert_eq!(outcome.results, vec![Value::I64(42)]);
     let trace = inst.take_trace().expect("a traced call leaves a trace");
@@ -76,7 +88,10 @@ fn a_call_with_host_calls_is_a_root_with_a_child_per_host_call() {
     );
     assert_eq!(text(root, "nestbox.results"), "42");
     assert_eq!(int(root, "nestbox.host_calls"), 2);
-    assert_eq!(int(root, "nestbox.fuel") as u64, outcome.metrics.fuel_consumed);
+    assert_eq!(
+        int(root, "nestbox.fuel") as u64,
+        outcome.metrics.fuel_consumed
+    );
     let children: Vec<&Span> = trace.children(0).collect();
     assert_eq!(children.len(), 2);
     assert_eq!(int(children[0], "nestbox.capability"), 7);
@@ -199,7 +214,10 @@ fn wasi_calls_are_spans_with_their_errno_and_a_wait_spans_its_sleep() {
     assert_eq!(int(write, "nestbox.bytes"), 3);
     assert!(int(write, "nestbox.fuel") > 0);
     let close = &trace.spans[2];
-    assert_eq!(int(close, "wasi.errno"), i64::from(wasip1::ERRNO_BADF.raw()));
+    assert_eq!(
+        int(close, "wasi.errno"),
+        i64::from(wasip1::ERRNO_BADF.raw())
+    );
     assert_eq!(text(close, "wasi.errno_name"), "BADF");
     // The sleep suspended the guest; its span lasts until the clock fired (≥ 1 ms).
     let poll = &trace.spans[3];
