@@ -2,13 +2,13 @@
 // module comes from an example, a file (picker or drag-and-drop) or a URL; the page shows its
 // SHA-256, imports and exports, and runs an export (with the capabilities ticked) or a WASI
 // command (argv, env, stdin, in-memory files) under the limits set, with a live terminal,
-// Cancel, the result and its metrics, a plot over the run, the trace when the package
-// records one, the structured error of any failure, and the session's audit log.
+// Cancel, the result and its metrics, a plot over the run, the trace as a timeline,
+// the structured error of any failure, and the session's audit log.
 //
 // #status is a log of what happened, one line per step; a finished run or action ends it
 // with a stable line (`done: …`, or `error: <what> → <CODE>: <message>`) that
 // scripts/demo-headless.mjs and tests/browser/playground.test.mjs wait for.
-import { capability, createSandbox, SandboxError, SandboxTypeError } from 'nestbox';
+import { capability, createSandbox, SandboxError, SandboxTypeError, spansOf } from 'nestbox';
 // Compiled from WAT at build time and checked against www/guests/SHA256SUMS by
 // scripts/wat-loader.cjs: { url, integrity, sizeBytes }, `integrity` being the pinned digest.
 import demo from './guests/demo.wat';
@@ -147,17 +147,7 @@ function onProgress(sample) {
 let drawPending = false;
 
 // ---------------------------------------------------------------------------------------
-// The trace (OpenTelemetry-shaped spans in `result.trace`, when the package records them).
-
-/** The spans of a trace, whatever its wrapping: an array, `{ spans }` or OTLP's resourceSpans. */
-function spansOf(trace) {
-  if (Array.isArray(trace)) return trace;
-  if (Array.isArray(trace?.spans)) return trace.spans;
-  if (Array.isArray(trace?.resourceSpans)) {
-    return trace.resourceSpans.flatMap((r) => (r.scopeSpans ?? []).flatMap((s) => s.spans ?? []));
-  }
-  return [];
-}
+// The trace (OTLP JSON spans in `result.trace`, or in `error.details.trace` of a failed run).
 
 function showTrace(trace) {
   const view = $('trace-view');
@@ -169,10 +159,7 @@ function showTrace(trace) {
     view.append(p);
   };
   if (trace === undefined) {
-    if (!$('trace').checked) note('No trace: tick "Record a trace" before a run.');
-    else if (traceUnsupported) {
-      note('This build of nestbox does not record traces (its call options refuse `trace`): nothing to show.');
-    } else note('The run returned no trace.');
+    note($('trace').checked ? 'The run returned no trace.' : 'No trace: tick "Record a trace" before a run.');
     return;
   }
   const spans = spansOf(trace).filter((s) => s.startTimeUnixNano !== undefined && s.endTimeUnixNano !== undefined);
@@ -430,27 +417,9 @@ function endRun(metrics, trace) {
   busy(false);
 }
 
-/** Set once the package refused `trace` (a build without tracing spans). */
-let traceUnsupported = false;
-
-/**
- * Runs `run(extraOptions)` with `{ trace: true }` when "Record a trace" is ticked; a package
- * whose options refuse `trace` (INVALID_ARGUMENT before anything runs) gets it once more
- * without, and the page says so.
- */
-async function withTrace(run) {
-  if ($('trace').checked && !traceUnsupported) {
-    try {
-      return await run({ trace: true });
-    } catch (error) {
-      if (!(error instanceof SandboxTypeError && /\btrace\b/.test(error.message))) {
-        throw error;
-      }
-      traceUnsupported = true;
-      status(`trace: not supported by this build of the package (${error.message}); running without it`);
-    }
-  }
-  return run({});
+/** Runs `run(extraOptions)`, with `{ trace: true }` when "Record a trace" is ticked. */
+function withTrace(run) {
+  return run($('trace').checked ? { trace: true } : {});
 }
 
 async function runCall(exportName, args, limits) {
@@ -473,6 +442,7 @@ async function runCall(exportName, args, limits) {
     status(`done: ${what} = ${text}`);
   } catch (error) {
     metrics = error?.details?.metrics;
+    trace = error?.details?.trace;
     if (cancelledAt !== undefined && error instanceof SandboxError && error.code === 'CANCELLED') {
       status(`cancel: the call ended ${(performance.now() - cancelledAt).toFixed(1)} ms after abort()`);
     }
@@ -544,6 +514,7 @@ async function runWasi(limits) {
     status(`done: ${what}: exit code ${result.exitCode}`);
   } catch (error) {
     metrics = error?.details?.metrics;
+    trace = error?.details?.trace;
     if (cancelledAt !== undefined && error instanceof SandboxError && error.code === 'CANCELLED') {
       status(`cancel: the run ended ${(performance.now() - cancelledAt).toFixed(1)} ms after abort()`);
     }

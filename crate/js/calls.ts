@@ -16,6 +16,7 @@ import type {
   CoreHttpResponse,
   CoreLogLine,
   CoreMetrics,
+  CoreTrace,
   CoreValue,
   CoreWasiFiles,
 } from './nestbox.js';
@@ -253,12 +254,14 @@ class DataResult implements DataCallResult {
   readonly logs: readonly LogLine[];
   readonly results: Value[];
   readonly metrics: Metrics;
+  readonly trace?: CoreTrace;
 
-  constructor(output: Uint8Array, logs: readonly LogLine[], results: Value[], metrics: Metrics) {
+  constructor(output: Uint8Array, logs: readonly LogLine[], results: Value[], metrics: Metrics, trace?: CoreTrace) {
     this.#output = output;
     this.logs = logs;
     this.results = results;
     this.metrics = metrics;
+    if (trace !== undefined) this.trace = trace;
   }
 
   get byteLength(): number {
@@ -289,8 +292,8 @@ class DataResult implements DataCallResult {
 
 /** The result of a finished data call. */
 export function dataResult(result: FinishedCall): DataCallResult {
-  const { output, logs, results, metrics } = result;
-  return new DataResult(output ?? new Uint8Array(0), logs ?? [], results, metrics);
+  const { output, logs, results, metrics, trace } = result;
+  return new DataResult(output ?? new Uint8Array(0), logs ?? [], results, metrics, trace);
 }
 
 /**
@@ -342,6 +345,7 @@ export function callResult(
     exitCode?: number | undefined;
     output?: Uint8Array | undefined;
     logs?: CoreLogLine[] | undefined;
+    trace?: CoreTrace | undefined;
   },
   denials: number,
 ): FinishedCall {
@@ -352,6 +356,7 @@ export function callResult(
   if (finished.exitCode !== undefined) result.exitCode = finished.exitCode;
   if (finished.output !== undefined) result.output = finished.output;
   if (finished.logs !== undefined) result.logs = finished.logs;
+  if (finished.trace !== undefined) result.trace = finished.trace;
   return result;
 }
 
@@ -527,7 +532,7 @@ export async function runWasiWith<I>(
       throw failure;
     }
     const files = await steps.files(instance);
-    return wasiResult(result.exitCode ?? 0, wasi.output, files, withStart(result.metrics));
+    return wasiResult(result.exitCode ?? 0, wasi.output, files, withStart(result.metrics), result.trace);
   } finally {
     wasi.stdin?.close();
     steps.drop(instance);

@@ -98,3 +98,12 @@ export const WASI_OUTPUT_CAPS = Object.freeze({
   /** Bytes of stderr a run may write. */
   maxStderrBytes: 1 << 20,
 } as const);
+
+/**
+ * How many spans a call's trace keeps: `trace: true` keeps `default`, `trace: { maxSpans }`
+ * at most `max` (`coreConstants().traceSpans`).
+ */
+export const TRACE_SPANS = Object.freeze({
+  default: 1_000,
+  max: 100_000,
+} as const);

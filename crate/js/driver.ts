@@ -23,14 +23,18 @@ import type {
   CoreHttpResponse,
   CoreLogLine,
   CoreStep,
+  CoreTrace,
   CoreValue,
 } from './nestbox.js';
 import { HOST_FAILURE_CODES } from './constants.js';
-import { record, type ErrorRecord } from './errors.js';
+import { isErrorRecord, record, type ErrorRecord } from './errors.js';
 import { MAX_TIMER_MS } from './host.js';
 
-/** The last step of a call that returned (a data call's with its log messages). */
-export type FinishedStep = Extract<CoreStep, { status: 'finished' }> & { logs?: CoreLogLine[] };
+/**
+ * The last step of a call that returned (a data call's with its log messages; a traced call's
+ * with its trace).
+ */
+export type FinishedStep = Extract<CoreStep, { status: 'finished' }> & { logs?: CoreLogLine[]; trace?: CoreTrace };
 
 /** A step that waits for a host function. */
 export type HostStep = Extract<CoreStep, { status: 'host' }>;
@@ -163,7 +167,8 @@ export function sleepFor(ms: number, onWake: (wake: () => void) => void): Promis
 /**
  * Runs `exportName` to its end — a data call (`startData`) when `input` is given. Resolves
  * with the finished step; rejects with the core's error record, or with whatever the core
- * threw if it is not a record (the core crashed).
+ * threw if it is not a record (the core crashed). With `options.trace`, the call's trace is
+ * the finished step's `trace`, or the error record's `details.trace`.
  */
 export async function drive(
   core: Core,
@@ -173,6 +178,30 @@ export async function drive(
   options: CoreCallOptions,
   control: DriveControl,
   input?: Uint8Array,
+): Promise<FinishedStep> {
+  if (options.trace === undefined) return driveData(core, instanceId, exportName, args, options, control, input);
+  let finished: FinishedStep;
+  try {
+    finished = await driveData(core, instanceId, exportName, args, options, control, input);
+  } catch (thrown) {
+    // The core keeps the trace of a call that failed (a call that never started has none).
+    const trace = core.takeTrace(instanceId);
+    if (trace !== undefined && isErrorRecord(thrown)) thrown.details = { ...thrown.details, trace };
+    throw thrown;
+  }
+  const trace = core.takeTrace(instanceId);
+  if (trace !== undefined) finished.trace = trace;
+  return finished;
+}
+
+async function driveData(
+  core: Core,
+  instanceId: number,
+  exportName: string,
+  args: CoreValue[],
+  options: CoreCallOptions,
+  control: DriveControl,
+  input: Uint8Array | undefined,
 ): Promise<FinishedStep> {
   if (input === undefined) return driveSteps(core, instanceId, exportName, args, options, control, undefined);
   try {

@@ -14,6 +14,7 @@
  */
 
 import type { Metrics } from './types.js';
+import type { CoreTrace } from './nestbox.js';
 import { ERROR_CODES, type ErrorCode } from './constants.js';
 
 export { ERROR_CODES, type ErrorCode };
@@ -56,6 +57,8 @@ export interface ErrorDetails {
   protocolViolation?: boolean;
   /** Errors that ended a call: the metrics at the moment of failure. */
   metrics?: Metrics;
+  /** A call made with `trace` that failed: its spans up to the failure (OTLP JSON). */
+  trace?: CoreTrace;
   /**
    * `runWasi` (page, `nestbox/worker`, tenant pools): everything the guest wrote to stdout
    * before the run failed, never more than the run's output cap (for `OUTPUT_LIMIT`, the

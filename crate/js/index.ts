@@ -70,6 +70,8 @@ export type {
 } from './types.js';
 export { PROTOCOL_VERSION } from './protocol.js';
 export { verifyAuditLog } from './audit.js';
+export { spansOf, childSpans, spanAttribute } from './trace.js';
+export type { Trace, Span, SpanAttribute } from './trace.js';
 export type { AuditEntry, AuditEvent, AuditVerifyResult, SandboxAudit } from './audit.js';
 export type { TrustPolicy } from './policy.js';
 export { createTenantPool, TenantPool, TenantSandbox, TenantInstance } from './tenants.js';

@@ -105,6 +105,8 @@ export { SandboxError, SandboxTypeError, ERROR_CODES } from './errors.js';
 export type { ErrorCode, ErrorDetails } from './errors.js';
 export type { GuestMemory, SyncGuestMemory } from './memory.js';
 export { verifyAuditLog } from './audit.js';
+export { spansOf, childSpans, spanAttribute } from './trace.js';
+export type { Trace, Span, SpanAttribute } from './trace.js';
 export type { AuditEntry, AuditEvent, AuditVerifyResult, SandboxAudit } from './audit.js';
 export type { TrustPolicy } from './policy.js';
 export type {

@@ -7,7 +7,7 @@
  */
 
 import type { CoreCallOptions, CoreLimits, CoreValue } from './nestbox.js';
-import { DEFAULT_LIMITS } from './constants.js';
+import { DEFAULT_LIMITS, TRACE_SPANS } from './constants.js';
 import { invalidArgument, SandboxError } from './errors.js';
 import type { CallOptions, LoadOptions, ModuleSourceLike, ProgressSample, SandboxLimits } from './types.js';
 
@@ -79,8 +79,8 @@ export interface CheckedCallOptions {
 export function callOptions(options: unknown, sandboxTimeoutMs: number): CheckedCallOptions {
   if (options === undefined) return { signal: undefined, onProgress: undefined, core: {}, timeoutMs: sandboxTimeoutMs };
   if (!isObject(options)) throw invalidArgument('call options must be an object');
-  onlyFields(options, ['signal', 'timeoutMs', 'fuel', 'maxMemoryBytes', 'onProgress'], 'call options');
-  const { signal, timeoutMs, fuel, maxMemoryBytes, onProgress } = options as CallOptions;
+  onlyFields(options, ['signal', 'timeoutMs', 'fuel', 'maxMemoryBytes', 'onProgress', 'trace'], 'call options');
+  const { signal, timeoutMs, fuel, maxMemoryBytes, onProgress, trace } = options as CallOptions;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('signal must be an AbortSignal');
   if (onProgress !== undefined && typeof onProgress !== 'function') {
     throw invalidArgument('onProgress must be a function');
@@ -100,7 +100,22 @@ export function callOptions(options: unknown, sandboxTimeoutMs: number): Checked
     count(maxMemoryBytes, 'maxMemoryBytes', true);
     core.maxMemoryBytes = maxMemoryBytes;
   }
+  const spans = traceSpans(trace);
+  if (spans !== undefined) core.trace = spans;
   return { signal, onProgress, core, timeoutMs: effective };
+}
+
+/** How many spans `trace` asks to keep: `undefined` for no trace. */
+function traceSpans(trace: unknown): number | undefined {
+  if (trace === undefined || trace === false) return undefined;
+  if (trace === true) return TRACE_SPANS.default;
+  if (!isObject(trace)) throw invalidArgument(`trace must be true, false or { maxSpans }, got ${String(trace)}`);
+  onlyFields(trace, ['maxSpans'], 'trace');
+  const { maxSpans } = trace;
+  if (typeof maxSpans !== 'number' || !Number.isSafeInteger(maxSpans) || maxSpans < 1 || maxSpans > TRACE_SPANS.max) {
+    throw invalidArgument(`trace.maxSpans must be an integer from 1 to ${TRACE_SPANS.max}, got ${String(maxSpans)}`);
+  }
+  return maxSpans;
 }
 
 /** Checked call arguments. */

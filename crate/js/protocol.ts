@@ -34,6 +34,7 @@ import type {
   CoreLogLine,
   CoreLimits,
   CoreMetrics,
+  CoreTrace,
   CoreModule,
   CorePolicy,
   CoreProvenance,
@@ -101,6 +102,8 @@ export interface CallFinished {
   /** A data call's output and log messages. */
   output?: Uint8Array;
   logs?: CoreLogLine[];
+  /** A traced call's trace (checked by the caller, who knows what it asked for). */
+  trace?: CoreTrace;
 }
 
 /** The value of a successful reply, by request type. */
@@ -361,7 +364,8 @@ function isReplyValue(type: RequestType, value: unknown): boolean {
             (value['exitCode'] as number) >= -(2 ** 31) &&
             (value['exitCode'] as number) < 2 ** 32)) &&
         (value['output'] === undefined || value['output'] instanceof Uint8Array) &&
-        (value['logs'] === undefined || isLogLines(value['logs']))
+        (value['logs'] === undefined || isLogLines(value['logs'])) &&
+        (value['trace'] === undefined || isDict(value['trace']))
       );
     case 'memoryRead':
       return value['bytes'] instanceof Uint8Array;

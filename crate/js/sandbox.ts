@@ -66,6 +66,7 @@ import { AsyncMemoryView, type GuestMemory, type MemoryAccess } from './memory.j
 import { watchForLeak, unwatchLeak } from './lifecycle.js';
 import { coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
 import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
+import { traceProblem } from './trace.js';
 import {
   valuesMismatch,
   type AuditNotice,
@@ -1238,6 +1239,8 @@ async function callOn(
   const { connection } = session;
   // The reply must be what this export returns (or, for a WASI run, an exit code instead).
   const check = (value: ReplyMap['call']): string | undefined => {
+    const traced = tracedProblem(value.trace, core.trace, exportName);
+    if (traced !== undefined) return traced;
     if (value.exitCode !== undefined) {
       if (wasi === undefined) return 'an exit code for a call that is not a WASI run';
       return value.results.length === 0 ? undefined : 'results as well as an exit code';
@@ -1289,7 +1292,16 @@ async function callOn(
         { cause: call.fatal.cause, denials: call.denials },
       );
     }
-    if (!outcome.ok) throw errorFromRecord(outcome.error, { denials: call.denials });
+    if (!outcome.ok) {
+      const trace = outcome.error.details['trace'];
+      const problem = trace === undefined ? undefined : tracedProblem(trace, core.trace, exportName);
+      if (problem !== undefined) {
+        // Fail closed: the error stands, the trace does not, and the worker is replaced.
+        delete outcome.error.details['trace'];
+        connection.violation(`call ${id}'s error: ${problem}`);
+      }
+      throw errorFromRecord(outcome.error, { denials: call.denials });
+    }
     return callResult(outcome.value, call.denials);
   } finally {
     state.call = undefined;
@@ -1297,6 +1309,17 @@ async function callOn(
     signal?.removeEventListener('abort', onAbort);
     if (!call.abort.signal.aborted) call.abort.abort(new SandboxError('CANCELLED', 'the guest call ended'));
   }
+}
+
+/**
+ * What is wrong with the trace a worker sent for a call of `exportName` that asked for
+ * `maxSpans` spans (or for none: `undefined`); `undefined` when it is what was asked for.
+ */
+function tracedProblem(trace: unknown, maxSpans: number | undefined, exportName: string): string | undefined {
+  if (maxSpans === undefined) return trace === undefined ? undefined : 'a trace for a call that asked for none';
+  if (trace === undefined) return 'no trace for a call that asked for one';
+  const problem = traceProblem(trace, exportName, maxSpans);
+  return problem === undefined ? undefined : `its trace: ${problem}`;
 }
 
 /** What the pool needs from a sandbox beyond the public API (`tenants.ts`; made by {@link controlOf}). */

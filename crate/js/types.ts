@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { CoreExport, CoreImport, CoreLimits, CoreMetrics } from './nestbox.js';
+import type { CoreExport, CoreImport, CoreLimits, CoreMetrics, CoreTrace } from './nestbox.js';
 
 declare const capabilityBrand: unique symbol;
 
@@ -62,6 +62,8 @@ export interface CallResult {
   exitCode?: number;
   /** What the call cost. */
   metrics: Metrics;
+  /** With `trace` in the call's options: its spans (OTLP JSON; see `nestbox`'s `spansOf`). */
+  trace?: CoreTrace;
 }
 
 /**
@@ -94,6 +96,8 @@ export interface DataCallResult {
   readonly results: Value[];
   /** What the call cost. */
   readonly metrics: Metrics;
+  /** With `trace` in the call's options: its spans (OTLP JSON). */
+  readonly trace?: CoreTrace;
 }
 
 /**
@@ -136,6 +140,14 @@ export interface CallOptions {
    * (`reportError`) and ignored.
    */
   onProgress?: (sample: ProgressSample) => void;
+  /**
+   * Records the call's trace — a span for the call, and under it one per capability call,
+   * HTTP request and WASI call, with arguments, results or errno, fuel and time — as
+   * `result.trace` (or `error.details.trace` when the call fails), in OTLP JSON. `true` keeps
+   * up to 1,000 spans; `{ maxSpans }` from 1 to 100,000. Past it, the root span is marked
+   * `nestbox.trace.truncated`. Off by default (a call then pays one check per host call).
+   */
+  trace?: boolean | { maxSpans: number };
 }
 
 /** Options of {@link Sandbox.load}-like methods. */
@@ -266,6 +278,8 @@ export interface WasiRunOptions {
   maxMemoryBytes?: number | bigint;
   /** As `CallOptions.onProgress`: a {@link ProgressSample} after fuel slices while the guest runs. */
   onProgress?: (sample: ProgressSample) => void;
+  /** As `CallOptions.trace`: the run's spans (`_start` and its WASI calls) as `result.trace`. */
+  trace?: boolean | { maxSpans: number };
   /** Output and filesystem caps. */
   limits?: WasiLimits;
   /** Capabilities granted besides WASI, as in `instantiate` (not under `wasi_snapshot_preview1`). */
@@ -297,4 +311,6 @@ export interface WasiResult {
   files: WasiFiles;
   /** What the run cost. */
   metrics: Metrics;
+  /** With `trace` in the options: the run's spans (OTLP JSON). */
+  trace?: CoreTrace;
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { CoreWasiConfig, CoreWasiFiles } from './nestbox.js';
+import type { CoreTrace, CoreWasiConfig, CoreWasiFiles } from './nestbox.js';
 import { invalidArgument, SandboxError, type AnySandboxError } from './errors.js';
 import { callOptions, onlyFields, type CheckedCallOptions } from './options.js';
 import type { Metrics, WasiFiles, WasiResult, WasiRunOptions } from './types.js';
@@ -25,6 +25,7 @@ const RUN_FIELDS = [
   'fuel',
   'maxMemoryBytes',
   'onProgress',
+  'trace',
   'limits',
   'imports',
 ] as const;
@@ -76,6 +77,7 @@ export function wasiPlan(options: unknown, sandboxTimeoutMs: number): WasiPlan {
       fuel: o.fuel,
       maxMemoryBytes: o.maxMemoryBytes,
       onProgress: o.onProgress,
+      trace: o.trace,
     },
     sandboxTimeoutMs,
   );
@@ -259,9 +261,10 @@ export function wasiResult(
   output: OutputCollector,
   files: CoreWasiFiles,
   metrics: Metrics,
+  trace?: CoreTrace,
 ): WasiResult {
   const decoder = new TextDecoder();
-  return {
+  const result: WasiResult = {
     exitCode,
     stdout: output.stdout,
     stderr: output.stderr,
@@ -274,4 +277,6 @@ export function wasiResult(
     files: files as WasiFiles,
     metrics,
   };
+  if (trace !== undefined) result.trace = trace;
+  return result;
 }

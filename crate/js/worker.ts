@@ -232,6 +232,7 @@ async function runCall(
       transfer.push(finished.output.buffer);
     }
     if (finished.logs !== undefined) value.logs = finished.logs;
+    if (finished.trace !== undefined) value.trace = finished.trace;
     reply(message.id, 'call', value, transfer);
   } catch (thrown) {
     fail(message.id, thrown);

@@ -190,23 +190,35 @@ test('drag-and-drop loads a module, and the drop zone opens the picker from the 
   assert.equal(choosers[0].isMultiple(), false);
 });
 
-test('the trace view: spans as a timeline when the package records them, else it says so', async () => {
+test('the trace view: the call and its host calls as a timeline, a WASI run with its WASI calls', async () => {
   await page.selectOption('#example', 'demo');
   await until(/^done: loaded demo\.wasm/, () => page.click('#load-example'));
   await page.fill('#call-args', '20000');
   await page.check('#trace');
-  const from = (await statusLines()).length;
   await until(/^done: count_primes\(20000\) = 2262$/, () => page.click('#run'));
-  const lines = (await statusLines()).slice(from).join('\n');
-  if (/^trace: not supported/m.test(lines)) {
-    // This package has no tracing yet (call options refuse `trace`): the page says so, and
-    // the run went ahead without it.
-    assert.match(await text('#trace-view'), /does not record traces/);
-  } else {
-    assert.ok((await page.locator('#trace-view .span-bar').count()) > 0, 'spans drawn');
-  }
-  await page.uncheck('#trace');
+  const bars = await page.locator('#trace-view .span-bar').allInnerTexts();
+  assert.match(bars[0], /^call count_primes \d+\.\d\d ms$/, bars.join('\n'));
+  assert.ok(
+    bars.slice(1).every((b) => /^· capability env\.log /.test(b)),
+    `one child per host call: ${bars.join('\n')}`,
+  );
+  assert.match(
+    await page.locator('#trace-view [role=list]').getAttribute('aria-label'),
+    /^trace [0-9a-f]{32}: \d+ spans$/,
+  );
   await shot('06-trace');
+  // A WASI program's run: `_start` and a span per WASI call it made.
+  const { examples } = JSON.parse(readFileSync(join(dist, 'examples.json'), 'utf8'));
+  await page.selectOption('#example', examples[0].id);
+  await until(new RegExp(`^done: loaded ${examples[0].id}\\.wasm`), () => page.click('#load-example'));
+  await until(/^done: wasi .*: exit code \d+$/, () => page.click('#run'));
+  const wasiBars = await page.locator('#trace-view .span-bar').allInnerTexts();
+  assert.match(wasiBars[0], /^call _start /);
+  assert.ok(
+    wasiBars.some((b) => /^· wasi (fd_write|args_get|environ_sizes_get|proc_exit) /.test(b)),
+    wasiBars.join('\n'),
+  );
+  await page.uncheck('#trace');
 });
 
 test('every example WASI program of www/examples.json loads with its digest and runs to exit code 0', async () => {

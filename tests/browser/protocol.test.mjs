@@ -413,6 +413,36 @@ test('NaN metrics are refused', async () => {
   assertContained(out, /metrics that are not finite, non-negative numbers/);
 });
 
+test('a trace whose root is not the call asked for, or a trace nobody asked for, is refused', async () => {
+  const forged = await browser.page.evaluate(() =>
+    window.scenario(async ({ sb, p, fx }) => {
+      const mod = await sb.load(fx.spin.url, { integrity: fx.spin.integrity });
+      const inst = await sb.instantiate(mod);
+      const honest = await inst.call('answer', [], { trace: true });
+      await p.send({ rewrite: 'forgeTrace' });
+      return {
+        honest: honest.trace.resourceSpans[0].scopeSpans[0].spans[0].name,
+        error: await window.caught(inst.call('answer', [], { trace: true })),
+      };
+    }),
+  );
+  assert.equal(forged.honest, 'call answer');
+  assertViolation(forged.error);
+  assertContained(forged, /its trace: a trace whose root is not the call of answer/);
+
+  const unasked = await browser.page.evaluate(() =>
+    window.scenario(async ({ sb, p, fx }) => {
+      const mod = await sb.load(fx.spin.url, { integrity: fx.spin.integrity });
+      const inst = await sb.instantiate(mod);
+      const { trace } = await inst.call('answer', [], { trace: true });
+      await p.send({ rewrite: 'unaskedTrace', trace });
+      return { error: await window.caught(inst.call('answer')) };
+    }),
+  );
+  assertViolation(unasked.error);
+  assertContained(unasked, /a trace for a call that asked for none/);
+});
+
 test('a progress notice for a call that did not ask for progress is refused', async () => {
   const out = await browser.page.evaluate(() =>
     window.scenario(async ({ sb, p, fx }) => {

@@ -41,6 +41,10 @@ test('the WASI output caps the page holds the worker to are the core defaults', 
   }
 });
 
+test("trace span limits: what `trace: true` keeps and the most one may ask for are the core's", () => {
+  assert.deepEqual({ ...ts.TRACE_SPANS }, rust.traceSpans);
+});
+
 test('the public package re-exports the same error codes', async () => {
   const index = await import(new URL('errors.js', pkg));
   assert.deepEqual([...index.ERROR_CODES], rust.errorCodes);

@@ -270,6 +270,7 @@ export interface CoreConstants {
   limitCodes: string[];
   defaults: Required<CoreLimits>;
   wasiDefaults: { args: string[]; maxStdoutBytes: number; maxStderrBytes: number; maxFsBytes: number; maxFiles: number };
+  traceSpans: { default: number; max: number };
 }
 "#;
 
@@ -300,6 +301,10 @@ pub fn core_constants() -> Result<JsValue, JsValue> {
             "maxStderrBytes": wasi.max_stderr_bytes,
             "maxFsBytes": wasi.max_fs_bytes,
             "maxFiles": wasi.max_files,
+        },
+        "traceSpans": {
+            "default": crate::trace::DEFAULT_MAX_SPANS,
+            "max": crate::trace::MAX_SPANS_LIMIT,
         },
     });
     js_sys::JSON::parse(&constants.to_string())

@@ -58,6 +58,16 @@ const REWRITES = {
       args: [],
       http: { url, method: 'GET', headers: {}, body: new Uint8Array() },
     },
+  // A traced call's reply whose root span claims another export (or its trace dropped).
+  forgeTrace: (m) => {
+    if (m.type !== 'reply' || !m.ok || m.request !== 'call' || m.value.trace === undefined) return false;
+    const trace = structuredClone(m.value.trace);
+    trace.resourceSpans[0].scopeSpans[0].spans[0].name = 'call somethingElse';
+    return { ...m, value: { ...m.value, trace } };
+  },
+  // A trace (a copy of the last one seen) added to a call's reply that asked for none.
+  unaskedTrace: (m, { trace }) =>
+    m.type === 'reply' && m.ok && m.request === 'call' && { ...m, value: { ...m.value, trace } },
   // A host request whose first argument is out of the i32 range.
   badArgs: (m) => m.type === 'host' && { ...m, args: [2 ** 40, ...m.args.slice(1)] },
 };
