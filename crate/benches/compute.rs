@@ -1,6 +1,6 @@
 //! Compute benchmarks: four guests (`benches/guests/*.wat`) run through the core API, next to
-//! the same computation in native Rust, plus the cost of fuel slicing and the size of the
-//! release wasm.
+//! the same computation in native Rust, plus the cost of fuel slicing, the cost of tracing
+//! (off and on) and the size of the release wasm.
 //!
 //! Run with `cargo bench -p nestbox --bench compute`. Every figure is the median of 5 runs.
 
@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use nestbox::{Digest, Grants, Instance, Limits, Sandbox, Value};
+use nestbox::{
+    CallOptions, CapabilityId, Digest, Grants, HostFn, Instance, Limits, Sandbox, Signature, Value,
+    ValueType,
+};
 use sha2::{Digest as _, Sha256};
 
 const RUNS: usize = 5;
@@ -401,6 +404,80 @@ fn slicing_table() {
     }
 }
 
+/// A guest that makes `n` host calls in one call (env.tick(i)).
+const HOST_LOOP: &str = r#"(module
+  (import "env" "tick" (func $tick (param i32)))
+  (func (export "run") (param $n i32) (local $i i32)
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (call $tick (local.get $i))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))))"#;
+
+/// What tracing costs: a call making 10,000 host calls, untraced (the default: one check per
+/// host call), traced with every span kept, and traced with 100 kept (the rest counted).
+fn tracing_table() {
+    const CALLS: i32 = 10_000;
+    println!();
+    println!("tracing: one call making {CALLS} host calls, median of {RUNS} runs");
+    println!(
+        "{:<34} {:>10} {:>14} {:>8}",
+        "", "wall ms", "ns/host call", "spans"
+    );
+    let sandbox = Sandbox::new(Limits::default()).expect("limits");
+    let bytes = wat::parse_str(HOST_LOOP).expect("wat");
+    let module = sandbox.load(&bytes, &Digest::of(&bytes)).expect("loads");
+    let grants = Grants::new()
+        .grant(
+            "env",
+            "tick",
+            CapabilityId(1),
+            Signature::new([ValueType::I32], []),
+        )
+        .expect("grant");
+    let mut instance = sandbox.instantiate(&module, &grants).expect("instantiates");
+    let mut hooks = HostFn(|_: &nestbox::HostCall, _: &mut nestbox::GuestMemory<'_>| Ok(vec![]));
+    let mut baseline = None;
+    for (label, trace) in [
+        ("off (default)", None),
+        ("on, every span kept", Some(100_000)),
+        ("on, 100 spans kept", Some(100)),
+    ] {
+        let options = CallOptions {
+            trace,
+            ..CallOptions::default()
+        };
+        let mut spans = 0;
+        let samples = (0..RUNS)
+            .map(|_| {
+                let t0 = Instant::now();
+                nestbox::drive(
+                    &mut instance,
+                    "run",
+                    &[Value::I32(CALLS)],
+                    &options,
+                    &mut hooks,
+                )
+                .expect("runs");
+                let trace = instance.take_trace();
+                let wall = t0.elapsed();
+                spans = trace.map_or(0, |t| t.spans.len());
+                wall
+            })
+            .collect();
+        let wall = median(samples);
+        let per_call = wall.as_nanos() as f64 / f64::from(CALLS);
+        let ratio = baseline.map_or(String::new(), |b: f64| {
+            format!("  ({:.2}x off)", per_call / b)
+        });
+        baseline.get_or_insert(per_call);
+        println!(
+            "{label:<34} {:>10.2} {per_call:>14.0} {spans:>8}{ratio}",
+            ms(wall)
+        );
+    }
+}
+
 fn release_size() {
     println!();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pkg/nestbox_bg.wasm");
@@ -427,6 +504,7 @@ fn main() {
     let started = Instant::now();
     compute_table();
     slicing_table();
+    tracing_table();
     release_size();
     println!("\n(bench took {:.1} s)", started.elapsed().as_secs_f64());
 }
