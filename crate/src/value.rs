@@ -186,6 +186,11 @@ impl Signature {
         )
     }
 
+    /// Whether `values` match `types` in number and type (no message: the hot path).
+    pub(crate) fn matches(types: &[ValueType], values: &[Value]) -> bool {
+        types.len() == values.len() && types.iter().zip(values).all(|(t, v)| *t == v.ty())
+    }
+
     /// Checks that `values` match `types` in number and type.
     pub(crate) fn check(what: &str, types: &[ValueType], values: &[Value]) -> Result<(), Error> {
         if types.len() != values.len() {
