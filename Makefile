@@ -8,7 +8,7 @@ export CHROMEDRIVER ?= /usr/bin/chromedriver
 CARGO ?= cargo
 
 .PHONY: setup-guests guests wasi-node
-.PHONY: demo test setup-rust setup-web lint native-test build web-test package browser-test bench clean
+.PHONY: demo test setup-rust setup-web setup-browsers browsers-test lint native-test build web-test package browser-test bench clean
 .PHONY: demo-native www demo-smoke bench-browser
 .PHONY: bench-wasi-browser bench-wasi fuzz fuzz-smoke node-test soak bench-data
 
@@ -20,13 +20,16 @@ demo: setup-web www
 demo-native: setup-rust
 	$(CARGO) run --release -q -p nestbox-cli -- demo
 
-test: setup-web lint guests native-test fuzz-smoke wasi-node build web-test package node-test browser-test demo-smoke
+test: setup-web lint guests native-test fuzz-smoke wasi-node build web-test package node-test browser-test browsers-test demo-smoke
 
 setup-rust:
 	@scripts/setup.sh rust
 
 setup-web:
 	@scripts/setup.sh web
+
+setup-browsers:
+	@scripts/setup.sh browsers
 
 # Layering and import cycles: the core's modules (scripts/check-rust-layers.mjs) and the
 # package's TypeScript files (scripts/check-ts-imports.mjs) use only what is below them.
@@ -88,6 +91,12 @@ node_modules/.package-lock.json: package-lock.json package.json
 # writes a screenshot of each state to target/playground-screenshots/).
 browser-test: package guests www
 	node --test --test-concurrency=1 tests/browser/*.test.mjs
+
+# The same suite in Firefox ESR and WebKitGTK (Debian's, over WebDriver with npm
+# selenium-webdriver: geckodriver, WebKitWebDriver under xvfb-run); what needs Chromium or
+# playwright skips with its reason (tests/browser/README.md). Pass/skip counts are printed.
+browsers-test: setup-browsers package guests
+	node tests/browser/run-browsers.mjs
 
 # The playground (www/) bundled by webpack 5 (webpack.config.js) into www/dist/, with the
 # package from pkg/, the WAT guests compiled and checked against their pinned digests, and the

@@ -5,6 +5,8 @@
 #   scripts/setup.sh rust      Rust targets and components only (native demo, native tests)
 #   scripts/setup.sh web       + wasm-pack, wasm-bindgen-cli, Chromium and ChromeDriver, and the
 #                              npm devDependencies (TypeScript, playwright-core, wabt)
+#   scripts/setup.sh browsers  + Firefox ESR, WebKitGTK's WebKitWebDriver and Xvfb (Debian),
+#                              geckodriver (crates.io), for `make browsers-test`
 #
 # Everything comes from the package registries: crates.io (cargo install), Debian (apt), npm
 # (npm ci, from package-lock.json). playwright-core drives Debian's Chromium: no browser is
@@ -72,8 +74,27 @@ need_npm() {
   fi
 }
 
+GECKODRIVER_VERSION=0.37.1
+
+# Firefox ESR and WebKitGTK (Debian), driven over WebDriver by npm selenium-webdriver:
+# geckodriver from crates.io, WebKitWebDriver from webkit2gtk-driver, which needs a display
+# (Xvfb, through xvfb-run).
+need_browsers() {
+  if ! command -v firefox-esr >/dev/null || ! command -v WebKitWebDriver >/dev/null || ! command -v xvfb-run >/dev/null; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    say "apt-get install firefox-esr webkit2gtk-driver xvfb"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq firefox-esr webkit2gtk-driver xvfb >/dev/null
+  fi
+  if ! geckodriver --version 2>/dev/null | grep -q "$GECKODRIVER_VERSION"; then
+    cargo_install geckodriver "$GECKODRIVER_VERSION"
+  fi
+}
+
 case "${1:-web}" in
   rust) need_rust ;;
   web) need_rust; need_web; need_npm ;;
-  *) echo "usage: scripts/setup.sh [rust|web]" >&2; exit 2 ;;
+  browsers) need_rust; need_web; need_npm; need_browsers ;;
+  *) echo "usage: scripts/setup.sh [rust|web|browsers]" >&2; exit 2 ;;
 esac

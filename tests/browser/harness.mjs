@@ -14,6 +14,24 @@ import { dirname, extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import wabtInit from 'wabt';
 import { chromium } from 'playwright-core';
+import { launch } from './webdriver.mjs';
+
+/**
+ * Which browser the tests run in: `NESTBOX_BROWSER=chromium` (the default, through
+ * playwright-core), `firefox` or `webkit` (over WebDriver, `webdriver.mjs`; run-browsers.mjs).
+ */
+export const BROWSER = process.env.NESTBOX_BROWSER ?? 'chromium';
+if (!['chromium', 'firefox', 'webkit'].includes(BROWSER)) throw new Error(`NESTBOX_BROWSER=${BROWSER}: not a browser`);
+
+/**
+ * For a test that needs something only Chromium (or playwright) has: in another browser it
+ * is skipped with `reason` (listed in README.md) and this returns true.
+ */
+export function chromiumOnly(t, reason) {
+  if (BROWSER === 'chromium') return false;
+  t.skip(`${BROWSER}: ${reason}`);
+  return true;
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -103,6 +121,32 @@ export async function openBrowser({ extraMounts = {}, extraArgs = [] } = {}) {
   const fixtures = await compileFixtures();
   const server = await serve({ '/pkg/': join(root, 'pkg'), '/tests/': join(here, 'pages'), ...extraMounts }, fixtures);
   const base = `http://127.0.0.1:${server.address().port}`;
+  if (BROWSER !== 'chromium') {
+    const b = await launch(BROWSER);
+    try {
+      await b.page.goto(`${base}/tests/index.html`);
+      await b.page.waitForFunction(() => window.ready === true || window.loadError !== undefined, null, {
+        timeout: 20_000,
+      });
+      const loadError = await b.page.evaluate(() => window.loadError);
+      if (loadError) throw new Error(`test page failed to load: ${loadError}\n${b.log.join('\n')}`);
+    } catch (e) {
+      await b.close();
+      server.close();
+      throw e;
+    }
+    return {
+      page: b.page,
+      base,
+      otherBase: `http://localhost:${server.address().port}`,
+      fixtures,
+      log: b.log,
+      async close() {
+        await b.close();
+        await new Promise((resolve) => server.close(resolve));
+      },
+    };
+  }
   const userDataDir = mkdtempSync(join(tmpdir(), 'nestbox-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,

@@ -6,11 +6,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bound, mib, problems, runSoak } from '../../bench/browser/soak.mjs';
+import { chromiumOnly } from './harness.mjs';
 
 test(
   'soak: 3 rounds × 20 sandboxes × 500 capability calls, memory back within the bound',
   { timeout: 120_000 },
-  async () => {
+  async (t) => {
+    if (
+      chromiumOnly(
+        t,
+        'measures memory with measureUserAgentSpecificMemory and Chromium’s resident set (bench/browser/soak.mjs)',
+      )
+    )
+      return;
     const result = await runSoak({
       sandboxes: 20,
       calls: 500,

@@ -4,7 +4,7 @@
 // warning for a sandbox garbage-collected without dispose() (Chromium with --expose-gc).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { openBrowser } from './harness.mjs';
+import { chromiumOnly, openBrowser } from './harness.mjs';
 
 let browser;
 /** A `Uint8Array` of the page, as JSON made it (`{ "0": byte, … }`), decoded as UTF-8. */
@@ -641,7 +641,8 @@ test('bad tenant pool options are TypeErrors', async () => {
   assert.deepEqual(out, Array(5).fill('INVALID_ARGUMENT true'));
 });
 
-test('a Sandbox garbage-collected without dispose() is reported (console.warn and onSandboxLeak) and its worker ended', async () => {
+test('a Sandbox garbage-collected without dispose() is reported (console.warn and onSandboxLeak) and its worker ended', async (t) => {
+  if (chromiumOnly(t, 'forcing garbage collection needs V8’s --expose-gc (gc())')) return;
   const { page } = browser;
   await page.goto(`${browser.base}/tests/gc.html`);
   await page.waitForFunction(() => window.ready === true || window.loadError !== undefined);
