@@ -65,27 +65,42 @@ function decode(t) {
   return o;
 }
 
+// The evaluation itself, compiled in the page's own realm (below): values it makes — a
+// Uint8Array, an Error — are the page's, so `instanceof` in the package sees them as a
+// page script's would. (Firefox runs WebDriver scripts in a sandbox whose globals are not
+// the page's; an indirect eval of the sandbox would make sandbox objects.)
+const PAGE_RUN = `async (src, isFn, argJson) => {
+  const encode = ${encode.toString()};
+  const decode = ${decode.toString()};
+  try {
+    const f = (0, eval)('(' + src + ')');
+    const value = isFn ? await f(decode(JSON.parse(argJson))) : await f;
+    return JSON.stringify({ ok: encode(value) });
+  } catch (e) {
+    return JSON.stringify({ error: String((e && e.stack) || e), message: String((e && e.message) || e) });
+  }
+}`;
+
 // Runs in the page (executeAsyncScript): arguments are [source, isFunction, encoded arg, done].
 const RUNNER = `
   const [src, isFn, arg, done] = arguments;
-  const encode = ${encode.toString()};
-  const decode = ${decode.toString()};
-  if (!window.__nbLog) {
-    window.__nbLog = [];
-    for (const type of ['log', 'info', 'warn', 'error', 'debug']) {
-      const orig = console[type].bind(console);
-      console[type] = (...a) => { window.__nbLog.push('[console.' + type + '] ' + a.map(String).join(' ')); orig(...a); };
-    }
-    window.addEventListener('error', (e) => window.__nbLog.push('[pageerror] ' + e.message));
-    window.addEventListener('unhandledrejection', (e) => window.__nbLog.push('[pageerror] ' + String(e.reason)));
+  const page = window.wrappedJSObject ?? window;
+  if (!page.__nbLog) {
+    page.eval(${JSON.stringify(`(() => {
+      window.__nbLog = [];
+      for (const type of ['log', 'info', 'warn', 'error', 'debug']) {
+        const orig = console[type].bind(console);
+        console[type] = (...a) => { window.__nbLog.push('[console.' + type + '] ' + a.map(String).join(' ')); orig(...a); };
+      }
+      window.addEventListener('error', (e) => window.__nbLog.push('[pageerror] ' + e.message));
+      window.addEventListener('unhandledrejection', (e) => window.__nbLog.push('[pageerror] ' + String(e.reason)));
+      window.__nbRun = ${PAGE_RUN};
+    })()`)});
   }
-  const take = () => window.__nbLog.splice(0);
-  (async () => {
-    const f = (0, eval)('(' + src + ')');
-    return isFn ? await f(decode(arg)) : await f;
-  })().then(
-    (value) => done({ ok: encode(value), log: take() }),
-    (e) => done({ error: String((e && e.stack) || e), message: String((e && e.message) || e), log: take() }),
+  const take = () => JSON.parse(page.eval('JSON.stringify(window.__nbLog.splice(0))'));
+  Promise.resolve(page.__nbRun(src, isFn, JSON.stringify(arg))).then(
+    (json) => done({ ...JSON.parse(json), log: take() }),
+    (e) => done({ error: String(e), message: String(e), log: take() }),
   );
 `;
 
