@@ -24,6 +24,23 @@ export const BROWSER = process.env.NESTBOX_BROWSER ?? 'chromium';
 if (!['chromium', 'firefox', 'webkit'].includes(BROWSER)) throw new Error(`NESTBOX_BROWSER=${BROWSER}: not a browser`);
 
 /**
+ * For a test of `using` syntax: skipped with the reason where the engine cannot parse it
+ * (WebKitGTK 2.4x); returns true then.
+ */
+export async function skipWithoutUsing(t, page) {
+  const has = await page.evaluate(() => {
+    try {
+      new Function('{ using x = null; }');
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!has) t.skip(`${BROWSER}: this engine has no \`using\` declarations (explicit resource management)`);
+  return !has;
+}
+
+/**
  * For a test that needs something only Chromium (or playwright) has: in another browser it
  * is skipped with `reason` (listed in README.md) and this returns true.
  */

@@ -2,7 +2,7 @@
 // (BUSY), verify-before-parse errors, and bad options as TypeErrors with a code.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { openBrowser } from './harness.mjs';
+import { openBrowser, skipWithoutUsing } from './harness.mjs';
 
 let browser;
 before(async () => {
@@ -39,7 +39,8 @@ test('use after dispose is DISPOSED everywhere; a call in flight ends with DISPO
   }
 });
 
-test('`using` disposes the sandbox at the end of its block', async () => {
+test('`using` disposes the sandbox at the end of its block', async (t) => {
+  if (await skipWithoutUsing(t, browser.page)) return;
   // A string: Node 20 itself cannot parse `using`, Chromium can.
   const out = await browser.page.evaluate(`(async () => {
     const { nb, fx } = window;
@@ -203,7 +204,8 @@ test('limits.maxMemoryBytes (the core name) is the limit on guest memory; the de
   assert.match(out.disagree.message, /maxMemoryBytes/);
 });
 
-test('`using` and Symbol.dispose dispose a SandboxModule, a SandboxInstance and their Sandbox', async () => {
+test('`using` and Symbol.dispose dispose a SandboxModule, a SandboxInstance and their Sandbox', async (t) => {
+  if (await skipWithoutUsing(t, browser.page)) return;
   // A string: the page's Chromium parses `using`, the Node running this file may not.
   const out = await browser.page.evaluate(`(async () => {
     const { nb, fx } = window;
