@@ -63,6 +63,7 @@ pub mod policy;
 pub mod module;
 
 pub mod data;
+pub mod gojs;
 pub mod wasi;
 
 pub mod instance;
@@ -80,7 +81,10 @@ struct ReadmeDoctests;
 pub use capability::{CapabilityId, Grant, Grants, HostCall, HttpRequest, HttpResponse};
 pub use data::{DataConfig, HttpGrant, LogLine};
 pub use error::{Details, Error, ErrorCode, TrapCode};
-pub use instance::driver::{Hooks, HostFn, StdinFeed, drive, drive_data};
+pub use gojs::GoConfig;
+pub use instance::driver::{
+    Hooks, HostFn, StdinFeed, drive, drive_data, drive_go_export, drive_go_main,
+};
 pub use instance::{CallOptions, Instance, InstanceState, Outcome, Step};
 pub use integrity::Digest;
 pub use limits::{Limits, ModuleLimits};
@@ -88,5 +92,5 @@ pub use memory::GuestMemory;
 pub use metrics::Metrics;
 pub use module::{ExportInfo, ImportInfo, ItemKind, Module};
 pub use sandbox::{Sandbox, run_wasi, run_wasi_hooked, run_wasi_with};
-pub use value::{Signature, Value, ValueType};
+pub use value::{GoValue, Signature, Value, ValueType};
 pub use wasi::{Deterministic, FsEntry, FsTree, Preopen, Stdin, WasiConfig, WasiOutcome, WasiWait};
