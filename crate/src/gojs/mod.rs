@@ -1531,12 +1531,12 @@ fn call(
                 Js::Obj(id) => ctx.obj(*id).map(|o| o.kind.clone()),
                 _ => None,
             };
-            let yes = match (kind(&v), kind(&t)) {
-                (Some(_), Some(Kind::Builtin(Builtin::ObjectCtor))) => true,
-                (Some(Kind::Array(_)), Some(Kind::Builtin(Builtin::ArrayCtor))) => true,
-                (Some(Kind::Bytes(_)), Some(Kind::Builtin(Builtin::Uint8ArrayCtor))) => true,
-                _ => false,
-            };
+            let yes = matches!(
+                (kind(&v), kind(&t)),
+                (Some(_), Some(Kind::Builtin(Builtin::ObjectCtor)))
+                    | (Some(Kind::Array(_)), Some(Kind::Builtin(Builtin::ArrayCtor)))
+                    | (Some(Kind::Bytes(_)), Some(Kind::Builtin(Builtin::Uint8ArrayCtor)))
+            );
             m.set_u8(at(24)?, u8::from(yes)).map_err(bad("a result"))?;
         }
         "syscall/js.copyBytesToGo" => {
