@@ -118,6 +118,7 @@ setup-guests:
 guests: setup-guests
 	tests/wasi/build.sh
 	tests/data/build.sh
+	tests/gojs/build.sh
 
 # Second opinion: the same programs under Node's built-in node:wasi (tests/wasi/DIFFERENCES.md).
 wasi-node: guests

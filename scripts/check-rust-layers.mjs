@@ -19,7 +19,7 @@ export const RUST_LAYERS = [
   ['error', 'metrics', 'value'],
   ['integrity', 'limits', 'fuel', 'capability', 'memory', 'policy', 'audit', 'trace'],
   ['module'],
-  ['wasi', 'data'],
+  ['wasi', 'data', 'gojs'],
   ['instance'],
   ['sandbox'],
   ['bindings'],

@@ -7,6 +7,7 @@ mod args;
 mod audit;
 mod call;
 mod demo;
+mod go;
 mod keys;
 mod run;
 
@@ -16,9 +17,10 @@ pub const EXIT_USAGE: u8 = 125;
 
 fn usage() -> String {
     format!(
-        "usage: nestbox <command> [options]\n\ncommands:\n{}\n{}\n  demo                                  run the demo guest natively: result, metrics, a limit, a tampered module\n{}\n{}",
+        "usage: nestbox <command> [options]\n\ncommands:\n{}\n{}\n{}\n  demo                                  run the demo guest natively: result, metrics, a limit, a tampered module\n{}\n{}",
         run::usage(),
         call::usage(),
+        go::usage(),
         keys::USAGE,
         audit::USAGE
     )
@@ -37,6 +39,9 @@ fn main() -> ExitCode {
     }
     if command == "call" {
         return call::main(items);
+    }
+    if command == "go" {
+        return go::main(items);
     }
     let args = args::Args::new(items);
     let result = match command.as_str() {

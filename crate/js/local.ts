@@ -15,6 +15,7 @@
  * @module
  */
 
+import { GoInstance, goGlobals, type GoInstantiateOptions, type GoTokens } from './gojs.js';
 import init, {
   Core,
   type CoreAuditRecord,
@@ -89,6 +90,8 @@ import type {
 } from './types.js';
 
 export { capability, revoke, isRevoked } from './capability.js';
+export { goCapability, revokeGoCapability, GoInstance } from './gojs.js';
+export type { GoCapability, GoData, GoHostFunction, GoInstantiateOptions, GoCallOptions } from './gojs.js';
 export type {
   ArgsOf,
   CapabilityDeclaration,
@@ -442,6 +445,49 @@ export class LocalSandbox extends Resource {
       ...(http === undefined ? {} : { http }),
     });
     return instance;
+  }
+
+  /**
+   * A Go `js/wasm` guest (`GOOS=js GOARCH=wasm`) in this thread: its `js.Global()` holds only
+   * `options.globals` (data copied in, {@link goCapability} tokens) besides the membrane's
+   * runtime shims; `main` runs before this resolves, then `callGo` calls what it registered.
+   */
+  async instantiateGo(module: LocalModule, options: GoInstantiateOptions = {}): Promise<GoInstance> {
+    const state = inner(this);
+    const m = ownModule(
+      module instanceof LocalModule ? localModules.get(module) : undefined,
+      (s) => s.sandbox === this,
+    );
+    const tokens: GoTokens = new Map();
+    const config = {
+      globals: goGlobals(options.globals ?? {}, tokens),
+      ...(options.argv === undefined ? {} : { argv: options.argv }),
+      ...(options.env === undefined ? {} : { env: options.env }),
+    };
+    let instanceId: number;
+    try {
+      instanceId = state.core.instantiateGo(m.moduleId, config);
+    } catch (thrown) {
+      throw coreError(thrown);
+    } finally {
+      flushAudit(state);
+    }
+    const go = new GoInstance(
+      {
+        core: state.core,
+        instanceId,
+        after: () => flushAudit(state),
+        disposed: () => state.lifetime.signal.aborted,
+      },
+      tokens,
+      {
+        ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+        ...(options.fuel === undefined ? {} : { fuel: options.fuel }),
+      },
+      options.onOutput,
+    );
+    await go.runMain();
+    return go;
   }
 
   /** As the page's `Sandbox.instantiateWasi`, in this thread. */

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::value::{Signature, Value, ValueType};
+use crate::value::{GoValue, Signature, Value, ValueType};
 
 /// The id of a granted capability. Meaningful only to whoever granted it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -109,6 +109,11 @@ pub struct HostCall {
     /// capability allows): answer with [`Instance::resume_http`](crate::Instance::resume_http).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpRequest>,
+    /// For a Go `js/wasm` guest ([`gojs`](crate::gojs)): the guest called a capability token
+    /// of its `js.Global()` with these arguments (copied out of the membrane); answer with
+    /// [`Instance::resume_go`](crate::Instance::resume_go). `args` is then empty.
+    #[serde(skip)]
+    pub go: Option<Vec<GoValue>>,
 }
 
 /// An HTTP request of a data guest, as Extism's `HttpRequest` (its body as bytes).

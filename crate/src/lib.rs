@@ -64,6 +64,7 @@ pub mod trace;
 pub mod module;
 
 pub mod data;
+pub mod gojs;
 pub mod wasi;
 
 pub mod instance;
@@ -81,7 +82,10 @@ struct ReadmeDoctests;
 pub use capability::{CapabilityId, Grant, Grants, HostCall, HttpRequest, HttpResponse};
 pub use data::{DataConfig, HttpGrant, LogLine};
 pub use error::{Details, Error, ErrorCode, TrapCode};
-pub use instance::driver::{Hooks, HostFn, StdinFeed, drive, drive_data};
+pub use gojs::GoConfig;
+pub use instance::driver::{
+    Hooks, HostFn, StdinFeed, drive, drive_data, drive_go_export, drive_go_main,
+};
 pub use instance::{CallOptions, Instance, InstanceState, Outcome, Step};
 pub use integrity::Digest;
 pub use limits::{Limits, ModuleLimits};
@@ -90,5 +94,5 @@ pub use metrics::Metrics;
 pub use module::{ExportInfo, ImportInfo, ItemKind, Module};
 pub use sandbox::{Sandbox, run_wasi, run_wasi_hooked, run_wasi_with};
 pub use trace::{AttrValue, Span, Trace};
-pub use value::{Signature, Value, ValueType};
+pub use value::{GoValue, Signature, Value, ValueType};
 pub use wasi::{Deterministic, FsEntry, FsTree, Preopen, Stdin, WasiConfig, WasiOutcome, WasiWait};

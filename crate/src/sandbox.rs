@@ -12,6 +12,7 @@ use crate::audit::{AuditEntry, AuditEvent, Record, Recorder, Sink};
 use crate::capability::{Grants, HostCall};
 use crate::data::DataConfig;
 use crate::error::{Error, ErrorCode};
+use crate::gojs::{GoConfig, GoCtx};
 use crate::instance::driver::{self, Hooks, HostFn};
 use crate::instance::{CallOptions, Instance};
 use crate::integrity::Digest;
@@ -304,7 +305,7 @@ impl Sandbox {
                 "module was loaded by another sandbox",
             ));
         }
-        self.instantiate_inner(module, grants, None, &DataConfig::default())
+        self.instantiate_inner(module, grants, None, None, &DataConfig::default())
     }
 
     /// [`Sandbox::instantiate`] with the data ABI's configuration (what the guest reads with
@@ -326,7 +327,7 @@ impl Sandbox {
                 "module was loaded by another sandbox",
             ));
         }
-        self.instantiate_inner(module, grants, None, data)
+        self.instantiate_inner(module, grants, None, None, data)
     }
 
     fn instantiate_inner(
@@ -334,9 +335,11 @@ impl Sandbox {
         module: &Module,
         grants: &Grants,
         wasi: Option<WasiCtx>,
+        go: Option<GoCtx>,
         data: &DataConfig,
     ) -> Result<Instance, Error> {
         let is_wasi = wasi.is_some();
+        let is_go = go.is_some();
         let result = InstanceSlot::acquire(&self.live_instances, self.limits.max_instances)
             .and_then(|slot| {
                 Instance::new(
@@ -344,6 +347,7 @@ impl Sandbox {
                     module,
                     grants,
                     wasi,
+                    go,
                     data,
                     &self.limits,
                     slot,
@@ -353,6 +357,9 @@ impl Sandbox {
         let mut record = Record::new(AuditEvent::Instantiate).module(module.digest());
         if is_wasi {
             record = record.with("wasi", "preview1");
+        }
+        if is_go {
+            record = record.with("gojs", "js/wasm");
         }
         match &result {
             Ok(_) => {
@@ -417,7 +424,39 @@ impl Sandbox {
             ));
         }
         let wasi = WasiCtx::new(config)?;
-        self.instantiate_inner(module, &config.grants, Some(wasi), &config.data)
+        self.instantiate_inner(module, &config.grants, Some(wasi), None, &config.data)
+    }
+}
+
+impl Sandbox {
+    /// Instantiates a Go `js/wasm` guest (`GOOS=js GOARCH=wasm`): its `gojs` imports are
+    /// linked to the membrane ([`gojs`](crate::gojs)), whose `js.Global()` holds exactly
+    /// `config.globals`. Nothing runs yet: [`Instance::start_go_main`] runs `main`, then
+    /// [`Instance::start_go_export`] calls the functions it registered.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sandbox::instantiate`]; `INVALID_ARGUMENT` for a reserved global name;
+    /// `IMPORT_NOT_GRANTED` for an import outside `gojs`.
+    pub fn instantiate_go(&self, module: &Module, config: &GoConfig) -> Result<Instance, Error> {
+        if !Engine::same(module.wasmi().engine(), &self.engine) {
+            return Err(Error::invalid_argument(
+                "module was loaded by another sandbox",
+            ));
+        }
+        let go = GoCtx::new(
+            config,
+            self.limits.max_memory_bytes,
+            self.limits.max_output_bytes,
+            self.limits.fuel_per_slice,
+        )?;
+        self.instantiate_inner(
+            module,
+            &Grants::new(),
+            None,
+            Some(go),
+            &DataConfig::default(),
+        )
     }
 }
 

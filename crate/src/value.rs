@@ -4,6 +4,7 @@
 //! whose signature uses them is refused with a clear error rather than half-supported.
 
 use core::fmt;
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -228,4 +229,32 @@ pub(crate) fn describe_wasmi_type(ty: &wasmi::FuncType) -> String {
             .join(", ")
     };
     format!("({}) -> ({})", join(ty.params()), join(ty.results()))
+}
+
+/// A JavaScript-like value crossing the membrane of a Go `js/wasm` guest
+/// ([`gojs`](crate::gojs)): what the page grants in the guest's `js.Global()`, the arguments
+/// and result of an exported Go function ([`Instance::start_go_export`](crate::Instance::start_go_export)),
+/// and the arguments and answer of a capability the guest calls. Always plain data, copied
+/// across: no object identity, no prototype, nothing the guest can reach beyond it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GoValue {
+    /// `undefined` (also what a function or another non-data value becomes when copied out).
+    Undefined,
+    /// `null`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A number.
+    Number(f64),
+    /// A string.
+    String(String),
+    /// A `Uint8Array` (`js.CopyBytesToGo` / `js.CopyBytesToJS` read and write it).
+    Bytes(Vec<u8>),
+    /// An array.
+    Array(Vec<GoValue>),
+    /// A plain object (own enumerable properties only, in key order).
+    Object(BTreeMap<String, GoValue>),
+    /// A capability token (only in what the page grants): a function the guest may call;
+    /// calling it suspends the guest with a host call naming this capability id.
+    Capability(u32),
 }

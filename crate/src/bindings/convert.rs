@@ -504,8 +504,12 @@ pub(crate) fn step_to_js(step: &Step, wait: Option<WasiWait>) -> Result<JsValue,
             exit_code,
             metrics,
             output,
+            go_result,
         }) => {
             set(&record, "status", &JsValue::from_str("finished"));
+            if let Some(value) = go_result {
+                set(&record, "goResult", &super::gojs::go_value_to_js(value));
+            }
             if let Some(output) = output {
                 set(&record, "output", &Uint8Array::from(output.as_slice()));
             }
@@ -526,6 +530,10 @@ pub(crate) fn step_to_js(step: &Step, wait: Option<WasiWait>) -> Result<JsValue,
             set(&record, "capability", &JsValue::from(call.capability.0));
             set(&record, "import", &JsValue::from_str(&call.import));
             set(&record, "args", &values_to_js(&call.args));
+            if let Some(args) = &call.go {
+                let list: js_sys::Array = args.iter().map(super::gojs::go_value_to_js).collect();
+                set(&record, "goArgs", &list);
+            }
             if let Some(http) = &call.http {
                 let request = Object::new();
                 set(&request, "url", &JsValue::from_str(&http.url));

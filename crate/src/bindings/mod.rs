@@ -13,6 +13,7 @@
 
 mod audit;
 mod convert;
+mod gojs;
 mod policy;
 
 use std::collections::BTreeMap;

@@ -3,6 +3,7 @@
 
 use crate::data::{DataStop, HttpPending};
 use crate::error::{Error, ErrorCode, TrapCode};
+use crate::gojs::{GoExit, GoPending, GoStop};
 use crate::limits::Limiter;
 use crate::wasi::{WasiStop, WasiSuspend};
 
@@ -19,6 +20,27 @@ pub(super) fn classify(
     if let Some(stop) = error.downcast_ref::<WasiStop>() {
         // A WASI call ended the run with its own error (e.g. OUTPUT_LIMIT).
         return stop.0.clone();
+    }
+    if let Some(stop) = error.downcast_ref::<GoStop>() {
+        // A gojs function ended the run (a forged reference, a bad pointer, a limit, …).
+        return stop.0.clone();
+    }
+    if let Some(exit) = error.downcast_ref::<GoExit>() {
+        return Error::new(
+            ErrorCode::HostError,
+            format!(
+                "{context}: the Go program exited with status {} where it cannot",
+                exit.0
+            ),
+        );
+    }
+    if let Some(pending) = error.downcast_ref::<GoPending>() {
+        return Error::new(
+            ErrorCode::HostError,
+            format!(
+                "{context}: {pending}, but the guest cannot be suspended here (inside a synchronous callback)"
+            ),
+        );
     }
     if let Some(stop) = error.downcast_ref::<DataStop>() {
         // A data-ABI function ended the run (bad handle, output over its cap, …).

@@ -9,7 +9,7 @@ use core::time::Duration;
 use crate::capability::{HostCall, HttpRequest, HttpResponse};
 use crate::error::Error;
 use crate::memory::GuestMemory;
-use crate::value::Value;
+use crate::value::{GoValue, Value};
 use crate::wasi::WasiWait;
 
 use super::{CallOptions, Instance, Outcome, Step};
@@ -40,6 +40,19 @@ pub trait Hooks {
         Err(Error::host_failed(format!(
             "no HTTP client answers {} {}",
             request.method, request.url
+        )))
+    }
+
+    /// A Go guest's call of a capability token ([`HostCall::go`] holds its arguments):
+    /// its result. By default, no capability answers.
+    ///
+    /// # Errors
+    ///
+    /// Ends the call with this error (`HOST_ERROR`, `CAPABILITY_REVOKED`, …).
+    fn go_call(&mut self, call: &HostCall, _args: &[GoValue]) -> Result<GoValue, Error> {
+        Err(Error::host_failed(format!(
+            "no host function answers {} (capability {})",
+            call.import, call.capability
         )))
     }
 
@@ -160,6 +173,37 @@ pub fn drive_data<H: Hooks + ?Sized>(
     drive_from(instance, step, hooks)
 }
 
+/// Runs a Go guest's `main` ([`Instance::start_go_main`]) as [`drive`].
+///
+/// # Errors
+///
+/// As [`Instance::start_go_main`] and [`drive`].
+pub fn drive_go_main<H: Hooks + ?Sized>(
+    instance: &mut Instance,
+    options: &CallOptions,
+    hooks: &mut H,
+) -> Result<Outcome, Error> {
+    let step = instance.start_go_main(options);
+    drive_from(instance, step, hooks)
+}
+
+/// Calls a Go guest's exported function ([`Instance::start_go_export`]) as [`drive`]; the
+/// outcome's `go_result` is its result.
+///
+/// # Errors
+///
+/// As [`Instance::start_go_export`] and [`drive`].
+pub fn drive_go_export<H: Hooks + ?Sized>(
+    instance: &mut Instance,
+    name: &str,
+    args: &[GoValue],
+    options: &CallOptions,
+    hooks: &mut H,
+) -> Result<Outcome, Error> {
+    let step = instance.start_go_export(name, args, options);
+    drive_from(instance, step, hooks)
+}
+
 fn drive_from<H: Hooks + ?Sized>(
     instance: &mut Instance,
     mut step: Result<Step, Error>,
@@ -188,6 +232,12 @@ fn drive_from<H: Hooks + ?Sized>(
                     return Err(instance.abort(error));
                 }
                 instance.resume()
+            }
+            Step::HostCall(call) if call.go.is_some() => {
+                match hooks.go_call(&call, call.go.as_deref().unwrap_or_default()) {
+                    Ok(result) => instance.resume_go(&result),
+                    Err(error) => return Err(instance.fail_host(error)),
+                }
             }
             Step::HostCall(HostCall {
                 http: Some(request),

@@ -4,6 +4,7 @@
 use crate::capability::{CapabilityId, Grants};
 use crate::data::{self, DataFunc};
 use crate::error::{Error, ErrorCode};
+use crate::gojs;
 use crate::module::{ItemKind, Module};
 use crate::value::{Signature, Value};
 use crate::wasi::{self, WasiFunc};
@@ -35,21 +36,50 @@ pub(super) struct Link {
 }
 
 /// The granted imports, the preview1 functions and the data-ABI functions a module links.
-pub(super) type Linked = (Vec<Link>, Vec<&'static WasiFunc>, Vec<&'static DataFunc>);
+pub(super) type Linked = (
+    Vec<Link>,
+    Vec<&'static WasiFunc>,
+    Vec<&'static DataFunc>,
+    Vec<&'static str>,
+);
 
 /// Matches every import of `module` against `grants` (and, with `wasi`, imports under
 /// `wasi_snapshot_preview1` against the preview1 functions; always, imports under
 /// `extism:host/env` against the data ABI's functions): all missing imports are
 /// `IMPORT_NOT_GRANTED`; then all mistyped ones are `SIGNATURE_MISMATCH`.
-pub(super) fn link_imports(module: &Module, grants: &Grants, wasi: bool) -> Result<Linked, Error> {
+pub(super) fn link_imports(
+    module: &Module,
+    grants: &Grants,
+    wasi: bool,
+    go: bool,
+) -> Result<Linked, Error> {
     let mut missing = Vec::new();
     let mut mismatched = Vec::new();
     let mut mismatch_text = Vec::new();
     let mut links = Vec::new();
     let mut wasi_funcs: Vec<&'static WasiFunc> = Vec::new();
     let mut data_funcs: Vec<&'static DataFunc> = Vec::new();
+    let mut go_funcs: Vec<&'static str> = Vec::new();
     for import in module.imports() {
         let qualified = import.qualified_name();
+        if go && import.module == gojs::GO_MODULE {
+            match gojs::FUNCTIONS.iter().find(|f| **f == import.name) {
+                Some(name) if import.kind == ItemKind::Function => {
+                    let expected = Signature::new([crate::value::ValueType::I32], []);
+                    if import.signature.as_ref() != Some(&expected) {
+                        mismatch_text.push(format!(
+                            "{qualified}: guest imports {}, gojs defines {expected}",
+                            import.type_text
+                        ));
+                        mismatched.push(qualified);
+                    } else if !go_funcs.contains(name) {
+                        go_funcs.push(name);
+                    }
+                }
+                _ => missing.push(qualified),
+            }
+            continue;
+        }
         if wasi && import.module == wasi::WASI_MODULE {
             match (import.kind, wasi::function(&import.name)) {
                 (ItemKind::Function, Some(func)) => {
@@ -129,5 +159,5 @@ pub(super) fn link_imports(module: &Module, grants: &Grants, wasi: bool) -> Resu
         )
         .with(|d| d.imports = mismatched));
     }
-    Ok((links, wasi_funcs, data_funcs))
+    Ok((links, wasi_funcs, data_funcs, go_funcs))
 }

@@ -30,13 +30,14 @@ use crate::capability::{Grants, HostCall, HttpResponse};
 use crate::data::{self, DataConfig, DataCtx, DataView, HttpPending, LogLine};
 use crate::error::{Error, ErrorCode};
 use crate::fuel::FuelLedger;
+use crate::gojs::{self, GoCtx, GoExit, GoPending, GoView};
 use crate::integrity::Digest;
 use crate::limits::{InstanceSlot, Limiter, Limits};
 use crate::memory::GuestMemory;
 use crate::metrics::Metrics;
 use crate::module::Module;
 use crate::trace::{self, AttrValue, SpanRef, Trace, Tracer};
-use crate::value::{Signature, Value, ValueType};
+use crate::value::{GoValue, Signature, Value, ValueType};
 use crate::wasi::{self, FsTree, WasiCtx, WasiSuspend, WasiView, WasiWait};
 
 use self::classify::classify;
@@ -44,6 +45,7 @@ use self::link::{HostCallPending, Link, link_imports};
 
 mod classify;
 pub mod driver;
+mod go;
 mod link;
 
 /// Per-call options. They can only tighten the sandbox's [`Limits`], never loosen them.
@@ -80,6 +82,10 @@ pub struct Outcome {
     /// `output_set` (empty if it set none). `None` for a numeric call.
     #[serde(skip)]
     pub output: Option<Vec<u8>>,
+    /// The result of an exported Go function ([`Instance::start_go_export`]), copied out of
+    /// the membrane. `None` for other calls.
+    #[serde(skip)]
+    pub go_result: Option<GoValue>,
 }
 
 /// What a call did in its latest step.
@@ -108,6 +114,15 @@ pub(crate) struct StoreState {
     data: DataCtx,
     /// The running call's span recorder, when it is traced.
     trace: Option<Tracer>,
+    /// A Go `js/wasm` guest's membrane, timers and output.
+    go: Option<GoCtx>,
+}
+
+impl GoView for StoreState {
+    fn go_view(&mut self) -> Option<(&mut GoCtx, &mut FuelLedger)> {
+        let Self { go, fuel, .. } = self;
+        go.as_mut().map(|g| (g, fuel))
+    }
 }
 
 impl DataView for StoreState {
@@ -143,6 +158,26 @@ enum Pending {
         handle: ResumableCallHostTrap,
         wait: WasiWait,
     },
+    /// A Go guest called a capability token; [`Instance::resume_go`] answers.
+    GoHost {
+        handle: ResumableCallHostTrap,
+        capability: u32,
+        result_at: u32,
+        ok_at: Option<u32>,
+    },
+    /// A Go guest is idle with only timers pending (its entry returned): a sleep.
+    GoSleep {
+        duration_ns: u64,
+    },
+}
+
+/// What a Go call is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GoPhase {
+    /// `run`: until `main` exits, or the program is idle with its functions registered.
+    Main,
+    /// An exported function, through this event object.
+    Export(u32),
 }
 
 struct ActiveCall {
@@ -161,6 +196,8 @@ struct ActiveCall {
     data: bool,
     /// The span of the host call being answered, when the call is traced.
     host_span: SpanRef,
+    /// A Go call: several entries (`run`, `resume`…) in one budget.
+    go: Option<GoPhase>,
 }
 
 /// The state of an [`Instance`].
@@ -209,6 +246,7 @@ impl Instance {
         module: &Module,
         grants: &Grants,
         wasi: Option<WasiCtx>,
+        go: Option<GoCtx>,
         data_config: &DataConfig,
         limits: &Limits,
         slot: InstanceSlot,
@@ -230,13 +268,24 @@ impl Instance {
                 )));
             }
         }
-        let (links, wasi_funcs, data_funcs) = link_imports(module, grants, wasi.is_some())?;
+        if go.is_some() {
+            if let Some(g) = grants.iter().find(|g| g.module == gojs::GO_MODULE) {
+                return Err(Error::invalid_argument(format!(
+                    "{} is granted as a capability, but nestbox provides the {} namespace",
+                    g.qualified_name(),
+                    gojs::GO_MODULE
+                )));
+            }
+        }
+        let (links, wasi_funcs, data_funcs, go_funcs) =
+            link_imports(module, grants, wasi.is_some(), go.is_some())?;
         let mut store = Store::new(
             engine,
             StoreState {
                 limiter: Limiter::new(limits),
                 fuel: FuelLedger::default(),
                 wasi,
+                go,
                 data: DataCtx::new(
                     data_config.clone(),
                     limits.max_memory_bytes,
@@ -252,6 +301,9 @@ impl Instance {
         }
         for func in data_funcs {
             data::define(&mut linker, func, limits.host_call_fuel)?;
+        }
+        for name in go_funcs {
+            gojs::define(&mut linker, name, limits.host_call_fuel)?;
         }
         for (index, link) in links.iter().enumerate() {
             let param_types = link.signature.params.clone();
@@ -425,6 +477,17 @@ impl Instance {
         options: &CallOptions,
         data_input: Option<&[u8]>,
     ) -> Result<Step, Error> {
+        self.start_full(export, args, options, data_input, None)
+    }
+
+    fn start_full(
+        &mut self,
+        export: &str,
+        args: &[Value],
+        options: &CallOptions,
+        data_input: Option<&[u8]>,
+        go: Option<GoPhase>,
+    ) -> Result<Step, Error> {
         if self.call.is_some() {
             return Err(Error::new(
                 ErrorCode::Busy,
@@ -516,6 +579,7 @@ impl Instance {
             args_digest: data_input.map_or_else(|| values_digest(args), Digest::of),
             data: data_input.is_some(),
             host_span: None,
+            go,
         };
         self.last_trace = None;
         let tracer = options.trace.map(|max_spans| {
@@ -560,11 +624,20 @@ impl Instance {
     /// `INVALID_ARGUMENT` if the call is not waiting at a yield (state unchanged); `TIMEOUT`
     /// if the deadline passed; or any error the next step ends in.
     pub fn resume(&mut self) -> Result<Step, Error> {
-        let is_yield = |p: &Pending| matches!(p, Pending::Fuel(_) | Pending::Wasi { .. });
+        let is_yield = |p: &Pending| {
+            matches!(
+                p,
+                Pending::Fuel(_) | Pending::Wasi { .. } | Pending::GoSleep { .. }
+            )
+        };
         let handle = match self.take_pending(is_yield, "a yield")? {
             Pending::Fuel(h) => h,
             Pending::Wasi { handle, wait } => return self.resume_wasi(handle, wait),
-            Pending::Host { .. } | Pending::Http { .. } => {
+            Pending::GoSleep { .. } => {
+                self.check_deadline()?;
+                return self.go_after_entry();
+            }
+            Pending::Host { .. } | Pending::Http { .. } | Pending::GoHost { .. } => {
                 return Err(self.internal("pending kind changed"));
             }
         };
@@ -688,6 +761,7 @@ impl Instance {
             Some(Pending::Http { .. }) => {
                 self.store.data().data.http_grant().map(|g| g.capability.0)
             }
+            Some(Pending::GoHost { capability, .. }) => Some(*capability),
             _ => {
                 return Error::invalid_argument(
                     "the running call is not waiting for a host answer, so it cannot fail",
@@ -744,6 +818,7 @@ impl Instance {
         match self.call.as_ref()?.pending.as_ref()? {
             Pending::Host { link, .. } => self.links.get(*link).map(|l| &l.signature.results[..]),
             Pending::Http { .. } => Some(&[ValueType::I64]),
+            Pending::GoHost { .. } => Some(&[]),
             _ => None,
         }
     }
@@ -753,6 +828,9 @@ impl Instance {
     pub fn wasi_wait(&self) -> Option<WasiWait> {
         match self.call.as_ref()?.pending.as_ref()? {
             Pending::Wasi { wait, .. } => Some(*wait),
+            Pending::GoSleep { duration_ns } => Some(WasiWait::Sleep {
+                duration_ns: *duration_ns,
+            }),
             _ => None,
         }
     }
@@ -800,6 +878,9 @@ impl Instance {
     /// between steps to stream output, and once more after the call ends — also after an
     /// error such as `OUTPUT_LIMIT`, to get the bytes up to the cap.
     pub fn take_output(&mut self) -> (Vec<u8>, Vec<u8>) {
+        if let Some(go) = self.store.data_mut().go.as_mut() {
+            return go.take_output();
+        }
         self.store
             .data_mut()
             .wasi
@@ -1136,6 +1217,7 @@ impl Instance {
             exit_code: Some(status),
             metrics,
             output,
+            go_result: None,
         })
     }
 
@@ -1188,6 +1270,7 @@ impl Instance {
             exit_code: None,
             metrics,
             output: Some(output),
+            go_result: None,
         }))
     }
 
@@ -1199,6 +1282,9 @@ impl Instance {
 
     fn handle(&mut self, result: Result<ResumableCall, wasmi::Error>) -> Result<Step, Error> {
         match result {
+            Ok(ResumableCall::Finished) if self.call.as_ref().is_some_and(|c| c.go.is_some()) => {
+                self.go_after_entry()
+            }
             Ok(ResumableCall::Finished) => {
                 let metrics = self.metrics();
                 self.clear_wasi_suspension();
@@ -1230,6 +1316,7 @@ impl Instance {
                     exit_code: None,
                     metrics,
                     output: None,
+                    go_result: None,
                 }))
             }
             Ok(ResumableCall::OutOfFuel(handle)) => {
@@ -1255,6 +1342,7 @@ impl Instance {
                         results: l.signature.results.clone(),
                         args,
                         http: None,
+                        go: None,
                     };
                     if let Some(active) = self.call.as_mut() {
                         active.host_calls += 1;
@@ -1283,6 +1371,36 @@ impl Instance {
                     if let Some(active) = self.call.as_mut() {
                         active.pending = Some(Pending::Host { handle, link });
                         active.host_span = span;
+                    }
+                    return Ok(Step::HostCall(call));
+                }
+                if let Some(exit) = handle.host_error().downcast_ref::<GoExit>().copied() {
+                    return self.go_exited(exit.0);
+                }
+                if let Some(pending) = handle.host_error().downcast_ref::<GoPending>() {
+                    let call = HostCall {
+                        capability: crate::capability::CapabilityId(pending.capability),
+                        import: format!("{}.{}", gojs::GO_MODULE, pending.name),
+                        args: Vec::new(),
+                        results: Vec::new(),
+                        http: None,
+                        go: Some(pending.args.clone()),
+                    };
+                    let (capability, result_at, ok_at) =
+                        (pending.capability, pending.result_at, pending.ok_at);
+                    if let Some(active) = self.call.as_mut() {
+                        active.host_calls += 1;
+                    }
+                    let cost = self.limits.host_call_fuel;
+                    self.charge(cost)?;
+                    self.check_deadline()?;
+                    if let Some(active) = self.call.as_mut() {
+                        active.pending = Some(Pending::GoHost {
+                            handle,
+                            capability,
+                            result_at,
+                            ok_at,
+                        });
                     }
                     return Ok(Step::HostCall(call));
                 }
@@ -1330,6 +1448,7 @@ impl Instance {
                         args: Vec::new(),
                         results: vec![ValueType::I64],
                         http: Some(request),
+                        go: None,
                     }));
                 }
                 if let Some(suspend) = handle.host_error().downcast_ref::<WasiSuspend>().copied() {
@@ -1354,6 +1473,9 @@ impl Instance {
                 Err(self.end(classified))
             }
             Err(error) => {
+                if let Some(exit) = error.downcast_ref::<GoExit>().copied() {
+                    return self.go_exited(exit.0);
+                }
                 if let Some(status) = error.i32_exit_status() {
                     // proc_exit reached through a tail call is not resumable, but still an exit.
                     return Ok(self.exited(status));
