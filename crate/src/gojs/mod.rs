@@ -1534,8 +1534,14 @@ fn call(
             let yes = matches!(
                 (kind(&v), kind(&t)),
                 (Some(_), Some(Kind::Builtin(Builtin::ObjectCtor)))
-                    | (Some(Kind::Array(_)), Some(Kind::Builtin(Builtin::ArrayCtor)))
-                    | (Some(Kind::Bytes(_)), Some(Kind::Builtin(Builtin::Uint8ArrayCtor)))
+                    | (
+                        Some(Kind::Array(_)),
+                        Some(Kind::Builtin(Builtin::ArrayCtor))
+                    )
+                    | (
+                        Some(Kind::Bytes(_)),
+                        Some(Kind::Builtin(Builtin::Uint8ArrayCtor))
+                    )
             );
             m.set_u8(at(24)?, u8::from(yes)).map_err(bad("a result"))?;
         }
