@@ -224,6 +224,21 @@ impl Tracer {
         span.error = error.map(|(code, message)| (code.to_owned(), clip(message)));
     }
 
+    /// Opens a span under the root that started at `started` (earlier than now).
+    fn open_since(
+        &mut self,
+        name: String,
+        started: Instant,
+        attributes: Vec<(&'static str, AttrValue)>,
+    ) -> SpanRef {
+        let span = self.open(name, None, attributes);
+        if let Some(s) = span.and_then(|i| self.trace.spans.get_mut(i)) {
+            let ago = u64::try_from(started.elapsed().as_nanos()).unwrap_or(0);
+            s.start_unix_ns = s.start_unix_ns.saturating_sub(ago);
+        }
+        span
+    }
+
     /// A span that begins and ends now-ish: it started `started` ago.
     pub(crate) fn record(
         &mut self,
@@ -232,11 +247,7 @@ impl Tracer {
         attributes: Vec<(&'static str, AttrValue)>,
         error: Option<(&str, &str)>,
     ) {
-        let span = self.open(name, None, attributes);
-        if let Some(s) = span.and_then(|i| self.trace.spans.get_mut(i)) {
-            let ago = u64::try_from(started.elapsed().as_nanos()).unwrap_or(0);
-            s.start_unix_ns = s.start_unix_ns.saturating_sub(ago);
-        }
+        let span = self.open_since(name, started, attributes);
         self.close(span, Vec::new(), error);
     }
 
@@ -248,12 +259,7 @@ impl Tracer {
         started: Instant,
         attributes: Vec<(&'static str, AttrValue)>,
     ) {
-        let span = self.open(name, None, attributes);
-        if let Some(s) = span.and_then(|i| self.trace.spans.get_mut(i)) {
-            let ago = u64::try_from(started.elapsed().as_nanos()).unwrap_or(0);
-            s.start_unix_ns = s.start_unix_ns.saturating_sub(ago);
-        }
-        self.pending = span;
+        self.pending = self.open_since(name, started, attributes);
     }
 
     /// Closes the span [`Tracer::open_pending`] left open, if any.
