@@ -31,10 +31,15 @@ export async function start(guest, { sandboxes, calls }) {
   return { createMs: t1 - t0, callMs: t2 - t1, answered, wrong, restarts };
 }
 
-/** A round's second half: every sandbox disposed (their workers terminated). */
-export function finish() {
+/**
+ * A round's second half: every sandbox disposed (their workers terminated), then a second
+ * for the terminations to finish: a measurement that starts while a worker is still being torn
+ * down waits for that worker's answer until Chromium's own timeout (about a minute).
+ */
+export async function finish() {
   for (const { sb } of live) sb.dispose();
   live = [];
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
 }
 
 /**
