@@ -20,7 +20,8 @@
 
 import type { CoreAuditEntry, CoreAuditEvent, CoreAuditRecord, CoreVerifyResult } from './nestbox.js';
 import { AUDIT_EVENTS, ERROR_CODES } from './constants.js';
-import { invalidArgument } from './errors.js';
+import { invalidArgument, SandboxError } from './errors.js';
+import { coreWasm, report } from './platform.js';
 import { sha256Hex } from './sha256.js';
 
 /** What happened, in an {@link AuditEntry}. */
@@ -120,7 +121,7 @@ let verifier: Promise<CoreClass> | undefined;
 function coreClass(): Promise<CoreClass> {
   verifier ??= import('./nestbox.js').then(
     async (glue) => {
-      await glue.default();
+      await glue.default(coreWasm());
       return glue.Core;
     },
     (error: unknown) => {
@@ -142,7 +143,7 @@ function coreClass(): Promise<CoreClass> {
  * Loads nestbox's wasm in the calling thread on first use (no guest runs there).
  *
  * @throws TypeError (`INVALID_ARGUMENT`) when `log` is neither text nor an array, or `head`
- *   is not a string.
+ *   is not a string; `WORKER_CRASHED` when nestbox's wasm cannot be loaded here.
  */
 export async function verifyAuditLog(
   log: string | readonly AuditEntry[] | readonly string[],
@@ -152,7 +153,17 @@ export async function verifyAuditLog(
     throw invalidArgument('verifyAuditLog: the log must be JSON Lines text or an array of entries');
   }
   if (head !== undefined && typeof head !== 'string') throw invalidArgument('verifyAuditLog: head must be a string');
-  const Core = await coreClass();
+  let Core: CoreClass;
+  try {
+    Core = await coreClass();
+  } catch (error) {
+    throw new SandboxError(
+      'WORKER_CRASHED',
+      `verifyAuditLog: nestbox's own wasm could not be loaded in this thread: ${String(error)}`,
+      { reason: String(error) },
+      { cause: error },
+    );
+  }
   try {
     return Core.verifyAudit(log as string | CoreAuditEntry[], head);
   } catch (thrown) {
@@ -277,7 +288,7 @@ export class AuditTrail {
           this.#listener(frozen);
         } catch (error) {
           // A failing listener must not break the sandbox (nor hide later entries from it).
-          reportError(error);
+          report(error);
         }
       }
     }
@@ -333,7 +344,7 @@ export function announceRevoke(token: object, name: string): void {
     try {
       listener.revoked(token, name);
     } catch (error) {
-      reportError(error);
+      report(error);
     }
   }
 }

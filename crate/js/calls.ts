@@ -22,6 +22,7 @@ import type {
 } from './nestbox.js';
 import type { CapabilityTable, Link } from './capability.js';
 import { invalidArgument, SandboxError, withDenials, type AnySandboxError } from './errors.js';
+import { report } from './platform.js';
 import { WASI_OUTPUT_CAPS } from './constants.js';
 import { MAX_TIMER_MS } from './host.js';
 import { callArgs, callOptions, onlyFields, type CheckedCallOptions } from './options.js';
@@ -416,7 +417,7 @@ export function reportProgress(onProgress: (sample: ProgressSample) => void, sam
   try {
     onProgress(sample);
   } catch (error) {
-    reportError(error);
+    report(error);
   }
 }
 

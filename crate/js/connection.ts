@@ -34,6 +34,7 @@
 
 import { record, type ErrorCode, type ErrorRecord } from './errors.js';
 import { MAX_TIMER_MS } from './host.js';
+import { WorkerFailure, type WorkerEvents, type WorkerFactory, type WorkerHandle } from './spawn.js';
 import {
   PROTOCOL_VERSION,
   readFromWorker,
@@ -50,8 +51,11 @@ import {
   type ToWorker,
 } from './protocol.js';
 
-/** A reply as the sandbox sees it: the value, or an error record. */
-export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorRecord };
+/**
+ * A reply as the sandbox sees it: the value, or an error record (with, for a worker that
+ * could not start, what the platform threw as `cause`).
+ */
+export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorRecord; cause?: unknown };
 
 /** What a connection tells the sandboxes it serves. */
 export interface ConnectionClient {
@@ -101,9 +105,9 @@ export const DEFAULT_WATCHDOG_GRACE_MS = 1_000;
 
 /** The page's end of one worker. */
 export class WorkerConnection {
-  readonly #create: () => Worker;
+  readonly #create: WorkerFactory;
   readonly graceMs: number;
-  #worker: Worker | undefined;
+  #worker: WorkerHandle | undefined;
   /** Messages waiting for the worker's `ready`; `undefined` once it is ready. */
   #queue: ToWorker[] | undefined;
   /** Whether the current worker said `ready` (a worker that never did is not respawned eagerly). */
@@ -132,7 +136,7 @@ export class WorkerConnection {
   #closed = false;
 
   /** A connection that starts workers with `create` (lazily, on the first request). */
-  constructor(create: () => Worker, graceMs: number) {
+  constructor(create: WorkerFactory, graceMs: number) {
     this.#create = create;
     this.graceMs = graceMs;
   }
@@ -221,6 +225,7 @@ export class WorkerConnection {
         watchdogCode: 'TIMEOUT',
       };
       this.#pending.set(id, pending);
+      if (this.#pending.size === 1) this.#worker?.busy(true);
       this.#arm(id, pending, watchdogMs);
       this.#send({ ...request, v: PROTOCOL_VERSION, id, sandboxId });
     });
@@ -295,7 +300,7 @@ export class WorkerConnection {
    * gets `WORKER_CRASHED`. `violation`: the reason is a protocol violation
    * (`details.protocolViolation` on every error).
    */
-  restart(reason: string, culprit?: Culprit, violation = false): void {
+  restart(reason: string, culprit?: Culprit, violation = false, cause?: unknown): void {
     if (this.#closed) return;
     const booted = this.#booted;
     this.#stop();
@@ -321,7 +326,7 @@ export class WorkerConnection {
           },
         );
       }
-      this.#settle(id, { ok: false, error });
+      this.#settle(id, cause === undefined ? { ok: false, error } : { ok: false, error, cause });
     }
     for (const client of [...this.#clients.values()]) client.onRestart(reason);
     // A replacement starts booting now, so the next call does not wait for it; but a worker
@@ -346,6 +351,7 @@ export class WorkerConnection {
     const pending = this.#pending.get(id);
     if (pending === undefined) return;
     this.#pending.delete(id);
+    if (this.#pending.size === 0) this.#worker?.busy(false);
     clearTimeout(pending.timer);
     if (pending.waiting !== undefined) this.#waits.delete(pending.waiting);
     pending.resolve(outcome);
@@ -354,32 +360,48 @@ export class WorkerConnection {
   #send(message: ToWorker): void {
     if (this.#worker === undefined) this.#spawn();
     if (this.#queue !== undefined) this.#queue.push(message);
-    else this.#worker?.postMessage(message);
+    else this.#worker?.post(message);
   }
 
+  /**
+   * Starts a worker. One that cannot even be created (no `Worker` on this platform, a URL or
+   * a Content-Security-Policy the platform refuses: `WorkerFailure`) is handled as a worker
+   * that failed to load: the requests in flight end with `WORKER_CRASHED`, with what the
+   * platform threw as the error's `cause`.
+   */
   #spawn(): void {
-    const worker = this.#create();
-    this.#worker = worker;
+    let live = true;
+    const current = (): boolean => live && !this.#closed;
+    const events: WorkerEvents = {
+      message: (data) => {
+        if (current()) this.#onMessage(data);
+      },
+      error: (reason, cause) => {
+        if (current()) this.restart(reason, undefined, false, cause);
+      },
+      messageError: () => {
+        if (current()) this.restart('a message from the worker could not be read');
+      },
+    };
+    this.#detach = () => {
+      live = false;
+    };
     this.#queue = [];
     this.#booted = false;
-    const onMessage = (event: MessageEvent<unknown>): void => {
-      if (worker === this.#worker) this.#onMessage(event.data);
-    };
-    const onError = (event: ErrorEvent): void => {
-      event.preventDefault();
-      if (worker === this.#worker) this.restart(`worker error: ${event.message || 'failed to load or crashed'}`);
-    };
-    const onMessageError = (): void => {
-      if (worker === this.#worker) this.restart('a message from the worker could not be read');
-    };
-    worker.addEventListener('message', onMessage);
-    worker.addEventListener('error', onError);
-    worker.addEventListener('messageerror', onMessageError);
-    this.#detach = () => {
-      worker.removeEventListener('message', onMessage);
-      worker.removeEventListener('error', onError);
-      worker.removeEventListener('messageerror', onMessageError);
-    };
+    let worker: WorkerHandle;
+    try {
+      worker = this.#create(events);
+    } catch (thrown) {
+      this.#detach = undefined;
+      live = false;
+      this.#queue = undefined;
+      const failure = thrown instanceof WorkerFailure ? thrown : undefined;
+      const reason = failure?.message ?? `the worker could not be started: ${String(thrown)}`;
+      this.restart(reason, undefined, false, failure?.cause ?? thrown);
+      return;
+    }
+    this.#worker = worker;
+    worker.busy(this.#pending.size > 0);
   }
 
   #stop(): void {
@@ -473,7 +495,7 @@ export class WorkerConnection {
         this.#booted = true;
         const queue = this.#queue ?? [];
         this.#queue = undefined;
-        for (const m of queue) this.#worker?.postMessage(m);
+        for (const m of queue) this.#worker?.post(m);
         return;
       }
       case 'fatal':

@@ -2,8 +2,8 @@
  * The call loop over the core's resumable steps, shared by the worker and local sandboxes.
  *
  * After every fuel slice the loop yields to the event loop with a `MessageChannel`
- * macrotask — not `setTimeout`, which browsers clamp to ≥ 4 ms after a few nested calls
- * (HTML spec, "timer initialisation steps") — so a cancel message or an `AbortSignal` is
+ * macrotask (`setImmediate` in Node) — not `setTimeout`, which browsers clamp to ≥ 4 ms
+ * after a few nested calls (HTML spec, "timer initialisation steps") — so a cancel message or an `AbortSignal` is
  * seen within about one slice, without SharedArrayBuffer and without killing the thread.
  * The core enforces the fuel budget and the wall-clock limit between slices.
  *
@@ -80,13 +80,28 @@ export interface DriveControl {
   progress?: () => void;
 }
 
-const channel = new MessageChannel();
 const waiting: (() => void)[] = [];
-channel.port1.onmessage = () => waiting.shift()?.();
+/** Created on first use: a port with a listener would keep a Node process alive for ever. */
+let channel: MessageChannel | undefined;
 
-/** Resolves in a fresh macrotask (after pending messages, such as a `cancel`, are handled). */
+/** Node's `setImmediate` (a macrotask after I/O, so messages are handled first), if present. */
+const immediate = (globalThis as { setImmediate?: (callback: () => void) => unknown }).setImmediate;
+
+/**
+ * Resolves in a fresh macrotask (after pending messages, such as a `cancel`, are handled).
+ * In Node (which has `setImmediate`, unclamped, and pending only while it is) that; in
+ * browsers a `MessageChannel` message.
+ */
 export function nextMacrotask(): Promise<void> {
   return new Promise((resolve) => {
+    if (typeof immediate === 'function') {
+      immediate(resolve);
+      return;
+    }
+    if (channel === undefined) {
+      channel = new MessageChannel();
+      channel.port1.onmessage = () => waiting.shift()?.();
+    }
     waiting.push(resolve);
     channel.port2.postMessage(null);
   });

@@ -14,6 +14,7 @@
  */
 
 import { invalidArgument } from './errors.js';
+import { report } from './platform.js';
 
 /** What {@link onSandboxLeak} listeners are told. */
 export interface SandboxLeak {
@@ -47,7 +48,7 @@ const registry =
           try {
             listener({ message, ...info });
           } catch (error) {
-            reportError(error);
+            report(error);
           }
         }
       })

@@ -67,6 +67,7 @@ import {
 } from './errors.js';
 import { drive, sleepFor, type HostOutcome, type StdinOutcome, type WasiControl } from './driver.js';
 import { dispatchHost } from './host.js';
+import { coreWasm, report } from './platform.js';
 import { AsyncMemoryView, SyncMemoryView, type MemoryAccess, type SyncGuestMemory } from './memory.js';
 import { coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
 import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
@@ -162,7 +163,7 @@ export interface LocalSandboxOptions {
   policy?: TrustPolicy;
   /**
    * Called with each audit entry, in order, before the operation that caused it settles (as
-   * `createSandbox`'s `onAudit`). A listener that throws is reported (`reportError`) and ignored.
+   * `createSandbox`'s `onAudit`). A listener that throws is reported (`reportError`; `console.error` in Node) and ignored.
    */
   onAudit?: (entry: AuditEntry) => void;
 }
@@ -203,13 +204,21 @@ export async function createLocalSandbox(options: LocalSandboxOptions = {}): Pro
   const onAudit = options.onAudit;
   if (onAudit !== undefined && typeof onAudit !== 'function') throw invalidArgument('onAudit must be a function');
   // Once per thread; a failed load is tried again by the next sandbox.
-  initialised ??= (options.wasm === undefined ? init() : init({ module_or_path: options.wasm })).catch(
-    (error: unknown) => {
-      initialised = undefined;
-      throw error;
-    },
-  );
-  await initialised;
+  // In Node, nestbox_bg.wasm (or a `file:` URL given as `wasm`) is read with `fs`.
+  initialised ??= init(coreWasm(options.wasm)).catch((error: unknown) => {
+    initialised = undefined;
+    throw error;
+  });
+  try {
+    await initialised;
+  } catch (error) {
+    throw new SandboxError(
+      'WORKER_CRASHED',
+      `nestbox's own wasm could not be loaded in this thread: ${String(error)}`,
+      { reason: String(error) },
+      { cause: error },
+    );
+  }
   let core: Core;
   try {
     core = new Core(limits, policy);
@@ -290,7 +299,7 @@ function flushAudit(state: LocalState): void {
   const problem = state.audit.receive(entries);
   if (problem !== undefined) {
     state.broken = true;
-    reportError(new SandboxError('WORKER_CRASHED', `the nestbox core's audit log is inconsistent: ${problem}`));
+    report(new SandboxError('WORKER_CRASHED', `the nestbox core's audit log is inconsistent: ${problem}`));
   }
 }
 
@@ -300,7 +309,7 @@ function auditRecord(state: LocalState, record: CoreAuditRecord): void {
   try {
     state.core.auditRecord(record);
   } catch (thrown) {
-    reportError(coreError(thrown));
+    report(coreError(thrown));
   }
   flushAudit(state);
 }

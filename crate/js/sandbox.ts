@@ -62,6 +62,7 @@ import {
 } from './connection.js';
 import { errorFromRecord, invalidArgument, record, recordOf, SandboxError, type AnySandboxError } from './errors.js';
 import { dispatchHost } from './host.js';
+import { workerFactory as startWorker, type WorkerFactory } from './spawn.js';
 import { AsyncMemoryView, type GuestMemory, type MemoryAccess } from './memory.js';
 import { watchForLeak, unwatchLeak } from './lifecycle.js';
 import { coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
@@ -99,7 +100,9 @@ import type {
 export interface WorkerPoolOptions {
   /**
    * Where the worker script (`worker.js` of this package) is served, for pages without a
-   * bundler. Default: next to this module, as bundlers expect.
+   * bundler. Default: next to this module, as bundlers expect. Of another origin than the
+   * page (a CDN, which must send CORS headers), the worker starts from a `blob:` module that
+   * imports it. In Node.js: a path or `file:` URL of the script `worker_threads` runs.
    */
   workerUrl?: string | URL;
   /** How long past a call's wall-clock limit the worker may stay silent before it is replaced (default 1000). */
@@ -128,7 +131,7 @@ export interface SandboxOptions extends WorkerPoolOptions {
   policy?: TrustPolicy;
   /**
    * Called with each audit entry as it reaches the page, in order, before the reply of the
-   * request that caused it. A listener that throws is reported (`reportError`) and ignored.
+   * request that caused it. A listener that throws is reported (`reportError`; `console.error` in Node) and ignored.
    */
   onAudit?: (entry: AuditEntry) => void;
 }
@@ -156,16 +159,12 @@ function positiveMs(value: unknown, what: string): number | undefined {
   return value;
 }
 
-function workerFactory(workerUrl: string | URL | undefined): () => Worker {
-  if (workerUrl === undefined) {
-    // Exactly this form: webpack 5 and Vite find `new Worker(new URL(…, import.meta.url))`
-    // and bundle the worker with its imports.
-    return () => new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-  }
-  if (typeof workerUrl !== 'string' && !(workerUrl instanceof URL)) {
+/** How the sandbox's workers start (`spawn.ts`: browsers, cross-origin, Node); `workerUrl` checked. */
+function workerFactory(workerUrl: unknown): WorkerFactory {
+  if (workerUrl !== undefined && typeof workerUrl !== 'string' && !(workerUrl instanceof URL)) {
     throw invalidArgument('workerUrl must be a string or a URL');
   }
-  return () => new Worker(workerUrl, { type: 'module' });
+  return startWorker(workerUrl);
 }
 
 const poolConnections = new WeakMap<SharedWorkerPool, WorkerConnection>();
@@ -786,7 +785,7 @@ function loadCheck(bytes: Uint8Array): ReplyCheck<ReplyMap['load']> {
 
 function unwrap<T>(outcome: Outcome<T>): T {
   if (outcome.ok) return outcome.value;
-  throw errorFromRecord(outcome.error);
+  throw errorFromRecord(outcome.error, outcome.cause === undefined ? {} : { cause: outcome.cause });
 }
 
 function lostInstance(): SandboxError {

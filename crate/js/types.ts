@@ -137,7 +137,7 @@ export interface CallOptions {
    * Called with a {@link ProgressSample} after fuel slices while the call runs (at most one
    * per slice; none for a call that ends within its first). Only asked for when given: a
    * call without it costs no extra messages. A callback that throws is reported
-   * (`reportError`) and ignored.
+   * (`reportError`; `console.error` in Node) and ignored.
    */
   onProgress?: (sample: ProgressSample) => void;
   /**

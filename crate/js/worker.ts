@@ -1,6 +1,7 @@
 /**
  * The worker bootstrap: loads nestbox's own wasm (`./nestbox.js`, wasm-pack `--target web`,
- * whose default export fetches `nestbox_bg.wasm` next to it via `import.meta.url`), keeps one
+ * whose default export fetches `nestbox_bg.wasm` next to it via `import.meta.url`; in Node it
+ * is read with `fs`), keeps one
  * {@link Core} per sandbox it serves, and runs the call loop ({@link drive}).
  *
  * Host functions live on the page: a `host` step becomes a `host` message, and the guest
@@ -20,6 +21,7 @@
  */
 
 import init, { Core } from './nestbox.js';
+import { coreWasm, isNode, nodeImport } from './platform.js';
 import { coreRecordOf, record, type ErrorRecord } from './errors.js';
 import { drive, sleepFor, type HostOutcome, type HostStep, type StdinOutcome, type WasiControl } from './driver.js';
 import {
@@ -33,13 +35,26 @@ import {
   type ToWorkerRequest,
 } from './protocol.js';
 
-/** The parts of `DedicatedWorkerGlobalScope` this script uses (the DOM lib has no worker types). */
+/**
+ * The parts of `DedicatedWorkerGlobalScope` this script uses (the DOM lib has no worker
+ * types); in a Node.js `worker_threads` thread, the same over `parentPort`.
+ */
 interface WorkerScope {
   postMessage(message: FromWorker, transfer?: Transferable[]): void;
-  addEventListener(type: 'message', listener: (event: MessageEvent<unknown>) => void): void;
+  addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
 }
 
-const scope = globalThis as unknown as WorkerScope;
+/** The parts of Node's `MessagePort` (`parentPort`) used here. */
+interface NodePort {
+  postMessage(message: unknown, transfer?: readonly unknown[]): void;
+  on(event: 'message', listener: (data: unknown) => void): unknown;
+}
+
+/** Where messages go: set by {@link start} before anything is posted. */
+let scope: WorkerScope = {
+  postMessage: () => undefined,
+  addEventListener: () => undefined,
+};
 
 /** One sandbox served by this worker. */
 interface SandboxState {
@@ -379,33 +394,52 @@ function isVersioned(data: unknown): data is ToWorker {
   return typeof data === 'object' && data !== null && (data as { v?: unknown }).v === PROTOCOL_VERSION;
 }
 
-// Registered before the wasm is loaded; the page sends nothing before `ready`.
-scope.addEventListener('message', (event) => {
-  if (dead) return;
-  const data = event.data;
-  if (!isVersioned(data)) {
-    const id = (data as { id?: unknown } | null)?.id;
-    if (typeof id === 'number') {
-      replyError(id, record('INVALID_ARGUMENT', `protocol version mismatch: this worker speaks ${PROTOCOL_VERSION}`));
+/** Listens to the page through `through`, then loads the wasm and says `ready` (or `fatal`). */
+function start(through: WorkerScope): void {
+  scope = through;
+  // Registered before the wasm is loaded; the page sends nothing before `ready`.
+  scope.addEventListener('message', (event) => {
+    if (dead) return;
+    const data = event.data;
+    if (!isVersioned(data)) {
+      const id = (data as { id?: unknown } | null)?.id;
+      if (typeof id === 'number') {
+        replyError(id, record('INVALID_ARGUMENT', `protocol version mismatch: this worker speaks ${PROTOCOL_VERSION}`));
+      }
+      return;
     }
-    return;
-  }
-  handle(data);
-});
+    handle(data);
+  });
+  // In Node, nestbox_bg.wasm is read with `fs` (Node's fetch refuses file: URLs).
+  init(coreWasm()).then(
+    (output) => {
+      ownMemory = output.memory;
+      post({ v: PROTOCOL_VERSION, type: 'ready' });
+    },
+    (error: unknown) => {
+      dead = true;
+      post({
+        v: PROTOCOL_VERSION,
+        type: 'fatal',
+        error: record('WORKER_CRASHED', `the worker could not load nestbox_bg.wasm: ${String(error)}`, {
+          reason: String(error),
+        }),
+      });
+    },
+  );
+}
 
-init().then(
-  (output) => {
-    ownMemory = output.memory;
-    post({ v: PROTOCOL_VERSION, type: 'ready' });
-  },
-  (error: unknown) => {
-    dead = true;
-    post({
-      v: PROTOCOL_VERSION,
-      type: 'fatal',
-      error: record('WORKER_CRASHED', `the worker could not load nestbox_bg.wasm: ${String(error)}`, {
-        reason: String(error),
-      }),
+if (typeof (globalThis as { postMessage?: unknown }).postMessage === 'function') {
+  // A dedicated Web Worker.
+  start(globalThis as unknown as WorkerScope);
+} else if (isNode()) {
+  // A Node.js worker thread (Node queues the page's messages until `on('message')`). In the
+  // main thread, where there is no `parentPort`, this script does nothing.
+  void nodeImport<{ parentPort: NodePort | null }>('node:worker_threads').then(({ parentPort }) => {
+    if (parentPort === null) return;
+    start({
+      postMessage: (message, transfer) => parentPort.postMessage(message, transfer),
+      addEventListener: (_type, listener) => parentPort.on('message', (data) => listener({ data })),
     });
-  },
-);
+  });
+}
