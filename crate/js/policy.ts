@@ -16,6 +16,7 @@
 import type { CorePolicy, CoreProvenance } from './nestbox.js';
 import { invalidArgument, SandboxError } from './errors.js';
 import { onlyFields } from './options.js';
+import { isNode, readFileUrl } from './platform.js';
 import type { LoadOptions, ModuleSourceLike } from './types.js';
 
 /**
@@ -104,9 +105,34 @@ export function loadOptionsOf(options: unknown): {
 }
 
 /**
+ * In Node, a `file:` URL (a `URL`, or a string that is one) is read with `fs` — Node's
+ * `fetch` refuses them — with no origin (a file has none). `undefined` for anything else.
+ */
+async function readLocal(source: URL | string): Promise<Uint8Array | undefined> {
+  let url: URL;
+  try {
+    url = source instanceof URL ? source : new URL(source);
+  } catch {
+    return undefined; // relative: fetch resolves it against the page
+  }
+  if (url.protocol !== 'file:' || !isNode()) return undefined;
+  try {
+    return await readFileUrl(url);
+  } catch (error) {
+    throw new SandboxError(
+      'INVALID_MODULE',
+      `reading the module failed: ${String(error)} (${url.href})`,
+      { url: url.href },
+      { cause: error },
+    );
+  }
+}
+
+/**
  * The bytes of a module source (a private copy) and, when the page fetched them, the origin
  * they were served from (`undefined` for bytes, for a `Response` without a URL, and for
- * opaque origins such as `data:`). A response that is not `ok` is `INVALID_MODULE`.
+ * opaque origins such as `data:`). A response that is not `ok`, or no response (a network
+ * error), is `INVALID_MODULE`; in Node a `file:` URL is read from disk.
  */
 export async function fetchModule(
   source: ModuleSourceLike,
@@ -115,8 +141,21 @@ export async function fetchModule(
   if (source instanceof ArrayBuffer) return { bytes: new Uint8Array(source.slice(0)), origin: undefined };
   let response: Response;
   if (source instanceof Response) response = source;
-  else if (source instanceof URL || typeof source === 'string') response = await fetch(source);
-  else throw invalidArgument('module source must be a Uint8Array, an ArrayBuffer, a Response, a URL or a string');
+  else if (source instanceof URL || typeof source === 'string') {
+    const local = await readLocal(source);
+    if (local !== undefined) return { bytes: local, origin: undefined };
+    try {
+      response = await fetch(source);
+    } catch (error) {
+      // A network error, a refused URL (CORS, CSP, a relative path in Node): no response at all.
+      throw new SandboxError(
+        'INVALID_MODULE',
+        `fetching the module failed: ${String(error)} (${String(source)})`,
+        { url: String(source) },
+        { cause: error },
+      );
+    }
+  } else throw invalidArgument('module source must be a Uint8Array, an ArrayBuffer, a Response, a URL or a string');
   if (!response.ok) {
     throw new SandboxError(
       'INVALID_MODULE',

@@ -257,7 +257,10 @@ export function workerFactory(workerUrl: string | URL | undefined): WorkerFactor
   return (events) => {
     if (typeof Worker !== 'function') {
       if (!isNode()) {
-        throw new WorkerFailure('this platform has no Worker: nestbox needs Web Workers or Node.js worker_threads', undefined);
+        throw new WorkerFailure(
+          'this platform has no Worker: nestbox needs Web Workers or Node.js worker_threads',
+          undefined,
+        );
       }
       const url = workerUrl ?? packagedWorker();
       if (url === undefined) throw new WorkerFailure('the URL of worker.js could not be found', undefined);
