@@ -111,23 +111,41 @@ function packagedWorker(): URL | undefined {
   }
 }
 
-/** A browser `Worker` as a {@link WorkerHandle}; `revoke` runs once it answered, failed or ended. */
-function browserHandle(worker: Worker, events: WorkerEvents, revoke: () => void): WorkerHandle {
+/** Why a worker that fired `error` failed, when more is known than the event says. */
+type Explain = (message: string) => { reason: string; cause?: unknown };
+
+/**
+ * A browser `Worker` as a {@link WorkerHandle}; `revoke` runs once it answered, failed or
+ * ended. `explain` (a blob: bootstrap's) turns a load failure into a reason naming what to fix;
+ * it is asked a macrotask after the `error` event, so a CSP violation reported meanwhile counts.
+ */
+function browserHandle(worker: Worker, events: WorkerEvents, revoke: () => void, explain?: Explain): WorkerHandle {
   let ended = false;
   let revoked = false;
+  let answered = false;
   const once = (): void => {
     if (revoked) return;
     revoked = true;
     revoke();
   };
   worker.addEventListener('message', (event: MessageEvent<unknown>) => {
+    answered = true;
     once();
     if (!ended) events.message(event.data);
   });
   worker.addEventListener('error', (event: ErrorEvent) => {
     event.preventDefault();
-    once();
-    if (!ended) events.error(`worker error: ${event.message || 'failed to load or crashed'}`);
+    const message = `worker error: ${event.message || 'failed to load or crashed'}`;
+    if (explain === undefined || answered) {
+      once();
+      if (!ended) events.error(message);
+      return;
+    }
+    setTimeout(() => {
+      once();
+      const { reason, cause } = explain(message);
+      if (!ended) events.error(reason, cause);
+    }, 0);
   });
   worker.addEventListener('messageerror', () => {
     if (!ended) events.messageError();
@@ -165,14 +183,41 @@ function blobWorker(target: URL, events: WorkerEvents): WorkerHandle {
   } catch (error) {
     throw creationFailure(error, target.href, true);
   }
+  // A CSP that forbids the blob: worker is reported to this global (Chromium: no exception,
+  // an `error` event without a message); remember it, to say which directive refused it.
+  const scope = globalThis as {
+    addEventListener?: EventTarget['addEventListener'];
+    removeEventListener?: EventTarget['removeEventListener'];
+  };
+  let violation: SecurityPolicyViolationEvent | undefined;
+  const onViolation = (event: Event): void => {
+    const v = event as SecurityPolicyViolationEvent;
+    if (v.blockedURI === blobUrl || v.blockedURI === 'blob' || v.blockedURI.startsWith(target.origin)) violation ??= v;
+  };
+  scope.addEventListener?.('securitypolicyviolation', onViolation);
+  const done = (): void => {
+    scope.removeEventListener?.('securitypolicyviolation', onViolation);
+    URL.revokeObjectURL(blobUrl);
+  };
   let worker: Worker;
   try {
     worker = new Worker(blobUrl, { type: 'module' });
   } catch (error) {
-    URL.revokeObjectURL(blobUrl);
+    done();
     throw creationFailure(error, target.href, true);
   }
-  return browserHandle(worker, events, () => URL.revokeObjectURL(blobUrl));
+  const explain: Explain = (message) => {
+    if (violation !== undefined) {
+      return {
+        reason: `the worker could not be started: the page's Content-Security-Policy refused it (${violation.effectiveDirective}, policy "${violation.originalPolicy}"); a worker of another origin (${target.href}) starts from a blob: module, so allow worker-src blob: ${target.origin}`,
+        cause: violation,
+      };
+    }
+    return {
+      reason: `${message}: the worker of another origin (${target.href}) did not load from its blob: bootstrap; that origin must send CORS headers (Access-Control-Allow-Origin), and a Content-Security-Policy must allow worker-src blob: ${target.origin}, connect-src ${target.origin} and script-src 'wasm-unsafe-eval'`,
+    };
+  };
+  return browserHandle(worker, events, done, explain);
 }
 
 /** The parts of `node:worker_threads`' `Worker` used here. */

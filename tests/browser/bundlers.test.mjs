@@ -4,7 +4,7 @@
 // be found and emitted by the bundler itself, and the bundled page must run a guest.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,6 +85,13 @@ test('webpack 5 bundles the worker and the wasm with no configuration', async ()
     ),
   );
   assert.ok(!stats.hasErrors(), stats.toString('errors-only'));
+  // The Node-only code (platform.js, spawn.js) imports `node:` modules at run time through a
+  // name webpack is told to ignore: nothing to resolve, no "critical dependency" warning.
+  const warnings = stats.toJson({ all: false, warnings: true }).warnings.map((w) => w.message);
+  assert.deepEqual(
+    warnings.filter((w) => /node:|Critical dependency|worker_threads/.test(w)),
+    [],
+  );
   writeFileSync(join(dist, 'index.html'), '<!doctype html><meta charset="utf-8"><script src="./main.js"></script>\n');
   const emitted = readdirSync(dist);
   assert.ok(
@@ -98,17 +105,31 @@ test('webpack 5 bundles the worker and the wasm with no configuration', async ()
 });
 
 test('Vite (production build) bundles the worker and the wasm with no configuration', async () => {
-  const { build, version } = await import('vite');
+  const { build, createLogger, version } = await import('vite');
   const dist = join(work, 'vite-dist');
   const t0 = performance.now();
+  const warned = [];
+  const logger = createLogger('warn');
+  logger.warn = (message) => warned.push(message);
+  logger.warnOnce = (message) => warned.push(message);
   await build({
     root: project,
     base: './',
-    logLevel: 'silent',
+    logLevel: 'warn',
+    customLogger: logger,
     configFile: false,
     build: { outDir: dist, emptyOutDir: true },
   });
+  // Nothing of Node's was resolved or stubbed for the browser ("externalized for browser
+  // compatibility"): the `node:` imports are left to run time, where a browser never reaches them.
+  assert.deepEqual(
+    warned.filter((w) => /node:|externalized|worker_threads|dynamic import/i.test(w)),
+    [],
+  );
   const emitted = readdirSync(join(dist, 'assets'));
+  for (const f of emitted.filter((f) => f.endsWith('.js'))) {
+    assert.ok(!readFileSync(join(dist, 'assets', f), 'utf8').includes('__vite-browser-external'), f);
+  }
   assert.ok(
     emitted.some((f) => f.endsWith('.wasm')),
     `no .wasm emitted: ${emitted}`,
