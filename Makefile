@@ -63,8 +63,9 @@ fuzz:
 	$(CARGO) run --release -q -p nestbox-fuzz -- --seconds $${FUZZ_SECONDS:-1800} --seed $$RANDOM$$RANDOM
 
 # In plain Node (no browser): the TypeScript constants against the core's coreConstants(), the
-# page's SHA-256 and HTTP URL checks, and the extism-pdk plugin under Extism's own JS runtime
-# (@extism/extism) against `nestbox call` (hence guests).
+# page's SHA-256 and HTTP URL checks, the extism-pdk plugin under Extism's own JS runtime
+# (@extism/extism) against `nestbox call` (hence guests), and the package on Node.js
+# (node-platform.test.mjs: createSandbox on worker_threads, nestbox/worker, the README example).
 node-test: package guests
 	node --test tests/node/*.test.mjs
 

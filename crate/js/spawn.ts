@@ -230,7 +230,7 @@ interface NodeWorker {
 }
 
 interface NodeWorkerThreads {
-  Worker: new (filename: string | URL) => NodeWorker;
+  Worker: new (filename: string | URL, options: { env: Record<string, string> }) => NodeWorker;
 }
 
 /**
@@ -254,7 +254,9 @@ function nodeWorker(url: string | URL, events: WorkerEvents): WorkerHandle {
       if (ended) return;
       let w: NodeWorker;
       try {
-        w = new NodeWorkerClass(url);
+        // An empty environment: the process's variables (often secrets) are not copied into
+        // the thread the guest runs in.
+        w = new NodeWorkerClass(url, { env: {} });
       } catch (error) {
         fail(`the worker thread could not be started from ${String(url)}: ${describe(error)}`, error);
         return;

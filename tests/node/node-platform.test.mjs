@@ -45,18 +45,23 @@ after(() => {
 });
 
 /** Runs `node file` in `cwd`; resolves `{ code, signal, stdout, stderr, ms }` (killed after `timeoutMs`). */
-function runNode(file, { cwd = work, timeoutMs = 30_000 } = {}) {
+function runNode(file, { cwd = work, timeoutMs = 30_000, flags = [] } = {}) {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    execFile(process.execPath, [file], { cwd, timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
-      resolve({
-        code: error ? (error.code ?? null) : 0,
-        signal: error?.signal ?? null,
-        stdout,
-        stderr,
-        ms: performance.now() - t0,
-      });
-    });
+    execFile(
+      process.execPath,
+      [...flags, file],
+      { cwd, timeout: timeoutMs, encoding: 'utf8' },
+      (error, stdout, stderr) => {
+        resolve({
+          code: error ? (error.code ?? null) : 0,
+          signal: error?.signal ?? null,
+          stdout,
+          stderr,
+          ms: performance.now() - t0,
+        });
+      },
+    );
   });
 }
 
@@ -377,6 +382,12 @@ test('a worker that cannot start: createSandbox rejects with a SandboxError (WOR
   const exits = await caught(nb.createSandbox({ workerUrl: pathToFileURL(join(work, 'exits.mjs')) }));
   assert.equal(exits.code, 'WORKER_CRASHED');
   assert.match(exits.message, /exited \(code 3\)/);
+  // The thread gets an empty environment (the process's variables are often secrets).
+  writeFileSync(join(work, 'env.mjs'), 'throw new Error(`env: ${JSON.stringify(process.env)}`);\n');
+  const env = await caught(nb.createSandbox({ workerUrl: pathToFileURL(join(work, 'env.mjs')) }));
+  assert.equal(env.code, 'WORKER_CRASHED');
+  assert.ok(Object.keys(process.env).length > 0);
+  assert.match(env.message, /env: \{\}/);
   // A thread that starts but never says `ready` is replaced by the watchdog.
   writeFileSync(
     join(work, 'silent.mjs'),
@@ -406,4 +417,36 @@ test('the worker script imported in the main thread does nothing (there is no pa
   );
   const run = await runNode(join(dir, 'main.mjs'), { cwd: dir, timeoutMs: 10_000 });
   assert.deepEqual([run.code, run.signal, run.stdout, run.stderr], [0, null, 'ok\n', '']);
+});
+
+test("Node's permission model: the worker thread needs --allow-worker (else WORKER_CRASHED), then works with read access to the package", async () => {
+  const dir = project('permissions');
+  writeFileSync(join(dir, 'guest.wasm'), logAndDouble.bytes);
+  writeFileSync(
+    join(dir, 'main.mjs'),
+    `import { createSandbox, capability } from 'nestbox';
+let sb;
+try {
+  sb = await createSandbox();
+  const mod = await sb.load(new URL('./guest.wasm', import.meta.url), { integrity: ${JSON.stringify(logAndDouble.integrity)} });
+  const log = capability(() => undefined, { params: ['i32', 'i32'], results: [] });
+  console.log((await (await sb.instantiate(mod, { imports: { env: { log } } })).call('run', [5])).results[0]);
+} catch (e) {
+  console.log(e.code, e.cause?.code);
+} finally {
+  sb?.dispose();
+}
+`,
+  );
+  // Node 20 spells it --experimental-permission; later versions --permission.
+  const permission = process.allowedNodeEnvironmentFlags.has('--permission')
+    ? '--permission'
+    : '--experimental-permission';
+  const read = [`--allow-fs-read=${dir}/`, `--allow-fs-read=${pkg}/`];
+  const refused = await runNode(join(dir, 'main.mjs'), { cwd: dir, flags: [permission, ...read] });
+  assert.equal(refused.code, 0, refused.stderr);
+  assert.equal(refused.stdout, 'WORKER_CRASHED ERR_ACCESS_DENIED\n');
+  const allowed = await runNode(join(dir, 'main.mjs'), { cwd: dir, flags: [permission, '--allow-worker', ...read] });
+  assert.equal(allowed.code, 0, allowed.stderr);
+  assert.equal(allowed.stdout, '10\n', 'the thread read nestbox_bg.wasm from the allowed package directory');
 });
