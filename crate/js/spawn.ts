@@ -85,7 +85,8 @@ function creationFailure(error: unknown, url: string, viaBlob: boolean): WorkerF
 /** The URL `workerUrl` names, resolved as `new Worker` would (`undefined` if it does not parse). */
 function resolved(url: string | URL): URL | undefined {
   if (url instanceof URL) return url;
-  const base = (globalThis as { location?: { href?: string } }).location?.href;
+  const here = globalThis as { document?: { baseURI?: string }; location?: { href?: string } };
+  const base = here.document?.baseURI ?? here.location?.href;
   try {
     return base === undefined ? new URL(url) : new URL(url, base);
   } catch {
@@ -192,7 +193,8 @@ function blobWorker(target: URL, events: WorkerEvents): WorkerHandle {
   let violation: SecurityPolicyViolationEvent | undefined;
   const onViolation = (event: Event): void => {
     const v = event as SecurityPolicyViolationEvent;
-    if (v.blockedURI === blobUrl || v.blockedURI === 'blob' || v.blockedURI.startsWith(target.origin)) violation ??= v;
+    // Browsers report the blocked URL as the blob: URL itself or only its scheme.
+    if (v.blockedURI === blobUrl || v.blockedURI === 'blob') violation ??= v;
   };
   scope.addEventListener?.('securitypolicyviolation', onViolation);
   const done = (): void => {
