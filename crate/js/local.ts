@@ -156,14 +156,16 @@ export interface LocalSandboxOptions {
   /**
    * Where to get nestbox's own wasm, as wasm-bindgen's `init` takes it (a URL, a `Response`,
    * bytes or a `WebAssembly.Module`). Default: `nestbox_bg.wasm` next to `nestbox.js`. Only
-   * the first local sandbox of a thread loads it.
+   * the first local sandbox of a thread loads it. In Node a `file:` URL (and the default) is
+   * read with `fs`.
    */
   wasm?: InitInput;
   /** Which code may load, as `createSandbox`'s `policy`. */
   policy?: TrustPolicy;
   /**
    * Called with each audit entry, in order, before the operation that caused it settles (as
-   * `createSandbox`'s `onAudit`). A listener that throws is reported (`reportError`; `console.error` in Node) and ignored.
+   * `createSandbox`'s `onAudit`). A listener that throws is reported (`reportError`;
+   * `console.error` in Node) and ignored.
    */
   onAudit?: (entry: AuditEntry) => void;
 }
@@ -194,7 +196,8 @@ function coreError(thrown: unknown, context: { cause?: unknown; denials?: number
  * Creates a sandbox whose core runs in this thread (meant for a worker; on the main thread
  * a long slice would block the page).
  *
- * @throws TypeError (`INVALID_ARGUMENT`) for bad options or limits.
+ * @throws TypeError (`INVALID_ARGUMENT`) for bad options or limits; `WORKER_CRASHED` when
+ *   nestbox's own wasm cannot be loaded in this thread (the loader's error is `cause`).
  */
 export async function createLocalSandbox(options: LocalSandboxOptions = {}): Promise<LocalSandbox> {
   if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');

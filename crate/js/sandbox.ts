@@ -131,7 +131,8 @@ export interface SandboxOptions extends WorkerPoolOptions {
   policy?: TrustPolicy;
   /**
    * Called with each audit entry as it reaches the page, in order, before the reply of the
-   * request that caused it. A listener that throws is reported (`reportError`; `console.error` in Node) and ignored.
+   * request that caused it. A listener that throws is reported (`reportError`;
+   * `console.error` in Node) and ignored.
    */
   onAudit?: (entry: AuditEntry) => void;
 }
