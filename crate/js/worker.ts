@@ -21,7 +21,17 @@
 
 import init, { Core } from './nestbox.js';
 import { coreRecordOf, record, type ErrorRecord } from './errors.js';
-import { drive, sleepFor, type HostOutcome, type HostStep, type StdinOutcome, type WasiControl } from './driver.js';
+import {
+  drive,
+  driveGo,
+  sleepFor,
+  type GoHostStep,
+  type HostOutcome,
+  type HostStep,
+  type StdinOutcome,
+  type WasiControl,
+} from './driver.js';
+import type { GoData } from './types.js';
 import {
   PROTOCOL_VERSION,
   type FromWorker,
@@ -48,6 +58,8 @@ interface SandboxState {
   calls: Map<number, CallState>;
   /** The instances made with WASI (their calls stream output and may wait). */
   wasi: Set<number>;
+  /** The Go js/wasm instances (their calls are Go calls). */
+  go: Set<number>;
   /** Set by `close`: the core is freed once the last call has ended. */
   closing: boolean;
   /** How many of the core's audit entries were sent to the page. */
@@ -167,6 +179,7 @@ async function runCall(
         import: step.import,
         args: step.args,
         ...(step.http === undefined ? {} : { http: step.http }),
+        ...((step as GoHostStep).goArgs === undefined ? {} : { goArgs: (step as GoHostStep).goArgs }),
       });
     });
   const wasi: WasiControl = {
@@ -209,21 +222,26 @@ async function runCall(
     const memoryBytes = state.core.memorySize(message.instanceId);
     post({ v: PROTOCOL_VERSION, type: 'progress', sandboxId, callId: message.id, metrics, memoryBytes });
   };
+  const go = message.go;
+  const control = {
+    cancelled: () => call.cancelled,
+    host,
+    ...(state.wasi.has(message.instanceId) || go !== undefined ? { wasi } : {}),
+    ...(message.progress === true ? { progress } : {}),
+  };
   try {
-    const finished = await drive(
-      state.core,
-      message.instanceId,
-      message.exportName,
-      message.args,
-      message.options,
-      {
-        cancelled: () => call.cancelled,
-        host,
-        ...(state.wasi.has(message.instanceId) ? { wasi } : {}),
-        ...(message.progress === true ? { progress } : {}),
-      },
-      message.input,
-    );
+    const { core } = state;
+    const id = message.instanceId;
+    const finished =
+      go === undefined
+        ? await drive(core, id, message.exportName, message.args, message.options, control, message.input)
+        : await driveGo(core, id, control, () =>
+            go.phase === 'main'
+              ? core.startGoMain(id, message.options)
+              : go.phase === 'export'
+                ? core.startGoExport(id, message.exportName, go.args, message.options)
+                : core.startGoTimers(id, message.options),
+          );
     const value: ReplyMap['call'] = { results: finished.results, metrics: finished.metrics };
     if (finished.exitCode !== undefined) value.exitCode = finished.exitCode;
     const transfer: Transferable[] = [];
@@ -233,6 +251,14 @@ async function runCall(
     }
     if (finished.logs !== undefined) value.logs = finished.logs;
     if (finished.trace !== undefined) value.trace = finished.trace;
+    if (go !== undefined) {
+      const next = state.core.goNextTimerMs(message.instanceId);
+      value.go = {
+        result: (finished as { goResult?: GoData }).goResult,
+        exports: state.core.goExports(message.instanceId),
+        ...(next === undefined ? {} : { nextTimerMs: next }),
+      };
+    }
     reply(message.id, 'call', value, transfer);
   } catch (thrown) {
     fail(message.id, thrown);
@@ -248,6 +274,7 @@ function answerHost(id: number, answer: HostAnswer): void {
   if (settle === undefined) return;
   if (!answer.ok) settle({ kind: 'fail', error: answer.error });
   else if (answer.http !== undefined) settle({ kind: 'http', response: answer.http });
+  else if (answer.go !== undefined) settle({ kind: 'go', value: answer.go.value });
   else settle({ kind: 'results', results: answer.results });
 }
 
@@ -279,7 +306,14 @@ function handle(message: ToWorker): void {
         core.free();
         throw thrown;
       }
-      sandboxes.set(sandboxId, { core, calls: new Map(), wasi: new Set(), closing: false, auditSent: 0 });
+      sandboxes.set(sandboxId, {
+        core,
+        calls: new Map(),
+        wasi: new Set(),
+        go: new Set(),
+        closing: false,
+        auditSent: 0,
+      });
       if (previous !== undefined) close(sandboxId, previous);
       reply(id, 'open', {});
     } catch (thrown) {
@@ -314,6 +348,12 @@ function handle(message: ToWorker): void {
         const instanceId = core.instantiateWasi(message.moduleId, message.config);
         state.wasi.add(instanceId);
         reply(id, 'instantiateWasi', { instanceId, startFuel: core.startFuel(instanceId) });
+        break;
+      }
+      case 'instantiateGo': {
+        const instanceId = core.instantiateGo(message.moduleId, message.config);
+        state.go.add(instanceId);
+        reply(id, 'instantiateGo', { instanceId });
         break;
       }
       case 'wasiFiles': {
@@ -352,6 +392,7 @@ function handle(message: ToWorker): void {
       case 'dropInstance':
         core.dropInstance(message.instanceId);
         state.wasi.delete(message.instanceId);
+        state.go.delete(message.instanceId);
         reply(id, 'dropInstance', {});
         break;
       case 'dropModule':

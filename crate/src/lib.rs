@@ -84,7 +84,7 @@ pub use data::{DataConfig, HttpGrant, LogLine};
 pub use error::{Details, Error, ErrorCode, TrapCode};
 pub use gojs::GoConfig;
 pub use instance::driver::{
-    Hooks, HostFn, StdinFeed, drive, drive_data, drive_go_export, drive_go_main,
+    Hooks, HostFn, StdinFeed, drive, drive_data, drive_go_export, drive_go_main, drive_go_timers,
 };
 pub use instance::{CallOptions, Instance, InstanceState, Outcome, Step};
 pub use integrity::Digest;
