@@ -6,12 +6,15 @@
 // code, the worker replaced and the violation recorded (stats, audit log), while the page,
 // the sandbox (in its new worker) and a sandbox in another worker carry on.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { openBrowser } from './harness.mjs';
 
+const goGuests = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'target', 'gojs-guests');
 let browser;
 before(async () => {
-  browser = await openBrowser();
+  browser = await openBrowser({ extraMounts: { '/gojs/': goGuests } });
   await browser.page.evaluate(() => {
     /** The test side of a puppet worker's BroadcastChannel. */
     window.puppet = (name) => {
@@ -293,6 +296,48 @@ test('an HTTP request to a host outside allowedHosts is refused by the page, wha
     assert.equal(error.code, 'HOST_ERROR', JSON.stringify(error));
     assert.match(error.message, /HTTP request refused: .*(not in allowedHosts|not http)/);
   }
+});
+
+/** The Go guest of tests/gojs (target/gojs-guests, built by `make guests`) in `sb`. */
+const goExports = async (sb) => {
+  const bytes = new Uint8Array(await (await fetch('/gojs/exports.wasm')).arrayBuffer());
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return sb.load(bytes, { integrity: `sha256-${btoa(String.fromCharCode(...digest))}` });
+};
+
+test("a Go guest's capability call naming a capability it was never granted is refused: nothing runs", async () => {
+  const out = await browser.page.evaluate(
+    (goExportsSource) =>
+      window.scenario(async ({ sb, p, nb }) => {
+        const load = new Function(`return ${goExportsSource}`)();
+        const seen = [];
+        const double = nb.goCapability((n) => (seen.push(n), n * 2));
+        const greet = nb.goCapability(() => 'hi');
+        const go = await sb.instantiateGo(await load(sb), { globals: { host: { double, greet } } });
+        await p.send({ rewrite: 'forgeGoCapability' });
+        return { error: await window.caught(go.callGo('useCapability', 21)), seen };
+      }),
+    goExports.toString(),
+  );
+  assertViolation(out.error, 'CAPABILITY_REVOKED');
+  assert.equal(out.error.details.forged, true);
+  assert.deepEqual(out.seen, [], 'no Go capability ran');
+  assertContained(out, /Go capability 999 \(gojs\.host\.double\) was never granted/);
+});
+
+test("a Go call's result that is not plain data is refused", async () => {
+  const out = await browser.page.evaluate(
+    (goExportsSource) =>
+      window.scenario(async ({ sb, p }) => {
+        const load = new Function(`return ${goExportsSource}`)();
+        const go = await sb.instantiateGo(await load(sb));
+        await p.send({ rewrite: 'goResultNotData' });
+        return { error: await window.caught(go.callGo('strlen', 'abc')) };
+      }),
+    goExports.toString(),
+  );
+  assertViolation(out.error);
+  assertContained(out, /reply \d+ to call: malformed value/);
 });
 
 test('host call arguments outside their declared types are refused before the capability runs', async () => {

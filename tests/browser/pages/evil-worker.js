@@ -68,6 +68,14 @@ const REWRITES = {
   // A trace (a copy of the last one seen) added to a call's reply that asked for none.
   unaskedTrace: (m, { trace }) =>
     m.type === 'reply' && m.ok && m.request === 'call' && { ...m, value: { ...m.value, trace } },
+  // A Go guest's capability call naming a capability id the instance was never granted.
+  forgeGoCapability: (m) => m.type === 'host' && m.goArgs !== undefined && { ...m, capability: 999 },
+  // A Go call's reply whose result is not plain data (a Date: structured-cloneable, not GoData).
+  goResultNotData: (m) =>
+    m.type === 'reply' &&
+    m.ok &&
+    m.request === 'call' &&
+    m.value.go !== undefined && { ...m, value: { ...m.value, go: { ...m.value.go, result: new Date(0) } } },
   // A host request whose first argument is out of the i32 range.
   badArgs: (m) => m.type === 'host' && { ...m, args: [2 ** 40, ...m.args.slice(1)] },
 };
