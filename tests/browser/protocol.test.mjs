@@ -122,7 +122,7 @@ test('a host request while no call is in flight is refused: no capability runs',
       // The call is over: a host request in its name now is forged.
       await p.send({
         inject: {
-          v: 2,
+          v: 3,
           type: 'host',
           id: 1_000_000,
           sandboxId: call.sandboxId,
@@ -167,7 +167,7 @@ test("shared pool: a host request naming another sandbox's capability, or its ow
       const bRun = window.caught(bInst.call('spin'));
       const bCall = await p.callSeen('spin');
       const forged = {
-        v: 2,
+        v: 3,
         type: 'host',
         id: 1_000_000,
         callId: bCall.id,
@@ -223,7 +223,7 @@ test('a second host request for a call that already waits for one is refused', a
       await window.until(() => release !== undefined);
       await p.send({
         inject: {
-          v: 2,
+          v: 3,
           type: 'host',
           id: 1_000_000,
           sandboxId: call.sandboxId,
@@ -451,7 +451,7 @@ test('a progress notice for a call that did not ask for progress is refused', as
       const running = window.caught(inst.call('spin', [], { timeoutMs: 10_000 }));
       const { id, sandboxId } = await p.callSeen('spin');
       const metrics = { fuelConsumed: 1, slices: 1, hostCalls: 0, peakMemoryBytes: 0, wallTimeUs: 1 };
-      await p.send({ inject: { v: 2, type: 'progress', sandboxId, callId: id, metrics, memoryBytes: 0 } });
+      await p.send({ inject: { v: 3, type: 'progress', sandboxId, callId: id, metrics, memoryBytes: 0 } });
       return { error: await running };
     }),
   );
@@ -489,7 +489,7 @@ test('a reply to a request the page never sent is refused', async () => {
     window.scenario(async ({ sb, p, fx }) => {
       const mod = await sb.load(fx.spin.url, { integrity: fx.spin.integrity });
       const inst = await sb.instantiate(mod);
-      await p.send({ inject: { v: 2, type: 'reply', id: 999_999, ok: true, request: 'cancel', value: {} } });
+      await p.send({ inject: { v: 3, type: 'reply', id: 999_999, ok: true, request: 'cancel', value: {} } });
       await window.until(() => sb.stats.protocolViolations > 0);
       return { lost: await window.caught(inst.call('answer')) };
     }),
