@@ -242,8 +242,7 @@ fn instances_of_one_cached_module_share_no_state() {
     let mut first = a.instantiate(&ma, &Grants::new()).expect("inst");
     call(&mut first, "poke", &[Value::I32(99)]).expect("poke");
     let peek = |inst: &mut nestbox::Instance| {
-        ["peek_memory", "peek_global", "peek_table"]
-            .map(|e| call(inst, e, &[]).expect("peek")[0].clone())
+        ["peek_memory", "peek_global", "peek_table"].map(|e| call(inst, e, &[]).expect("peek")[0])
     };
     assert_eq!(peek(&mut first), [99, 99, 2].map(Value::I32));
     // Another sandbox's instance, another instance of the same sandbox and one created
