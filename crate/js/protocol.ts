@@ -164,8 +164,19 @@ export type StdinAnswer = { ok: true; bytes: Uint8Array; eof: boolean } | { ok: 
 /** A request as sent: the version, its id and the sandbox (one worker may serve several). */
 export type ToWorkerRequest = Request & { v: ProtocolVersion; id: number; sandboxId: number };
 
+/**
+ * The page's first message to a worker, the answer to its `hello`: nestbox's own wasm,
+ * compiled once on the page (`null`: the worker fetches and compiles it itself).
+ */
+export interface BootMessage {
+  v: ProtocolVersion;
+  type: 'boot';
+  module: WebAssembly.Module | null;
+}
+
 /** Every message the page sends. */
 export type ToWorker =
+  | BootMessage
   | ToWorkerRequest
   | { v: ProtocolVersion; type: 'hostReply'; id: number; sandboxId: number; answer: HostAnswer }
   | { v: ProtocolVersion; type: 'stdinReply'; id: number; sandboxId: number; answer: StdinAnswer };
@@ -246,8 +257,13 @@ export interface AuditNotice {
   entries: CoreAuditEntry[];
 }
 
-/** Every message the worker sends. */
+/**
+ * Every message the worker sends. The handshake: the worker's script runs and says `hello`;
+ * the page answers `boot` (with the core's module); the worker loads the core and says
+ * `ready` (or `fatal`); only then does the page send requests.
+ */
 export type FromWorker =
+  | { v: ProtocolVersion; type: 'hello' }
   | { v: ProtocolVersion; type: 'ready' }
   /** The core failed in a way that leaves it unusable (a Rust panic); the page ends the worker. */
   | { v: ProtocolVersion; type: 'fatal'; error: ErrorRecord }
@@ -457,6 +473,8 @@ export function readFromWorker(data: unknown): FromWorker | string {
   if (!isDict(data)) return 'message is not an object';
   if (data['v'] !== PROTOCOL_VERSION) return `protocol version ${String(data['v'])}, expected ${PROTOCOL_VERSION}`;
   switch (data['type']) {
+    case 'hello':
+      return { v: PROTOCOL_VERSION, type: 'hello' };
     case 'ready':
       return { v: PROTOCOL_VERSION, type: 'ready' };
     case 'fatal':

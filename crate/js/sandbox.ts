@@ -57,6 +57,7 @@ import {
   DEFAULT_WATCHDOG_GRACE_MS,
   WorkerConnection,
   type ConnectionClient,
+  type CoreSource,
   type Outcome,
   type ReplyCheck,
 } from './connection.js';
@@ -69,6 +70,7 @@ import { callOptions, coreLimits, onlyFields, timeoutOf, type CheckedCallOptions
 import { DEFAULT_LIMITS } from './constants.js';
 import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
 import { traceProblem } from './trace.js';
+import { compiledCore, defaultWasmUrl } from './wasm.js';
 import {
   valuesMismatch,
   type AuditNotice,
@@ -173,6 +175,29 @@ function workerFactory(workerUrl: string | URL | undefined): () => Worker {
   return () => new Worker(workerUrl, { type: 'module' });
 }
 
+/**
+ * nestbox's own wasm for the workers of `workerUrl`, compiled once per page (`wasm.ts`): the
+ * package's own `nestbox_bg.wasm`, or for a custom worker script the one next to it (where
+ * a page without a bundler serves the package) — when there is none there (404), the worker
+ * loads its own as its script says.
+ */
+function coreSource(workerUrl: string | URL | undefined): CoreSource {
+  if (workerUrl === undefined) return () => compiledCore(defaultWasmUrl());
+  return () => {
+    let url: URL;
+    try {
+      url = new URL('nestbox_bg.wasm', new URL(String(workerUrl), globalThis.location?.href));
+    } catch {
+      return undefined; // not a URL the page can fetch: the worker loads its own
+    }
+    return compiledCore(url, true);
+  };
+}
+
+function connectionFor(workerUrl: string | URL | undefined, graceMs: number): WorkerConnection {
+  return new WorkerConnection(workerFactory(workerUrl), graceMs, coreSource(workerUrl));
+}
+
 const poolConnections = new WeakMap<SharedWorkerPool, WorkerConnection>();
 
 /**
@@ -194,7 +219,7 @@ export class SharedWorkerPool extends Resource {
     super();
     onlyFields(options as Record<string, unknown>, ['workerUrl', 'watchdogGraceMs'], 'worker pool options');
     const grace = positiveMs(options.watchdogGraceMs, 'watchdogGraceMs') ?? DEFAULT_WATCHDOG_GRACE_MS;
-    poolConnections.set(this, new WorkerConnection(workerFactory(options.workerUrl), grace));
+    poolConnections.set(this, connectionFor(options.workerUrl, grace));
   }
 
   /** Whether the pool can still serve sandboxes. */
@@ -262,7 +287,7 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
     owned = false;
   } else {
     const grace = positiveMs(options.watchdogGraceMs, 'watchdogGraceMs') ?? DEFAULT_WATCHDOG_GRACE_MS;
-    connection = new WorkerConnection(workerFactory(options.workerUrl), grace);
+    connection = connectionFor(options.workerUrl, grace);
     owned = true;
   }
   const session = new Session(connection, owned, limits, { policy, onAudit });

@@ -1,7 +1,13 @@
 /**
- * The worker bootstrap: loads nestbox's own wasm (`./nestbox.js`, wasm-pack `--target web`,
- * whose default export fetches `nestbox_bg.wasm` next to it via `import.meta.url`), keeps one
- * {@link Core} per sandbox it serves, and runs the call loop ({@link drive}).
+ * The worker bootstrap: loads nestbox's own wasm, keeps one {@link Core} per sandbox it
+ * serves, and runs the call loop ({@link drive}).
+ *
+ * The handshake: the script says `hello`; the page answers `boot` with nestbox's
+ * `WebAssembly.Module`, compiled once per page, which the worker instantiates
+ * (`init({ module_or_path })` of `./nestbox.js`, wasm-pack `--target web`) — or with `null`,
+ * and the worker fetches `nestbox_bg.wasm` next to `./nestbox.js` itself. Then it says
+ * `ready`. A boot that is not exactly one `WebAssembly.Module` (or `null`), a second boot, or
+ * a module that does not instantiate as nestbox's core is `fatal` (`WORKER_CRASHED`).
  *
  * Host functions live on the page: a `host` step becomes a `host` message, and the guest
  * stays suspended until the page's `hostReply` (or a `cancel`) arrives. Memory requests
@@ -81,6 +87,8 @@ const stdinWaits = new Map<number, (outcome: StdinOutcome) => void>();
 let nextHostId = 1;
 /** Set when the core crashed: nothing is answered any more. */
 let dead = false;
+/** Set by the page's `boot`; requests before it are refused. */
+let booted = false;
 
 function post(message: FromWorker, transfer: Transferable[] = []): void {
   // Audit entries first: the page sees them in order, and before whatever caused them ends.
@@ -284,7 +292,50 @@ function answerStdin(id: number, answer: StdinAnswer): void {
   settle(answer.ok ? { kind: 'data', bytes: answer.bytes, eof: answer.eof } : { kind: 'fail', error: answer.error });
 }
 
+/** Ends the worker: it could not load nestbox's core (`reason`), and says so once. */
+function bootFailed(reason: string): void {
+  dead = true;
+  post({
+    v: PROTOCOL_VERSION,
+    type: 'fatal',
+    error: record('WORKER_CRASHED', `the worker could not load nestbox_bg.wasm: ${reason}`, { reason }),
+  });
+}
+
+/** The page's `boot`: instantiate the module it compiled (or fetch our own), then `ready`. */
+function boot(module: unknown): void {
+  if (booted) {
+    bootFailed('a second boot message');
+    return;
+  }
+  booted = true;
+  if (module !== null && !(module instanceof WebAssembly.Module)) {
+    bootFailed('the boot message carries no WebAssembly.Module');
+    return;
+  }
+  const loading = module === null ? init() : init({ module_or_path: module });
+  loading.then(
+    (output) => {
+      if (!(output.memory instanceof WebAssembly.Memory)) {
+        bootFailed('the module is not nestbox_bg.wasm (it exports no memory)');
+        return;
+      }
+      ownMemory = output.memory;
+      post({ v: PROTOCOL_VERSION, type: 'ready' });
+    },
+    (error: unknown) => bootFailed(String(error)),
+  );
+}
+
 function handle(message: ToWorker): void {
+  if (message.type === 'boot') {
+    boot((message as { module?: unknown }).module);
+    return;
+  }
+  if (!booted) {
+    if ('id' in message) replyError(message.id, record('INVALID_ARGUMENT', 'the worker has not booted'));
+    return;
+  }
   if (message.type === 'hostReply') {
     answerHost(message.id, message.answer);
     return;
@@ -420,7 +471,7 @@ function isVersioned(data: unknown): data is ToWorker {
   return typeof data === 'object' && data !== null && (data as { v?: unknown }).v === PROTOCOL_VERSION;
 }
 
-// Registered before the wasm is loaded; the page sends nothing before `ready`.
+// Registered before `hello`; the page sends `boot` and then nothing before `ready`.
 scope.addEventListener('message', (event) => {
   if (dead) return;
   const data = event.data;
@@ -434,19 +485,5 @@ scope.addEventListener('message', (event) => {
   handle(data);
 });
 
-init().then(
-  (output) => {
-    ownMemory = output.memory;
-    post({ v: PROTOCOL_VERSION, type: 'ready' });
-  },
-  (error: unknown) => {
-    dead = true;
-    post({
-      v: PROTOCOL_VERSION,
-      type: 'fatal',
-      error: record('WORKER_CRASHED', `the worker could not load nestbox_bg.wasm: ${String(error)}`, {
-        reason: String(error),
-      }),
-    });
-  },
-);
+// The page answers with `boot` (nothing else is sent before `ready`).
+post({ v: PROTOCOL_VERSION, type: 'hello' });

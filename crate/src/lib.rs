@@ -61,6 +61,7 @@ pub mod memory;
 pub mod policy;
 pub mod trace;
 
+pub mod cache;
 pub mod module;
 
 pub mod data;
@@ -79,6 +80,7 @@ pub mod bindings;
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
+pub use cache::{CacheLimits, CacheStats, EngineKey, ModuleCache};
 pub use capability::{CapabilityId, Grant, Grants, HostCall, HttpRequest, HttpResponse};
 pub use data::{DataConfig, HttpGrant, LogLine};
 pub use error::{Details, Error, ErrorCode, TrapCode};
