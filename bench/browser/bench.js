@@ -2,7 +2,7 @@
 // export takes the guests' manifest (`{ name: { url, integrity } }`) and returns plain data.
 // Nothing here asserts a speed: the numbers are printed. Results are checked, though: a fast
 // wrong answer is not a measurement.
-import { capability, createSandbox } from '/pkg/index.js';
+import { capability, createSandbox, createWorkerPool } from '/pkg/index.js';
 
 const now = () => performance.now();
 const median = (xs) => {
@@ -19,9 +19,10 @@ const sandboxes = [];
 
 /**
  * createSandbox → load → instantiate (one capability) → first call's result, for a new
- * sandbox (a new worker, which fetches and compiles nestbox_bg.wasm itself).
+ * sandbox (a new worker: the page compiles nestbox_bg.wasm once, the first time, and sends
+ * the compiled module to every worker). `keep`: the sandbox stays for later steps.
  */
-export async function coldStart(fx) {
+export async function coldStart(fx, keep = true) {
   const t0 = now();
   const sb = await createSandbox({ limits: { timeoutMs: 60_000 } });
   const t1 = now();
@@ -34,8 +35,59 @@ export async function coldStart(fx) {
   const t4 = now();
   check('log_and_double run(21)', results[0], 42);
   inst.dispose();
-  sandboxes.push(sb);
+  if (keep) sandboxes.push(sb);
+  else sb.dispose();
   return { totalMs: t4 - t0, createMs: t1 - t0, loadMs: t2 - t1, instantiateMs: t3 - t2, callMs: t4 - t3 };
+}
+
+/** {@link coldStart} `runs` times more, each a new sandbox (disposed after): medians. */
+export async function nextColdStarts(fx, runs) {
+  const all = [];
+  for (let i = 0; i < runs; i++) {
+    all.push(await coldStart(fx, false));
+    await sleep(20); // the disposed worker's teardown is not the next one's start
+  }
+  const out = {};
+  for (const key of Object.keys(all[0])) out[key] = median(all.map((r) => r[key]));
+  out.minTotalMs = Math.min(...all.map((r) => r.totalMs));
+  out.maxTotalMs = Math.max(...all.map((r) => r.totalMs));
+  return out;
+}
+
+/**
+ * A guest's `load` (bytes given: no fetch) in sandboxes of one shared worker: compiled
+ * (each sandbox with another `maxRecursionDepth`, so another engine configuration: a cache
+ * miss) and cached (the same limits as a sandbox that loaded it: a hit, marked `cached` in
+ * its audit log). Medians of `runs`.
+ */
+export async function guestLoad(fx, name, runs) {
+  const bytes = new Uint8Array(await (await fetch(fx[name].url)).arrayBuffer());
+  const integrity = fx[name].integrity;
+  const pool = createWorkerPool();
+  try {
+    const timed = async (limits) => {
+      const sb = await createSandbox({ worker: pool, limits });
+      const t0 = now();
+      await sb.load(bytes, { integrity });
+      const ms = now() - t0;
+      const load = (await sb.audit.entries()).findLast((e) => e.event === 'load');
+      sb.dispose();
+      return { ms, cached: load?.extra?.cached === 'true' };
+    };
+    const compiled = [];
+    const cached = [];
+    for (let i = 0; i < runs; i++) {
+      const miss = await timed({ maxRecursionDepth: 5_000 + i });
+      check(`${name} load with new limits is cached`, miss.cached, false);
+      compiled.push(miss.ms);
+      const hit = await timed({ maxRecursionDepth: 5_000 + i });
+      check(`${name} load with the same limits is cached`, hit.cached, true);
+      cached.push(hit.ms);
+    }
+    return { sizeBytes: bytes.length, compiledMs: median(compiled), cachedMs: median(cached) };
+  } finally {
+    pool.dispose();
+  }
 }
 
 /** One capability call from the guest to a host function on this page, per call. */

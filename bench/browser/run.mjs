@@ -37,6 +37,10 @@ const CALL_ROUNDS = 3;
 const CANCEL_RUNS = 9;
 const CANCEL_AFTER_MS = 50;
 const COMPUTE_RUNS = 3;
+const COLD_START_RUNS = 10;
+const GUEST_LOAD_RUNS = 5;
+/** The synthetic guest of the guest-load rows: this many functions of arithmetic. */
+const BIG_GUEST_FUNCTIONS = 3_000;
 
 const started = performance.now();
 const median = (xs) => {
@@ -59,7 +63,26 @@ async function compileGuests() {
       integrity: `sha256-${createHash('sha256').update(bytes).digest('base64')}`,
     };
   }
+  const big = bigGuest(wabt);
+  files['/guests/big.wasm'] = { body: big, type: 'application/wasm' };
+  manifest.big = { url: '/guests/big.wasm', integrity: `sha256-${createHash('sha256').update(big).digest('base64')}` };
   return { files, manifest };
+}
+
+/** A guest big enough that validating it shows: many small functions calling each other. */
+function bigGuest(wabt) {
+  const funcs = [];
+  for (let i = 0; i < BIG_GUEST_FUNCTIONS; i++) {
+    const body = [];
+    for (let j = 0; j < 20; j++)
+      body.push(`(local.set 0 (i32.add (i32.mul (local.get 0) (i32.const ${i * 31 + j})) (i32.const ${j})))`);
+    const next = i + 1 < BIG_GUEST_FUNCTIONS ? `(call $f${i + 1} (local.get 0))` : '(local.get 0)';
+    funcs.push(`(func $f${i} (param i32) (result i32) ${body.join(' ')} ${next})`);
+  }
+  const module = wabt.parseWat('big', `(module ${funcs.join('\n')} (export "run" (func $f0)))`);
+  const bytes = Buffer.from(module.toBinary({}).buffer);
+  module.destroy();
+  return bytes;
 }
 
 // ---- the table ----
@@ -108,14 +131,24 @@ try {
   );
 
   section('cold start: createSandbox → load → instantiate → first result (log_and_double)');
-  for (const label of ['1st sandbox on the page', '2nd sandbox']) {
-    const c = await run('coldStart', manifest);
-    row(
-      label,
-      ms(c.totalMs),
-      `createSandbox ${text(ms(c.createMs))} · load ${text(ms(c.loadMs))} · instantiate ${text(ms(c.instantiateMs))} · call ${text(ms(c.callMs))}`,
-    );
-  }
+  const parts = (c) =>
+    `createSandbox ${text(ms(c.createMs))} · load ${text(ms(c.loadMs))} · instantiate ${text(ms(c.instantiateMs))} · call ${text(ms(c.callMs))}`;
+  const first = await run('coldStart', manifest);
+  row('1st sandbox on the page', ms(first.totalMs), parts(first));
+  const next = await run('nextColdStarts', manifest, COLD_START_RUNS);
+  row(
+    `next sandboxes (median of ${COLD_START_RUNS})`,
+    ms(next.totalMs),
+    `${parts(next)} · min ${text(ms(next.minTotalMs))} · max ${text(ms(next.maxTotalMs))}`,
+  );
+  const load = await run('guestLoad', manifest, 'big', GUEST_LOAD_RUNS);
+  const kib = `${fmt(load.sizeBytes / 1024, 0)} KiB guest`;
+  row(`guest load, compiled (median of ${GUEST_LOAD_RUNS})`, ms(load.compiledMs), `${kib}: SHA-256, validation`);
+  row(
+    `guest load, cached (median of ${GUEST_LOAD_RUNS})`,
+    ms(load.cachedMs),
+    `${kib}, same bytes and engine configuration in the worker: SHA-256, policy, shape`,
+  );
 
   section(`one capability call (host_loop: n sequential calls in one guest call; ${CALL_ROUNDS} rounds)`);
   const rounds = { inWorker: [], pageSide: [], trip: [] };

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use nestbox::{
     CallOptions, Digest, Error, ErrorCode, GoConfig, GoValue, GuestMemory, Hooks, HostCall,
-    Instance, Limits, Sandbox, Value, drive_go_export, drive_go_main,
+    Instance, Limits, Sandbox, Value, drive_go_export, drive_go_main, drive_go_timers,
 };
 
 fn guest(name: &str) -> Vec<u8> {
@@ -68,6 +68,7 @@ fn start(name: &str, limits: Limits) -> (Sandbox, Instance, Caps) {
         obj(&[
             ("double", GoValue::Capability(1)),
             ("greet", GoValue::Capability(2)),
+            ("tick", GoValue::Capability(3)),
         ]),
     );
     globals.insert(
@@ -114,20 +115,22 @@ fn call(
 fn exports_are_listed_and_called_with_json_like_values_bytes_and_capabilities() {
     let (_sb, mut inst, mut caps) = start("exports", Limits::default());
     let (stdout, _) = inst.take_output();
-    assert_eq!(String::from_utf8_lossy(&stdout), "exports registered: 10\n");
+    assert_eq!(String::from_utf8_lossy(&stdout), "exports registered: 12\n");
     assert_eq!(
         inst.go_exports(),
         [
             "exit",
             "hello",
             "jsonRoundTrip",
+            "panicLater",
             "panics",
             "readConfig",
             "reverseBytes",
             "spin",
             "state",
             "strlen",
-            "useCapability"
+            "useCapability",
+            "watch"
         ]
     );
     let s = |t: &str| GoValue::String(t.into());
@@ -219,6 +222,78 @@ fn exports_are_listed_and_called_with_json_like_values_bytes_and_capabilities() 
         call(&mut inst, &mut caps, "strlen", &[s("ok")]).unwrap(),
         GoValue::Number(2.0)
     );
+}
+
+#[test]
+fn timers_fire_while_the_program_is_idle_and_a_goroutines_panic_there_is_a_trap() {
+    let (_sb, mut inst, mut caps) = start("exports", Limits::default());
+    // No timer is due right after main: running the timers enters nothing.
+    let idle = drive_go_timers(&mut inst, &CallOptions::default(), &mut caps).unwrap();
+    assert_eq!(idle.metrics.fuel_consumed, 0);
+    assert_eq!(
+        call(&mut inst, &mut caps, "watch", &[GoValue::Number(3.0)]).unwrap(),
+        GoValue::Null
+    );
+    let ticks = |caps: &Caps| -> Vec<GoValue> {
+        caps.calls
+            .iter()
+            .filter(|(import, _)| import == "gojs.host.tick")
+            .flat_map(|(_, args)| args.clone())
+            .collect()
+    };
+    assert!(
+        ticks(&caps).is_empty(),
+        "watch returned before its goroutine ran"
+    );
+    // What an embedder does between calls: wait for the next timer, run what is due.
+    let mut runs = 0;
+    while ticks(&caps).len() < 3 {
+        let ms = inst
+            .go_next_timer_ms()
+            .expect("a timer is pending while the goroutine sleeps");
+        assert!(ms <= 10_000, "the next timer is {ms} ms away");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        drive_go_timers(&mut inst, &CallOptions::default(), &mut caps).unwrap();
+        runs += 1;
+        assert!(runs < 200, "three 5 ms sleeps took {runs} runs");
+    }
+    assert_eq!(
+        ticks(&caps),
+        [1.0, 2.0, 3.0].map(GoValue::Number),
+        "host.tick(1), (2), (3) in order, called from the idle goroutine"
+    );
+    // The program is usable in between and after.
+    assert_eq!(
+        call(
+            &mut inst,
+            &mut caps,
+            "strlen",
+            &[GoValue::String("abc".into())]
+        )
+        .unwrap(),
+        GoValue::Number(3.0)
+    );
+    // A goroutine that panics while idle: the timers' run is the TRAP, and the program is over.
+    call(&mut inst, &mut caps, "panicLater", &[]).unwrap();
+    let error = loop {
+        let ms = inst
+            .go_next_timer_ms()
+            .expect("the goroutine's sleep is pending");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        match drive_go_timers(&mut inst, &CallOptions::default(), &mut caps) {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(error.code(), ErrorCode::Trap);
+    assert_eq!(error.message(), "Go panic: a goroutine gave up");
+    assert_eq!(
+        inst.go_next_timer_ms(),
+        None,
+        "no timers once the program exited"
+    );
+    let after = drive_go_timers(&mut inst, &CallOptions::default(), &mut caps).unwrap_err();
+    assert_eq!(after.code(), ErrorCode::Poisoned);
 }
 
 #[test]

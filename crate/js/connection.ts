@@ -6,6 +6,12 @@
  * ({@link SharedWorkerPool}). It deals in error *records* only; the sandbox converts them
  * (with the context it has) in `errors.ts`'s one conversion.
  *
+ * The boot handshake: the connection starts compiling nestbox's own wasm (once per page,
+ * shared: `wasm.ts`) as it creates the worker, so the worker's script loads while the wasm
+ * compiles; the worker says `hello`, the page answers `boot` with the compiled module, and
+ * the worker instantiates it and says `ready` — only then are requests sent. A compile that
+ * fails ends the worker like a crash (`WORKER_CRASHED`; the next request tries again).
+ *
  * The watchdog is the backstop for what cannot yield (a guest inside one long step): every
  * request must be answered within its own limit (a call's wall-clock limit plus a grace
  * period); otherwise the worker is terminated and a new one started. The request that was
@@ -103,11 +109,23 @@ export interface Culprit {
 /** Default grace beyond a call's wall-clock limit before the worker is presumed stuck. */
 export const DEFAULT_WATCHDOG_GRACE_MS = 1_000;
 
+/**
+ * nestbox's own wasm for a new worker: a compile in flight or done (`null`: the worker loads
+ * it itself), or `undefined` when the page does not provide it.
+ */
+export type CoreSource = () => Promise<WebAssembly.Module | null> | undefined;
+
 /** The page's end of one worker. */
 export class WorkerConnection {
   readonly #create: WorkerFactory;
+  readonly #core: CoreSource | undefined;
   readonly graceMs: number;
   #worker: WorkerHandle | undefined;
+  /** The current worker's core module (being compiled when the worker was created). */
+  #coreModule: Promise<WebAssembly.Module | null> | undefined;
+  /** Whether the current worker said `hello`, and whether it was sent `boot`. */
+  #hello = false;
+  #bootSent = false;
   /** Messages waiting for the worker's `ready`; `undefined` once it is ready. */
   #queue: ToWorker[] | undefined;
   /** Whether the current worker said `ready` (a worker that never did is not respawned eagerly). */
@@ -135,9 +153,13 @@ export class WorkerConnection {
   #lastViolation: string | undefined;
   #closed = false;
 
-  /** A connection that starts workers with `create` (lazily, on the first request). */
-  constructor(create: WorkerFactory, graceMs: number) {
+  /**
+   * A connection that starts workers with `create` (lazily, on the first request), giving
+   * each the core module `core` provides (without it, each worker loads its own).
+   */
+  constructor(create: WorkerFactory, graceMs: number, core?: CoreSource) {
     this.#create = create;
+    this.#core = core;
     this.graceMs = graceMs;
   }
 
@@ -370,6 +392,10 @@ export class WorkerConnection {
    * platform threw as the error's `cause`.
    */
   #spawn(): void {
+    // The compile starts before the worker: they run in parallel.
+    this.#coreModule = this.#core?.();
+    this.#hello = false;
+    this.#bootSent = false;
     let live = true;
     const current = (): boolean => live && !this.#closed;
     const events: WorkerEvents = {
@@ -410,6 +436,27 @@ export class WorkerConnection {
     this.#worker?.terminate();
     this.#worker = undefined;
     this.#queue = undefined;
+    this.#coreModule = undefined;
+  }
+
+  /** Answers the current worker's `hello` with `boot`, once its core module is compiled. */
+  #boot(): void {
+    const worker = this.#worker;
+    const compiling = this.#coreModule;
+    if (worker === undefined) return;
+    const send = (module: WebAssembly.Module | null): void => {
+      if (worker !== this.#worker) return; // replaced meanwhile
+      this.#bootSent = true;
+      worker.post({ v: PROTOCOL_VERSION, type: 'boot', module } satisfies ToWorker);
+    };
+    if (compiling === undefined) {
+      send(null);
+      return;
+    }
+    compiling.then(send, (error: unknown) => {
+      if (worker !== this.#worker) return;
+      this.restart(error instanceof Error ? error.message : `nestbox_bg.wasm: ${String(error)}`);
+    });
   }
 
   /**
@@ -487,9 +534,22 @@ export class WorkerConnection {
       return;
     }
     switch (message.type) {
+      case 'hello': {
+        if (this.#hello) {
+          this.violation('a second hello');
+          return;
+        }
+        this.#hello = true;
+        this.#boot();
+        return;
+      }
       case 'ready': {
         if (this.#booted) {
           this.violation('a second ready');
+          return;
+        }
+        if (!this.#bootSent) {
+          this.violation('ready before the page sent boot');
           return;
         }
         this.#booted = true;

@@ -86,7 +86,9 @@ export const DEFAULT_LIMITS = Object.freeze({
   fuel: 10_000_000_000,
   /** Wall-clock limit per call, in milliseconds. */
   timeoutMs: 30_000,
-} as const satisfies Required<Pick<CoreLimits, 'fuel' | 'timeoutMs'>>);
+  /** Bytes of output a data call returns, and a Go guest writes in its lifetime. */
+  maxOutputBytes: 16 << 20,
+} as const satisfies Required<Pick<CoreLimits, 'fuel' | 'timeoutMs' | 'maxOutputBytes'>>);
 
 /**
  * The core's default caps on a WASI run's output (`coreConstants().wasiDefaults`): the page

@@ -27,6 +27,7 @@ import type {
   CoreValue,
 } from './nestbox.js';
 import { HOST_FAILURE_CODES } from './constants.js';
+import type { GoData } from './types.js';
 import { isErrorRecord, record, type ErrorRecord } from './errors.js';
 import { MAX_TIMER_MS } from './host.js';
 
@@ -46,8 +47,13 @@ export type HostOutcome =
   | { kind: 'http'; response: CoreHttpResponse }
   /** End the guest call with this error (its code is kept; the core adds the metrics). */
   | { kind: 'fail'; error: ErrorRecord }
+  /** A Go guest's capability call answered (`step.goArgs`): its result, copied in. */
+  | { kind: 'go'; value: GoData }
   /** The caller cancelled while the host function ran. */
   | { kind: 'cancel' };
+
+/** A host step of a Go guest: a granted Go capability called with copies of its arguments. */
+export type GoHostStep = HostStep & { goArgs?: GoData[] };
 
 /** How the owner answered a WASI guest's wait for stdin. */
 export type StdinOutcome =
@@ -218,9 +224,13 @@ async function driveData(
   control: DriveControl,
   input: Uint8Array | undefined,
 ): Promise<FinishedStep> {
-  if (input === undefined) return driveSteps(core, instanceId, exportName, args, options, control, undefined);
+  if (input === undefined) {
+    return driveSteps(core, instanceId, control, () => core.start(instanceId, exportName, args, options));
+  }
   try {
-    const finished: FinishedStep = await driveSteps(core, instanceId, exportName, args, options, control, input);
+    const finished: FinishedStep = await driveSteps(core, instanceId, control, () =>
+      core.startData(instanceId, exportName, input, options),
+    );
     finished.logs = core.takeLogs(instanceId);
     return finished;
   } catch (thrown) {
@@ -230,14 +240,26 @@ async function driveData(
   }
 }
 
+/**
+ * A Go `js/wasm` guest's call (`main`, an exported function, or its due timers): `start` is
+ * the core's `startGoMain` / `startGoExport` / `startGoTimers`. Its timers are sleeps
+ * (`control.wasi.sleep`), its output is drained after every step (`control.wasi.output`), its
+ * capability calls are `host` steps with `goArgs`, answered with a `go` outcome.
+ */
+export function driveGo(
+  core: Core,
+  instanceId: number,
+  control: DriveControl,
+  start: () => CoreStep,
+): Promise<FinishedStep> {
+  return driveSteps(core, instanceId, control, start);
+}
+
 async function driveSteps(
   core: Core,
   instanceId: number,
-  exportName: string,
-  args: CoreValue[],
-  options: CoreCallOptions,
   control: DriveControl,
-  input: Uint8Array | undefined,
+  start: () => CoreStep,
 ): Promise<FinishedStep> {
   const wasi = control.wasi;
   // Every step, successful or not, is followed by draining what the guest wrote.
@@ -251,11 +273,7 @@ async function driveSteps(
       }
     }
   };
-  let step: CoreStep = advance(() =>
-    input === undefined
-      ? core.start(instanceId, exportName, args, options)
-      : core.startData(instanceId, exportName, input, options),
-  );
+  let step: CoreStep = advance(start);
   for (;;) {
     switch (step.status) {
       case 'finished':
@@ -289,7 +307,15 @@ async function driveSteps(
         const outcome = await control.host(step);
         if (outcome.kind === 'fail') throw failHost(core, instanceId, outcome.error);
         if (outcome.kind === 'cancel' || control.cancelled()) throw cancelRecord(core, instanceId);
-        if (outcome.kind === 'http') {
+        const go = (step as GoHostStep).goArgs !== undefined;
+        if (go !== (outcome.kind === 'go')) {
+          // Fail closed: a Go capability call is answered only with a Go value, and only it.
+          throw failHost(core, instanceId, record('HOST_ERROR', 'internal: a host call answered with the wrong kind'));
+        }
+        if (outcome.kind === 'go') {
+          const { value } = outcome;
+          step = advance(() => core.resumeGo(instanceId, value));
+        } else if (outcome.kind === 'http') {
           if (step.http === undefined) {
             throw failHost(core, instanceId, record('HOST_ERROR', 'internal: an HTTP answer to a host call'));
           }

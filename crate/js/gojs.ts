@@ -1,19 +1,28 @@
 /**
- * Go `js/wasm` guests (`GOOS=js GOARCH=wasm`) in `nestbox/worker`: the core implements Go's
- * `gojs` imports over a membrane (crate/src/gojs), whose `js.Global()` holds only what is
- * granted here — JSON-like data (copied in) and {@link goCapability} tokens. This file is the
- * loop over the core's Go steps: sleeps for Go's timers, capability calls (checked against
- * revocation and quota here, then run), cancellation and output.
+ * Go `js/wasm` guests (`GOOS=js GOARCH=wasm`), in a page sandbox (`Sandbox.instantiateGo`)
+ * and in `nestbox/worker` (`LocalSandbox.instantiateGo`): the core implements Go's `gojs`
+ * imports over a membrane (crate/src/gojs), whose `js.Global()` holds only what is granted
+ * here — JSON-like data (copied in) and {@link goCapability} tokens.
+ *
+ * This file holds what both kinds of sandbox share: the tokens (a `WeakMap`, as capabilities:
+ * only ids reach the core), the translation of `globals`, the check of a Go capability call
+ * (granted to this instance, not revoked, within its quota), the check of what a worker sends
+ * for Go (a value that is not {@link GoData} is a lie), and {@link GoInstance}: calls, output,
+ * and the program's **idle timers** — after every run the core says when Go's next timer fires
+ * (`time.Sleep`, tickers, `time.AfterFunc`), and the instance runs the due timers then, as one
+ * more metered call, so goroutines keep running between calls as they do under
+ * `wasm_exec.js`. Where a run happens (this thread or the sandbox's worker) is the
+ * {@link GoBackend}'s business.
  *
  * @module
  */
 
-import type { Core, CoreCallOptions, CoreStep } from './nestbox.js';
-import { nextMacrotask, sleepFor } from './driver.js';
-import { SandboxError, coreRecordOf, errorFromRecord, invalidArgument, type AnySandboxError } from './errors.js';
+import { SandboxError, invalidArgument, type AnySandboxError, type ErrorCode } from './errors.js';
+import { MAX_TIMER_MS } from './host.js';
+import { report } from './platform.js';
+import type { GoCallOptions, GoCallResult, GoData, GoInstantiateOptions, Metrics } from './types.js';
 
-/** A value that crosses the membrane: JSON-like data and `Uint8Array`s. */
-export type GoData = undefined | null | boolean | number | string | Uint8Array | GoData[] | { [key: string]: GoData };
+export type { GoCallOptions, GoCallResult, GoData, GoInstantiateOptions } from './types.js';
 
 /** A function granted to a Go guest: called with copies of the guest's arguments. */
 export type GoHostFunction = (...args: GoData[]) => GoData | Promise<GoData>;
@@ -57,40 +66,11 @@ export function revokeGoCapability(token: GoCapability): void {
   entry.revoked = true;
 }
 
-/** Options of `LocalSandbox.instantiateGo`. */
-export interface GoInstantiateOptions {
-  /** What `js.Global()` holds besides the membrane's runtime shims. */
-  globals?: Record<string, unknown>;
-  /** `os.Args` (default `["js"]`). */
-  argv?: string[];
-  /** The environment. */
-  env?: Record<string, string>;
-  /** Per-call limits for `main` and every `callGo` (as `call`'s). */
-  timeoutMs?: number;
-  fuel?: number;
-  /** Where the guest's stdout and stderr go as it writes (default: kept, see `output`). */
-  onOutput?: (stdout: Uint8Array, stderr: Uint8Array) => void;
-}
-
-/** Per-call options of {@link GoInstance.callGoWith}. */
-export interface GoCallOptions {
-  signal?: AbortSignal;
-  timeoutMs?: number;
-  fuel?: number;
-}
-
-/** The core-side handle the instance uses (made by `LocalSandbox.instantiateGo`). */
-export interface GoHost {
-  readonly core: Core;
-  readonly instanceId: number;
-  /** After every operation (the sandbox's audit log). */
-  readonly after: () => void;
-  /** The sandbox is gone. */
-  readonly disposed: () => boolean;
-}
-
 /** Turns `globals` into the core's form: tokens become `{ __nestboxCapability: id }`. */
 export function goGlobals(globals: Record<string, unknown>, tokens: GoTokens): Record<string, unknown> {
+  if (typeof globals !== 'object' || globals === null || Array.isArray(globals)) {
+    throw invalidArgument('globals must be an object');
+  }
   const seen = new Map<GoCapabilityEntry, number>();
   const walk = (value: unknown, depth: number): unknown => {
     if (depth > 64) throw invalidArgument('globals are nested deeper than 64 levels');
@@ -116,33 +96,141 @@ export function goGlobals(globals: Record<string, unknown>, tokens: GoTokens): R
   return walk(globals, 0) as Record<string, unknown>;
 }
 
-type GoStep = CoreStep & { goArgs?: GoData[]; goResult?: GoData };
+/** How a Go capability call was answered: a value for the guest, or the error that ends its call. */
+export type GoHostVerdict = { ok: true; value: GoData } | { ok: false; error: AnySandboxError };
 
-function coreFailure(thrown: unknown): AnySandboxError {
-  const record = coreRecordOf(thrown);
-  if (record !== undefined) return errorFromRecord(record);
-  return new SandboxError('WORKER_CRASHED', `the nestbox core crashed: ${String(thrown)}`, {}, { cause: thrown });
+/**
+ * Runs the Go capability `capability` of an instance granted `tokens`: refused with
+ * `CAPABILITY_REVOKED` when it is not one of them (`forged`) or was revoked, with
+ * `CAPABILITY_QUOTA` past its quota (each refusal also counted by `deny`); a function that
+ * throws is `HOST_ERROR` with what it threw as the cause.
+ */
+export async function runGoCapability(
+  tokens: GoTokens,
+  capability: number,
+  importName: string,
+  args: GoData[],
+  deny: () => void,
+): Promise<GoHostVerdict & { forged?: true }> {
+  const entry = tokens.get(capability);
+  const refuse = (code: ErrorCode, message: string): GoHostVerdict => {
+    deny();
+    return { ok: false, error: new SandboxError(code, message, { capability, import: importName }) };
+  };
+  if (entry === undefined) {
+    return {
+      ...refuse('CAPABILITY_REVOKED', `Go capability ${capability} (${importName}) was never granted: refused`),
+      forged: true,
+    };
+  }
+  if (entry.revoked) return refuse('CAPABILITY_REVOKED', `${importName} was revoked`);
+  if (entry.calls >= entry.maxCalls) {
+    return refuse('CAPABILITY_QUOTA', `${importName} is over its quota of ${entry.maxCalls} calls`);
+  }
+  entry.calls++;
+  try {
+    return { ok: true, value: await entry.fn(...args) };
+  } catch (thrown) {
+    return {
+      ok: false,
+      error: new SandboxError('HOST_ERROR', String(thrown), { capability, import: importName }, { cause: thrown }),
+    };
+  }
 }
 
-/** A Go guest in this thread: its `main` ran; call the functions it registered. */
+/** The deepest a {@link GoData} value may nest (the core's own bound for the membrane). */
+const MAX_GO_DEPTH = 64;
+
+/** `undefined` when `value` is {@link GoData} (at most 64 levels deep), else what is wrong. */
+export function goDataProblem(value: unknown, depth = 0): string | undefined {
+  if (depth > MAX_GO_DEPTH) return `nested deeper than ${MAX_GO_DEPTH} levels`;
+  if (value === undefined || value === null) return undefined;
+  switch (typeof value) {
+    case 'boolean':
+    case 'number':
+    case 'string':
+      return undefined;
+    case 'object':
+      if (value instanceof Uint8Array) return undefined;
+      if (Array.isArray(value)) {
+        for (const item of value) {
+          const problem = goDataProblem(item, depth + 1);
+          if (problem !== undefined) return problem;
+        }
+        return undefined;
+      }
+      if (Object.getPrototypeOf(value) !== Object.prototype) return 'an object that is not plain data';
+      for (const item of Object.values(value)) {
+        const problem = goDataProblem(item, depth + 1);
+        if (problem !== undefined) return problem;
+      }
+      return undefined;
+    default:
+      return `a ${typeof value}`;
+  }
+}
+
+/** What a Go guest's call is for. */
+export type GoPhase = 'main' | 'export' | 'timers';
+
+/** What one run of a Go guest (`main`, an export, or its due timers) ended with. */
+export interface GoRun {
+  /** An export's result (`undefined` for `main` and timers). */
+  result: GoData;
+  /** Set when the program exited during the run (`os.Exit`, or `main` returned). */
+  exitCode?: number;
+  metrics: Metrics;
+  /** The functions the program has registered on `js.Global()` now, sorted. */
+  exports: string[];
+  /** Milliseconds until the program's next timer fires (none: `undefined`). */
+  nextTimerMs?: number;
+}
+
+/** Where a Go instance's runs happen: this thread (`nestbox/worker`) or the sandbox's worker. */
+export interface GoBackend {
+  /** Runs one phase; `output` is handed what the guest writes (as it writes, or at the end). */
+  run(
+    phase: GoPhase,
+    name: string,
+    args: GoData[],
+    options: GoCallOptions,
+    output: (stdout: Uint8Array, stderr: Uint8Array) => void,
+  ): Promise<GoRun>;
+  /** The instance cannot be used any more (sandbox disposed, worker replaced). */
+  gone(): AnySandboxError | undefined;
+  /** Frees the instance where it lives. */
+  release(): void;
+}
+
+/** A Go guest: its `main` ran; call the functions it registered. */
 export class GoInstance {
   #busy = false;
+  #released = false;
+  #exports: string[] = [];
   #stdout: Uint8Array[] = [];
   #stderr: Uint8Array[] = [];
-  /** The status `main` (or a call) exited with, once the program exited. */
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the program's next timer fires (`performance.now()` time), if it has one. */
+  #nextAt: number | undefined;
+  /** The idle timers' run in progress (a call waits for it). */
+  #idle: Promise<void> | undefined;
+  /** The status the program exited with, once it has. */
   exitCode: number | undefined;
+  /** The error that ended the last run of idle timers, if one did (also given to `onIdleError`). */
+  idleError: Error | undefined;
+  /** How many runs of idle timers there were. */
+  idleRuns = 0;
 
-  /** @internal Made by `LocalSandbox.instantiateGo`. */
+  /** @internal Made by `instantiateGo`. */
   constructor(
-    private readonly host: GoHost,
-    private readonly tokens: GoTokens,
+    private readonly backend: GoBackend,
     private readonly defaults: GoCallOptions,
-    private readonly onOutput?: (stdout: Uint8Array, stderr: Uint8Array) => void,
+    private readonly options: Pick<GoInstantiateOptions, 'onOutput' | 'onIdleError'> = {},
   ) {}
 
   /** The names the guest registered on `js.Global()` with `js.FuncOf`, sorted. */
   goExports(): string[] {
-    return this.host.core.goExports(this.host.instanceId);
+    return [...this.#exports];
   }
 
   /** What the guest wrote so far (when no `onOutput` was given), taken. */
@@ -159,106 +247,111 @@ export class GoInstance {
     return (await this.callGoWith(name, args)).result;
   }
 
-  /** {@link callGo} with a signal and limits; resolves with the result and the metrics. */
-  async callGoWith(
-    name: string,
-    args: GoData[],
-    options: GoCallOptions = {},
-  ): Promise<{ result: GoData; exitCode?: number; metrics: unknown }> {
+  /**
+   * {@link callGo} with a signal and limits; resolves with the result and the metrics.
+   *
+   * @throws `BUSY` during another call; `TRAP` for a Go panic (Go's message, the runtime's
+   *   output in `details.cause`) and `POISONED` after it; `CANCELLED`, `TIMEOUT`,
+   *   `FUEL_EXHAUSTED`, `CAPABILITY_REVOKED`, `CAPABILITY_QUOTA`, `HOST_ERROR`, `OUTPUT_LIMIT`,
+   *   `DISPOSED`; TypeError (`INVALID_ARGUMENT`) for a name it did not register.
+   */
+  async callGoWith(name: string, args: GoData[], options: GoCallOptions = {}): Promise<GoCallResult> {
     if (typeof name !== 'string') throw invalidArgument('callGo needs a function name');
-    const step = await this.run((core, id, opts) => core.startGoExport(id, name, args, opts) as GoStep, {
-      ...this.defaults,
-      ...options,
-    });
+    if (!Array.isArray(args)) throw invalidArgument('callGoWith needs an array of arguments');
+    const problem = goDataProblem(args);
+    if (problem !== undefined) throw invalidArgument(`callGo arguments: ${problem}`);
+    const run = await this.#run('export', name, args, { ...this.defaults, ...options });
     return {
-      result: step.goResult,
-      metrics: (step as { metrics?: unknown }).metrics,
-      ...(this.exitCode === undefined ? {} : { exitCode: this.exitCode }),
+      result: run.result,
+      metrics: run.metrics,
+      ...(run.exitCode === undefined ? {} : { exitCode: run.exitCode }),
     };
+  }
+
+  /** Ends the instance: its timers stop; later calls are `DISPOSED`. */
+  dispose(): void {
+    if (this.#released) return;
+    this.#released = true;
+    clearTimeout(this.#timer);
+    this.backend.release();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   /** @internal Runs `main`. */
   async runMain(): Promise<void> {
-    await this.run((core, id, opts) => core.startGoMain(id, opts) as GoStep, this.defaults);
+    await this.#run('main', '', [], this.defaults);
   }
 
-  private async run(
-    start: (core: Core, id: number, options: CoreCallOptions) => GoStep,
-    options: GoCallOptions,
-  ): Promise<GoStep> {
-    const { core, instanceId: id } = this.host;
-    if (this.host.disposed()) throw new SandboxError('DISPOSED', 'the sandbox was disposed');
+  async #run(phase: GoPhase, name: string, args: GoData[], options: GoCallOptions): Promise<GoRun> {
+    if (this.#released) throw new SandboxError('DISPOSED', 'the Go instance was disposed');
+    const gone = this.backend.gone();
+    if (gone !== undefined) throw gone;
+    if (phase !== 'timers') {
+      // The idle timers' run in progress ends first (it is bounded by the instance's limits).
+      while (this.#idle !== undefined) await this.#idle;
+    }
     if (this.#busy) throw new SandboxError('BUSY', 'a call is running on this Go instance');
     this.#busy = true;
-    const signal = options.signal;
-    const coreOptions: CoreCallOptions = {};
-    if (options.timeoutMs !== undefined) coreOptions.timeoutMs = options.timeoutMs;
-    if (options.fuel !== undefined) coreOptions.fuel = options.fuel;
-    const drain = (): void => {
-      const { stdout, stderr } = core.takeOutput(id);
-      if (stdout.length === 0 && stderr.length === 0) return;
-      if (this.onOutput !== undefined) this.onOutput(stdout, stderr);
-      else {
-        this.#stdout.push(stdout);
-        this.#stderr.push(stderr);
-      }
-    };
-    const advance = (next: () => GoStep): GoStep => {
-      try {
-        return next();
-      } finally {
-        drain();
-      }
-    };
-    const cancelled = (): AnySandboxError =>
-      coreFailure(core.cancel(id) ?? { code: 'CANCELLED', message: 'call cancelled by the caller', details: {} });
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     try {
-      let step = advance(() => start(core, id, coreOptions));
-      for (;;) {
-        if (step.status === 'finished') {
-          if (step.exitCode !== undefined) this.exitCode = step.exitCode;
-          return step;
-        }
-        if (step.status === 'yield') {
-          if (step.wait?.kind === 'sleep') {
-            const ms = step.wait.durationMs;
-            await sleepFor(ms, (wake) => signal?.addEventListener('abort', wake, { once: true }));
-          } else {
-            await nextMacrotask();
-          }
-          if (signal?.aborted === true) throw cancelled();
-          step = advance(() => core.resume(id) as GoStep);
-          continue;
-        }
-        // A host step: only a Go capability call is possible here.
-        const entry = step.goArgs === undefined ? undefined : this.tokens.get(step.capability);
-        if (entry === undefined) {
-          throw coreFailure(core.failHost(id, `forged capability call ${step.import}`, 'CAPABILITY_REVOKED'));
-        }
-        if (entry.revoked) {
-          throw coreFailure(core.failHost(id, `${step.import} was revoked`, 'CAPABILITY_REVOKED'));
-        }
-        if (entry.calls >= entry.maxCalls) {
-          throw coreFailure(
-            core.failHost(id, `${step.import} is over its quota of ${entry.maxCalls} calls`, 'CAPABILITY_QUOTA'),
-          );
-        }
-        entry.calls++;
-        let result: GoData;
-        try {
-          result = await entry.fn(...(step.goArgs ?? []));
-        } catch (thrown) {
-          throw coreFailure(core.failHost(id, String(thrown), 'HOST_ERROR'));
-        }
-        if (signal?.aborted === true) throw cancelled();
-        step = advance(() => core.resumeGo(id, result) as GoStep);
-      }
-    } catch (thrown) {
-      if (thrown instanceof SandboxError || thrown instanceof TypeError) throw thrown;
-      throw coreFailure(thrown);
+      const run = await this.backend.run(phase, name, args, options, (stdout, stderr) => this.#output(stdout, stderr));
+      this.#exports = run.exports;
+      if (run.exitCode !== undefined) this.exitCode = run.exitCode;
+      this.#schedule(run.nextTimerMs);
+      return run;
+    } catch (error) {
+      // A call that never started (an unknown name, bad arguments) leaves the program as it
+      // was: its timers stay armed. Any other failure ended the program (POISONED from now on).
+      const code = (error as { code?: unknown }).code;
+      if ((code === 'INVALID_ARGUMENT' || code === 'BUSY') && this.#nextAt !== undefined) {
+        this.#schedule(this.#nextAt - performance.now());
+      } else this.#nextAt = undefined;
+      throw error;
     } finally {
       this.#busy = false;
-      this.host.after();
     }
+  }
+
+  #output(stdout: Uint8Array, stderr: Uint8Array): void {
+    if (stdout.length === 0 && stderr.length === 0) return;
+    if (this.options.onOutput !== undefined) this.options.onOutput(stdout, stderr);
+    else {
+      this.#stdout.push(stdout);
+      this.#stderr.push(stderr);
+    }
+  }
+
+  /** Arms the idle timer for the program's next Go timer (none once it exited or failed). */
+  #schedule(ms: number | undefined): void {
+    this.#nextAt = ms === undefined ? undefined : performance.now() + ms;
+    if (ms === undefined || this.exitCode !== undefined || this.#released) return;
+    const timer = setTimeout(() => this.#fire(), Math.min(Math.max(0, Math.ceil(ms)), MAX_TIMER_MS));
+    // In Node a program's timers do not keep the process alive; its sandbox does.
+    (timer as { unref?: () => void }).unref?.();
+    this.#timer = timer;
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    if (this.#released || this.#busy || this.backend.gone() !== undefined) return;
+    this.idleRuns++;
+    const idle: Promise<void> = this.#run('timers', '', [], this.defaults)
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          const e = error instanceof Error ? error : new Error(String(error));
+          this.idleError = e;
+          if (this.options.onIdleError !== undefined) this.options.onIdleError(e);
+          else report(e);
+        },
+      )
+      .finally(() => {
+        if (this.#idle === idle) this.#idle = undefined;
+      });
+    this.#idle = idle;
   }
 }

@@ -71,6 +71,15 @@ export type {
 export { PROTOCOL_VERSION } from './protocol.js';
 export { verifyAuditLog } from './audit.js';
 export { spansOf, childSpans, spanAttribute } from './trace.js';
+export { goCapability, revokeGoCapability, GoInstance } from './gojs.js';
+export type {
+  GoCapability,
+  GoCallOptions,
+  GoCallResult,
+  GoData,
+  GoHostFunction,
+  GoInstantiateOptions,
+} from './gojs.js';
 export type { Trace, Span, SpanAttribute } from './trace.js';
 export type { AuditEntry, AuditEvent, AuditVerifyResult, SandboxAudit } from './audit.js';
 export type { TrustPolicy } from './policy.js';

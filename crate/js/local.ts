@@ -15,10 +15,11 @@
  * @module
  */
 
-import { GoInstance, goGlobals, type GoInstantiateOptions, type GoTokens } from './gojs.js';
+import { GoInstance, goGlobals, runGoCapability, type GoBackend, type GoTokens } from './gojs.js';
 import init, {
   Core,
   type CoreAuditRecord,
+  type CoreCallOptions,
   type CoreExport,
   type CoreImport,
   type CoreLimits,
@@ -62,10 +63,19 @@ import {
   invalidArgument,
   recordOf,
   SandboxError,
+  withDenials,
   type AnySandboxError,
   type ErrorRecord,
 } from './errors.js';
-import { drive, sleepFor, type HostOutcome, type StdinOutcome, type WasiControl } from './driver.js';
+import {
+  drive,
+  driveGo,
+  sleepFor,
+  type GoHostStep,
+  type HostOutcome,
+  type StdinOutcome,
+  type WasiControl,
+} from './driver.js';
 import { dispatchHost } from './host.js';
 import { coreWasm, report } from './platform.js';
 import { AsyncMemoryView, SyncMemoryView, type MemoryAccess, type SyncGuestMemory } from './memory.js';
@@ -78,6 +88,8 @@ import type {
   CallResult,
   DataCallResult,
   DataInput,
+  GoData,
+  GoInstantiateOptions,
   InstantiateOptions,
   LoadOptions,
   ModuleInfo,
@@ -92,7 +104,14 @@ import type {
 
 export { capability, revoke, isRevoked } from './capability.js';
 export { goCapability, revokeGoCapability, GoInstance } from './gojs.js';
-export type { GoCapability, GoData, GoHostFunction, GoInstantiateOptions, GoCallOptions } from './gojs.js';
+export type {
+  GoCapability,
+  GoData,
+  GoHostFunction,
+  GoInstantiateOptions,
+  GoCallOptions,
+  GoCallResult,
+} from './gojs.js';
 export type {
   ArgsOf,
   CapabilityDeclaration,
@@ -484,19 +503,109 @@ export class LocalSandbox extends Resource {
     } finally {
       flushAudit(state);
     }
-    const go = new GoInstance(
-      {
-        core: state.core,
-        instanceId,
-        after: () => flushAudit(state),
-        disposed: () => state.lifetime.signal.aborted,
+    const core = state.core;
+    const id = instanceId;
+    const backend: GoBackend = {
+      run: async (phase, name, args, options, output) => {
+        const signal = options.signal;
+        const coreOptions: CoreCallOptions = {};
+        if (options.timeoutMs !== undefined) coreOptions.timeoutMs = options.timeoutMs;
+        if (options.fuel !== undefined) coreOptions.fuel = options.fuel;
+        const abort = new AbortController();
+        const onAbort = (): void => abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
+        if (signal?.aborted === true) onAbort();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const onDispose = (): void => abort.abort(disposedError('sandbox'));
+        state.lifetime.signal.addEventListener('abort', onDispose, { once: true });
+        let denials = 0;
+        let fatal: AnySandboxError | undefined;
+        state.stats.calls++;
+        state.running++;
+        try {
+          const finished = await driveGo(
+            core,
+            id,
+            {
+              cancelled: () => abort.signal.aborted,
+              host: async (step): Promise<HostOutcome> => {
+                const goArgs = (step as GoHostStep).goArgs ?? [];
+                const verdict = await runGoCapability(tokens, step.capability, step.import, goArgs, () => {
+                  denials++;
+                  state.stats.denials++;
+                });
+                if (abort.signal.aborted) return { kind: 'cancel' };
+                if (verdict.ok) return { kind: 'go', value: verdict.value };
+                fatal = verdict.error;
+                return { kind: 'fail', error: recordOf(verdict.error) };
+              },
+              wasi: {
+                sleep: (ms) =>
+                  sleepFor(ms, (wake) => {
+                    abort.signal.addEventListener('abort', wake, { once: true });
+                    if (abort.signal.aborted) wake();
+                  }),
+                // A Go guest never waits for stdin (its `fs.read` is ENOSYS).
+                stdin: async () => ({ kind: 'data', bytes: new Uint8Array(0), eof: true }),
+                output,
+              },
+            },
+            () =>
+              phase === 'main'
+                ? core.startGoMain(id, coreOptions)
+                : phase === 'export'
+                  ? core.startGoExport(id, name, args, coreOptions)
+                  : core.startGoTimers(id, coreOptions),
+          );
+          const next = core.goNextTimerMs(id);
+          return {
+            result: (finished as { goResult?: GoData }).goResult,
+            metrics: withDenials({ ...finished.metrics }, denials),
+            exports: core.goExports(id),
+            ...(finished.exitCode === undefined ? {} : { exitCode: finished.exitCode }),
+            ...(next === undefined ? {} : { nextTimerMs: next }),
+          };
+        } catch (thrown) {
+          const record = coreRecordOf(thrown);
+          if (record === undefined) {
+            state.broken = true;
+            throw coreError(thrown);
+          }
+          if (state.lifetime.signal.aborted) {
+            throw errorFromRecord(
+              { ...record, code: 'DISPOSED', message: 'the sandbox was disposed during the call' },
+              { denials },
+            );
+          }
+          throw errorFromRecord(record, { cause: fatal?.cause, denials });
+        } finally {
+          state.running--;
+          signal?.removeEventListener('abort', onAbort);
+          state.lifetime.signal.removeEventListener('abort', onDispose);
+          flushAudit(state);
+          freeIfIdle(state);
+        }
       },
-      tokens,
+      gone: () => (state.lifetime.signal.aborted ? disposedError('sandbox') : undefined),
+      release: () => {
+        if (state.lifetime.signal.aborted) return;
+        try {
+          core.dropInstance(id);
+        } catch {
+          // Already gone.
+        }
+        flushAudit(state);
+      },
+    };
+    const go = new GoInstance(
+      backend,
       {
         ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
         ...(options.fuel === undefined ? {} : { fuel: options.fuel }),
       },
-      options.onOutput,
+      {
+        ...(options.onOutput === undefined ? {} : { onOutput: options.onOutput }),
+        ...(options.onIdleError === undefined ? {} : { onIdleError: options.onIdleError }),
+      },
     );
     await go.runMain();
     return go;

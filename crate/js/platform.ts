@@ -43,7 +43,7 @@ interface NodeFs {
 }
 
 /** A `file:` URL's bytes, in Node (`fs`); `undefined` anywhere else or for another scheme. */
-export async function readFileUrl(url: URL): Promise<Uint8Array | undefined> {
+export async function readFileUrl(url: URL): Promise<Uint8Array<ArrayBuffer> | undefined> {
   if (url.protocol !== 'file:' || !isNode()) return undefined;
   const fs = await nodeImport<NodeFs>('node:fs/promises');
   const bytes = await fs.readFile(url);

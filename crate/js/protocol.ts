@@ -44,9 +44,11 @@ import type {
 } from './nestbox.js';
 import { isAuditEntry } from './audit.js';
 import { isErrorRecord, type ErrorRecord } from './errors.js';
+import { goDataProblem, type GoPhase } from './gojs.js';
+import type { GoData } from './types.js';
 
 /** Bumped whenever a message changes shape; both sides refuse any other version. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** The version field of every message. */
 export type ProtocolVersion = typeof PROTOCOL_VERSION;
@@ -68,8 +70,11 @@ export type Request =
   | { type: 'load'; bytes: Uint8Array; integrity: string; provenance?: CoreProvenance }
   | { type: 'instantiate'; moduleId: number; grants: CoreGrant[]; data?: CoreDataConfig }
   | { type: 'instantiateWasi'; moduleId: number; config: CoreWasiConfig }
+  /** A Go js/wasm guest; `globals` hold capability ids as `{ __nestboxCapability: id }`. */
+  | { type: 'instantiateGo'; moduleId: number; config: GoInstanceConfig }
   /** With `input`: a data call (`startData`). */
   /** `progress`: send `progress` notices between slices. */
+  /** With `go`: a Go guest's `main`, exported function (`exportName`) or due timers. */
   | {
       type: 'call';
       instanceId: number;
@@ -78,6 +83,7 @@ export type Request =
       options: CoreCallOptions;
       input?: Uint8Array;
       progress?: boolean;
+      go?: { phase: GoPhase; args: GoData[] };
     }
   | { type: 'cancel'; callId: number }
   | { type: 'memoryRead'; instanceId: number; ptr: number; len: number }
@@ -90,6 +96,23 @@ export type Request =
   | { type: 'auditSync' }
   | { type: 'auditRecord'; record: CoreAuditRecord }
   | { type: 'workerStats' };
+
+/** What `instantiateGo` gives the core. */
+export interface GoInstanceConfig {
+  globals: Record<string, unknown>;
+  argv?: string[];
+  env?: Record<string, string>;
+}
+
+/** What a Go call's reply adds (its output came as `output` notices). */
+export interface GoFinished {
+  /** An exported function's result (`undefined` for `main` and timers). */
+  result: GoData;
+  /** The functions registered on `js.Global()` now. */
+  exports: string[];
+  /** Milliseconds until the program's next timer. */
+  nextTimerMs?: number;
+}
 
 /** The kinds of request. */
 export type RequestType = Request['type'];
@@ -104,6 +127,8 @@ export interface CallFinished {
   logs?: CoreLogLine[];
   /** A traced call's trace (checked by the caller, who knows what it asked for). */
   trace?: CoreTrace;
+  /** A Go call's result, exports and next timer. */
+  go?: GoFinished;
 }
 
 /** The value of a successful reply, by request type. */
@@ -114,6 +139,7 @@ export interface ReplyMap {
   /** `startFuel`: what the module's start function consumed (0 without one). */
   instantiate: { instanceId: number; startFuel: number };
   instantiateWasi: { instanceId: number; startFuel: number };
+  instantiateGo: { instanceId: number };
   call: CallFinished;
   cancel: Record<string, never>;
   memoryRead: { bytes: Uint8Array };
@@ -129,7 +155,8 @@ export interface ReplyMap {
 
 /** The page's answer to a `host` request. */
 export type HostAnswer =
-  { ok: true; results: CoreValue[]; http?: CoreHttpResponse } | { ok: false; error: ErrorRecord };
+  | { ok: true; results: CoreValue[]; http?: CoreHttpResponse; go?: { value: GoData } }
+  | { ok: false; error: ErrorRecord };
 
 /** The page's answer to a `stdin` request: the next chunk (non-empty unless `eof`), or why there is none. */
 export type StdinAnswer = { ok: true; bytes: Uint8Array; eof: boolean } | { ok: false; error: ErrorRecord };
@@ -137,8 +164,19 @@ export type StdinAnswer = { ok: true; bytes: Uint8Array; eof: boolean } | { ok: 
 /** A request as sent: the version, its id and the sandbox (one worker may serve several). */
 export type ToWorkerRequest = Request & { v: ProtocolVersion; id: number; sandboxId: number };
 
+/**
+ * The page's first message to a worker, the answer to its `hello`: nestbox's own wasm,
+ * compiled once on the page (`null`: the worker fetches and compiles it itself).
+ */
+export interface BootMessage {
+  v: ProtocolVersion;
+  type: 'boot';
+  module: WebAssembly.Module | null;
+}
+
 /** Every message the page sends. */
 export type ToWorker =
+  | BootMessage
   | ToWorkerRequest
   | { v: ProtocolVersion; type: 'hostReply'; id: number; sandboxId: number; answer: HostAnswer }
   | { v: ProtocolVersion; type: 'stdinReply'; id: number; sandboxId: number; answer: StdinAnswer };
@@ -174,6 +212,8 @@ export interface HostRequest {
   args: CoreValue[];
   /** A data guest's HTTP request (to a host the core allowed): answered with `http`. */
   http?: CoreHttpRequest;
+  /** A Go guest's capability call (`args` empty): its arguments, answered with `go`. */
+  goArgs?: GoData[];
 }
 
 /** A WASI guest waits for the next chunk of its async stdin. */
@@ -217,8 +257,13 @@ export interface AuditNotice {
   entries: CoreAuditEntry[];
 }
 
-/** Every message the worker sends. */
+/**
+ * Every message the worker sends. The handshake: the worker's script runs and says `hello`;
+ * the page answers `boot` (with the core's module); the worker loads the core and says
+ * `ready` (or `fatal`); only then does the page send requests.
+ */
 export type FromWorker =
+  | { v: ProtocolVersion; type: 'hello' }
   | { v: ProtocolVersion; type: 'ready' }
   /** The core failed in a way that leaves it unusable (a Rust panic); the page ends the worker. */
   | { v: ProtocolVersion; type: 'fatal'; error: ErrorRecord }
@@ -338,6 +383,17 @@ function isWasiFiles(value: unknown): value is CoreWasiFiles {
   return isDict(value) && Object.values(value).every((tree) => isDict(tree) && Object.values(tree).every(isFsEntry));
 }
 
+function isGoFinished(value: unknown): value is GoFinished {
+  if (!isDict(value)) return false;
+  const { exports, nextTimerMs } = value;
+  return (
+    Array.isArray(exports) &&
+    exports.every((e) => typeof e === 'string') &&
+    (nextTimerMs === undefined || isCount(nextTimerMs)) &&
+    goDataProblem(value['result']) === undefined
+  );
+}
+
 /** Whether `value` is a valid reply value for a request of type `type`. */
 function isReplyValue(type: RequestType, value: unknown): boolean {
   if (!isDict(value)) return false;
@@ -347,6 +403,8 @@ function isReplyValue(type: RequestType, value: unknown): boolean {
     case 'instantiate':
     case 'instantiateWasi':
       return isId(value['instanceId']) && isFuel(value['startFuel']);
+    case 'instantiateGo':
+      return isId(value['instanceId']);
     case 'wasiFiles':
       return isWasiFiles(value['files']);
     case 'auditSync':
@@ -365,7 +423,8 @@ function isReplyValue(type: RequestType, value: unknown): boolean {
             (value['exitCode'] as number) < 2 ** 32)) &&
         (value['output'] === undefined || value['output'] instanceof Uint8Array) &&
         (value['logs'] === undefined || isLogLines(value['logs'])) &&
-        (value['trace'] === undefined || isDict(value['trace']))
+        (value['trace'] === undefined || isDict(value['trace'])) &&
+        (value['go'] === undefined || isGoFinished(value['go']))
       );
     case 'memoryRead':
       return value['bytes'] instanceof Uint8Array;
@@ -388,6 +447,7 @@ const REQUEST_TYPES: readonly RequestType[] = [
   'load',
   'instantiate',
   'instantiateWasi',
+  'instantiateGo',
   'call',
   'cancel',
   'memoryRead',
@@ -413,6 +473,8 @@ export function readFromWorker(data: unknown): FromWorker | string {
   if (!isDict(data)) return 'message is not an object';
   if (data['v'] !== PROTOCOL_VERSION) return `protocol version ${String(data['v'])}, expected ${PROTOCOL_VERSION}`;
   switch (data['type']) {
+    case 'hello':
+      return { v: PROTOCOL_VERSION, type: 'hello' };
     case 'ready':
       return { v: PROTOCOL_VERSION, type: 'ready' };
     case 'fatal':
@@ -444,8 +506,16 @@ export function readFromWorker(data: unknown): FromWorker | string {
       if (!isValueArray(args)) return 'host request with malformed arguments';
       const http = data['http'];
       if (http !== undefined && !isHttpRequest(http)) return 'host request with a malformed http request';
+      const goArgs = data['goArgs'];
+      if (goArgs !== undefined) {
+        if (!Array.isArray(goArgs) || http !== undefined || args.length > 0)
+          return 'host request with malformed Go arguments';
+        const problem = goDataProblem(goArgs);
+        if (problem !== undefined) return `host request with Go arguments that are not data: ${problem}`;
+      }
       return {
         ...(http === undefined ? {} : { http }),
+        ...(goArgs === undefined ? {} : { goArgs: goArgs as GoData[] }),
         v: PROTOCOL_VERSION,
         type: 'host',
         id: id as number,

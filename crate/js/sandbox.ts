@@ -57,17 +57,21 @@ import {
   DEFAULT_WATCHDOG_GRACE_MS,
   WorkerConnection,
   type ConnectionClient,
+  type CoreSource,
   type Outcome,
   type ReplyCheck,
 } from './connection.js';
 import { errorFromRecord, invalidArgument, record, recordOf, SandboxError, type AnySandboxError } from './errors.js';
+import { GoInstance, goGlobals, runGoCapability, type GoBackend, type GoPhase, type GoTokens } from './gojs.js';
 import { dispatchHost } from './host.js';
 import { workerFactory as startWorker, type WorkerFactory } from './spawn.js';
 import { AsyncMemoryView, type GuestMemory, type MemoryAccess } from './memory.js';
 import { watchForLeak, unwatchLeak } from './lifecycle.js';
-import { coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
+import { callOptions, coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
+import { DEFAULT_LIMITS } from './constants.js';
 import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
 import { traceProblem } from './trace.js';
+import { compiledCore, defaultWasmUrl } from './wasm.js';
 import {
   valuesMismatch,
   type AuditNotice,
@@ -84,6 +88,9 @@ import type {
   CallResult,
   DataCallResult,
   DataInput,
+  GoCallOptions,
+  GoData,
+  GoInstantiateOptions,
   InstantiateOptions,
   LoadOptions,
   ModuleInfo,
@@ -168,6 +175,29 @@ function workerFactory(workerUrl: unknown): WorkerFactory {
   return startWorker(workerUrl);
 }
 
+/**
+ * nestbox's own wasm for the workers of `workerUrl`, compiled once per page (`wasm.ts`): the
+ * package's own `nestbox_bg.wasm`, or for a custom worker script the one next to it (where
+ * a page without a bundler serves the package) — when there is none there (404), the worker
+ * loads its own as its script says.
+ */
+function coreSource(workerUrl: string | URL | undefined): CoreSource {
+  if (workerUrl === undefined) return () => compiledCore(defaultWasmUrl());
+  return () => {
+    let url: URL;
+    try {
+      url = new URL('nestbox_bg.wasm', new URL(String(workerUrl), globalThis.location?.href));
+    } catch {
+      return undefined; // not a URL the page can fetch: the worker loads its own
+    }
+    return compiledCore(url, true);
+  };
+}
+
+function connectionFor(workerUrl: string | URL | undefined, graceMs: number): WorkerConnection {
+  return new WorkerConnection(workerFactory(workerUrl), graceMs, coreSource(workerUrl));
+}
+
 const poolConnections = new WeakMap<SharedWorkerPool, WorkerConnection>();
 
 /**
@@ -189,7 +219,7 @@ export class SharedWorkerPool extends Resource {
     super();
     onlyFields(options as Record<string, unknown>, ['workerUrl', 'watchdogGraceMs'], 'worker pool options');
     const grace = positiveMs(options.watchdogGraceMs, 'watchdogGraceMs') ?? DEFAULT_WATCHDOG_GRACE_MS;
-    poolConnections.set(this, new WorkerConnection(workerFactory(options.workerUrl), grace));
+    poolConnections.set(this, connectionFor(options.workerUrl, grace));
   }
 
   /** Whether the pool can still serve sandboxes. */
@@ -257,7 +287,7 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
     owned = false;
   } else {
     const grace = positiveMs(options.watchdogGraceMs, 'watchdogGraceMs') ?? DEFAULT_WATCHDOG_GRACE_MS;
-    connection = new WorkerConnection(workerFactory(options.workerUrl), grace);
+    connection = connectionFor(options.workerUrl, grace);
     owned = true;
   }
   const session = new Session(connection, owned, limits, { policy, onAudit });
@@ -305,6 +335,8 @@ interface InstanceState {
   wasi?: WasiPlan;
   /** A data guest's HTTP capability (`instantiate`'s `http`). */
   http?: HttpHandler;
+  /** A Go js/wasm guest (`instantiateGo`): the Go capabilities it was granted, by id. */
+  go?: GoTokens;
 }
 
 /** One call in flight, as the page tracks it. */
@@ -325,6 +357,8 @@ interface PageCall {
   readonly onProgress: ((sample: ProgressSample) => void) | undefined;
   /** The last progress notice's counters: the next may not go back. */
   lastProgress: CoreMetrics | undefined;
+  /** A Go call: where its output goes, and the most the core lets the guest write. */
+  go?: { readonly output: (stdout: Uint8Array, stderr: Uint8Array) => void; readonly cap: number };
 }
 
 const moduleStates = new WeakMap<SandboxModule, ModuleState>();
@@ -538,6 +572,10 @@ export class Session implements ConnectionClient {
       this.connection.violation(error.message, { id: request.callId, error: recordOf(error) });
       return;
     }
+    if (request.goArgs !== undefined || call.instance.go !== undefined) {
+      await this.#goHost(request, call, generation);
+      return;
+    }
     if (request.http !== undefined) {
       const handler = call.instance.http;
       if (handler === undefined || request.capability !== HTTP_CAPABILITY) {
@@ -620,8 +658,66 @@ export class Session implements ConnectionClient {
     }
   }
 
+  /**
+   * A Go guest's capability call: only an instance made by `instantiateGo` makes them, only
+   * with a capability id it was granted (anything else is a worker that lies: replaced).
+   * Revoked or over quota: refused, counted as a denial, and the call ends with that code (the
+   * core logs it as a `deny` entry).
+   */
+  async #goHost(request: HostRequest, call: PageCall, generation: number): Promise<void> {
+    const tokens = call.instance.go;
+    const goArgs = request.goArgs;
+    if (tokens === undefined || goArgs === undefined) {
+      this.deny(call);
+      const why = `host request ${request.id}: ${tokens === undefined ? 'a Go capability call from an instance that is no Go guest' : 'a numeric host call from a Go guest'}`;
+      this.connection.violation(why, {
+        id: request.callId,
+        error: record('CAPABILITY_REVOKED', `${why}: refused`, { capability: request.capability, forged: true }),
+      });
+      return;
+    }
+    const verdict = await runGoCapability(tokens, request.capability, request.import, goArgs, () => this.deny(call));
+    if (verdict.forged === true) {
+      this.connection.violation(`host request ${request.id}: ${verdict.ok ? '' : verdict.error.message}`, {
+        id: request.callId,
+        error: verdict.ok
+          ? record('CAPABILITY_REVOKED', 'forged')
+          : { ...recordOf(verdict.error), details: { ...verdict.error.details, forged: true } },
+      });
+      return;
+    }
+    if (call.abort.signal.aborted) return; // cancelled or disposed meanwhile: nothing to answer
+    if (verdict.ok) {
+      this.connection.answerHost(
+        this.sandboxId,
+        request.id,
+        { ok: true, results: [], go: { value: verdict.value } },
+        generation,
+      );
+      return;
+    }
+    call.fatal = verdict.error;
+    call.abort.abort(verdict.error);
+    this.connection.answerHost(this.sandboxId, request.id, { ok: false, error: recordOf(verdict.error) }, generation);
+  }
+
   onOutput(notice: OutputNotice): void {
     const call = this.calls.get(notice.callId);
+    if (call?.go !== undefined) {
+      // The core stops at its output cap (OUTPUT_LIMIT): more than that in one call is a lie.
+      call.received.stdout += notice.stdout.length;
+      call.received.stderr += notice.stderr.length;
+      if (notice.stdout.length + notice.stderr.length === 0) {
+        this.connection.violation(`an empty output notice for call ${notice.callId}`);
+        return;
+      }
+      if (call.received.stdout + call.received.stderr > call.go.cap) {
+        this.connection.violation(`more output for Go call ${notice.callId} than its cap of ${call.go.cap} bytes`);
+        return;
+      }
+      call.go.output(notice.stdout, notice.stderr);
+      return;
+    }
     const wasi = call?.wasi;
     if (call === undefined || wasi === undefined) {
       this.connection.violation(`output notice for call ${notice.callId}, which is not a WASI run of this sandbox`);
@@ -1032,6 +1128,76 @@ export class Sandbox extends Resource {
     return instance;
   }
 
+  /**
+   * A Go `js/wasm` guest (`GOOS=js GOARCH=wasm`, as built for `wasm_exec.js`): its
+   * `js.Global()` is a membrane holding only `options.globals` — JSON-like data (copied in) and
+   * {@link goCapability} tokens — besides the few shims Go's runtime reads. `main` runs before
+   * this resolves; then `callGo` calls the functions it registered, and the timers it sets keep
+   * firing while it is idle (each run metered and limited like a call).
+   *
+   * @throws as {@link Sandbox.instantiate}, and as `main` fails (`TRAP` for a Go panic);
+   *   TypeError (`INVALID_ARGUMENT`) for `globals` holding a function or a reserved name.
+   */
+  async instantiateGo(module: SandboxModule, options: GoInstantiateOptions = {}): Promise<GoInstance> {
+    const session = sessionOf(this, 'this');
+    session.checkAlive();
+    const state = ownModule(moduleStates.get(module), (s) => s.session === session);
+    if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');
+    onlyFields(
+      options as Record<string, unknown>,
+      ['globals', 'argv', 'env', 'timeoutMs', 'fuel', 'onOutput', 'onIdleError'],
+      'instantiateGo options',
+    );
+    const tokens: GoTokens = new Map();
+    const config = {
+      globals: goGlobals(options.globals ?? {}, tokens),
+      ...(options.argv === undefined ? {} : { argv: options.argv }),
+      ...(options.env === undefined ? {} : { env: options.env }),
+    };
+    const defaults: GoCallOptions = {};
+    if (options.timeoutMs !== undefined) defaults.timeoutMs = options.timeoutMs;
+    if (options.fuel !== undefined) defaults.fuel = options.fuel;
+    callOptions(defaults, session.timeoutMs); // checked now, not at the first call
+    const moduleId = await session.moduleId(state);
+    const generation = session.connection.generation;
+    const { instanceId } = await session.send(
+      { type: 'instantiateGo', moduleId, config },
+      session.watchdogMs,
+      session.newInstance(),
+    );
+    const instance: InstanceState = {
+      session,
+      generation,
+      instanceId,
+      startFuel: 0,
+      links: [],
+      exports: [],
+      call: undefined,
+      dropped: false,
+      go: tokens,
+    };
+    const backend: GoBackend = {
+      run: (phase, name, args, callOpts, output) => goCallOn(instance, phase, name, args, callOpts, output),
+      gone: () => {
+        if (session.disposed) return disposedError('sandbox');
+        if (instance.dropped) return disposedError('instance');
+        return instance.generation === session.connection.generation ? undefined : lostInstance();
+      },
+      release: () => dropInstance(instance),
+    };
+    const go = new GoInstance(backend, defaults, {
+      ...(options.onOutput === undefined ? {} : { onOutput: options.onOutput }),
+      ...(options.onIdleError === undefined ? {} : { onIdleError: options.onIdleError }),
+    });
+    try {
+      await go.runMain();
+    } catch (error) {
+      go.dispose();
+      throw error;
+    }
+    return go;
+  }
+
   /** Terminates the worker (unless shared) and ends every call in flight with `DISPOSED`. */
   protected override release(): void {
     sessionOf(this, 'this').dispose();
@@ -1188,22 +1354,26 @@ export class SandboxInstance extends Resource {
 
   /** Drops the instance in the worker; a call in flight is cancelled. Later calls: `DISPOSED`. */
   protected override release(): void {
-    const state = stateOf(this);
-    if (state.dropped) return;
-    state.dropped = true;
-    const { session } = state;
-    if (session.disposed || state.generation !== session.connection.generation) return;
-    const call = state.call;
-    if (call !== undefined) {
-      call.fatal = disposedError('instance', 'the call');
-      call.abort.abort(call.fatal);
-      for (const [id, c] of session.calls) {
-        if (c === call) void session.send({ type: 'cancel', callId: id }).catch(() => undefined);
-      }
-    }
-    session.dropped(state.instanceId);
-    void session.send({ type: 'dropInstance', instanceId: state.instanceId }).catch(() => undefined);
+    dropInstance(stateOf(this));
   }
+}
+
+/** Drops an instance in its worker (a call in flight is cancelled); once. */
+function dropInstance(state: InstanceState): void {
+  if (state.dropped) return;
+  state.dropped = true;
+  const { session } = state;
+  if (session.disposed || state.generation !== session.connection.generation) return;
+  const call = state.call;
+  if (call !== undefined) {
+    call.fatal = disposedError('instance', 'the call');
+    call.abort.abort(call.fatal);
+    for (const [id, c] of session.calls) {
+      if (c === call) void session.send({ type: 'cancel', callId: id }).catch(() => undefined);
+    }
+  }
+  session.dropped(state.instanceId);
+  void session.send({ type: 'dropInstance', instanceId: state.instanceId }).catch(() => undefined);
 }
 
 function stateOf(instance: SandboxInstance): InstanceState {
@@ -1303,6 +1473,105 @@ async function callOn(
       throw errorFromRecord(outcome.error, { denials: call.denials });
     }
     return callResult(outcome.value, call.denials);
+  } finally {
+    state.call = undefined;
+    session.calls.delete(id);
+    signal?.removeEventListener('abort', onAbort);
+    if (!call.abort.signal.aborted) call.abort.abort(new SandboxError('CANCELLED', 'the guest call ended'));
+  }
+}
+
+/**
+ * One run of a Go guest in the worker (`main`, an exported function, or its due timers), as
+ * the page tracks a call: the watchdog, cancellation, its capability calls (`Session.#goHost`)
+ * and output notices. The reply must be a Go call's: no results, a result only for an export,
+ * `exports` and the next timer.
+ */
+async function goCallOn(
+  state: InstanceState,
+  phase: GoPhase,
+  name: string,
+  args: GoData[],
+  options: GoCallOptions,
+  output: (stdout: Uint8Array, stderr: Uint8Array) => void,
+): Promise<{
+  result: GoData;
+  exitCode?: number;
+  metrics: ReturnType<typeof callResult>['metrics'];
+  exports: string[];
+  nextTimerMs?: number;
+}> {
+  const session = state.session;
+  if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is already running on this instance');
+  const { signal, core, timeoutMs } = callOptions(
+    {
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(options.fuel === undefined ? {} : { fuel: options.fuel }),
+    },
+    session.timeoutMs,
+  );
+  if (signal?.aborted === true)
+    throw new SandboxError('CANCELLED', 'the signal was already aborted; the call did not start');
+  const call: PageCall = {
+    instance: state,
+    deadline: performance.now() + timeoutMs,
+    timeoutMs,
+    abort: new AbortController(),
+    denials: 0,
+    fatal: undefined,
+    wasi: undefined,
+    received: { stdout: 0, stderr: 0 },
+    onProgress: undefined,
+    lastProgress: undefined,
+    go: { output, cap: Number(session.limits.maxOutputBytes ?? DEFAULT_LIMITS.maxOutputBytes) },
+  };
+  state.call = call;
+  session.stats.calls++;
+  const { connection } = session;
+  const check = (value: ReplyMap['call']): string | undefined => {
+    if (value.go === undefined) return 'a reply to a Go call without its Go part';
+    if (value.results.length > 0) return 'results for a Go call';
+    if (value.trace !== undefined || value.output !== undefined || value.logs !== undefined) {
+      return 'a trace, data output or logs for a Go call';
+    }
+    if (phase !== 'export' && value.go.result !== undefined) return `a result for a Go ${phase} run`;
+    return undefined;
+  };
+  const { id, done } = connection.request(
+    session.sandboxId,
+    { type: 'call', instanceId: state.instanceId, exportName: name, args: [], options: core, go: { phase, args } },
+    timeoutMs + connection.graceMs,
+    check,
+  );
+  session.calls.set(id, call);
+  const onAbort = (): void => {
+    call.abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
+    void connection.request(session.sandboxId, { type: 'cancel', callId: id }, Infinity);
+    connection.escalate(id, connection.graceMs, 'CANCELLED');
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const outcome = await done;
+    if (call.fatal !== undefined) {
+      const metrics = outcome.ok ? outcome.value.metrics : outcome.error.details['metrics'];
+      const fatal = recordOf(call.fatal);
+      throw errorFromRecord(
+        { ...fatal, details: { ...fatal.details, ...(metrics === undefined ? {} : { metrics }) } },
+        { cause: call.fatal.cause, denials: call.denials },
+      );
+    }
+    if (!outcome.ok) throw errorFromRecord(outcome.error, { denials: call.denials });
+    const { value } = outcome;
+    const go = value.go as NonNullable<typeof value.go>;
+    const finished = callResult(value, call.denials);
+    return {
+      result: go.result,
+      metrics: finished.metrics,
+      exports: go.exports,
+      ...(value.exitCode === undefined ? {} : { exitCode: value.exitCode }),
+      ...(go.nextTimerMs === undefined ? {} : { nextTimerMs: go.nextTimerMs }),
+    };
   } finally {
     state.call = undefined;
     session.calls.delete(id);

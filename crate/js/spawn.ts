@@ -27,6 +27,7 @@
  */
 
 import { isNode, nodeImport } from './platform.js';
+import { defaultWasmUrl } from './wasm.js';
 import type { ToWorker } from './protocol.js';
 
 /** What a worker tells its connection. */
@@ -106,7 +107,7 @@ function packagedWorker(): URL | undefined {
   // Not `new URL('./worker.js', import.meta.url)`: a bundler would copy worker.js as an
   // unbundled asset. The wasm's URL is one bundlers already rewrite to the file they emit.
   try {
-    return new URL('worker.js', new URL('./nestbox_bg.wasm', import.meta.url));
+    return new URL('worker.js', defaultWasmUrl());
   } catch {
     return undefined;
   }

@@ -314,3 +314,48 @@ export interface WasiResult {
   /** With `trace` in the options: the run's spans (OTLP JSON). */
   trace?: CoreTrace;
 }
+
+/** A value that crosses a Go guest's membrane: JSON-like data and `Uint8Array`s (copied). */
+export type GoData = undefined | null | boolean | number | string | Uint8Array | GoData[] | { [key: string]: GoData };
+
+/** Options of `instantiateGo` (page sandboxes and `nestbox/worker`). */
+export interface GoInstantiateOptions {
+  /** What `js.Global()` holds besides the membrane's runtime shims: data and `goCapability` tokens. */
+  globals?: Record<string, unknown>;
+  /** `os.Args` (default `["js"]`). */
+  argv?: string[];
+  /** The environment. */
+  env?: Record<string, string>;
+  /**
+   * Limits of `main`, of every `callGo` and of every run of the timers that fire while the
+   * program is idle; each at most the sandbox's own (default: the sandbox's `timeoutMs` and
+   * `limits.fuel`, 10¹⁰ by default, which Go programs need: Go's runtime burns fuel about 24×
+   * faster than Rust for the same work).
+   */
+  timeoutMs?: number;
+  fuel?: number;
+  /** Where the guest's stdout and stderr go as it writes (default: kept, see `output()`). */
+  onOutput?: (stdout: Uint8Array, stderr: Uint8Array) => void;
+  /**
+   * Called with the error that ended a run of timers while the program was idle (a Go panic
+   * in a goroutine, a refused capability, a limit). Default: `reportError` (or `console.error`).
+   * Either way the error is kept as the instance's `idleError`.
+   */
+  onIdleError?: (error: Error) => void;
+}
+
+/** Per-call options of `callGoWith`. */
+export interface GoCallOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  fuel?: number;
+}
+
+/** What a `callGoWith` resolves with. */
+export interface GoCallResult {
+  /** What the Go function returned, copied out. */
+  result: GoData;
+  /** Set when the program exited (`os.Exit`) during the call. */
+  exitCode?: number;
+  metrics: Metrics;
+}

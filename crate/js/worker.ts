@@ -1,8 +1,15 @@
 /**
- * The worker bootstrap: loads nestbox's own wasm (`./nestbox.js`, wasm-pack `--target web`,
- * whose default export fetches `nestbox_bg.wasm` next to it via `import.meta.url`; in Node it
- * is read with `fs`), keeps one
- * {@link Core} per sandbox it serves, and runs the call loop ({@link drive}).
+ * The worker bootstrap: loads nestbox's own wasm, keeps one {@link Core} per sandbox it
+ * serves, and runs the call loop ({@link drive}). It runs as a dedicated Web Worker, or as a
+ * Node.js `worker_threads` thread, where it talks through `parentPort`.
+ *
+ * The handshake: the script says `hello`; the page answers `boot` with nestbox's
+ * `WebAssembly.Module`, compiled once per page, which the worker instantiates
+ * (`init({ module_or_path })` of `./nestbox.js`, wasm-pack `--target web`) — or with `null`,
+ * and the worker fetches `nestbox_bg.wasm` next to `./nestbox.js` itself (in Node: reads it
+ * with `fs`, since Node's fetch refuses `file:` URLs). Then it says `ready`. A boot that is
+ * not exactly one `WebAssembly.Module` (or `null`), a second boot, or a module that does not
+ * instantiate as nestbox's core is `fatal` (`WORKER_CRASHED`).
  *
  * Host functions live on the page: a `host` step becomes a `host` message, and the guest
  * stays suspended until the page's `hostReply` (or a `cancel`) arrives. Memory requests
@@ -23,7 +30,17 @@
 import init, { Core } from './nestbox.js';
 import { coreWasm, isNode, nodeImport } from './platform.js';
 import { coreRecordOf, record, type ErrorRecord } from './errors.js';
-import { drive, sleepFor, type HostOutcome, type HostStep, type StdinOutcome, type WasiControl } from './driver.js';
+import {
+  drive,
+  driveGo,
+  sleepFor,
+  type GoHostStep,
+  type HostOutcome,
+  type HostStep,
+  type StdinOutcome,
+  type WasiControl,
+} from './driver.js';
+import type { GoData } from './types.js';
 import {
   PROTOCOL_VERSION,
   type FromWorker,
@@ -63,6 +80,8 @@ interface SandboxState {
   calls: Map<number, CallState>;
   /** The instances made with WASI (their calls stream output and may wait). */
   wasi: Set<number>;
+  /** The Go js/wasm instances (their calls are Go calls). */
+  go: Set<number>;
   /** Set by `close`: the core is freed once the last call has ended. */
   closing: boolean;
   /** How many of the core's audit entries were sent to the page. */
@@ -84,6 +103,8 @@ const stdinWaits = new Map<number, (outcome: StdinOutcome) => void>();
 let nextHostId = 1;
 /** Set when the core crashed: nothing is answered any more. */
 let dead = false;
+/** Set by the page's `boot`; requests before it are refused. */
+let booted = false;
 
 function post(message: FromWorker, transfer: Transferable[] = []): void {
   // Audit entries first: the page sees them in order, and before whatever caused them ends.
@@ -182,6 +203,7 @@ async function runCall(
         import: step.import,
         args: step.args,
         ...(step.http === undefined ? {} : { http: step.http }),
+        ...((step as GoHostStep).goArgs === undefined ? {} : { goArgs: (step as GoHostStep).goArgs }),
       });
     });
   const wasi: WasiControl = {
@@ -224,21 +246,26 @@ async function runCall(
     const memoryBytes = state.core.memorySize(message.instanceId);
     post({ v: PROTOCOL_VERSION, type: 'progress', sandboxId, callId: message.id, metrics, memoryBytes });
   };
+  const go = message.go;
+  const control = {
+    cancelled: () => call.cancelled,
+    host,
+    ...(state.wasi.has(message.instanceId) || go !== undefined ? { wasi } : {}),
+    ...(message.progress === true ? { progress } : {}),
+  };
   try {
-    const finished = await drive(
-      state.core,
-      message.instanceId,
-      message.exportName,
-      message.args,
-      message.options,
-      {
-        cancelled: () => call.cancelled,
-        host,
-        ...(state.wasi.has(message.instanceId) ? { wasi } : {}),
-        ...(message.progress === true ? { progress } : {}),
-      },
-      message.input,
-    );
+    const { core } = state;
+    const id = message.instanceId;
+    const finished =
+      go === undefined
+        ? await drive(core, id, message.exportName, message.args, message.options, control, message.input)
+        : await driveGo(core, id, control, () =>
+            go.phase === 'main'
+              ? core.startGoMain(id, message.options)
+              : go.phase === 'export'
+                ? core.startGoExport(id, message.exportName, go.args, message.options)
+                : core.startGoTimers(id, message.options),
+          );
     const value: ReplyMap['call'] = { results: finished.results, metrics: finished.metrics };
     if (finished.exitCode !== undefined) value.exitCode = finished.exitCode;
     const transfer: Transferable[] = [];
@@ -248,6 +275,14 @@ async function runCall(
     }
     if (finished.logs !== undefined) value.logs = finished.logs;
     if (finished.trace !== undefined) value.trace = finished.trace;
+    if (go !== undefined) {
+      const next = state.core.goNextTimerMs(message.instanceId);
+      value.go = {
+        result: (finished as { goResult?: GoData }).goResult,
+        exports: state.core.goExports(message.instanceId),
+        ...(next === undefined ? {} : { nextTimerMs: next }),
+      };
+    }
     reply(message.id, 'call', value, transfer);
   } catch (thrown) {
     fail(message.id, thrown);
@@ -263,6 +298,7 @@ function answerHost(id: number, answer: HostAnswer): void {
   if (settle === undefined) return;
   if (!answer.ok) settle({ kind: 'fail', error: answer.error });
   else if (answer.http !== undefined) settle({ kind: 'http', response: answer.http });
+  else if (answer.go !== undefined) settle({ kind: 'go', value: answer.go.value });
   else settle({ kind: 'results', results: answer.results });
 }
 
@@ -272,7 +308,51 @@ function answerStdin(id: number, answer: StdinAnswer): void {
   settle(answer.ok ? { kind: 'data', bytes: answer.bytes, eof: answer.eof } : { kind: 'fail', error: answer.error });
 }
 
+/** Ends the worker: it could not load nestbox's core (`reason`), and says so once. */
+function bootFailed(reason: string): void {
+  dead = true;
+  post({
+    v: PROTOCOL_VERSION,
+    type: 'fatal',
+    error: record('WORKER_CRASHED', `the worker could not load nestbox_bg.wasm: ${reason}`, { reason }),
+  });
+}
+
+/** The page's `boot`: instantiate the module it compiled (or fetch our own), then `ready`. */
+function boot(module: unknown): void {
+  if (booted) {
+    bootFailed('a second boot message');
+    return;
+  }
+  booted = true;
+  if (module !== null && !(module instanceof WebAssembly.Module)) {
+    bootFailed('the boot message carries no WebAssembly.Module');
+    return;
+  }
+  // In Node, without a module from the page, nestbox_bg.wasm is read with `fs`.
+  const loading = module === null ? init(coreWasm()) : init({ module_or_path: module });
+  loading.then(
+    (output) => {
+      if (!(output.memory instanceof WebAssembly.Memory)) {
+        bootFailed('the module is not nestbox_bg.wasm (it exports no memory)');
+        return;
+      }
+      ownMemory = output.memory;
+      post({ v: PROTOCOL_VERSION, type: 'ready' });
+    },
+    (error: unknown) => bootFailed(String(error)),
+  );
+}
+
 function handle(message: ToWorker): void {
+  if (message.type === 'boot') {
+    boot((message as { module?: unknown }).module);
+    return;
+  }
+  if (!booted) {
+    if ('id' in message) replyError(message.id, record('INVALID_ARGUMENT', 'the worker has not booted'));
+    return;
+  }
   if (message.type === 'hostReply') {
     answerHost(message.id, message.answer);
     return;
@@ -294,7 +374,14 @@ function handle(message: ToWorker): void {
         core.free();
         throw thrown;
       }
-      sandboxes.set(sandboxId, { core, calls: new Map(), wasi: new Set(), closing: false, auditSent: 0 });
+      sandboxes.set(sandboxId, {
+        core,
+        calls: new Map(),
+        wasi: new Set(),
+        go: new Set(),
+        closing: false,
+        auditSent: 0,
+      });
       if (previous !== undefined) close(sandboxId, previous);
       reply(id, 'open', {});
     } catch (thrown) {
@@ -329,6 +416,12 @@ function handle(message: ToWorker): void {
         const instanceId = core.instantiateWasi(message.moduleId, message.config);
         state.wasi.add(instanceId);
         reply(id, 'instantiateWasi', { instanceId, startFuel: core.startFuel(instanceId) });
+        break;
+      }
+      case 'instantiateGo': {
+        const instanceId = core.instantiateGo(message.moduleId, message.config);
+        state.go.add(instanceId);
+        reply(id, 'instantiateGo', { instanceId });
         break;
       }
       case 'wasiFiles': {
@@ -367,6 +460,7 @@ function handle(message: ToWorker): void {
       case 'dropInstance':
         core.dropInstance(message.instanceId);
         state.wasi.delete(message.instanceId);
+        state.go.delete(message.instanceId);
         reply(id, 'dropInstance', {});
         break;
       case 'dropModule':
@@ -394,10 +488,10 @@ function isVersioned(data: unknown): data is ToWorker {
   return typeof data === 'object' && data !== null && (data as { v?: unknown }).v === PROTOCOL_VERSION;
 }
 
-/** Listens to the page through `through`, then loads the wasm and says `ready` (or `fatal`). */
+/** Listens to the page through `through`, then says `hello` (the page answers `boot`). */
 function start(through: WorkerScope): void {
   scope = through;
-  // Registered before the wasm is loaded; the page sends nothing before `ready`.
+  // Registered before `hello`; the page sends `boot` and then nothing before `ready`.
   scope.addEventListener('message', (event) => {
     if (dead) return;
     const data = event.data;
@@ -410,23 +504,7 @@ function start(through: WorkerScope): void {
     }
     handle(data);
   });
-  // In Node, nestbox_bg.wasm is read with `fs` (Node's fetch refuses file: URLs).
-  init(coreWasm()).then(
-    (output) => {
-      ownMemory = output.memory;
-      post({ v: PROTOCOL_VERSION, type: 'ready' });
-    },
-    (error: unknown) => {
-      dead = true;
-      post({
-        v: PROTOCOL_VERSION,
-        type: 'fatal',
-        error: record('WORKER_CRASHED', `the worker could not load nestbox_bg.wasm: ${String(error)}`, {
-          reason: String(error),
-        }),
-      });
-    },
-  );
+  post({ v: PROTOCOL_VERSION, type: 'hello' });
 }
 
 if (typeof (globalThis as { postMessage?: unknown }).postMessage === 'function') {

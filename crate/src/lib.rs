@@ -61,6 +61,7 @@ pub mod memory;
 pub mod policy;
 pub mod trace;
 
+pub mod cache;
 pub mod module;
 
 pub mod data;
@@ -79,12 +80,13 @@ pub mod bindings;
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
+pub use cache::{CacheLimits, CacheStats, EngineKey, ModuleCache};
 pub use capability::{CapabilityId, Grant, Grants, HostCall, HttpRequest, HttpResponse};
 pub use data::{DataConfig, HttpGrant, LogLine};
 pub use error::{Details, Error, ErrorCode, TrapCode};
 pub use gojs::GoConfig;
 pub use instance::driver::{
-    Hooks, HostFn, StdinFeed, drive, drive_data, drive_go_export, drive_go_main,
+    Hooks, HostFn, StdinFeed, drive, drive_data, drive_go_export, drive_go_main, drive_go_timers,
 };
 pub use instance::{CallOptions, Instance, InstanceState, Outcome, Step};
 pub use integrity::Digest;

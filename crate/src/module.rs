@@ -15,7 +15,7 @@ use wasmparser::{Parser, Payload, TypeRef};
 
 use crate::error::{Error, ErrorCode};
 use crate::integrity::Digest;
-use crate::limits::{Limits, ModuleLimits};
+use crate::limits::ModuleLimits;
 use crate::value::{Signature, describe_wasmi_type};
 
 /// What kind of item an import or export is.
@@ -75,10 +75,16 @@ pub struct ExportInfo {
 /// [`Sandbox`](crate::Sandbox) that loaded it.
 #[derive(Clone)]
 pub struct Module {
-    inner: Arc<ModuleInner>,
+    inner: Arc<Compiled>,
+    /// The sandbox that loaded it ([`Module::owner`]): a module compiled once may be shared
+    /// through a [`ModuleCache`](crate::cache::ModuleCache), but each load is its sandbox's.
+    owner: u64,
 }
 
-struct ModuleInner {
+/// What compiling verified bytes produced: the wasmi module (whose engine it belongs to)
+/// and its imports and exports. Immutable once built, so it may be shared by every sandbox
+/// whose engine configuration it was compiled under ([`cache`](crate::cache)).
+pub(crate) struct Compiled {
     wasmi: wasmi::Module,
     digest: Digest,
     size_bytes: u64,
@@ -97,17 +103,16 @@ impl core::fmt::Debug for Module {
     }
 }
 
-impl Module {
-    /// Validates `bytes`, whose size and `digest` the caller has already verified
-    /// ([`integrity::verify`](crate::integrity::verify)) and cleared with the trust policy
-    /// (see the module docs for the order).
-    pub(crate) fn from_verified(
+impl Compiled {
+    /// Validates and compiles `bytes` in `engine`. The caller has verified their size and
+    /// `digest` ([`integrity::verify`](crate::integrity::verify)), cleared them with the
+    /// trust policy and checked their shape ([`check_shape`]) — see the module docs for the
+    /// order.
+    pub(crate) fn compile(
         engine: &wasmi::Engine,
         bytes: &[u8],
         digest: Digest,
-        limits: &Limits,
-    ) -> Result<Self, Error> {
-        check_shape(bytes, &limits.module)?;
+    ) -> Result<Arc<Self>, Error> {
         let wasmi = wasmi::Module::new(engine, bytes)
             .map_err(|e| Error::new(ErrorCode::InvalidModule, format!("invalid module: {e}")))?;
         let imports = wasmi
@@ -135,15 +140,45 @@ impl Module {
                 }
             })
             .collect();
-        Ok(Self {
-            inner: Arc::new(ModuleInner {
-                wasmi,
-                digest,
-                size_bytes: bytes.len() as u64,
-                imports,
-                exports,
-            }),
-        })
+        Ok(Arc::new(Self {
+            wasmi,
+            digest,
+            size_bytes: bytes.len() as u64,
+            imports,
+            exports,
+        }))
+    }
+
+    /// SHA-256 of the bytes it was compiled from.
+    pub(crate) fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// Size of the bytes it was compiled from.
+    pub(crate) fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    /// The engine its code lives in.
+    pub(crate) fn engine(&self) -> &wasmi::Engine {
+        self.wasmi.engine()
+    }
+}
+
+impl Module {
+    /// Sandbox `owner`'s module from compiled code (its own, or shared from a cache).
+    pub(crate) fn new(inner: Arc<Compiled>, owner: u64) -> Self {
+        Self { inner, owner }
+    }
+
+    /// The id of the sandbox that loaded it.
+    pub(crate) fn owner(&self) -> u64 {
+        self.owner
+    }
+
+    /// Whether `self` and `other` share compiled code (the same [`Compiled`]).
+    pub fn shares_code_with(&self, other: &Module) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// SHA-256 of the module's bytes.
@@ -184,8 +219,10 @@ fn describe(ty: &wasmi::ExternType) -> (ItemKind, Option<Signature>, String) {
     }
 }
 
-/// The module-shape pre-scan: one pass over the sections, counting.
-fn check_shape(bytes: &[u8], limits: &ModuleLimits) -> Result<(), Error> {
+/// The module-shape pre-scan: one pass over the sections, counting. Run on every load,
+/// before the bytes are compiled or a compiled module is taken from a cache: the limits are
+/// the loading sandbox's.
+pub(crate) fn check_shape(bytes: &[u8], limits: &ModuleLimits) -> Result<(), Error> {
     let invalid = |e: wasmparser::BinaryReaderError| {
         Error::new(ErrorCode::InvalidModule, format!("invalid module: {e}"))
     };

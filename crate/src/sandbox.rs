@@ -1,14 +1,17 @@
-//! The sandbox: one wasmi engine configured from [`Limits`], which loads modules and creates
-//! instances. Compiled code may be shared between instances of one sandbox; nothing else is:
-//! every instance has its own `Store`, memory, tables, globals and fuel.
+//! The sandbox: one wasmi engine configured from [`Limits`] (its own, or one shared through a
+//! [`ModuleCache`]), which loads modules and creates instances. Compiled code may be shared
+//! between instances of one sandbox, and through a cache between sandboxes of the same engine
+//! configuration; nothing else is: every instance has its own `Store`, memory, tables,
+//! globals and fuel.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use wasmi::{CompilationMode, Config, CustomFuelCosts, Engine};
+use wasmi::Engine;
 
 use crate::audit::{AuditEntry, AuditEvent, Record, Recorder, Sink};
+use crate::cache::{EngineKey, ModuleCache};
 use crate::capability::{Grants, HostCall};
 use crate::data::DataConfig;
 use crate::error::{Error, ErrorCode};
@@ -18,14 +21,16 @@ use crate::instance::{CallOptions, Instance};
 use crate::integrity::Digest;
 use crate::limits::{InstanceSlot, Limits};
 use crate::memory::GuestMemory;
-use crate::module::Module;
+use crate::module::{Compiled, Module, check_shape};
 use crate::policy::{Provenance, TrustPolicy};
 use crate::value::Value;
 use crate::wasi::{WasiConfig, WasiCtx, WasiOutcome};
 
 /// Loads, verifies and instantiates guest modules under one set of [`Limits`].
 pub struct Sandbox {
-    engine: Engine,
+    engines: Engines,
+    /// Unique in the process: a module is usable only with the sandbox that loaded it.
+    id: u64,
     limits: Limits,
     live_instances: Arc<AtomicU32>,
     policy: TrustPolicy,
@@ -45,6 +50,17 @@ impl core::fmt::Debug for Sandbox {
     }
 }
 
+/// Where a sandbox compiles modules.
+enum Engines {
+    /// An engine of its own (dropped with the sandbox and its modules).
+    Own(Engine),
+    /// The cache's engine for this configuration, and its compiled modules.
+    Cached(ModuleCache),
+}
+
+/// The next sandbox id.
+static NEXT_SANDBOX_ID: AtomicU64 = AtomicU64::new(1);
+
 impl Sandbox {
     /// A sandbox enforcing `limits`.
     ///
@@ -62,32 +78,39 @@ impl Sandbox {
     /// `INVALID_ARGUMENT` if the limits cannot work (see [`Limits::validate`]).
     pub fn with_policy(limits: Limits, policy: TrustPolicy) -> Result<Self, Error> {
         limits.validate()?;
-        let mut config = Config::default();
-        config
-            // Fuel is always on: it is how calls are sliced, bounded and measured.
-            .consume_fuel(true)
-            .compilation_mode(CompilationMode::LazyTranslation)
-            // Translation and validation cost no fuel: running out of fuel while lazily
-            // translating a callee is not resumable in wasmi 2.0 (PR #2032). Their cost is
-            // bounded by the module-size and shape limits instead.
-            .fuel_cost(CustomFuelCosts {
-                bytes_copied_per_fuel: 64,
-                fuel_per_bytes_translated: 0,
-                fuel_per_bytes_validated: 0,
-            })
-            .set_max_recursion_depth(limits.max_recursion_depth as usize)
-            // Proposals that widen the attack surface without a use here.
-            .wasm_multi_memory(limits.module.max_memories > 1)
-            .wasm_wide_arithmetic(false)
-            .wasm_custom_page_sizes(false);
-        Ok(Self {
-            engine: Engine::new(&config),
+        let engine = EngineKey::of(&limits).engine();
+        Ok(Self::build(Engines::Own(engine), limits, policy))
+    }
+
+    /// A sandbox like [`Sandbox::with_policy`] that compiles through `cache`: a module whose
+    /// bytes another sandbox of the same engine configuration ([`EngineKey`]) already loaded
+    /// reuses that compiled code. Every load is still checked in full first — size, SHA-256,
+    /// deny list, policy, shape under these limits — and every instance still has its own
+    /// store (see [`cache`](crate::cache)). A hit is marked `cached` in the audit log's load
+    /// entry.
+    ///
+    /// # Errors
+    ///
+    /// `INVALID_ARGUMENT` if the limits cannot work (see [`Limits::validate`]).
+    pub fn with_cache(
+        limits: Limits,
+        policy: TrustPolicy,
+        cache: &ModuleCache,
+    ) -> Result<Self, Error> {
+        limits.validate()?;
+        Ok(Self::build(Engines::Cached(cache.clone()), limits, policy))
+    }
+
+    fn build(engines: Engines, limits: Limits, policy: TrustPolicy) -> Self {
+        Self {
+            engines,
+            id: NEXT_SANDBOX_ID.fetch_add(1, Ordering::Relaxed),
             limits,
             live_instances: Arc::new(AtomicU32::new(0)),
             policy,
             denied: Mutex::new(BTreeMap::new()),
             audit: Recorder::default(),
-        })
+        }
     }
 
     /// The limits this sandbox enforces.
@@ -196,15 +219,37 @@ impl Sandbox {
                 return Err(e);
             }
         }
-        let loaded = Module::from_verified(&self.engine, bytes, digest, &self.limits);
-        let record = Record::new(AuditEvent::Load)
+        let loaded = check_shape(bytes, &self.limits.module).and_then(|()| match &self.engines {
+            Engines::Own(engine) => Compiled::compile(engine, bytes, digest).map(|c| (c, false)),
+            Engines::Cached(cache) => cache.compile(EngineKey::of(&self.limits), digest, bytes),
+        });
+        let mut record = Record::new(AuditEvent::Load)
             .module(digest)
             .with("sizeBytes", bytes.len().to_string());
-        self.audit.record(match &loaded {
-            Ok(_) => record,
-            Err(e) => record.failed(e.code()),
-        });
-        loaded
+        match loaded {
+            Ok((compiled, cached)) => {
+                if cached {
+                    record = record.with("cached", "true");
+                }
+                self.audit.record(record);
+                Ok(Module::new(compiled, self.id))
+            }
+            Err(e) => {
+                self.audit.record(record.failed(e.code()));
+                Err(e)
+            }
+        }
+    }
+
+    /// `INVALID_ARGUMENT` unless this sandbox loaded `module`.
+    fn check_owner(&self, module: &Module) -> Result<(), Error> {
+        if module.owner() == self.id {
+            Ok(())
+        } else {
+            Err(Error::invalid_argument(
+                "module was loaded by another sandbox",
+            ))
+        }
     }
 
     /// Puts `digest` on the deny list when the policy says so; `true` if it is on it now.
@@ -300,11 +345,7 @@ impl Sandbox {
     /// `TABLE_LIMIT` when the module's initial sizes are over the limits; `FUEL_EXHAUSTED` or
     /// a trap from a `start` function; `INVALID_ARGUMENT` for a module of another sandbox.
     pub fn instantiate(&self, module: &Module, grants: &Grants) -> Result<Instance, Error> {
-        if !Engine::same(module.wasmi().engine(), &self.engine) {
-            return Err(Error::invalid_argument(
-                "module was loaded by another sandbox",
-            ));
-        }
+        self.check_owner(module)?;
         self.instantiate_inner(module, grants, None, None, &DataConfig::default())
     }
 
@@ -322,11 +363,7 @@ impl Sandbox {
         grants: &Grants,
         data: &DataConfig,
     ) -> Result<Instance, Error> {
-        if !Engine::same(module.wasmi().engine(), &self.engine) {
-            return Err(Error::invalid_argument(
-                "module was loaded by another sandbox",
-            ));
-        }
+        self.check_owner(module)?;
         self.instantiate_inner(module, grants, None, None, data)
     }
 
@@ -343,7 +380,7 @@ impl Sandbox {
         let result = InstanceSlot::acquire(&self.live_instances, self.limits.max_instances)
             .and_then(|slot| {
                 Instance::new(
-                    &self.engine,
+                    module.wasmi().engine(),
                     module,
                     grants,
                     wasi,
@@ -418,11 +455,7 @@ impl Sandbox {
         module: &Module,
         config: &WasiConfig,
     ) -> Result<Instance, Error> {
-        if !Engine::same(module.wasmi().engine(), &self.engine) {
-            return Err(Error::invalid_argument(
-                "module was loaded by another sandbox",
-            ));
-        }
+        self.check_owner(module)?;
         let wasi = WasiCtx::new(config)?;
         self.instantiate_inner(module, &config.grants, Some(wasi), None, &config.data)
     }
@@ -439,11 +472,7 @@ impl Sandbox {
     /// As [`Sandbox::instantiate`]; `INVALID_ARGUMENT` for a reserved global name;
     /// `IMPORT_NOT_GRANTED` for an import outside `gojs`.
     pub fn instantiate_go(&self, module: &Module, config: &GoConfig) -> Result<Instance, Error> {
-        if !Engine::same(module.wasmi().engine(), &self.engine) {
-            return Err(Error::invalid_argument(
-                "module was loaded by another sandbox",
-            ));
-        }
+        self.check_owner(module)?;
         let go = GoCtx::new(
             config,
             self.limits.max_memory_bytes,

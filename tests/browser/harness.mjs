@@ -97,8 +97,12 @@ export async function compileFixtures() {
   return out;
 }
 
-/** A static server: `mounts` maps a URL prefix to a directory. */
-function serve(mounts, fixtures) {
+/**
+ * A static server: `mounts` maps a URL prefix to a directory. `hits` counts the requests of
+ * each path; `failures` maps a path to the answers its next requests get instead
+ * (`{ status, type, body }`, used up one by one).
+ */
+function serve(mounts, fixtures, hits, failures) {
   const manifest = Object.fromEntries(
     Object.entries(fixtures).map(([name, f]) => [name, { url: `/fixtures/${name}.wasm`, integrity: f.integrity }]),
   );
@@ -109,6 +113,10 @@ function serve(mounts, fixtures) {
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'access-control-allow-origin': '*' });
       res.end(body);
     };
+    hits.set(path, (hits.get(path) ?? 0) + 1);
+    const failure = failures.get(path)?.shift();
+    if (failure)
+      return send(failure.status, failure.type ?? 'text/plain', failure.body ?? `failing on purpose: ${path}`);
     if (path === '/fixtures/manifest.json') return send(200, TYPES['.json'], JSON.stringify(manifest));
     const fixture = /^\/fixtures\/([a-z0-9_]+)\.wasm$/.exec(path);
     if (fixture && fixtures[fixture[1]]) return send(200, TYPES['.wasm'], fixtures[fixture[1]].bytes);
@@ -136,8 +144,19 @@ function serve(mounts, fixtures) {
  */
 export async function openBrowser({ extraMounts = {}, extraArgs = [] } = {}) {
   const fixtures = await compileFixtures();
-  const server = await serve({ '/pkg/': join(root, 'pkg'), '/tests/': join(here, 'pages'), ...extraMounts }, fixtures);
+  const hits = new Map();
+  const failures = new Map();
+  const server = await serve(
+    { '/pkg/': join(root, 'pkg'), '/tests/': join(here, 'pages'), ...extraMounts },
+    fixtures,
+    hits,
+    failures,
+  );
   const base = `http://127.0.0.1:${server.address().port}`;
+  /** How many requests the server answered for `path` so far. */
+  const served = (path) => hits.get(path) ?? 0;
+  /** The next request of `path` gets `answer` (`{ status, type?, body? }`) instead of the file. */
+  const failNext = (path, answer) => failures.set(path, [...(failures.get(path) ?? []), answer]);
   if (BROWSER !== 'chromium') {
     const b = await launch(BROWSER);
     try {
@@ -157,6 +176,8 @@ export async function openBrowser({ extraMounts = {}, extraArgs = [] } = {}) {
       base,
       otherBase: `http://localhost:${server.address().port}`,
       fixtures,
+      served,
+      failNext,
       log: b.log,
       async close() {
         await b.close();
@@ -183,6 +204,8 @@ export async function openBrowser({ extraMounts = {}, extraArgs = [] } = {}) {
     base,
     otherBase: `http://localhost:${server.address().port}`,
     fixtures,
+    served,
+    failNext,
     /** What the page logged (printed by tests when something fails). */
     log,
     async close() {

@@ -6,12 +6,15 @@
 // code, the worker replaced and the violation recorded (stats, audit log), while the page,
 // the sandbox (in its new worker) and a sandbox in another worker carry on.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { openBrowser } from './harness.mjs';
 
+const goGuests = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'target', 'gojs-guests');
 let browser;
 before(async () => {
-  browser = await openBrowser();
+  browser = await openBrowser({ extraMounts: { '/gojs/': goGuests } });
   await browser.page.evaluate(() => {
     /** The test side of a puppet worker's BroadcastChannel. */
     window.puppet = (name) => {
@@ -122,7 +125,7 @@ test('a host request while no call is in flight is refused: no capability runs',
       // The call is over: a host request in its name now is forged.
       await p.send({
         inject: {
-          v: 2,
+          v: 3,
           type: 'host',
           id: 1_000_000,
           sandboxId: call.sandboxId,
@@ -167,7 +170,7 @@ test("shared pool: a host request naming another sandbox's capability, or its ow
       const bRun = window.caught(bInst.call('spin'));
       const bCall = await p.callSeen('spin');
       const forged = {
-        v: 2,
+        v: 3,
         type: 'host',
         id: 1_000_000,
         callId: bCall.id,
@@ -223,7 +226,7 @@ test('a second host request for a call that already waits for one is refused', a
       await window.until(() => release !== undefined);
       await p.send({
         inject: {
-          v: 2,
+          v: 3,
           type: 'host',
           id: 1_000_000,
           sandboxId: call.sandboxId,
@@ -293,6 +296,48 @@ test('an HTTP request to a host outside allowedHosts is refused by the page, wha
     assert.equal(error.code, 'HOST_ERROR', JSON.stringify(error));
     assert.match(error.message, /HTTP request refused: .*(not in allowedHosts|not http)/);
   }
+});
+
+/** The Go guest of tests/gojs (target/gojs-guests, built by `make guests`) in `sb`. */
+const goExports = async (sb) => {
+  const bytes = new Uint8Array(await (await fetch('/gojs/exports.wasm')).arrayBuffer());
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return sb.load(bytes, { integrity: `sha256-${btoa(String.fromCharCode(...digest))}` });
+};
+
+test("a Go guest's capability call naming a capability it was never granted is refused: nothing runs", async () => {
+  const out = await browser.page.evaluate(
+    (goExportsSource) =>
+      window.scenario(async ({ sb, p, nb }) => {
+        const load = new Function(`return ${goExportsSource}`)();
+        const seen = [];
+        const double = nb.goCapability((n) => (seen.push(n), n * 2));
+        const greet = nb.goCapability(() => 'hi');
+        const go = await sb.instantiateGo(await load(sb), { globals: { host: { double, greet } } });
+        await p.send({ rewrite: 'forgeGoCapability' });
+        return { error: await window.caught(go.callGo('useCapability', 21)), seen };
+      }),
+    goExports.toString(),
+  );
+  assertViolation(out.error, 'CAPABILITY_REVOKED');
+  assert.equal(out.error.details.forged, true);
+  assert.deepEqual(out.seen, [], 'no Go capability ran');
+  assertContained(out, /Go capability 999 \(gojs\.host\.double\) was never granted/);
+});
+
+test("a Go call's result that is not plain data is refused", async () => {
+  const out = await browser.page.evaluate(
+    (goExportsSource) =>
+      window.scenario(async ({ sb, p }) => {
+        const load = new Function(`return ${goExportsSource}`)();
+        const go = await sb.instantiateGo(await load(sb));
+        await p.send({ rewrite: 'goResultNotData' });
+        return { error: await window.caught(go.callGo('strlen', 'abc')) };
+      }),
+    goExports.toString(),
+  );
+  assertViolation(out.error);
+  assertContained(out, /reply \d+ to call: malformed value/);
 });
 
 test('host call arguments outside their declared types are refused before the capability runs', async () => {
@@ -451,7 +496,7 @@ test('a progress notice for a call that did not ask for progress is refused', as
       const running = window.caught(inst.call('spin', [], { timeoutMs: 10_000 }));
       const { id, sandboxId } = await p.callSeen('spin');
       const metrics = { fuelConsumed: 1, slices: 1, hostCalls: 0, peakMemoryBytes: 0, wallTimeUs: 1 };
-      await p.send({ inject: { v: 2, type: 'progress', sandboxId, callId: id, metrics, memoryBytes: 0 } });
+      await p.send({ inject: { v: 3, type: 'progress', sandboxId, callId: id, metrics, memoryBytes: 0 } });
       return { error: await running };
     }),
   );
@@ -489,7 +534,7 @@ test('a reply to a request the page never sent is refused', async () => {
     window.scenario(async ({ sb, p, fx }) => {
       const mod = await sb.load(fx.spin.url, { integrity: fx.spin.integrity });
       const inst = await sb.instantiate(mod);
-      await p.send({ inject: { v: 2, type: 'reply', id: 999_999, ok: true, request: 'cancel', value: {} } });
+      await p.send({ inject: { v: 3, type: 'reply', id: 999_999, ok: true, request: 'cancel', value: {} } });
       await window.until(() => sb.stats.protocolViolations > 0);
       return { lost: await window.caught(inst.call('answer')) };
     }),

@@ -182,6 +182,35 @@ impl Core {
         .map_err(throw)
     }
 
+    /// `startGoTimers(instanceId, options?)`: runs the Go timers that are due now (a `CoreStep`).
+    #[wasm_bindgen(js_name = startGoTimers, unchecked_return_type = "CoreStep")]
+    pub fn start_go_timers(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CoreCallOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        (|| {
+            let entry = self.instance_mut(&instance_id)?;
+            let options = call_options_from_js(&options)?;
+            let result = entry.instance.start_go_timers(&options);
+            entry.step(result)
+        })()
+        .map_err(throw)
+    }
+
+    /// `goNextTimerMs(instanceId)`: milliseconds until the Go program's next timer, or
+    /// `undefined` (no timer, or the program exited).
+    #[wasm_bindgen(js_name = goNextTimerMs)]
+    pub fn go_next_timer_ms(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+    ) -> Result<Option<f64>, JsValue> {
+        let entry = self.instance_mut(&instance_id).map_err(throw)?;
+        // Milliseconds well below 2^53 (a timer is at most Go's own int64 nanoseconds away).
+        #[allow(clippy::cast_precision_loss)]
+        Ok(entry.instance.go_next_timer_ms().map(|ms| ms as f64))
+    }
+
     /// `resumeGo(instanceId, result)`: answers a Go guest's capability call.
     #[wasm_bindgen(js_name = resumeGo, unchecked_return_type = "CoreStep")]
     pub fn resume_go(

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 
 use wasm_bindgen::prelude::*;
 
+use crate::cache::{CacheLimits, ModuleCache};
 use crate::error::Error;
 use crate::instance::{Instance, InstanceState, Step};
 use crate::integrity::Digest;
@@ -311,6 +312,13 @@ pub fn core_constants() -> Result<JsValue, JsValue> {
     js_sys::JSON::parse(&constants.to_string())
 }
 
+thread_local! {
+    /// The worker's module cache: every `Core` in this thread (the sandboxes of a shared
+    /// worker, or one sandbox loading the same bytes again) reuses the compiled code of bytes
+    /// that verified to the same digest under the same engine configuration.
+    static MODULE_CACHE: ModuleCache = ModuleCache::new(CacheLimits::default());
+}
+
 /// A loaded module and the instances the worker created from it, keyed by id.
 ///
 /// Constructed once per worker with the sandbox's limits; every method either returns a
@@ -364,7 +372,8 @@ impl Core {
         console_error_panic_hook::set_once();
         let limits = limits_from_js(&limits).map_err(throw)?;
         let policy = policy::policy_from_js(&policy).map_err(throw)?;
-        let sandbox = Sandbox::with_policy(limits, policy).map_err(throw)?;
+        let cache = MODULE_CACHE.with(ModuleCache::clone);
+        let sandbox = Sandbox::with_cache(limits, policy, &cache).map_err(throw)?;
         Ok(Core {
             sandbox,
             modules: BTreeMap::new(),

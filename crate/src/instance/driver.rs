@@ -204,6 +204,22 @@ pub fn drive_go_export<H: Hooks + ?Sized>(
     drive_from(instance, step, hooks)
 }
 
+/// Runs a Go guest's due timers ([`Instance::start_go_timers`]) as [`drive`]: call it when
+/// [`Instance::go_next_timer_ms`] has passed, so goroutines waiting on timers run while the
+/// program is idle between calls.
+///
+/// # Errors
+///
+/// As [`Instance::start_go_timers`] and [`drive`].
+pub fn drive_go_timers<H: Hooks + ?Sized>(
+    instance: &mut Instance,
+    options: &CallOptions,
+    hooks: &mut H,
+) -> Result<Outcome, Error> {
+    let step = instance.start_go_timers(options);
+    drive_from(instance, step, hooks)
+}
+
 fn drive_from<H: Hooks + ?Sized>(
     instance: &mut Instance,
     mut step: Result<Step, Error>,

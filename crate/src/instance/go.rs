@@ -125,6 +125,53 @@ impl Instance {
         step
     }
 
+    /// How long until the Go program's next timer fires (whole milliseconds, rounded up),
+    /// `None` when it has none or has exited. The embedder calls
+    /// [`Instance::start_go_timers`] then, so that goroutines waiting on timers (`time.Sleep`,
+    /// tickers) run while the program is idle between calls, as under `wasm_exec.js`.
+    pub fn go_next_timer_ms(&self) -> Option<u64> {
+        let go = self.store.data().go.as_ref()?;
+        if go.exit.is_some() || !go.main_started {
+            return None;
+        }
+        let wait = go.next_timer()?;
+        Some(u64::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))
+    }
+
+    /// Runs the Go scheduler for the timers that are due now (none due: finishes at once
+    /// without entering the guest), in one budget like any call; goroutines they wake may call
+    /// capabilities. It does not wait for later timers: ask [`Instance::go_next_timer_ms`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::start_go_export`] (`INVALID_ARGUMENT` before `main` ran, `POISONED`
+    /// after an exit or an interrupted call), and as the guest's code fails.
+    pub fn start_go_timers(&mut self, options: &CallOptions) -> Result<Step, Error> {
+        self.go_ready(false)?;
+        if let Some((code, message)) = &self.poisoned {
+            return Err(Error::new(
+                ErrorCode::Poisoned,
+                format!(
+                    "instance poisoned by an earlier {code} ({message}); instantiate the module again"
+                ),
+            ));
+        }
+        let Some(go) = self.store.data_mut().go.as_mut() else {
+            return Err(self.internal("go vanished"));
+        };
+        if !go.take_due_timer() {
+            return Ok(Step::Finished(Outcome {
+                results: Vec::new(),
+                exit_code: None,
+                metrics: crate::Metrics::default(),
+                output: None,
+                go_result: None,
+            }));
+        }
+        go.clear_pending_event();
+        self.start_full("resume", &[], options, None, Some(GoPhase::Timers))
+    }
+
     /// Answers a [`Step::HostCall`] of a Go guest's capability ([`HostCall::go`](crate::HostCall::go))
     /// with its result, and continues the call.
     ///
@@ -181,6 +228,13 @@ impl Instance {
                     Ok(value) => self.go_finish(Some(value)),
                     Err(e) => Err(self.end(e)),
                 }
+            }
+            Some(GoPhase::Timers) => {
+                if go.take_due_timer() {
+                    go.clear_pending_event();
+                    return self.go_enter();
+                }
+                self.go_finish(None)
             }
             _ => {
                 if go.take_due_timer() {

@@ -178,6 +178,8 @@ enum GoPhase {
     Main,
     /// An exported function, through this event object.
     Export(u32),
+    /// The timers that are due while the program is idle between calls.
+    Timers,
 }
 
 struct ActiveCall {

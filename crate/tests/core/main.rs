@@ -18,6 +18,7 @@ mod invalid_module;
 mod linking;
 mod memory_limit;
 mod metrics;
+mod module_cache;
 mod policy;
 mod stack;
 mod start_function;

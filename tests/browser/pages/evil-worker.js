@@ -4,6 +4,9 @@
 //   ?forge=1  rewrites the capability id of every host request to 999 (a forged id)
 //   ?lie=1    also turns every failed call reply into a success (the page must not believe it)
 //   ?cross=1  sends host requests of sandbox N as sandbox N-1 (another sandbox in a shared worker)
+//   ?boot=MODE  tampers with the page's boot message before the real worker sees it:
+//             notModule (its module is a plain object), wrongModule (an empty wasm module,
+//             not nestbox's core), twice (the boot arrives a second time)
 //   ?channel=NAME  a puppet: on BroadcastChannel NAME it reports every message the page sends
 //             ({ seen }), posts any message it is given as if the worker had sent it
 //             ({ inject }), and rewrites the next message of a kind ({ rewrite, ... }: see
@@ -68,6 +71,14 @@ const REWRITES = {
   // A trace (a copy of the last one seen) added to a call's reply that asked for none.
   unaskedTrace: (m, { trace }) =>
     m.type === 'reply' && m.ok && m.request === 'call' && { ...m, value: { ...m.value, trace } },
+  // A Go guest's capability call naming a capability id the instance was never granted.
+  forgeGoCapability: (m) => m.type === 'host' && m.goArgs !== undefined && { ...m, capability: 999 },
+  // A Go call's reply whose result is not plain data (a Date: structured-cloneable, not GoData).
+  goResultNotData: (m) =>
+    m.type === 'reply' &&
+    m.ok &&
+    m.request === 'call' &&
+    m.value.go !== undefined && { ...m, value: { ...m.value, go: { ...m.value.go, result: new Date(0) } } },
   // A host request whose first argument is out of the i32 range.
   badArgs: (m) => m.type === 'host' && { ...m, args: [2 ** 40, ...m.args.slice(1)] },
 };
@@ -118,9 +129,25 @@ self.postMessage = (message, transfer) => {
 
 const lies = new Set();
 
+/** Boot messages this script dispatched itself (not tampered with again). */
+const redispatched = new WeakSet();
+const BOOTS = {
+  notModule: (m) => [{ ...m, module: {} }],
+  wrongModule: (m) => [{ ...m, module: new WebAssembly.Module(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0])) }],
+  twice: (m) => [m, { ...m }],
+};
+
 // Registered before the real worker's listener, so it sees every message first.
 self.addEventListener('message', (event) => {
   const m = event.data;
+  if (m && m.type === 'boot' && params.has('boot') && !redispatched.has(m)) {
+    event.stopImmediatePropagation();
+    for (const data of BOOTS[params.get('boot')](m)) {
+      redispatched.add(data);
+      self.dispatchEvent(new MessageEvent('message', { data }));
+    }
+    return;
+  }
   if (channel && m) channel.postMessage({ seen: summary(m) });
   if (!m || m.type !== 'call') return;
   lies.add(m.id);

@@ -83,6 +83,28 @@ var exports = map[string]func(this js.Value, args []js.Value) any{
 	"state": func(this js.Value, args []js.Value) any {
 		return map[string]any{"ticks": ticks, "background": background}
 	},
+	// Starts a goroutine that calls the granted capability host.tick(i) for i = 1..n, one
+	// every 5 ms, and returns at once: the calls happen while the program is idle between
+	// calls (the embedder runs Go's timers when they are due).
+	"watch": func(this js.Value, args []js.Value) any {
+		n := args[0].Int()
+		host := js.Global().Get("host")
+		go func() {
+			for i := 1; i <= n; i++ {
+				time.Sleep(5 * time.Millisecond)
+				host.Call("tick", i)
+			}
+		}()
+		return nil
+	},
+	// Starts a goroutine that panics after 5 ms, while the program is idle.
+	"panicLater": func(this js.Value, args []js.Value) any {
+		go func() {
+			time.Sleep(5 * time.Millisecond)
+			panic("a goroutine gave up")
+		}()
+		return nil
+	},
 	// Exits the program with a status.
 	"exit": func(this js.Value, args []js.Value) any {
 		os.Exit(args[0].Int())
