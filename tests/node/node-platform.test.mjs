@@ -272,6 +272,48 @@ test('runWasi: a Rust WASI program from target/wasi-guests', async (t) => {
   }
 });
 
+test('Go js/wasm guests on a worker thread: exports, a Go capability, idle timers; the process exits with a ticker pending', async () => {
+  const file = join(root, 'target', 'gojs-guests', 'exports.wasm');
+  assert.ok(existsSync(file), `${file} is missing: run \`make guests\` (or tests/gojs/build.sh)`);
+  const integrity = `sha256-${createHash('sha256').update(readFileSync(file)).digest('base64')}`;
+  const sb = await nb.createSandbox();
+  try {
+    const mod = await sb.load(pathToFileURL(file), { integrity });
+    const ticks = [];
+    const doubled = [];
+    const host = {
+      tick: nb.goCapability((i) => void ticks.push(i)),
+      double: nb.goCapability((n) => (doubled.push(n), n * 2)),
+      greet: nb.goCapability(({ name }) => `hi ${name}`),
+    };
+    const go = await sb.instantiateGo(mod, { globals: { host } });
+    assert.equal(go.output().stdout, 'exports registered: 12\n');
+    assert.equal(await go.callGo('strlen', 'héllo'), 5);
+    assert.deepEqual(await go.callGo('useCapability', 4), { doubled: 8, greeting: 'hi gopher' });
+    assert.deepEqual(doubled, [4]);
+    await go.callGo('watch', 3);
+    for (let i = 0; i < 1000 && ticks.length < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(ticks, [1, 2, 3], 'host.tick called three times by the idle goroutine');
+    assert.ok(go.idleRuns >= 3, `idle runs: ${go.idleRuns}`);
+  } finally {
+    sb.dispose();
+  }
+  // A script that leaves a Go program with a 10 ms ticker running (never disposed) still ends.
+  const dir = project('go-exit');
+  writeFileSync(
+    join(dir, 'main.mjs'),
+    `import { createSandbox } from 'nestbox';
+const sb = await createSandbox();
+const mod = await sb.load(new URL(${JSON.stringify(pathToFileURL(file).href)}), { integrity: ${JSON.stringify(integrity)} });
+const go = await sb.instantiateGo(mod);
+console.log(await go.callGo('strlen', 'bye'));
+`,
+  );
+  const run = await runNode('main.mjs', { cwd: dir });
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stdout, '3\n');
+});
+
 test('load: a file: URL that does not exist is INVALID_MODULE; a relative string (no page to resolve it) too', async () => {
   const sb = await nb.createSandbox();
   try {
