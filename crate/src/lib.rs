@@ -62,6 +62,8 @@ pub mod policy;
 pub mod trace;
 
 pub mod module;
+#[cfg(feature = "native-tier")]
+pub mod native;
 
 pub mod data;
 pub mod gojs;
