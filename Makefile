@@ -62,6 +62,7 @@ build:
 # runs longer from a random start. Failing cases land in fuzz/regressions/ (replayed by the tests).
 fuzz-smoke:
 	$(CARGO) run --release -q -p nestbox-fuzz -- --seconds 60
+	$(CARGO) run --release -q -p nestbox-fuzz -- --native --seconds 20
 
 fuzz:
 	$(CARGO) run --release -q -p nestbox-fuzz -- --seconds $${FUZZ_SECONDS:-1800} --seed $$RANDOM$$RANDOM
