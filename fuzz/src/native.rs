@@ -370,6 +370,11 @@ fn compare(
             labels.push("instantiate:limit".to_owned());
             return Ok(());
         }
+        (x, y) if x != y && has_eqz_select(original) => {
+            // The wasmi bug below, in a start function.
+            labels.push("instantiate:wasmi-select-bug".to_owned());
+            return Ok(());
+        }
         (x, y) if x != y => {
             return Err(format!("instantiation: original {x:?}, instrumented {y:?}"));
         }

@@ -469,11 +469,15 @@ impl<'i> Emitter<'i> {
             .skip(info.imported_functions as usize)
         {
             if let Some(sig) = info.types.get(*ty as usize) {
-                if sig.results.len() > 1 && !result_types.contains_key(&sig.results) {
-                    let index = type_count + 1 + result_types.len() as u32;
-                    result_types.insert(sig.results.clone(), index);
+                if sig.results.len() > 1 {
+                    result_types.insert(sig.results.clone(), 0);
                 }
             }
+        }
+        // Numbered in the order `add_types` writes them: the map's (sorted), not the order
+        // they were found in.
+        for (i, index) in result_types.values_mut().enumerate() {
+            *index = type_count + 1 + i as u32;
         }
         let total_functions = info.imported_functions + info.defined_functions;
         let globals = info.imported_globals + info.defined_globals;

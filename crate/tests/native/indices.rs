@@ -200,3 +200,28 @@ fn modules_missing_sections_get_them_in_order() {
     let mut run = Run::instrumented(&meta, 1 << 40, 1 << 20).expect("instantiates");
     run.call("init", &[]).expect("memory.init runs");
 }
+
+/// Found by `nestbox-fuzz --native` (regressions/native/seed-1766.bin): the block types added
+/// for multi-value bodies were numbered in the order found but written sorted, so a body
+/// wrapped for a branch to its own label got another function's result types.
+#[test]
+fn multi_value_bodies_get_their_own_block_types() {
+    let bytes = wat(r#"(module
+      (func (export "a") (param i32) (result i64 i64)
+        (i64.const 1) (i64.const 2) (br_if 0 (local.get 0)) (drop) (drop) (i64.const 3) (i64.const 4))
+      (func (export "b") (param i32) (result i32 i32)
+        (i32.const 5) (i32.const 6) (br_if 0 (local.get 0)) (drop) (drop) (i32.const 7) (i32.const 8))
+      (func (export "c") (param i32) (result f64 i32 i64)
+        (f64.const 9) (i32.const 10) (i64.const 11) (br_if 0 (local.get 0))))"#);
+    let meta = instrument(&bytes, &config());
+    let mut run = Run::instrumented(&meta, 1 << 40, 1 << 20).expect("validates and instantiates");
+    let a = run.call("a", &[Val::I32(1)]).expect("a");
+    assert!(matches!(a[..], [Val::I64(1), Val::I64(2)]), "{a:?}");
+    let b = run.call("b", &[Val::I32(0)]).expect("b");
+    assert!(matches!(b[..], [Val::I32(7), Val::I32(8)]), "{b:?}");
+    let c = run.call("c", &[Val::I32(1)]).expect("c");
+    assert!(
+        matches!(c[..], [Val::F64(_), Val::I32(10), Val::I64(11)]),
+        "{c:?}"
+    );
+}
