@@ -39,12 +39,16 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p nestbox --target wasm32-unknown-unknown --all-targets -- -D warnings
+	$(CARGO) clippy -p nestbox --features native-tier --all-targets -- -D warnings
+	$(CARGO) clippy -p nestbox --features native-tier --target wasm32-unknown-unknown --all-targets -- -D warnings
 	$(CARGO) fmt --check --manifest-path tests/wasi/rust/Cargo.toml
 	$(CARGO) fmt --check --manifest-path tests/wasi/work/rust/Cargo.toml
 	$(CARGO) fmt --check --manifest-path tests/data/rust/Cargo.toml
 
+# The native tier's instrumentation (feature `native-tier`, off in the default build) too.
 native-test:
 	$(CARGO) test --workspace
+	$(CARGO) test -p nestbox --features native-tier --test native
 
 # The release module: opt-level 3, fat LTO, wasmi's indirect dispatch, wasm-opt off
 # (Debian's binaryen 108 breaks it; see crate/Cargo.toml).
@@ -58,6 +62,7 @@ build:
 # runs longer from a random start. Failing cases land in fuzz/regressions/ (replayed by the tests).
 fuzz-smoke:
 	$(CARGO) run --release -q -p nestbox-fuzz -- --seconds 60
+	$(CARGO) run --release -q -p nestbox-fuzz -- --native --seconds 20
 
 fuzz:
 	$(CARGO) run --release -q -p nestbox-fuzz -- --seconds $${FUZZ_SECONDS:-1800} --seed $$RANDOM$$RANDOM

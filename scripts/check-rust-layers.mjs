@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 export const RUST_LAYERS = [
   ['error', 'metrics', 'value'],
   ['integrity', 'limits', 'fuel', 'capability', 'memory', 'policy', 'audit', 'trace'],
-  ['module', 'cache'],
+  ['module', 'cache', 'native'],
   ['wasi', 'data', 'gojs'],
   ['instance'],
   ['sandbox'],

@@ -63,6 +63,8 @@ pub mod trace;
 
 pub mod cache;
 pub mod module;
+#[cfg(feature = "native-tier")]
+pub mod native;
 
 pub mod data;
 pub mod gojs;

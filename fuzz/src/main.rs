@@ -1,12 +1,15 @@
-//! `nestbox-fuzz [--cases N] [--seconds S] [--seed FIRST]` runs cases FIRST, FIRST+1, … until
-//! N cases or S seconds (the environment's `FUZZ_CASES`/`FUZZ_SECONDS` when not given; 1000
-//! cases when neither is), prints the outcomes, writes every failing case to `regressions/`
-//! and exits with 1 if there was one. `nestbox-fuzz --replay FILE` runs one case's bytes.
+//! `nestbox-fuzz [--native] [--cases N] [--seconds S] [--seed FIRST]` runs cases FIRST, FIRST+1,
+//! … until N cases or S seconds (the environment's `FUZZ_CASES`/`FUZZ_SECONDS` when not given;
+//! 1000 cases when neither is), prints the outcomes, writes every failing case to
+//! `regressions/` (`regressions/native/` with `--native`) and exits with 1 if there was one.
+//! `--native` runs the native tier's instrumentation differentially instead
+//! ([`nestbox_fuzz::run_native_case`]). `nestbox-fuzz [--native] --replay FILE` runs one case's
+//! bytes.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use nestbox_fuzz::{Tally, case_bytes, run_case, save_regression};
+use nestbox_fuzz::{Labels, Tally, case_bytes, run_case, run_native_case, save_regression};
 
 fn number(args: &[String], flag: &str, env: &str) -> Result<Option<u64>, String> {
     let text = match args.iter().position(|a| a == flag) {
@@ -25,10 +28,15 @@ fn number(args: &[String], flag: &str, env: &str) -> Result<Option<u64>, String>
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let native = args.first().is_some_and(|a| a == "--native");
+    if native {
+        args.remove(0);
+    }
+    let run: fn(&[u8]) -> Result<Labels, String> = if native { run_native_case } else { run_case };
     if let [flag, file] = args.as_slice() {
         if flag == "--replay" {
-            return replay(file);
+            return replay(file, run);
         }
     }
     let parsed = (|| {
@@ -47,7 +55,7 @@ fn main() -> ExitCode {
         Ok(p) => p,
         Err(e) => {
             eprintln!(
-                "nestbox-fuzz: {e}\nusage: nestbox-fuzz [--cases N] [--seconds S] [--seed FIRST]"
+                "nestbox-fuzz: {e}\nusage: nestbox-fuzz [--native] [--cases N] [--seconds S] [--seed FIRST]"
             );
             return ExitCode::from(2);
         }
@@ -87,9 +95,13 @@ fn main() -> ExitCode {
             eprintln!("nestbox-fuzz: cannot write {}", current.display());
             return ExitCode::from(2);
         }
-        let result = run_case(&bytes);
+        let result = run(&bytes);
         if let Err(bug) = &result {
-            let name = format!("seed-{seed}");
+            let name = if native {
+                format!("native/seed-{seed}")
+            } else {
+                format!("seed-{seed}")
+            };
             match save_regression(&name, &bytes) {
                 Ok(path) => eprintln!("BUG in case {seed}: {bug}\n  saved to {}", path.display()),
                 Err(e) => eprintln!("BUG in case {seed}: {bug}\n  (could not save it: {e})"),
@@ -113,7 +125,7 @@ fn main() -> ExitCode {
 }
 
 /// `--replay FILE`: runs one case's bytes and prints what it came to.
-fn replay(file: &str) -> ExitCode {
+fn replay(file: &str, run: fn(&[u8]) -> Result<Labels, String>) -> ExitCode {
     let bytes = match std::fs::read(file) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -121,7 +133,7 @@ fn replay(file: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run_case(&bytes) {
+    match run(&bytes) {
         Ok(labels) => {
             println!("ok: {}", labels.join(" "));
             ExitCode::SUCCESS
