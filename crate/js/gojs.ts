@@ -19,6 +19,7 @@
 
 import { SandboxError, invalidArgument, type AnySandboxError, type ErrorCode } from './errors.js';
 import { MAX_TIMER_MS } from './host.js';
+import { callOptions, onlyFields } from './options.js';
 import { report } from './platform.js';
 import type { GoCallOptions, GoCallResult, GoData, GoInstantiateOptions, Metrics } from './types.js';
 
@@ -94,6 +95,46 @@ export function goGlobals(globals: Record<string, unknown>, tokens: GoTokens): R
     return value;
   };
   return walk(globals, 0) as Record<string, unknown>;
+}
+
+/** What `instantiateGo`'s options become: the core's config, the calls' limits, the instance's callbacks. */
+export interface GoPlan {
+  readonly tokens: GoTokens;
+  readonly config: { globals: Record<string, unknown>; argv?: string[]; env?: Record<string, string> };
+  readonly defaults: GoCallOptions;
+  readonly hooks: Pick<GoInstantiateOptions, 'onOutput' | 'onIdleError'>;
+}
+
+/**
+ * `instantiateGo`'s options checked (an unknown field, a function among `globals` or limits
+ * of the wrong type are TypeErrors now, not at the first call) and split.
+ */
+export function goPlan(options: unknown, sandboxTimeoutMs: number): GoPlan {
+  if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');
+  onlyFields(
+    options as Record<string, unknown>,
+    ['globals', 'argv', 'env', 'timeoutMs', 'fuel', 'onOutput', 'onIdleError'],
+    'instantiateGo options',
+  );
+  const o = options as GoInstantiateOptions;
+  const tokens: GoTokens = new Map();
+  const config = {
+    globals: goGlobals(o.globals ?? {}, tokens),
+    ...(o.argv === undefined ? {} : { argv: o.argv }),
+    ...(o.env === undefined ? {} : { env: o.env }),
+  };
+  const defaults: GoCallOptions = {};
+  if (o.timeoutMs !== undefined) defaults.timeoutMs = o.timeoutMs;
+  if (o.fuel !== undefined) defaults.fuel = o.fuel;
+  callOptions(defaults, sandboxTimeoutMs);
+  for (const name of ['onOutput', 'onIdleError'] as const) {
+    if (o[name] !== undefined && typeof o[name] !== 'function') throw invalidArgument(`${name} must be a function`);
+  }
+  const hooks = {
+    ...(o.onOutput === undefined ? {} : { onOutput: o.onOutput }),
+    ...(o.onIdleError === undefined ? {} : { onIdleError: o.onIdleError }),
+  };
+  return { tokens, config, defaults, hooks };
 }
 
 /** How a Go capability call was answered: a value for the guest, or the error that ends its call. */

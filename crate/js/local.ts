@@ -15,7 +15,7 @@
  * @module
  */
 
-import { GoInstance, goGlobals, runGoCapability, type GoBackend, type GoTokens } from './gojs.js';
+import { GoInstance, goPlan, runGoCapability, type GoBackend } from './gojs.js';
 import init, {
   Core,
   type CoreAuditRecord,
@@ -489,12 +489,7 @@ export class LocalSandbox extends Resource {
       module instanceof LocalModule ? localModules.get(module) : undefined,
       (s) => s.sandbox === this,
     );
-    const tokens: GoTokens = new Map();
-    const config = {
-      globals: goGlobals(options.globals ?? {}, tokens),
-      ...(options.argv === undefined ? {} : { argv: options.argv }),
-      ...(options.env === undefined ? {} : { env: options.env }),
-    };
+    const { tokens, config, defaults, hooks } = goPlan(options, state.timeoutMs);
     let instanceId: number;
     try {
       instanceId = state.core.instantiateGo(m.moduleId, config);
@@ -596,18 +591,13 @@ export class LocalSandbox extends Resource {
         flushAudit(state);
       },
     };
-    const go = new GoInstance(
-      backend,
-      {
-        ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-        ...(options.fuel === undefined ? {} : { fuel: options.fuel }),
-      },
-      {
-        ...(options.onOutput === undefined ? {} : { onOutput: options.onOutput }),
-        ...(options.onIdleError === undefined ? {} : { onIdleError: options.onIdleError }),
-      },
-    );
-    await go.runMain();
+    const go = new GoInstance(backend, defaults, hooks);
+    try {
+      await go.runMain();
+    } catch (error) {
+      go.dispose();
+      throw error;
+    }
     return go;
   }
 

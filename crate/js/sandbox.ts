@@ -62,7 +62,15 @@ import {
   type ReplyCheck,
 } from './connection.js';
 import { errorFromRecord, invalidArgument, record, recordOf, SandboxError, type AnySandboxError } from './errors.js';
-import { GoInstance, goGlobals, runGoCapability, type GoBackend, type GoPhase, type GoTokens } from './gojs.js';
+import {
+  GoInstance,
+  goPlan,
+  runGoCapability,
+  type GoBackend,
+  type GoPhase,
+  type GoRun,
+  type GoTokens,
+} from './gojs.js';
 import { dispatchHost } from './host.js';
 import { workerFactory as startWorker, type WorkerFactory } from './spawn.js';
 import { AsyncMemoryView, type GuestMemory, type MemoryAccess } from './memory.js';
@@ -75,6 +83,7 @@ import { compiledCore, defaultWasmUrl } from './wasm.js';
 import {
   valuesMismatch,
   type AuditNotice,
+  type GoFinished,
   type HostRequest,
   type OutputNotice,
   type ProgressNotice,
@@ -1142,22 +1151,7 @@ export class Sandbox extends Resource {
     const session = sessionOf(this, 'this');
     session.checkAlive();
     const state = ownModule(moduleStates.get(module), (s) => s.session === session);
-    if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');
-    onlyFields(
-      options as Record<string, unknown>,
-      ['globals', 'argv', 'env', 'timeoutMs', 'fuel', 'onOutput', 'onIdleError'],
-      'instantiateGo options',
-    );
-    const tokens: GoTokens = new Map();
-    const config = {
-      globals: goGlobals(options.globals ?? {}, tokens),
-      ...(options.argv === undefined ? {} : { argv: options.argv }),
-      ...(options.env === undefined ? {} : { env: options.env }),
-    };
-    const defaults: GoCallOptions = {};
-    if (options.timeoutMs !== undefined) defaults.timeoutMs = options.timeoutMs;
-    if (options.fuel !== undefined) defaults.fuel = options.fuel;
-    callOptions(defaults, session.timeoutMs); // checked now, not at the first call
+    const { tokens, config, defaults, hooks } = goPlan(options, session.timeoutMs);
     const moduleId = await session.moduleId(state);
     const generation = session.connection.generation;
     const { instanceId } = await session.send(
@@ -1185,10 +1179,7 @@ export class Sandbox extends Resource {
       },
       release: () => dropInstance(instance),
     };
-    const go = new GoInstance(backend, defaults, {
-      ...(options.onOutput === undefined ? {} : { onOutput: options.onOutput }),
-      ...(options.onIdleError === undefined ? {} : { onIdleError: options.onIdleError }),
-    });
+    const go = new GoInstance(backend, defaults, hooks);
     try {
       await go.runMain();
     } catch (error) {
@@ -1382,7 +1373,12 @@ function stateOf(instance: SandboxInstance): InstanceState {
   return state;
 }
 
-/** Runs one call of `state` in the worker, as the page tracks it (checked options). */
+/**
+ * Runs one call of `state` in the worker, as the page tracks it (checked options). With `go`,
+ * a Go guest's run (`main`, the exported function `exportName`, or its due timers): its reply
+ * must be a Go call's (no results; a result only for an export; `exports` and the next timer),
+ * its capability calls go to `Session.#goHost` and its output notices to `go.output`.
+ */
 async function callOn(
   state: InstanceState,
   exportName: string,
@@ -1390,7 +1386,8 @@ async function callOn(
   { signal, onProgress, core, timeoutMs }: CheckedCallOptions,
   wasi: WasiCall | undefined,
   input?: Uint8Array,
-): Promise<FinishedCall> {
+  go?: { phase: GoPhase; args: GoData[]; output: (stdout: Uint8Array, stderr: Uint8Array) => void },
+): Promise<FinishedCall & { go?: GoFinished }> {
   const session = state.session;
   const call: PageCall = {
     instance: state,
@@ -1403,6 +1400,9 @@ async function callOn(
     received: { stdout: 0, stderr: 0 },
     onProgress,
     lastProgress: undefined,
+    ...(go === undefined
+      ? {}
+      : { go: { output: go.output, cap: Number(session.limits.maxOutputBytes ?? DEFAULT_LIMITS.maxOutputBytes) } }),
   };
   state.call = call;
   session.stats.calls++;
@@ -1411,6 +1411,14 @@ async function callOn(
   const check = (value: ReplyMap['call']): string | undefined => {
     const traced = tracedProblem(value.trace, core.trace, exportName);
     if (traced !== undefined) return traced;
+    if (go !== undefined) {
+      if (value.go === undefined) return 'a reply to a Go call without its Go part';
+      if (value.results.length > 0) return 'results for a Go call';
+      if (value.output !== undefined || value.logs !== undefined) return 'data output or logs for a Go call';
+      if (go.phase !== 'export' && value.go.result !== undefined) return `a result for a Go ${go.phase} run`;
+      return undefined;
+    }
+    if (value.go !== undefined) return 'a Go part in the reply to a call that is not a Go call';
     if (value.exitCode !== undefined) {
       if (wasi === undefined) return 'an exit code for a call that is not a WASI run';
       return value.results.length === 0 ? undefined : 'results as well as an exit code';
@@ -1429,6 +1437,7 @@ async function callOn(
       options: core,
       ...(input === undefined ? {} : { input }),
       ...(onProgress === undefined ? {} : { progress: true }),
+      ...(go === undefined ? {} : { go: { phase: go.phase, args: go.args } }),
     },
     timeoutMs + connection.graceMs,
     check,
@@ -1472,7 +1481,9 @@ async function callOn(
       }
       throw errorFromRecord(outcome.error, { denials: call.denials });
     }
-    return callResult(outcome.value, call.denials);
+    const finished: FinishedCall & { go?: GoFinished } = callResult(outcome.value, call.denials);
+    if (outcome.value.go !== undefined) finished.go = outcome.value.go;
+    return finished;
   } finally {
     state.call = undefined;
     session.calls.delete(id);
@@ -1481,12 +1492,7 @@ async function callOn(
   }
 }
 
-/**
- * One run of a Go guest in the worker (`main`, an exported function, or its due timers), as
- * the page tracks a call: the watchdog, cancellation, its capability calls (`Session.#goHost`)
- * and output notices. The reply must be a Go call's: no results, a result only for an export,
- * `exports` and the next timer.
- */
+/** One run of a Go guest in the worker (`main`, an exported function, or its due timers). */
 async function goCallOn(
   state: InstanceState,
   phase: GoPhase,
@@ -1494,90 +1500,28 @@ async function goCallOn(
   args: GoData[],
   options: GoCallOptions,
   output: (stdout: Uint8Array, stderr: Uint8Array) => void,
-): Promise<{
-  result: GoData;
-  exitCode?: number;
-  metrics: ReturnType<typeof callResult>['metrics'];
-  exports: string[];
-  nextTimerMs?: number;
-}> {
-  const session = state.session;
+): Promise<GoRun> {
   if (state.call !== undefined) throw new SandboxError('BUSY', 'a call is already running on this instance');
-  const { signal, core, timeoutMs } = callOptions(
+  const checked = callOptions(
     {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.fuel === undefined ? {} : { fuel: options.fuel }),
     },
-    session.timeoutMs,
+    state.session.timeoutMs,
   );
-  if (signal?.aborted === true)
+  if (checked.signal?.aborted === true) {
     throw new SandboxError('CANCELLED', 'the signal was already aborted; the call did not start');
-  const call: PageCall = {
-    instance: state,
-    deadline: performance.now() + timeoutMs,
-    timeoutMs,
-    abort: new AbortController(),
-    denials: 0,
-    fatal: undefined,
-    wasi: undefined,
-    received: { stdout: 0, stderr: 0 },
-    onProgress: undefined,
-    lastProgress: undefined,
-    go: { output, cap: Number(session.limits.maxOutputBytes ?? DEFAULT_LIMITS.maxOutputBytes) },
-  };
-  state.call = call;
-  session.stats.calls++;
-  const { connection } = session;
-  const check = (value: ReplyMap['call']): string | undefined => {
-    if (value.go === undefined) return 'a reply to a Go call without its Go part';
-    if (value.results.length > 0) return 'results for a Go call';
-    if (value.trace !== undefined || value.output !== undefined || value.logs !== undefined) {
-      return 'a trace, data output or logs for a Go call';
-    }
-    if (phase !== 'export' && value.go.result !== undefined) return `a result for a Go ${phase} run`;
-    return undefined;
-  };
-  const { id, done } = connection.request(
-    session.sandboxId,
-    { type: 'call', instanceId: state.instanceId, exportName: name, args: [], options: core, go: { phase, args } },
-    timeoutMs + connection.graceMs,
-    check,
-  );
-  session.calls.set(id, call);
-  const onAbort = (): void => {
-    call.abort.abort(new SandboxError('CANCELLED', 'call cancelled by the caller'));
-    void connection.request(session.sandboxId, { type: 'cancel', callId: id }, Infinity);
-    connection.escalate(id, connection.graceMs, 'CANCELLED');
-  };
-  signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    const outcome = await done;
-    if (call.fatal !== undefined) {
-      const metrics = outcome.ok ? outcome.value.metrics : outcome.error.details['metrics'];
-      const fatal = recordOf(call.fatal);
-      throw errorFromRecord(
-        { ...fatal, details: { ...fatal.details, ...(metrics === undefined ? {} : { metrics }) } },
-        { cause: call.fatal.cause, denials: call.denials },
-      );
-    }
-    if (!outcome.ok) throw errorFromRecord(outcome.error, { denials: call.denials });
-    const { value } = outcome;
-    const go = value.go as NonNullable<typeof value.go>;
-    const finished = callResult(value, call.denials);
-    return {
-      result: go.result,
-      metrics: finished.metrics,
-      exports: go.exports,
-      ...(value.exitCode === undefined ? {} : { exitCode: value.exitCode }),
-      ...(go.nextTimerMs === undefined ? {} : { nextTimerMs: go.nextTimerMs }),
-    };
-  } finally {
-    state.call = undefined;
-    session.calls.delete(id);
-    signal?.removeEventListener('abort', onAbort);
-    if (!call.abort.signal.aborted) call.abort.abort(new SandboxError('CANCELLED', 'the guest call ended'));
   }
+  const finished = await callOn(state, name, [], checked, undefined, undefined, { phase, args, output });
+  const go = finished.go as GoFinished; // the reply's check requires it
+  return {
+    result: go.result,
+    metrics: finished.metrics,
+    exports: go.exports,
+    ...(finished.exitCode === undefined ? {} : { exitCode: finished.exitCode }),
+    ...(go.nextTimerMs === undefined ? {} : { nextTimerMs: go.nextTimerMs }),
+  };
 }
 
 /**

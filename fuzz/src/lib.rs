@@ -355,33 +355,7 @@ impl<'a> Case<'a> {
 
     /// A wasm-smith module of `kind` (`None` when the bytes ran out).
     fn module(&mut self, kind: Kind) -> Option<Vec<u8>> {
-        let mut config: wasm_smith::Config = self.u.arbitrary().ok()?;
-        // What nestbox's wasmi supports and allows.
-        config.simd_enabled = false;
-        config.relaxed_simd_enabled = false;
-        config.threads_enabled = false;
-        config.shared_everything_threads_enabled = false;
-        config.exceptions_enabled = false;
-        config.gc_enabled = false;
-        config.custom_descriptors_enabled = false;
-        config.memory64_enabled = false;
-        config.custom_page_sizes_enabled = false;
-        config.wide_arithmetic_enabled = false;
-        config.max_memories = config.max_memories.min(1);
-        config.max_tables = config.max_tables.min(4);
-        // Small modules: more cases per second, and the shapes that matter are all there.
-        config.max_types = config.max_types.min(30);
-        config.max_funcs = config.max_funcs.min(30);
-        config.max_instructions = config.max_instructions.min(300);
-        config.max_globals = config.max_globals.min(20);
-        config.max_exports = config.max_exports.min(20);
-        config.max_data_segments = config.max_data_segments.min(8);
-        config.max_element_segments = config.max_element_segments.min(8);
-        config.max_elements = config.max_elements.min(100);
-        config.max_memory32_bytes = config.max_memory32_bytes.min(32 << 20);
-        config.max_table_elements = config.max_table_elements.min(20_000);
-        config.max_nesting_depth = config.max_nesting_depth.min(10);
-        config.allow_invalid_funcs = false;
+        let mut config = smith_config(&mut self.u)?;
         match kind {
             Kind::Pure => {
                 config.max_imports = 0;
@@ -408,24 +382,7 @@ impl<'a> Case<'a> {
                 }
             }
         }
-        config.min_funcs = config.min_funcs.min(config.max_funcs);
-        config.min_exports = config.min_exports.min(config.max_exports);
-        config.min_types = config.min_types.min(config.max_types);
-        config.min_globals = config.min_globals.min(config.max_globals);
-        config.min_data_segments = config.min_data_segments.min(config.max_data_segments);
-        config.min_element_segments = config.min_element_segments.min(config.max_element_segments);
-        config.min_elements = config.min_elements.min(config.max_elements);
-        config.min_memories = config.min_memories.min(config.max_memories as u32);
-        config.min_tables = config.min_tables.min(config.max_tables as u32);
-        let terminate = self.u.ratio(1, 3).unwrap_or(false);
-        let fuel = self.u.int_in_range(10..=10_000u32).unwrap_or(100);
-        let mut module = wasm_smith::Module::new(config, &mut self.u).ok()?;
-        if terminate {
-            // A counter in every loop and function that traps when it runs out: more calls
-            // end by themselves, and their results can be compared.
-            let _ = module.ensure_termination(fuel);
-        }
-        Some(module.to_bytes())
+        smith_module(&mut self.u, config)
     }
 
     /// Random limits: small fuel, memory, tables and stack, sometimes refused ones.
@@ -1023,4 +980,63 @@ fn bits_of_wasmi(v: &wasmi::Val) -> Option<u64> {
 /// The signature of every WASI import nestbox links (for the test that checks the list).
 pub fn wasi_import_module() -> &'static str {
     WASI_IMPORTS
+}
+
+/// A wasm-smith configuration drawn from `u`, held to what nestbox's wasmi supports and allows
+/// (no SIMD, threads, exceptions, GC, memory64…) and to small modules (more cases per second;
+/// the shapes that matter are all there). The caller sets the imports and exports, then
+/// [`smith_module`] builds it.
+pub(crate) fn smith_config(u: &mut Unstructured<'_>) -> Option<wasm_smith::Config> {
+    let mut config: wasm_smith::Config = u.arbitrary().ok()?;
+    config.simd_enabled = false;
+    config.relaxed_simd_enabled = false;
+    config.threads_enabled = false;
+    config.shared_everything_threads_enabled = false;
+    config.exceptions_enabled = false;
+    config.gc_enabled = false;
+    config.custom_descriptors_enabled = false;
+    config.memory64_enabled = false;
+    config.custom_page_sizes_enabled = false;
+    config.wide_arithmetic_enabled = false;
+    config.max_memories = config.max_memories.min(1);
+    config.max_tables = config.max_tables.min(4);
+    config.max_types = config.max_types.min(30);
+    config.max_funcs = config.max_funcs.min(30);
+    config.max_instructions = config.max_instructions.min(300);
+    config.max_globals = config.max_globals.min(20);
+    config.max_exports = config.max_exports.min(20);
+    config.max_data_segments = config.max_data_segments.min(8);
+    config.max_element_segments = config.max_element_segments.min(8);
+    config.max_elements = config.max_elements.min(100);
+    // Mostly under the harnesses' 16 MiB memory limit, so that most modules instantiate.
+    config.max_memory32_bytes = config.max_memory32_bytes.min(32 << 20);
+    config.max_table_elements = config.max_table_elements.min(20_000);
+    config.max_nesting_depth = config.max_nesting_depth.min(10);
+    config.allow_invalid_funcs = false;
+    Some(config)
+}
+
+/// The module of `config` (minima clamped to the maxima), a third of them with wasm-smith's
+/// termination counter — a counter in every loop and function that traps when it runs out, so
+/// more calls end by themselves and their results can be compared.
+pub(crate) fn smith_module(
+    u: &mut Unstructured<'_>,
+    mut config: wasm_smith::Config,
+) -> Option<Vec<u8>> {
+    config.min_funcs = config.min_funcs.min(config.max_funcs);
+    config.min_exports = config.min_exports.min(config.max_exports);
+    config.min_types = config.min_types.min(config.max_types);
+    config.min_globals = config.min_globals.min(config.max_globals);
+    config.min_data_segments = config.min_data_segments.min(config.max_data_segments);
+    config.min_element_segments = config.min_element_segments.min(config.max_element_segments);
+    config.min_elements = config.min_elements.min(config.max_elements);
+    config.min_memories = config.min_memories.min(config.max_memories as u32);
+    config.min_tables = config.min_tables.min(config.max_tables as u32);
+    let terminate = u.ratio(1, 3).unwrap_or(false);
+    let fuel = u.int_in_range(10..=10_000u32).unwrap_or(100);
+    let mut module = wasm_smith::Module::new(config, u).ok()?;
+    if terminate {
+        let _ = module.ensure_termination(fuel);
+    }
+    Some(module.to_bytes())
 }

@@ -78,54 +78,14 @@ pub fn run_native_case(data: &[u8]) -> Result<Labels, String> {
     Ok(labels)
 }
 
+/// A pure module (no imports): its exports are what get compared.
 fn module(u: &mut Unstructured<'_>) -> Option<Vec<u8>> {
-    let mut config: wasm_smith::Config = u.arbitrary().ok()?;
-    config.simd_enabled = false;
-    config.relaxed_simd_enabled = false;
-    config.threads_enabled = false;
-    config.shared_everything_threads_enabled = false;
-    config.exceptions_enabled = false;
-    config.gc_enabled = false;
-    config.custom_descriptors_enabled = false;
-    config.memory64_enabled = false;
-    config.custom_page_sizes_enabled = false;
-    config.wide_arithmetic_enabled = false;
-    config.max_memories = config.max_memories.min(1);
-    config.max_tables = config.max_tables.min(4);
-    config.max_types = config.max_types.min(30);
-    config.max_funcs = config.max_funcs.min(30);
-    config.max_instructions = config.max_instructions.min(300);
-    config.max_globals = config.max_globals.min(20);
-    config.max_exports = config.max_exports.min(20);
-    config.max_data_segments = config.max_data_segments.min(8);
-    config.max_element_segments = config.max_element_segments.min(8);
-    config.max_elements = config.max_elements.min(100);
-    // Mostly under the memory limit, so that most modules instantiate.
-    config.max_memory32_bytes = config.max_memory32_bytes.min(MEMORY * 2);
-    config.max_table_elements = config.max_table_elements.min(20_000);
-    config.max_nesting_depth = config.max_nesting_depth.min(10);
-    config.allow_invalid_funcs = false;
+    let mut config = crate::smith_config(u)?;
     config.max_imports = 0;
     config.min_imports = 0;
     config.available_imports = None;
-    // Exports are what get compared.
     config.export_everything = u.ratio(3, 4).unwrap_or(true);
-    config.min_funcs = config.min_funcs.min(config.max_funcs);
-    config.min_exports = config.min_exports.min(config.max_exports);
-    config.min_types = config.min_types.min(config.max_types);
-    config.min_globals = config.min_globals.min(config.max_globals);
-    config.min_data_segments = config.min_data_segments.min(config.max_data_segments);
-    config.min_element_segments = config.min_element_segments.min(config.max_element_segments);
-    config.min_elements = config.min_elements.min(config.max_elements);
-    config.min_memories = config.min_memories.min(config.max_memories as u32);
-    config.min_tables = config.min_tables.min(config.max_tables as u32);
-    let terminate = u.ratio(1, 3).unwrap_or(false);
-    let fuel = u.int_in_range(10..=10_000u32).unwrap_or(100);
-    let mut module = wasm_smith::Module::new(config, u).ok()?;
-    if terminate {
-        let _ = module.ensure_termination(fuel);
-    }
-    Some(module.to_bytes())
+    crate::smith_module(u, config)
 }
 
 /// The original's wasmi: the interpreter tier's settings (fuel, recursion limit).

@@ -115,6 +115,8 @@ function check(r, where) {
   assert.deepEqual(r.calledByHostile, []);
   assert.equal(r.reserved.code, 'INVALID_ARGUMENT');
   assert.equal(r.functionGrant.code, 'INVALID_ARGUMENT');
+  assert.equal(r.arrayGlobals.code, 'INVALID_ARGUMENT', 'globals must be an object');
+  assert.equal(r.typoOption.code, 'INVALID_ARGUMENT', 'an unknown option is refused, not ignored');
   assert.equal(r.afterDispose.code, 'DISPOSED');
   console.log(
     `gojs (${where}): instantiate + main ${r.startMs.toFixed(0)} ms; useCapability ${r.capabilityFuel} fuel; cancel ${r.cancelMs.toFixed(0)} ms`,

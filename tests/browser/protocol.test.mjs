@@ -325,6 +325,25 @@ test("a Go guest's capability call naming a capability it was never granted is r
   assertContained(out, /Go capability 999 \(gojs\.host\.double\) was never granted/);
 });
 
+test("a Go guest's output over the sandbox's maxOutputBytes is refused and never reaches onOutput", async () => {
+  const out = await browser.page.evaluate(
+    (goExportsSource) =>
+      window.scenario(async ({ sb, p }) => {
+        const load = new Function(`return ${goExportsSource}`)();
+        const seen = [];
+        const go = await sb.instantiateGo(await load(sb), { onOutput: (o, e) => seen.push(o.length + e.length) });
+        seen.length = 0; // main's own line ("exports registered: …")
+        // The default cap is 16 MiB: one byte more in a single notice cannot be the core's.
+        await p.send({ rewrite: 'bigOutput', bytes: (16 << 20) + 1 });
+        return { error: await window.caught(go.callGo('hello', 'x')), seen };
+      }),
+    goExports.toString(),
+  );
+  assertViolation(out.error);
+  assert.deepEqual(out.seen, [], 'onOutput never saw it');
+  assertContained(out, /more output for Go call \d+ than its cap of 16777216 bytes/);
+});
+
 test("a Go call's result that is not plain data is refused", async () => {
   const out = await browser.page.evaluate(
     (goExportsSource) =>
@@ -338,6 +357,18 @@ test("a Go call's result that is not plain data is refused", async () => {
   );
   assertViolation(out.error);
   assertContained(out, /reply \d+ to call: malformed value/);
+});
+
+test('a Go part in the reply to a call that is not a Go call is refused', async () => {
+  const out = await browser.page.evaluate(() =>
+    window.scenario(async ({ sb, p, fx }) => {
+      const inst = await sb.instantiate(await sb.load(fx.spin.url, { integrity: fx.spin.integrity }));
+      await p.send({ rewrite: 'goPartOnPlainCall' });
+      return { error: await window.caught(inst.call('answer')) };
+    }),
+  );
+  assertViolation(out.error);
+  assertContained(out, /a Go part in the reply to a call that is not a Go call/);
 });
 
 test('host call arguments outside their declared types are refused before the capability runs', async () => {

@@ -55,7 +55,7 @@ impl Instance {
                 "a call is already running on this instance",
             ));
         }
-        Ok(())
+        self.check_not_poisoned()
     }
 
     /// Runs the Go program's `main` (the export `run` with its command line): the call
@@ -103,14 +103,6 @@ impl Instance {
         options: &CallOptions,
     ) -> Result<Step, Error> {
         self.go_ready(false)?;
-        if let Some((code, message)) = &self.poisoned {
-            return Err(Error::new(
-                ErrorCode::Poisoned,
-                format!(
-                    "instance poisoned by an earlier {code} ({message}); instantiate the module again"
-                ),
-            ));
-        }
         let Some(go) = self.store.data_mut().go.as_mut() else {
             return Err(self.internal("go vanished"));
         };
@@ -148,14 +140,6 @@ impl Instance {
     /// after an exit or an interrupted call), and as the guest's code fails.
     pub fn start_go_timers(&mut self, options: &CallOptions) -> Result<Step, Error> {
         self.go_ready(false)?;
-        if let Some((code, message)) = &self.poisoned {
-            return Err(Error::new(
-                ErrorCode::Poisoned,
-                format!(
-                    "instance poisoned by an earlier {code} ({message}); instantiate the module again"
-                ),
-            ));
-        }
         let Some(go) = self.store.data_mut().go.as_mut() else {
             return Err(self.internal("go vanished"));
         };

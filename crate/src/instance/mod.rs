@@ -482,6 +482,19 @@ impl Instance {
         self.start_full(export, args, options, data_input, None)
     }
 
+    /// `POISONED` once an earlier call was interrupted (the instance's state cannot be trusted).
+    fn check_not_poisoned(&self) -> Result<(), Error> {
+        match &self.poisoned {
+            Some((code, message)) => Err(Error::new(
+                ErrorCode::Poisoned,
+                format!(
+                    "instance poisoned by an earlier {code} ({message}); instantiate the module again"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn start_full(
         &mut self,
         export: &str,
@@ -496,14 +509,7 @@ impl Instance {
                 "a call is already running on this instance",
             ));
         }
-        if let Some((code, message)) = &self.poisoned {
-            return Err(Error::new(
-                ErrorCode::Poisoned,
-                format!(
-                    "instance poisoned by an earlier {code} ({message}); instantiate the module again"
-                ),
-            ));
-        }
+        self.check_not_poisoned()?;
         let func = self
             .instance
             .get_func(&self.store, export)

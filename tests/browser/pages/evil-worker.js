@@ -79,6 +79,12 @@ const REWRITES = {
     m.ok &&
     m.request === 'call' &&
     m.value.go !== undefined && { ...m, value: { ...m.value, go: { ...m.value.go, result: new Date(0) } } },
+  // A plain call's reply with a Go part added (as if the instance were a Go guest).
+  goPartOnPlainCall: (m) =>
+    m.type === 'reply' &&
+    m.ok &&
+    m.request === 'call' &&
+    m.value.go === undefined && { ...m, value: { ...m.value, go: { result: 1, exports: [] } } },
   // A host request whose first argument is out of the i32 range.
   badArgs: (m) => m.type === 'host' && { ...m, args: [2 ** 40, ...m.args.slice(1)] },
 };

@@ -136,6 +136,8 @@ export async function goSuite(nb, make) {
   report.calledByHostile = calledByHostile;
   report.reserved = await outcome(sb.instantiateGo(mod, { globals: { fs: {} } }));
   report.functionGrant = await outcome(sb.instantiateGo(mod, { globals: { f: () => 1 } }));
+  report.arrayGlobals = await outcome(sb.instantiateGo(mod, { globals: [1] }));
+  report.typoOption = await outcome(sb.instantiateGo(mod, { globlas: {} }));
   sb.dispose();
   report.afterDispose = await outcome(go.callGo('strlen', 'x'));
   return report;
