@@ -305,6 +305,14 @@ export class WorkerConnection {
     this.#arm(id, pending, ms);
   }
 
+  /**
+   * Starts the worker now (its boot handshake included) rather than on the first request:
+   * a spare for the next sandbox (`spare.ts`).
+   */
+  prestart(): void {
+    if (!this.#closed && this.#worker === undefined) this.#spawn();
+  }
+
   /** Terminates the worker for good: every request in flight ends with `DISPOSED`. */
   close(): void {
     if (this.#closed) return;

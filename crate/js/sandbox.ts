@@ -75,6 +75,7 @@ import { dispatchHost } from './host.js';
 import { workerFactory as startWorker, type WorkerFactory } from './spawn.js';
 import { AsyncMemoryView, type GuestMemory, type MemoryAccess } from './memory.js';
 import { watchForLeak, unwatchLeak } from './lifecycle.js';
+import { sandboxClosed, sandboxOpened, spareKey, takeConnection } from './spare.js';
 import { callOptions, coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
 import { DEFAULT_LIMITS } from './constants.js';
 import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
@@ -151,6 +152,15 @@ export interface SandboxOptions extends WorkerPoolOptions {
    * `console.error` in Node) and ignored.
    */
   onAudit?: (entry: AuditEntry) => void;
+  /**
+   * Keep one worker started in advance for the next sandbox (default `true`): while a
+   * sandbox of this kind (same `workerUrl` and `watchdogGraceMs`) is alive, a fresh worker
+   * boots in the background, and the next `createSandbox` adopts it instead of waiting for a
+   * new one (most of a later sandbox's cold start). It has run nothing and is taken by one
+   * sandbox only; it ends with the last sandbox of its kind. `false`: this sandbox neither
+   * adopts nor keeps one. Ignored with `worker`.
+   */
+  spareWorker?: boolean;
 }
 
 /** Counters of a sandbox over its lifetime. */
@@ -278,15 +288,19 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
   if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');
   onlyFields(
     options as Record<string, unknown>,
-    ['limits', 'workerUrl', 'worker', 'watchdogGraceMs', 'policy', 'onAudit'],
+    ['limits', 'workerUrl', 'worker', 'watchdogGraceMs', 'policy', 'onAudit', 'spareWorker'],
     'createSandbox options',
   );
   const limits = coreLimits(options.limits);
   const policy = corePolicy(options.policy);
   const onAudit = options.onAudit;
   if (onAudit !== undefined && typeof onAudit !== 'function') throw invalidArgument('onAudit must be a function');
+  if (options.spareWorker !== undefined && typeof options.spareWorker !== 'boolean') {
+    throw invalidArgument('spareWorker must be a boolean');
+  }
   let connection: WorkerConnection;
   let owned: boolean;
+  let spare: { key: string; make: () => WorkerConnection } | undefined;
   if (options.worker !== undefined) {
     if (options.workerUrl !== undefined || options.watchdogGraceMs !== undefined) {
       throw invalidArgument('workerUrl and watchdogGraceMs belong to the pool when `worker` is given');
@@ -296,7 +310,14 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
     owned = false;
   } else {
     const grace = positiveMs(options.watchdogGraceMs, 'watchdogGraceMs') ?? DEFAULT_WATCHDOG_GRACE_MS;
-    connection = connectionFor(options.workerUrl, grace);
+    const workerUrl = options.workerUrl;
+    const make = (): WorkerConnection => connectionFor(workerUrl, grace);
+    if (options.spareWorker === false) {
+      connection = make();
+    } else {
+      spare = { key: spareKey(workerUrl, grace), make };
+      connection = takeConnection(spare.key, make);
+    }
     owned = true;
   }
   const session = new Session(connection, owned, limits, { policy, onAudit });
@@ -305,6 +326,11 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
   } catch (error) {
     session.dispose();
     throw error;
+  }
+  if (spare !== undefined && !session.disposed) {
+    const { key, make } = spare;
+    sandboxOpened(key, make);
+    session.onDispose(() => sandboxClosed(key));
   }
   const sandbox = new Sandbox(session);
   // Warns (and terminates the worker) if the sandbox is collected without dispose().
@@ -391,6 +417,8 @@ export class Session implements ConnectionClient {
   /** Set while the page replaces the worker on purpose (recycling), for the log's link entry. */
   recycling = false;
   readonly #stopRevokes: () => void;
+  /** What ends with this session (the spare worker's count of its kind). */
+  #released: (() => void) | undefined;
   #openGeneration = -1;
   #opening: { generation: number; promise: Promise<void> } | undefined;
 
@@ -859,9 +887,17 @@ export class Session implements ConnectionClient {
     }
   }
 
+  /** Runs `release` once, when this session is disposed. */
+  onDispose(release: () => void): void {
+    this.#released = release;
+  }
+
   dispose(): void {
     this.#stopRevokes();
     unwatchLeak(this);
+    const release = this.#released;
+    this.#released = undefined;
+    release?.();
     if (this.disposed) return;
     this.lifetime.abort(disposedError('sandbox'));
     for (const call of this.calls.values()) call.abort.abort(disposedError('sandbox'));

@@ -265,7 +265,6 @@ function nodeWorker(url: string | URL, events: WorkerEvents): WorkerHandle {
         return;
       }
       worker = w;
-      if (!busy) w.unref();
       w.on('message', (data) => {
         if (!ended) events.message(data);
       });
@@ -275,6 +274,8 @@ function nodeWorker(url: string | URL, events: WorkerEvents): WorkerHandle {
       w.on('error', (error) => fail(`worker error: ${describe(error)}`, error));
       // Exiting by itself (process.exit in the worker, an unloadable script) is a crash too.
       w.on('exit', (code) => fail(`the worker thread exited (code ${String(code)})`));
+      // After the listeners: adding a `message` listener refs the thread's port again.
+      if (!busy) w.unref();
       for (const message of outbox.splice(0)) w.postMessage(message);
     },
     (error: unknown) => fail(`node:worker_threads could not be loaded: ${describe(error)}`, error),

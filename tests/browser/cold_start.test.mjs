@@ -125,7 +125,11 @@ test('a custom workerUrl without nestbox_bg.wasm next to it: the worker loads it
   await freshPage();
   const before = browser.served(WASM);
   // /tests/evil-worker.js (untampered) imports /pkg/worker.js; /tests/nestbox_bg.wasm is 404.
-  assert.deepEqual(await runSandboxes(2, { sandbox: { workerUrl: '/tests/evil-worker.js' } }), [42, 42]);
+  // No spare worker: each sandbox starts exactly one worker, which this test counts.
+  assert.deepEqual(
+    await runSandboxes(2, { sandbox: { workerUrl: '/tests/evil-worker.js', spareWorker: false } }),
+    [42, 42],
+  );
   assert.equal(browser.served('/tests/nestbox_bg.wasm'), 2, 'looked for next to the worker script (404, not kept)');
   assert.equal(browser.served(WASM) - before, 2, 'each worker fetched the one its script imports');
 });
@@ -178,4 +182,105 @@ test('a guest loaded again in a worker reuses its compiled module; the load is s
   assert.equal(out.wrong.code, 'INTEGRITY_MISMATCH');
   assert.deepEqual(out.isolated, [111, 0], 'two instances of one cached module share no memory');
   assert.deepEqual(out.pooled, [[false], [true], [false]]);
+});
+
+/** Counts the page's `Worker`s: started, and terminated by nestbox (`window.workers`). */
+async function countWorkers() {
+  await browser.page.evaluate(() => {
+    const Native = window.Worker;
+    const workers = [];
+    window.workers = workers;
+    window.Worker = class extends Native {
+      constructor(...args) {
+        super(...args);
+        this.ended = false;
+        workers.push(this);
+      }
+      terminate() {
+        this.ended = true;
+        super.terminate();
+      }
+    };
+  });
+}
+
+test('a later sandbox adopts a worker started in advance; the spare ends with the last sandbox', async () => {
+  await freshPage();
+  await countWorkers();
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx, workers } = window;
+    const answer = async (sb) =>
+      (await (await sb.instantiate(await sb.load(fx.spin.url, { integrity: fx.spin.integrity }))).call('answer'))
+        .results[0];
+    const first = await nb.createSandbox();
+    const afterFirst = workers.length; // its own + the spare
+    const spare = workers[1];
+    await new Promise((r) => setTimeout(r, 300)); // the spare boots meanwhile
+    const second = await nb.createSandbox();
+    const answers = [await answer(first), await answer(second)];
+    const afterSecond = workers.length; // + the next spare only: the second adopted the first spare
+    const spareKept = !spare.ended;
+    // Three at once: one adopts the spare, the others start their own; none shares a worker:
+    // disposing one leaves the others working.
+    const three = await Promise.all([1, 2, 3].map(() => nb.createSandbox()));
+    three[0].dispose();
+    const rest = [await answer(three[1]), await answer(three[2])];
+    const stats = [second.stats.workerRestarts, three[1].stats.workerRestarts];
+    for (const sb of [first, second, ...three]) sb.dispose();
+    const leftRunning = workers.filter((w) => !w.ended).length;
+    return { afterFirst, afterSecond, spareKept, answers, rest, stats, leftRunning };
+  });
+  assert.equal(out.afterFirst, 2, 'the first sandbox starts its worker and one spare');
+  assert.equal(out.afterSecond, 3, 'the second sandbox adopted the spare; a new spare started');
+  assert.equal(out.spareKept, true, 'the adopted spare runs the second sandbox');
+  assert.deepEqual(out.answers, [42, 42]);
+  assert.deepEqual(out.rest, [42, 42], 'sandboxes created at once do not share a worker');
+  assert.deepEqual(out.stats, [0, 0]);
+  assert.equal(out.leftRunning, 0, 'disposing the last sandbox terminates the spare too');
+});
+
+test('spareWorker: false starts no spare; a spare that failed before it was taken is discarded', async () => {
+  await freshPage();
+  await countWorkers();
+  const out = await browser.page.evaluate(async () => {
+    const { nb, fx, workers } = window;
+    const alone = await nb.createSandbox({ spareWorker: false });
+    const withoutSpare = workers.length;
+    alone.dispose();
+    const endedAlone = workers.every((w) => w.ended);
+    let bad;
+    try {
+      await nb.createSandbox({ spareWorker: 'yes' });
+    } catch (e) {
+      bad = { code: e.code, message: e.message };
+    }
+    // A spare that crashes while it waits is not adopted: the next sandbox starts afresh.
+    const first = await nb.createSandbox();
+    const spare = workers[workers.length - 1];
+    spare.dispatchEvent(new ErrorEvent('error', { message: 'injected crash' }));
+    await new Promise((r) => setTimeout(r, 50));
+    const second = await nb.createSandbox();
+    const inst = await second.instantiate(await second.load(fx.spin.url, { integrity: fx.spin.integrity }));
+    const answer = (await inst.call('answer')).results[0];
+    const restarts = second.stats.workerRestarts;
+    first.dispose();
+    second.dispose();
+    return {
+      withoutSpare,
+      endedAlone,
+      bad,
+      answer,
+      restarts,
+      spareEnded: spare.ended,
+      leftRunning: workers.filter((w) => !w.ended).length,
+    };
+  });
+  assert.equal(out.withoutSpare, 1);
+  assert.equal(out.endedAlone, true);
+  assert.equal(out.bad.code, 'INVALID_ARGUMENT');
+  assert.match(out.bad.message, /spareWorker must be a boolean/);
+  assert.equal(out.answer, 42);
+  assert.equal(out.restarts, 0, 'the crashed spare was not adopted');
+  assert.equal(out.spareEnded, true);
+  assert.equal(out.leftRunning, 0);
 });

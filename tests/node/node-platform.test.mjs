@@ -388,7 +388,8 @@ const li = await ls.instantiate(await ls.load(url, { integrity }), {
 console.log((await li.call('run', [3])).results[0]);
 ls.dispose();
 
-// Never disposed, but idle: its thread does not keep the process alive.
+// Never disposed, but idle: its thread does not keep the process alive (nor does the spare
+// worker started for the next sandbox).
 const idle = await createSandbox();
 const ii = await idle.instantiate(await idle.load(url, { integrity }), { imports: { env: { log } } });
 console.log((await ii.call('run', [4])).results[0]);
