@@ -273,6 +273,8 @@ interface LocalInstanceState {
   http?: HttpHandler;
   /** Answers its synchronous capabilities from inside its calls (see direct.ts). */
   direct?: DirectHost;
+  /** Disposed by a synchronous capability during its own call: dropped when the call ends. */
+  dropAtEnd?: () => void;
 }
 
 const localModules = new WeakMap<LocalModule, LocalModuleState>();
@@ -910,8 +912,7 @@ export class LocalInstance extends Resource {
     const state = localInstances.get(this);
     if (state === undefined || state.dropped) return;
     state.dropped = true;
-    // From a synchronous capability (of this instance, even): once the core is out of the call.
-    outside(state.sandbox, () => {
+    const drop = (): void => {
       let sandbox: LocalState;
       try {
         sandbox = inner(state.sandbox);
@@ -924,7 +925,12 @@ export class LocalInstance extends Resource {
         // Already gone.
       }
       flushAudit(sandbox);
-    });
+    };
+    // From a synchronous capability: once the core is out of the guest's call — and when it
+    // is this instance's own call, once that call ended (with DISPOSED).
+    const sandboxState = localCores.get(state.sandbox);
+    if (sandboxState !== undefined && sandboxState.guard.inside > 0 && state.busy) state.dropAtEnd = drop;
+    else outside(state.sandbox, drop);
   }
 }
 
@@ -1118,6 +1124,11 @@ async function localCall(
     signal?.removeEventListener('abort', onAbort);
     sandbox.lifetime.signal.removeEventListener('abort', onDispose);
     runDeferred(sandbox);
+    const drop = state.dropAtEnd;
+    if (drop !== undefined) {
+      delete state.dropAtEnd;
+      drop();
+    }
     flushAudit(sandbox);
     freeIfIdle(sandbox);
   }
