@@ -16,10 +16,13 @@ after(async () => {
   await browser?.close();
 });
 
+/** The guest of every case. */
+const GUEST = 'direct_host';
+
 /** Runs one case of pages/local-direct-worker.js in a worker of the test page. */
 async function run(name) {
   const report = await browser.page.evaluate(
-    (name) =>
+    ([name, guest]) =>
       new Promise((resolve) => {
         const worker = new Worker('/tests/local-direct-worker.js', { type: 'module' });
         worker.onmessage = (e) => {
@@ -27,9 +30,9 @@ async function run(name) {
           resolve(e.data);
         };
         worker.onerror = (e) => resolve({ error: e.message });
-        worker.postMessage({ fx: window.fx, name });
+        worker.postMessage({ guest: window.fx[guest], name });
       }),
-    name,
+    [name, GUEST],
   );
   assert.equal(report.error, undefined, report.error);
   if (process.env.DUMP) console.log(name, JSON.stringify(report, null, 1));

@@ -1,6 +1,6 @@
 // nestbox/worker's direct path (a syncCapability called from inside the guest's call): its
-// values, memory, and every way it can fail. Runs one case per message ({ fx, name }) and
-// answers { ok, ... } or { error }.
+// values, memory, and every way it can fail. Runs one case per message ({ guest, name }) and
+// answers { ok, ... } or { error }. The guest is tests/browser/fixtures/direct_host.wat.
 import { capability, createLocalSandbox, revoke, syncCapability } from '/pkg/local.js';
 
 const describe = (e) => ({
@@ -27,9 +27,9 @@ const id = syncCapability((_mem, i) => i, { params: ['i32'], results: ['i32'] })
 const noMix = syncCapability(() => [0n, 0], { params: ['i64', 'f64', 'f32', 'i32'], results: ['i64', 'f64'] });
 const noPeek = syncCapability(() => 0, { params: ['i32'], results: ['i32'] });
 
-async function setup(fx, imports, limits = {}) {
+async function setup(guest, imports, limits = {}) {
   const sb = await createLocalSandbox({ limits: { timeoutMs: 10_000, ...limits } });
-  const mod = await sb.load(fx.direct_host.url, { integrity: fx.direct_host.integrity });
+  const mod = await sb.load(guest.url, { integrity: guest.integrity });
   const inst = await sb.instantiate(mod, { imports: { env: { next: id, mix: noMix, peek: noPeek, ...imports } } });
   return { sb, mod, inst };
 }
@@ -41,7 +41,7 @@ async function stillWorks(sb, mod) {
 }
 
 const cases = {
-  async values(fx) {
+  async values(guest) {
     const seen = [];
     const mix = syncCapability(
       (_mem, a, b, c, d) => {
@@ -50,7 +50,7 @@ const cases = {
       },
       { params: ['i64', 'f64', 'f32', 'i32'], results: ['i64', 'f64'] },
     );
-    const { sb, inst } = await setup(fx, { mix });
+    const { sb, inst } = await setup(guest, { mix });
     const big = (await inst.call('mix', [-(2n ** 40n), 1.5, 0.25, -3])).results;
     // 2^63-1 doubled wraps (i64 arithmetic in the host is BigInt: the result is range-checked).
     const wrapped = await caught(inst.call('mix', [2n ** 62n, 0, 0, 0]));
@@ -65,9 +65,9 @@ const cases = {
     };
   },
 
-  async fuel(fx) {
+  async fuel(guest) {
     // The same guest with an async capability (the step path): the same fuel, host-call count.
-    const { sb, mod, inst } = await setup(fx, {});
+    const { sb, mod, inst } = await setup(guest, {});
     const direct = (await inst.call('run', [500])).metrics;
     const slow = await sb.instantiate(mod, {
       imports: {
@@ -79,7 +79,7 @@ const cases = {
     return { direct: [direct.fuelConsumed, direct.hostCalls], stepped: [stepped.fuelConsumed, stepped.hostCalls] };
   },
 
-  async memory(fx) {
+  async memory(guest) {
     let kept;
     const peek = syncCapability(
       (mem, ptr) => {
@@ -88,7 +88,7 @@ const cases = {
       },
       { params: ['i32'], results: ['i32'] },
     );
-    const { sb, inst } = await setup(fx, { peek });
+    const { sb, inst } = await setup(guest, { peek });
     const result = (await inst.call('grow_and_peek')).results[0];
     let after;
     try {
@@ -101,7 +101,7 @@ const cases = {
     return { result, after, size };
   },
 
-  async throws(fx) {
+  async throws(guest) {
     let n = 0;
     const next = syncCapability(
       (_m, i) => {
@@ -110,13 +110,13 @@ const cases = {
       },
       { params: ['i32'], results: ['i32'], name: 'flaky' },
     );
-    const { sb, mod, inst } = await setup(fx, { next });
+    const { sb, mod, inst } = await setup(guest, { next });
     const failed = await caught(inst.call('run', [10]));
     const again = await caught(inst.call('run', [1]));
     return { failed: failed.error, again: again.error, works: await stillWorks(sb, mod) };
   },
 
-  async wrongTypes(fx) {
+  async wrongTypes(guest) {
     const out = {};
     for (const [label, answer] of [
       ['string', () => 'x'],
@@ -127,16 +127,16 @@ const cases = {
       ['nothing', () => undefined],
     ]) {
       const next = syncCapability(answer, { params: ['i32'], results: ['i32'] });
-      const { sb, inst } = await setup(fx, { next });
+      const { sb, inst } = await setup(guest, { next });
       out[label] = (await caught(inst.call('run', [5]))).error;
       sb.dispose();
     }
     // Accepted as the step path accepts them: [x] for one result, 2^32-1 wraps to -1.
     const one = syncCapability(() => [2], { params: ['i32'], results: ['i32'] });
     const wrap = syncCapability(() => 0xffff_ffff, { params: ['i32'], results: ['i32'] });
-    const { sb, inst } = await setup(fx, { next: one });
+    const { sb, inst } = await setup(guest, { next: one });
     out.array = (await inst.call('run', [3])).results[0];
-    const w = await sb.instantiate(await sb.load(fx.direct_host.url, { integrity: fx.direct_host.integrity }), {
+    const w = await sb.instantiate(await sb.load(guest.url, { integrity: guest.integrity }), {
       imports: { env: { next: wrap, mix: noMix, peek: noPeek } },
     });
     out.wrapped = (await w.call('run', [3])).results[0];
@@ -144,7 +144,7 @@ const cases = {
     return out;
   },
 
-  async revokedMidCall(fx) {
+  async revokedMidCall(guest) {
     let n = 0;
     const next = syncCapability(
       (_m, i) => {
@@ -153,18 +153,18 @@ const cases = {
       },
       { params: ['i32'], results: ['i32'], name: 'once' },
     );
-    const { sb, inst } = await setup(fx, { next });
+    const { sb, inst } = await setup(guest, { next });
     const failed = await caught(inst.call('run', [100]));
     const events = (await sb.audit.entries()).map((e) => `${e.event}:${e.outcome}`);
     const verified = await sb.audit.verify();
     return { failed: failed.error, calls: n, events, verified: verified.ok };
   },
 
-  async quota(fx) {
+  async quota(guest) {
     const next = syncCapability((_m, i) => i, { params: ['i32'], results: ['i32'], quota: { maxCalls: 10 } });
-    const { sb, inst } = await setup(fx, { next });
+    const { sb, inst } = await setup(guest, { next });
     const within = (await inst.call('run', [10])).results[0];
-    const fresh = await sb.instantiate(await sb.load(fx.direct_host.url, { integrity: fx.direct_host.integrity }), {
+    const fresh = await sb.instantiate(await sb.load(guest.url, { integrity: guest.integrity }), {
       imports: { env: { next, mix: noMix, peek: noPeek } },
     });
     const failed = await caught(fresh.call('run', [1]));
@@ -172,7 +172,7 @@ const cases = {
     return { within, failed: failed.error, deny, denials: sb.stats.denials };
   },
 
-  async reentry(fx) {
+  async reentry(guest) {
     const out = {};
     let inst;
     let other;
@@ -195,7 +195,7 @@ const cases = {
             () => 'resolved',
             (e) => describe(e),
           );
-          out.load = sb.load(fx.direct_host.url, { integrity: fx.direct_host.integrity }).then(
+          out.load = sb.load(guest.url, { integrity: guest.integrity }).then(
             () => 'resolved',
             (e) => describe(e),
           );
@@ -204,8 +204,8 @@ const cases = {
       },
       { params: ['i32'], results: ['i32'] },
     );
-    ({ sb, inst } = await setup(fx, { next }));
-    other = await sb.instantiate(await sb.load(fx.direct_host.url, { integrity: fx.direct_host.integrity }), {
+    ({ sb, inst } = await setup(guest, { next }));
+    other = await sb.instantiate(await sb.load(guest.url, { integrity: guest.integrity }), {
       imports: { env: { next: id, mix: noMix, peek: noPeek } },
     });
     out.result = (await inst.call('run', [4])).results[0];
@@ -217,7 +217,7 @@ const cases = {
     return out;
   },
 
-  async disposeInside(fx) {
+  async disposeInside(guest) {
     let inst;
     const next = syncCapability(
       (_m, i) => {
@@ -228,7 +228,7 @@ const cases = {
     );
     let sb;
     let mod;
-    ({ sb, mod, inst } = await setup(fx, { next }, { maxInstances: 2 }));
+    ({ sb, mod, inst } = await setup(guest, { next }, { maxInstances: 2 }));
     const failed = await caught(inst.call('run', [10]));
     const later = await caught(inst.call('run', [1]));
     // The instance was really dropped: two more fit under maxInstances 2.
@@ -237,7 +237,7 @@ const cases = {
     return { failed: failed.error, later: later.error, works, disposeEntries: events };
   },
 
-  async disposeSandboxInside(fx) {
+  async disposeSandboxInside(guest) {
     let sb;
     const next = syncCapability(
       (_m, i) => {
@@ -247,36 +247,36 @@ const cases = {
       { params: ['i32'], results: ['i32'] },
     );
     let inst;
-    ({ sb, inst } = await setup(fx, { next }));
+    ({ sb, inst } = await setup(guest, { next }));
     const failed = await caught(inst.call('run', [10]));
     return { failed: failed.error, alive: sb.alive };
   },
 
-  async promise(fx) {
+  async promise(guest) {
     // A syncCapability may still answer with a promise: that call takes the step path.
     const next = syncCapability((_m, i) => (i === 3 ? Promise.resolve(i) : i), { params: ['i32'], results: ['i32'] });
     const rejects = syncCapability((_m, i) => (i === 3 ? Promise.reject(new Error('later')) : i), {
       params: ['i32'],
       results: ['i32'],
     });
-    const { sb, inst } = await setup(fx, { next });
+    const { sb, inst } = await setup(guest, { next });
     const ok = await inst.call('run', [10]);
-    const bad = await setup(fx, { next: rejects });
+    const bad = await setup(guest, { next: rejects });
     const failed = await caught(bad.inst.call('run', [10]));
     sb.dispose();
     bad.sb.dispose();
     return { result: ok.results[0], hostCalls: ok.metrics.hostCalls, failed: failed.error };
   },
 
-  async traced(fx) {
-    const { sb, inst } = await setup(fx, {});
+  async traced(guest) {
+    const { sb, inst } = await setup(guest, {});
     const result = await inst.call('run', [3], { trace: true });
     sb.dispose();
     const spans = result.trace.resourceSpans[0].scopeSpans[0].spans.map((s) => s.name);
     return { result: result.results[0], capabilitySpans: spans.filter((n) => n.startsWith('capability')).length };
   },
 
-  async timeout(fx) {
+  async timeout(guest) {
     const next = syncCapability(
       (_m, i) => {
         const until = performance.now() + 30;
@@ -285,16 +285,16 @@ const cases = {
       },
       { params: ['i32'], results: ['i32'] },
     );
-    const { sb, inst } = await setup(fx, { next });
+    const { sb, inst } = await setup(guest, { next });
     const failed = await caught(inst.call('run', [1000], { timeoutMs: 50 }));
     sb.dispose();
     return { failed: failed.error };
   },
 };
 
-self.onmessage = async ({ data: { fx, name } }) => {
+self.onmessage = async ({ data: { guest, name } }) => {
   try {
-    self.postMessage({ ok: true, ...(await cases[name](fx)) });
+    self.postMessage({ ok: true, ...(await cases[name](guest)) });
   } catch (e) {
     self.postMessage({ error: String(e?.stack ?? e) });
   }
