@@ -122,7 +122,7 @@ export async function workerCapability(fx, calls) {
     if (!reply.ok) throw new Error(`local-worker: ${reply.error}`);
     check('host_loop run (in worker)', reply.result, reply.expected);
     check('host_loop hostCalls (in worker)', reply.hostCalls, calls);
-    return { totalMs: reply.totalMs, perCallUs: reply.perCallUs };
+    return { totalMs: reply.totalMs, perCallUs: reply.perCallUs, bareUs: reply.bareUs };
   } finally {
     worker.terminate();
   }

@@ -151,20 +151,29 @@ try {
   );
 
   section(`one capability call (host_loop: n sequential calls in one guest call; ${CALL_ROUNDS} rounds)`);
-  const rounds = { inWorker: [], pageSide: [], trip: [] };
+  const rounds = { inWorker: [], bare: [], pageSide: [], trip: [] };
   for (let i = 0; i < CALL_ROUNDS; i++) {
-    rounds.inWorker.push((await run('workerCapability', manifest, WORKER_CAPABILITY_CALLS)).perCallUs);
+    const worker = await run('workerCapability', manifest, WORKER_CAPABILITY_CALLS);
+    rounds.inWorker.push(worker.perCallUs);
+    rounds.bare.push(worker.bareUs);
     rounds.pageSide.push((await run('pageCapability', manifest, PAGE_CAPABILITY_CALLS)).perCallUs);
     rounds.trip.push((await run('postMessageRoundTrip', POSTMESSAGE_TRIPS)).perTripUs);
   }
   const spread = (xs) => `min ${text(us(Math.min(...xs)))} · max ${text(us(Math.max(...xs)))}`;
+  const nsSpread = (xs) => `min ${fmt(Math.min(...xs) * 1000, 0)} ns · max ${fmt(Math.max(...xs) * 1000, 0)} ns`;
   const inWorker = median(rounds.inWorker);
+  const bare = median(rounds.bare);
   const pageSide = median(rounds.pageSide);
   const trip = median(rounds.trip);
   row(
     'in-worker: nestbox/worker syncCapability',
-    [us(inWorker)[0], 'µs/call'],
-    `${WORKER_CAPABILITY_CALLS.toLocaleString('en')} calls per round · ${spread(rounds.inWorker)}`,
+    [fmt(inWorker * 1000, 0), 'ns/call'],
+    `${WORKER_CAPABILITY_CALLS.toLocaleString('en')} calls per round · ${nsSpread(rounds.inWorker)} · ${fmt(inWorker / bare, 1)}× bare wasmi`,
+  );
+  row(
+    'in-worker: bare wasmi → JS import, same build',
+    [fmt(bare * 1000, 0), 'ns/call'],
+    `plain wasmi, the sandbox's engine configuration, no sandbox · ${nsSpread(rounds.bare)}`,
   );
   row(
     'page-side: createSandbox + capability',

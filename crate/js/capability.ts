@@ -290,7 +290,16 @@ export class CapabilityTable {
             capabilityName: entry.name,
           });
         }
-        grants.push({ module, name, capability: id, params: [...entry.params], results: [...entry.results] });
+        const grant: CoreGrant = {
+          module,
+          name,
+          capability: id,
+          params: [...entry.params],
+          results: [...entry.results],
+        };
+        // A synchronous capability in a local sandbox is answered from inside the guest's call.
+        if (entry.kind === 'sync') grant.direct = true;
+        grants.push(grant);
         links.push({ import: qualified, capability: id, token: tokenObject });
       }
     }

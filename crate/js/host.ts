@@ -61,7 +61,7 @@ function matchesType(value: Value, type: string): boolean {
 }
 
 /** The host function's return value as the declared results, or a reason it is not. */
-function results(value: unknown, entry: CapabilityEntry): Value[] | string {
+export function results(value: unknown, entry: CapabilityEntry): Value[] | string {
   const declared = entry.results;
   let values: unknown[];
   if (declared.length === 0) values = [];
@@ -122,34 +122,6 @@ export async function dispatchHost(request: HostCallRequest, context: HostCallCo
 
   const viewContext: ViewContext = { entry, deny: context.deny, signal: context.signal, details };
   const { view, close } = context.view(viewContext, entry);
-  const settle = (returned: unknown): HostVerdict => {
-    const values = results(returned, entry);
-    if (typeof values === 'string') {
-      return {
-        kind: 'fail',
-        error: new SandboxError('HOST_ERROR', `host function ${entry.name} (${link.import}) ${values}`, {
-          ...details,
-          cause: values,
-        }),
-      };
-    }
-    return { kind: 'results', results: values };
-  };
-  const failed = (thrown: unknown): HostVerdict => {
-    // A denial of the view (bounds, byte quota) ends the guest call with its own code; any
-    // other thrown value — even a SandboxError from elsewhere — is this function failing.
-    if (isViewDenial(thrown)) return { kind: 'fail', error: thrown };
-    return {
-      kind: 'fail',
-      error: new SandboxError(
-        'HOST_ERROR',
-        `host function ${entry.name} (${link.import}) threw: ${describe(thrown)}`,
-        { ...details, cause: describe(thrown) },
-        { cause: thrown },
-      ),
-    };
-  };
-
   // Call the function first: a synchronous answer (the common case in a worker) needs no
   // deadline timer, abort listener or race — they cost ~20 µs per call.
   let returned: unknown;
@@ -158,13 +130,58 @@ export async function dispatchHost(request: HostCallRequest, context: HostCallCo
     returned = (entry.fn as (memory: unknown, ...a: Value[]) => unknown)(view, ...args);
   } catch (thrown) {
     close();
-    return failed(thrown);
+    return threw(thrown, entry, link.import, details);
   }
   if (!isThenable(returned)) {
     close();
-    return settle(returned);
+    return settled(returned, entry, link.import, details);
   }
+  return awaited(returned, entry, link.import, details, context, close);
+}
 
+/** The verdict on what a host function returned: its results, or why they are not. */
+export function settled(returned: unknown, entry: CapabilityEntry, name: string, details: ErrorDetails): HostVerdict {
+  const values = results(returned, entry);
+  if (typeof values === 'string') {
+    return {
+      kind: 'fail',
+      error: new SandboxError('HOST_ERROR', `host function ${entry.name} (${name}) ${values}`, {
+        ...details,
+        cause: values,
+      }),
+    };
+  }
+  return { kind: 'results', results: values };
+}
+
+/** The verdict on a host function that threw. */
+export function threw(thrown: unknown, entry: CapabilityEntry, name: string, details: ErrorDetails): HostVerdict {
+  // A denial of the view (bounds, byte quota) ends the guest call with its own code; any
+  // other thrown value — even a SandboxError from elsewhere — is this function failing.
+  if (isViewDenial(thrown)) return { kind: 'fail', error: thrown };
+  return {
+    kind: 'fail',
+    error: new SandboxError(
+      'HOST_ERROR',
+      `host function ${entry.name} (${name}) threw: ${describe(thrown)}`,
+      { ...details, cause: describe(thrown) },
+      { cause: thrown },
+    ),
+  };
+}
+
+/**
+ * The verdict on a host function that answered with a promise, racing the call's deadline
+ * and cancellation; `close` ends its memory view once it settled.
+ */
+export async function awaited(
+  returned: PromiseLike<unknown>,
+  entry: CapabilityEntry,
+  name: string,
+  details: ErrorDetails,
+  context: Pick<HostCallContext, 'signal' | 'deadline' | 'timeoutMs'>,
+  close: () => void,
+): Promise<HostVerdict> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;
   const stop = new Promise<HostVerdict>((resolve) => {
@@ -180,14 +197,17 @@ export async function dispatchHost(request: HostCallRequest, context: HostCallCo
           kind: 'fail',
           error: new SandboxError(
             'TIMEOUT',
-            `wall-clock limit of ${context.timeoutMs} ms passed while host function ${entry.name} (${link.import}) was running`,
+            `wall-clock limit of ${context.timeoutMs} ms passed while host function ${entry.name} (${name}) was running`,
             { ...details, limit: context.timeoutMs },
           ),
         }),
       Math.max(0, remaining),
     );
   });
-  const run = Promise.resolve(returned).then(settle, failed);
+  const run = Promise.resolve(returned).then(
+    (value) => settled(value, entry, name, details),
+    (thrown: unknown) => threw(thrown, entry, name, details),
+  );
   try {
     return await Promise.race([run, stop]);
   } finally {
@@ -198,7 +218,7 @@ export async function dispatchHost(request: HostCallRequest, context: HostCallCo
 }
 
 /** Whether a host function answered with a promise (or any thenable) rather than a value. */
-function isThenable(value: unknown): value is PromiseLike<unknown> {
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
     (typeof value === 'object' || typeof value === 'function') &&
     value !== null &&

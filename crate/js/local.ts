@@ -51,6 +51,7 @@ import {
 } from './calls.js';
 import {
   CapabilityTable,
+  entryOf,
   makeCapability,
   type CapabilityDeclaration,
   type CapabilityToken,
@@ -76,7 +77,8 @@ import {
   type StdinOutcome,
   type WasiControl,
 } from './driver.js';
-import { dispatchHost } from './host.js';
+import { dispatchHost, type HostVerdict } from './host.js';
+import { DirectHost, type DirectGuard } from './direct.js';
 import { coreWasm, report } from './platform.js';
 import { AsyncMemoryView, SyncMemoryView, type MemoryAccess, type SyncGuestMemory } from './memory.js';
 import { coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
@@ -269,6 +271,10 @@ interface LocalInstanceState {
   wasi?: WasiPlan;
   /** A data guest's HTTP capability (`instantiate`'s `http`). */
   http?: HttpHandler;
+  /** Answers its synchronous capabilities from inside its calls (see direct.ts). */
+  direct?: DirectHost;
+  /** Disposed by a synchronous capability during its own call: dropped when the call ends. */
+  dropAtEnd?: () => void;
 }
 
 const localModules = new WeakMap<LocalModule, LocalModuleState>();
@@ -292,6 +298,10 @@ interface LocalState {
   running: number;
   /** The core was freed. */
   freed: boolean;
+  /** Synchronous capabilities running inside the core: the sandbox is not usable then. */
+  readonly guard: DirectGuard;
+  /** What waits until the core is out of the guest's call (disposals, audit records). */
+  readonly deferred: (() => void)[];
 }
 
 const localCores = new WeakMap<LocalSandbox, LocalState>();
@@ -299,6 +309,12 @@ const localCores = new WeakMap<LocalSandbox, LocalState>();
 function inner(sandbox: LocalSandbox): LocalState {
   const state = localCores.get(sandbox);
   if (state === undefined) throw invalidArgument('not a LocalSandbox');
+  if (state.guard.inside > 0) {
+    throw new SandboxError(
+      'BUSY',
+      'a synchronous capability cannot use its own sandbox while the guest is calling it (grant an async capability() for that)',
+    );
+  }
   if (state.lifetime.signal.aborted) throw disposedError('sandbox');
   if (state.broken) throw new SandboxError('WORKER_CRASHED', 'the nestbox core crashed earlier; create a new sandbox');
   return state;
@@ -309,7 +325,7 @@ function inner(sandbox: LocalSandbox): LocalState {
  * do not continue the chain mean the core is broken: it is not used again.
  */
 function flushAudit(state: LocalState): void {
-  if (state.freed || state.broken) return;
+  if (state.freed || state.broken || state.guard.inside > 0) return;
   let entries: unknown[];
   try {
     entries = state.core.auditSince(state.auditSent);
@@ -327,6 +343,10 @@ function flushAudit(state: LocalState): void {
 
 /** Appends this side's own event to the core's log (not once the sandbox is gone). */
 function auditRecord(state: LocalState, record: CoreAuditRecord): void {
+  if (state.guard.inside > 0) {
+    state.deferred.push(() => auditRecord(state, record));
+    return;
+  }
   if (state.lifetime.signal.aborted || state.broken) return;
   try {
     state.core.auditRecord(record);
@@ -350,6 +370,57 @@ function refusedGrant(state: LocalState, error: SandboxError): void {
       reason: 'a revoked capability cannot be granted',
     },
   });
+}
+
+/** Runs what waited for the core to be out of the guest's call (in order). */
+function runDeferred(state: LocalState): void {
+  if (state.guard.inside > 0) return;
+  for (let job = state.deferred.shift(); job !== undefined; job = state.deferred.shift()) job();
+}
+
+/** `f` now, or once the core is out of the guest's call when a synchronous capability runs. */
+function outside(sandbox: LocalSandbox, f: () => void): void {
+  const state = localCores.get(sandbox);
+  if (state !== undefined && state.guard.inside > 0) state.deferred.push(f);
+  else f();
+}
+
+/**
+ * The direct host of a new instance whose links include synchronous capabilities (installed
+ * in the core), or `undefined`.
+ */
+function directHostOf(state: LocalState, instanceId: number, links: readonly Link[]): DirectHost | undefined {
+  if (!links.some((l) => isSync(l))) return undefined;
+  let host: DirectHost;
+  try {
+    host = new DirectHost((h) => state.core.setDirectHost(instanceId, h), links, state.guard);
+  } catch (thrown) {
+    throw coreError(thrown);
+  }
+  return host.used ? host : undefined;
+}
+
+/** {@link directHostOf}, dropping the new instance when it cannot be installed. */
+function withDirectHost(state: LocalState, instanceId: number, links: readonly Link[]): DirectHost | undefined {
+  try {
+    return directHostOf(state, instanceId, links);
+  } catch (error) {
+    try {
+      state.core.dropInstance(instanceId);
+    } catch {
+      // Already gone.
+    }
+    flushAudit(state);
+    throw error;
+  }
+}
+
+function isSync(link: Link): boolean {
+  try {
+    return entryOf(link.token).kind === 'sync';
+  } catch {
+    return false;
+  }
 }
 
 /** Frees the core of a disposed sandbox once no call of it is running (its last entries kept). */
@@ -388,6 +459,8 @@ export class LocalSandbox extends Resource {
       broken: false,
       running: 0,
       freed: false,
+      guard: { inside: 0 },
+      deferred: [],
     };
     localCores.set(this, state);
     // What the core recorded when it was made (its policy).
@@ -465,6 +538,7 @@ export class LocalSandbox extends Resource {
     } finally {
       flushAudit(state);
     }
+    const direct = withDirectHost(state, instanceId, linked.links);
     const instance = new LocalInstance(module, startFuel);
     localInstances.set(instance, {
       sandbox: this,
@@ -474,6 +548,7 @@ export class LocalSandbox extends Resource {
       busy: false,
       dropped: false,
       ...(http === undefined ? {} : { http }),
+      ...(direct === undefined ? {} : { direct }),
     });
     return instance;
   }
@@ -581,15 +656,16 @@ export class LocalSandbox extends Resource {
         }
       },
       gone: () => (state.lifetime.signal.aborted ? disposedError('sandbox') : undefined),
-      release: () => {
-        if (state.lifetime.signal.aborted) return;
-        try {
-          core.dropInstance(id);
-        } catch {
-          // Already gone.
-        }
-        flushAudit(state);
-      },
+      release: () =>
+        outside(this, () => {
+          if (state.lifetime.signal.aborted) return;
+          try {
+            core.dropInstance(id);
+          } catch {
+            // Already gone.
+          }
+          flushAudit(state);
+        }),
     };
     const go = new GoInstance(backend, defaults, hooks);
     try {
@@ -620,6 +696,7 @@ export class LocalSandbox extends Resource {
     } finally {
       flushAudit(state);
     }
+    const direct = withDirectHost(state, instanceId, linked.links);
     const instance = new LocalInstance(module, startFuel);
     const instanceState: LocalInstanceState = {
       sandbox: this,
@@ -629,6 +706,7 @@ export class LocalSandbox extends Resource {
       busy: false,
       dropped: false,
       wasi: plan,
+      ...(direct === undefined ? {} : { direct }),
     };
     localInstances.set(instance, instanceState);
     if (isReactor(module.exports)) {
@@ -665,7 +743,16 @@ export class LocalSandbox extends Resource {
         } finally {
           flushAudit(state);
         }
-        return { sandbox: this, instanceId, links: linked.links, startFuel, busy: false, dropped: false };
+        const direct = withDirectHost(state, instanceId, linked.links);
+        return {
+          sandbox: this,
+          instanceId,
+          links: linked.links,
+          startFuel,
+          busy: false,
+          dropped: false,
+          ...(direct === undefined ? {} : { direct }),
+        };
       },
       start: (instance, plan, wasi) => localCall(state, instance, '_start', [], plan.call, wasi),
       startFuel: (instance) => instance.startFuel,
@@ -678,13 +765,15 @@ export class LocalSandbox extends Resource {
       },
       drop: (instance) => {
         instance.dropped = true;
-        if (state.lifetime.signal.aborted || state.broken) return;
-        try {
-          state.core.dropInstance(instance.instanceId);
-        } catch {
-          // Already gone.
-        }
-        flushAudit(state);
+        outside(this, () => {
+          if (state.lifetime.signal.aborted || state.broken) return;
+          try {
+            state.core.dropInstance(instance.instanceId);
+          } catch {
+            // Already gone.
+          }
+          flushAudit(state);
+        });
       },
     });
   }
@@ -723,18 +812,20 @@ export class LocalModule extends Resource implements ModuleInfo {
     const m = localModules.get(this);
     if (m === undefined || m.dropped) return;
     m.dropped = true;
-    let state: LocalState;
-    try {
-      state = inner(m.sandbox);
-    } catch {
-      return; // the sandbox is gone already
-    }
-    try {
-      state.core.dropModule(m.moduleId);
-    } catch {
-      // Already gone.
-    }
-    flushAudit(state);
+    outside(m.sandbox, () => {
+      let state: LocalState;
+      try {
+        state = inner(m.sandbox);
+      } catch {
+        return; // the sandbox is gone already
+      }
+      try {
+        state.core.dropModule(m.moduleId);
+      } catch {
+        // Already gone.
+      }
+      flushAudit(state);
+    });
   }
 }
 
@@ -821,18 +912,25 @@ export class LocalInstance extends Resource {
     const state = localInstances.get(this);
     if (state === undefined || state.dropped) return;
     state.dropped = true;
-    let sandbox: LocalState;
-    try {
-      sandbox = inner(state.sandbox);
-    } catch {
-      return; // the sandbox is gone already
-    }
-    try {
-      sandbox.core.dropInstance(state.instanceId);
-    } catch {
-      // Already gone.
-    }
-    flushAudit(sandbox);
+    const drop = (): void => {
+      let sandbox: LocalState;
+      try {
+        sandbox = inner(state.sandbox);
+      } catch {
+        return; // the sandbox is gone already
+      }
+      try {
+        sandbox.core.dropInstance(state.instanceId);
+      } catch {
+        // Already gone.
+      }
+      flushAudit(sandbox);
+    };
+    // From a synchronous capability: once the core is out of the guest's call — and when it
+    // is this instance's own call, once that call ended (with DISPOSED).
+    const sandboxState = localCores.get(state.sandbox);
+    if (sandboxState !== undefined && sandboxState.guard.inside > 0 && state.busy) state.dropAtEnd = drop;
+    else outside(state.sandbox, drop);
   }
 }
 
@@ -922,6 +1020,13 @@ async function localCall(
   state.busy = true;
   sandbox.stats.calls++;
   sandbox.running++;
+  state.direct?.begin({
+    signal: abort.signal,
+    deadline,
+    timeoutMs,
+    deny,
+    stopped: () => state.dropped,
+  });
   try {
     const finished = await drive(
       core,
@@ -955,18 +1060,28 @@ async function localCall(
             abort.abort(outcome.error);
             return { kind: 'fail', error: recordOf(outcome.error) };
           }
-          const verdict = await dispatchHost(step, {
-            links: state.links,
-            deny,
-            signal: abort.signal,
-            deadline,
-            timeoutMs,
-            view: (context, entry) => {
-              const view =
-                entry.kind === 'sync' ? new SyncMemoryView(access, context) : new AsyncMemoryView(asyncAccess, context);
-              return { view, close: () => view.close() };
-            },
-          });
+          // Between steps the core is out of the guest's call: what waited for that runs now.
+          runDeferred(sandbox);
+          // A direct step whose function already ran: answered with its verdict, never run twice.
+          const owed: HostVerdict | Promise<HostVerdict> | undefined =
+            step.direct === true ? state.direct?.takeOwed() : undefined;
+          const verdict =
+            owed !== undefined
+              ? await owed
+              : await dispatchHost(step, {
+                  links: state.links,
+                  deny,
+                  signal: abort.signal,
+                  deadline,
+                  timeoutMs,
+                  view: (context, entry) => {
+                    const view =
+                      entry.kind === 'sync'
+                        ? new SyncMemoryView(access, context)
+                        : new AsyncMemoryView(asyncAccess, context);
+                    return { view, close: () => view.close() };
+                  },
+                });
           switch (verdict.kind) {
             case 'results':
               return { kind: 'results', results: verdict.results };
@@ -1003,10 +1118,17 @@ async function localCall(
     // The core's record carries the page's own verdict (code, message) for host failures.
     throw errorFromRecord(record, { cause: fatal?.cause, denials });
   } finally {
+    state.direct?.end();
     state.busy = false;
     sandbox.running--;
     signal?.removeEventListener('abort', onAbort);
     sandbox.lifetime.signal.removeEventListener('abort', onDispose);
+    runDeferred(sandbox);
+    const drop = state.dropAtEnd;
+    if (drop !== undefined) {
+      delete state.dropAtEnd;
+      drop();
+    }
     flushAudit(sandbox);
     freeIfIdle(sandbox);
   }

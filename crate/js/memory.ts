@@ -262,6 +262,11 @@ export class SyncMemoryView implements SyncGuestMemory {
     this.#closed = true;
   }
 
+  /** Opens the view again for the next host call of its capability (views reused per call). */
+  reopen(): void {
+    this.#closed = false;
+  }
+
   /** {@inheritDoc SyncGuestMemory.read} */
   read(ptr: number, len: number): Uint8Array {
     const p = address(ptr, 'ptr');

@@ -33,6 +33,11 @@ pub struct Grant {
     pub capability: CapabilityId,
     /// The signature the grantor declared; checked against the guest's import at link time.
     pub signature: Signature,
+    /// Answered from inside the guest's call by the instance's [`DirectHost`], when it has
+    /// one ([`Grants::grant_direct`]); otherwise (and always when the call is traced) a
+    /// [`Step::HostCall`](crate::Step::HostCall) as any grant.
+    #[serde(skip_serializing_if = "core::ops::Not::not")]
+    pub direct: bool,
 }
 
 impl Grant {
@@ -77,8 +82,30 @@ impl Grants {
             name,
             capability,
             signature,
+            direct: false,
         });
         Ok(self)
+    }
+
+    /// As [`Grants::grant`], for a host function that answers synchronously: the instance's
+    /// [`DirectHost`] (see [`Instance::set_direct_host`](crate::Instance::set_direct_host))
+    /// answers it from inside the guest's call, with no host-call step.
+    ///
+    /// # Errors
+    ///
+    /// As [`Grants::grant`].
+    pub fn grant_direct(
+        self,
+        module: impl Into<String>,
+        name: impl Into<String>,
+        capability: CapabilityId,
+        signature: Signature,
+    ) -> Result<Self, Error> {
+        let mut grants = self.grant(module, name, capability, signature)?;
+        if let Some(last) = grants.list.last_mut() {
+            last.direct = true;
+        }
+        Ok(grants)
     }
 
     /// The grant for `module.name`, if any.
@@ -114,6 +141,49 @@ pub struct HostCall {
     /// [`Instance::resume_go`](crate::Instance::resume_go). `args` is then empty.
     #[serde(skip)]
     pub go: Option<Vec<GoValue>>,
+    /// The instance's [`DirectHost`] already ran this call and answered
+    /// [`DirectAnswer::Suspend`]: it owes the answer (its function returned a promise, threw,
+    /// or was refused), and the call's fuel and count are already charged. `false` for every
+    /// other host call.
+    #[serde(skip_serializing_if = "core::ops::Not::not")]
+    pub direct: bool,
+}
+
+/// One call of a [`Grants::grant_direct`] import, made from inside the guest's call.
+#[derive(Debug)]
+pub struct DirectCall<'a> {
+    /// The index of the import among the instance's granted imports (in module order).
+    pub link: usize,
+    /// The capability that must answer.
+    pub capability: CapabilityId,
+    /// The guest's arguments, typed as the granted signature says.
+    pub args: &'a [Value],
+    /// The answer, to be filled in: as many values as the signature has results, each
+    /// starting as zero of its type. A value of another type ends the call with `HOST_ERROR`.
+    pub results: &'a mut [Value],
+    /// The guest's exported memory (empty when it exports none), valid for this call only.
+    pub memory: &'a mut [u8],
+}
+
+/// How a [`DirectHost`] answered.
+#[derive(Debug)]
+pub enum DirectAnswer {
+    /// `results` hold the answer: the guest continues at once.
+    Answered,
+    /// The host answers later: the call suspends with a [`Step::HostCall`](crate::Step::HostCall)
+    /// whose `direct` is true (its fuel already paid), answered as any host call.
+    Suspend,
+    /// End the guest's call with this error (the instance is poisoned, as after `fail_host`).
+    Fail(Error),
+}
+
+/// Synchronous host functions answered from inside the guest's call (no step, no
+/// suspension): the fast path of [`Grants::grant_direct`] imports. Its `call` runs inside the
+/// interpreter, so it cannot reach the instance (it has no handle to it): that is what keeps
+/// the call re-entrancy free.
+pub trait DirectHost {
+    /// Answers one call (see [`DirectCall`]).
+    fn call(&mut self, call: DirectCall<'_>) -> DirectAnswer;
 }
 
 /// An HTTP request of a data guest, as Extism's `HttpRequest` (its body as bytes).

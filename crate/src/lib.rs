@@ -83,7 +83,10 @@ pub mod bindings;
 struct ReadmeDoctests;
 
 pub use cache::{CacheLimits, CacheStats, EngineKey, ModuleCache};
-pub use capability::{CapabilityId, Grant, Grants, HostCall, HttpRequest, HttpResponse};
+pub use capability::{
+    CapabilityId, DirectAnswer, DirectCall, DirectHost, Grant, Grants, HostCall, HttpRequest,
+    HttpResponse,
+};
 pub use data::{DataConfig, HttpGrant, LogLine};
 pub use error::{Details, Error, ErrorCode, TrapCode};
 pub use gojs::GoConfig;

@@ -66,7 +66,7 @@ fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, serde_wasm_bindgen
 
 /// Sets `key` on a fresh plain object. Cannot fail for the objects made here (no setters, not
 /// frozen), so the result is ignored.
-fn set(target: &Object, key: &str, value: &JsValue) {
+pub(crate) fn set(target: &Object, key: &str, value: &JsValue) {
     let _ = Reflect::set(target, &JsValue::from_str(key), value);
 }
 
@@ -363,6 +363,7 @@ pub(crate) fn grants_from_js(value: &JsValue) -> Result<Grants, Error> {
         let what = format!("grants[{i}]");
         let (mut module, mut name, mut capability, mut params, mut results) =
             (None, None, None, None, None);
+        let mut direct = false;
         for (key, field) in entries(item, &what)? {
             let field_what = format!("{what}.{key}");
             match key.as_str() {
@@ -371,11 +372,19 @@ pub(crate) fn grants_from_js(value: &JsValue) -> Result<Grants, Error> {
                 "capability" => capability = Some(index_from_js(&field, &field_what)?),
                 "params" => params = Some(types_from_js(&field, &field_what)?),
                 "results" => results = Some(types_from_js(&field, &field_what)?),
+                "direct" => direct = bool_from_js(&field, &field_what)?,
                 _ => {
                     return Err(unknown_field(
                         &what,
                         &key,
-                        &["module", "name", "capability", "params", "results"],
+                        &[
+                            "module",
+                            "name",
+                            "capability",
+                            "params",
+                            "results",
+                            "direct",
+                        ],
                     ));
                 }
             }
@@ -386,12 +395,12 @@ pub(crate) fn grants_from_js(value: &JsValue) -> Result<Grants, Error> {
         let capability = capability.ok_or_else(|| missing("capability"))?;
         let params = params.ok_or_else(|| missing("params"))?;
         let results = results.ok_or_else(|| missing("results"))?;
-        grants = grants.grant(
-            module,
-            name,
-            CapabilityId(capability),
-            Signature::new(params, results),
-        )?;
+        let signature = Signature::new(params, results);
+        grants = if direct {
+            grants.grant_direct(module, name, CapabilityId(capability), signature)?
+        } else {
+            grants.grant(module, name, CapabilityId(capability), signature)?
+        };
     }
     Ok(grants)
 }
@@ -530,6 +539,9 @@ pub(crate) fn step_to_js(step: &Step, wait: Option<WasiWait>) -> Result<JsValue,
             set(&record, "capability", &JsValue::from(call.capability.0));
             set(&record, "import", &JsValue::from_str(&call.import));
             set(&record, "args", &values_to_js(&call.args));
+            if call.direct {
+                set(&record, "direct", &JsValue::TRUE);
+            }
             if let Some(args) = &call.go {
                 let list: js_sys::Array = args.iter().map(super::gojs::go_value_to_js).collect();
                 set(&record, "goArgs", &list);

@@ -13,6 +13,7 @@
 
 mod audit;
 mod convert;
+mod direct;
 mod gojs;
 mod policy;
 
@@ -99,13 +100,37 @@ export interface CoreModule {
   exports: CoreExport[];
 }
 
-/** One granted import. */
+/** One granted import. `direct`: answered by the instance's direct host (`setDirectHost`). */
 export interface CoreGrant {
   module: string;
   name: string;
   capability: number;
   params: CoreValueType[];
   results: CoreValueType[];
+  direct?: boolean;
+}
+
+/**
+ * The host of an instance's direct grants, called from inside the guest's call: `link` is the
+ * index of the granted import (`CoreDirectSetup.links`), its arguments are in the scratch, the
+ * guest's memory is `memoryBytes` bytes at `memoryBase` of `CoreDirectSetup.memory`. Returns 0
+ * with the results in the scratch, or 1 when it owes the answer (the call then suspends with a
+ * `host` step whose `direct` is true). Must not throw and must not call this `Core`.
+ */
+export interface CoreDirectHost {
+  hostCall(link: number, memoryBase: number, memoryBytes: number): number;
+}
+
+/** What `setDirectHost` returns. */
+export interface CoreDirectSetup {
+  /** Byte address of the scratch's 64-bit slots in `memory`. */
+  scratch: number;
+  /** How many slots it has (at least every direct grant's parameter and result count). */
+  slots: number;
+  /** nestbox's own memory (its buffer is replaced when it grows). */
+  memory: WebAssembly.Memory;
+  /** Each granted import, by link index. */
+  links: { capability: number; import: string; direct: boolean }[];
 }
 
 /** Per-call options; they can only tighten the core's limits. */
@@ -164,7 +189,7 @@ export type CoreWasiWait = { kind: "sleep"; durationMs: number } | { kind: "stdi
 export type CoreStep =
   | { status: "finished"; results: CoreValue[]; exitCode?: number; metrics: CoreMetrics; output?: Uint8Array }
   | { status: "yield"; wait?: CoreWasiWait }
-  | { status: "host"; capability: number; import: string; args: CoreValue[]; http?: CoreHttpRequest };
+  | { status: "host"; capability: number; import: string; args: CoreValue[]; http?: CoreHttpRequest; direct?: true };
 
 /** A data guest's HTTP request to an allowed host: answer with `resumeHttp`. */
 export interface CoreHttpRequest {
@@ -749,11 +774,41 @@ impl Core {
         }
     }
 
+    /// `setDirectHost(instanceId, host)`: installs `host` (a `CoreDirectHost`) to answer the
+    /// instance's direct grants from inside its calls, and returns where the scratch and the
+    /// memory are (`CoreDirectSetup`). `host` replaces any earlier one.
+    ///
+    /// Throws `BUSY` during a call, `INVALID_ARGUMENT` for an unknown id or a `host` without a
+    /// `hostCall` function.
+    #[wasm_bindgen(js_name = setDirectHost, unchecked_return_type = "CoreDirectSetup")]
+    pub fn set_direct_host(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "CoreDirectHost")] host: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        self.set_direct_host_impl(&instance_id, host).map_err(throw)
+    }
+
     /// `liveInstances()`: how many instances are alive (counted against `maxInstances`).
     #[wasm_bindgen(js_name = liveInstances)]
     pub fn live_instances(&self) -> u32 {
         self.sandbox.live_instances()
     }
+}
+
+/// `benchBareHostCalls(bytes, host, calls)`: for `make bench-browser` only — `run(calls)` of
+/// a guest importing `env.next: (i32) -> i32` in plain wasmi (the sandbox's engine
+/// configuration, no sandbox), each call of `next` a direct call of `host.next(i)`: the floor
+/// nestbox's own host-call path is compared with. Returns `run`'s result.
+#[wasm_bindgen(js_name = benchBareHostCalls)]
+pub fn bench_bare_host_calls(
+    #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: JsValue,
+    host: direct::BenchHost,
+    #[wasm_bindgen(unchecked_param_type = "number")] calls: JsValue,
+) -> Result<i32, JsValue> {
+    let bytes = bytes_from_js(&bytes, "bytes").map_err(throw)?;
+    let calls = index_from_js(&calls, "calls").map_err(throw)?;
+    direct::bench_bare_host_calls(&bytes, host, calls as i32).map_err(throw)
 }
 
 fn unknown_id(what: &str, id: u32) -> Error {
@@ -942,6 +997,50 @@ impl Core {
             .instance
             .cancel()
             .map_or(JsValue::UNDEFINED, |e| error_to_js(&e)))
+    }
+
+    fn set_direct_host_impl(
+        &mut self,
+        instance_id: &JsValue,
+        host: JsValue,
+    ) -> Result<JsValue, Error> {
+        let entry = self.instance_mut(instance_id)?;
+        let has_call = js_sys::Reflect::get(&host, &JsValue::from_str("hostCall"))
+            .is_ok_and(|f| f.is_function());
+        if !host.is_object() || !has_call {
+            return Err(Error::invalid_argument(
+                "setDirectHost: host must be an object with a hostCall function",
+            ));
+        }
+        let module = entry.instance.module().clone();
+        let mut slots = 1;
+        let links = js_sys::Array::new();
+        for (capability, import, direct) in entry.instance.granted_imports() {
+            let record = js_sys::Object::new();
+            convert::set(&record, "capability", &JsValue::from(capability.0));
+            convert::set(&record, "import", &JsValue::from_str(import));
+            convert::set(&record, "direct", &JsValue::from_bool(direct));
+            links.push(&record);
+            if let Some(signature) = module
+                .imports()
+                .iter()
+                .find(|i| i.qualified_name() == import)
+                .and_then(|i| i.signature.as_ref())
+            {
+                slots = slots
+                    .max(signature.params.len())
+                    .max(signature.results.len());
+            }
+        }
+        let host = direct::JsDirect::new(host.unchecked_into(), slots);
+        let scratch = host.scratch_address();
+        entry.instance.set_direct_host(Some(Box::new(host)))?;
+        let setup = js_sys::Object::new();
+        convert::set(&setup, "scratch", &JsValue::from(scratch as f64));
+        convert::set(&setup, "slots", &JsValue::from(slots as f64));
+        convert::set(&setup, "memory", &wasm_bindgen::memory());
+        convert::set(&setup, "links", &links);
+        Ok(setup.into())
     }
 
     fn memory_read_impl(

@@ -14,7 +14,34 @@ use crate::wasi::{self, WasiFunc};
 pub(super) struct HostCallPending {
     pub(super) link: usize,
     pub(super) args: Vec<Value>,
+    /// The direct host ran this call and suspended it: its fuel and count are paid, and the
+    /// embedder owes the answer ([`HostCall::direct`](crate::HostCall::direct)).
+    pub(super) direct: bool,
 }
+
+/// A direct host call ended the guest's call with this error.
+#[derive(Debug)]
+pub(super) struct DirectStop(pub(super) Error);
+
+impl core::fmt::Display for DirectStop {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "direct host call failed: {}", self.0.message())
+    }
+}
+
+impl wasmi::errors::HostError for DirectStop {}
+
+/// The call's wall-clock limit passed during a direct host call.
+#[derive(Debug)]
+pub(super) struct DirectTimeout;
+
+impl core::fmt::Display for DirectTimeout {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("wall-clock limit passed during a direct host call")
+    }
+}
+
+impl wasmi::errors::HostError for DirectTimeout {}
 
 impl core::fmt::Display for HostCallPending {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -33,6 +60,8 @@ pub(super) struct Link {
     /// `module.name`, as reported in host calls and errors.
     pub(super) import: String,
     pub(super) signature: Signature,
+    /// Answered by the instance's direct host ([`Grants::grant_direct`](crate::Grants::grant_direct)).
+    pub(super) direct: bool,
 }
 
 /// The granted imports, the preview1 functions and the data-ABI functions a module links.
@@ -140,6 +169,7 @@ pub(super) fn link_imports(
             name: import.name.clone(),
             import: qualified,
             signature: grant.signature.clone(),
+            direct: grant.direct,
         });
     }
     if !missing.is_empty() {

@@ -26,7 +26,9 @@ use wasmi::{Linker, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel
 use web_time::Instant;
 
 use crate::audit::{AuditEvent, Record, Recorder, values_digest};
-use crate::capability::{Grants, HostCall, HttpResponse};
+use crate::capability::{
+    CapabilityId, DirectAnswer, DirectCall, DirectHost, Grants, HostCall, HttpResponse,
+};
 use crate::data::{self, DataConfig, DataCtx, DataView, HttpPending, LogLine};
 use crate::error::{Error, ErrorCode};
 use crate::fuel::FuelLedger;
@@ -41,7 +43,7 @@ use crate::value::{GoValue, Signature, Value, ValueType};
 use crate::wasi::{self, FsTree, WasiCtx, WasiSuspend, WasiView, WasiWait};
 
 use self::classify::classify;
-use self::link::{HostCallPending, Link, link_imports};
+use self::link::{DirectStop, DirectTimeout, HostCallPending, Link, link_imports};
 
 mod classify;
 pub mod driver;
@@ -116,6 +118,14 @@ pub(crate) struct StoreState {
     trace: Option<Tracer>,
     /// A Go `js/wasm` guest's membrane, timers and output.
     go: Option<GoCtx>,
+    /// Answers the direct grants from inside the call ([`Instance::set_direct_host`]).
+    direct: Option<Box<dyn DirectHost>>,
+    /// Direct host calls the running call made (its other host calls are counted by the call).
+    direct_calls: u64,
+    /// The guest's exported memory, as [`Instance::memory`] finds it (for direct calls).
+    memory: Option<wasmi::Memory>,
+    /// When the running call started and its wall-clock limit (ms), for direct calls.
+    deadline: Option<(Instant, u64)>,
 }
 
 impl GoView for StoreState {
@@ -294,6 +304,10 @@ impl Instance {
                     limits.max_output_bytes,
                 ),
                 trace: None,
+                direct: None,
+                direct_calls: 0,
+                memory: None,
+                deadline: None,
             },
         );
         store.limiter(|s| &mut s.limiter);
@@ -309,6 +323,25 @@ impl Instance {
         }
         for (index, link) in links.iter().enumerate() {
             let param_types = link.signature.params.clone();
+            if link.direct {
+                let trampoline = DirectTrampoline {
+                    link: index,
+                    capability: link.capability,
+                    import: link.import.clone(),
+                    params: param_types,
+                    results: link.signature.results.clone(),
+                    fuel: limits.host_call_fuel,
+                };
+                linker
+                    .func_new(
+                        &link.module,
+                        &link.name,
+                        link.signature.to_wasmi(),
+                        move |caller, params, results| trampoline.call(caller, params, results),
+                    )
+                    .map_err(|e| Error::invalid_argument(format!("cannot link: {e}")))?;
+                continue;
+            }
             linker
                 .func_new(
                     &link.module,
@@ -316,12 +349,11 @@ impl Instance {
                     link.signature.to_wasmi(),
                     move |_caller, params, _results| {
                         // Suspend the guest; the caller answers through `resume_host`.
-                        let args = params
-                            .iter()
-                            .zip(&param_types)
-                            .map(|(v, t)| Value::from_wasmi(v).unwrap_or(Value::zero(*t)))
-                            .collect();
-                        Err(wasmi::Error::host(HostCallPending { link: index, args }))
+                        Err(wasmi::Error::host(HostCallPending {
+                            link: index,
+                            args: args_of(params, &param_types),
+                            direct: false,
+                        }))
                     },
                 )
                 .map_err(|e| Error::invalid_argument(format!("cannot link: {e}")))?;
@@ -338,7 +370,10 @@ impl Instance {
         // across calls (the package's tenant pools) can charge it.
         let start_fuel = store.data().fuel.consumed(store.get_fuel().unwrap_or(0));
         let instance = match started {
-            Ok(instance) => instance,
+            Ok(instance) => {
+                store.data_mut().memory = exported_memory(&instance, &store);
+                instance
+            }
             Err(e) => {
                 let limiter = &store.data().limiter;
                 let error = classify(e, limiter, &links, "instantiation");
@@ -400,20 +435,37 @@ impl Instance {
     /// A checked view of the guest's exported memory named `memory` (or its only exported
     /// memory), for host functions. `None` if the guest exports no memory.
     pub fn memory(&mut self) -> Option<GuestMemory<'_>> {
-        let memory = self
-            .instance
-            .get_memory(&self.store, "memory")
-            .or_else(|| {
-                let mut memories = self
-                    .instance
-                    .exports(&self.store)
-                    .filter_map(|e| e.into_memory());
-                match (memories.next(), memories.next()) {
-                    (Some(only), None) => Some(only),
-                    _ => None,
-                }
-            })?;
+        let memory = self.store.data().memory?;
         Some(GuestMemory::new(memory.data_mut(&mut self.store)))
+    }
+
+    /// Installs (or, with `None`, removes) the host that answers this instance's direct
+    /// grants ([`Grants::grant_direct`]) from inside the guest's call: such a call runs
+    /// `host` right away, with no [`Step::HostCall`], and continues the guest with its
+    /// answer. Fuel (`Limits::host_call_fuel`), the host-call count and the deadline are
+    /// charged and checked as for any host call. A traced call ([`CallOptions::trace`]), and
+    /// any call while no host is installed, answers direct grants with host-call steps.
+    ///
+    /// # Errors
+    ///
+    /// `BUSY` while a call is running.
+    pub fn set_direct_host(&mut self, host: Option<Box<dyn DirectHost>>) -> Result<(), Error> {
+        if self.call.is_some() {
+            return Err(Error::new(
+                ErrorCode::Busy,
+                "a call is running on this instance",
+            ));
+        }
+        self.store.data_mut().direct = host;
+        Ok(())
+    }
+
+    /// The capability id and `module.name` of each granted import, in the order of
+    /// [`DirectCall::link`], and whether it is direct.
+    pub fn granted_imports(&self) -> impl Iterator<Item = (CapabilityId, &str, bool)> {
+        self.links
+            .iter()
+            .map(|l| (l.capability, l.import.as_str(), l.direct))
     }
 
     /// Starts calling `export` with `args`, under the sandbox limits.
@@ -569,8 +621,11 @@ impl Instance {
             .map_err(|e| Error::invalid_argument(format!("fuel: {e}")))?;
         let state = self.store.data_mut();
         state.fuel = FuelLedger::new(fuel_budget, first_slice);
+        state.direct_calls = 0;
         state.limiter.peak_memory_bytes = state.limiter.current_memory_bytes;
         state.limiter.last_denied = None;
+        let started = Instant::now();
+        self.store.data_mut().deadline = Some((started, timeout_ms));
         let mut call = ActiveCall {
             pending: None,
             outputs: signature
@@ -579,7 +634,7 @@ impl Instance {
                 .map(|t| Value::zero(*t).to_wasmi())
                 .collect(),
             result_types: signature.results.clone(),
-            started: Instant::now(),
+            started,
             timeout_ms,
             slices: 1,
             host_calls: 0,
@@ -1086,7 +1141,7 @@ impl Instance {
         Metrics {
             fuel_consumed: self.fuel_consumed(),
             slices: call.slices,
-            host_calls: call.host_calls,
+            host_calls: call.host_calls + self.store.data().direct_calls,
             peak_memory_bytes: self.store.data().limiter.peak_memory_bytes,
             wall_time_us: u64::try_from(call.started.elapsed().as_micros()).unwrap_or(u64::MAX),
         }
@@ -1340,7 +1395,7 @@ impl Instance {
             }
             Ok(ResumableCall::HostTrap(handle)) => {
                 if let Some(pending) = handle.host_error().downcast_ref::<HostCallPending>() {
-                    let (link, args) = (pending.link, pending.args.clone());
+                    let (link, args, direct) = (pending.link, pending.args.clone(), pending.direct);
                     let Some(l) = self.links.get(link) else {
                         return Err(self.internal("trampoline named an unknown link"));
                     };
@@ -1351,12 +1406,16 @@ impl Instance {
                         args,
                         http: None,
                         go: None,
+                        direct,
                     };
-                    if let Some(active) = self.call.as_mut() {
-                        active.host_calls += 1;
-                    }
                     let cost = self.limits.host_call_fuel;
-                    self.charge(cost)?;
+                    if !direct {
+                        // A direct call suspended by its host was counted and paid for already.
+                        if let Some(active) = self.call.as_mut() {
+                            active.host_calls += 1;
+                        }
+                        self.charge(cost)?;
+                    }
                     self.check_deadline()?;
                     let span = self.store.data_mut().trace.as_mut().and_then(|tracer| {
                         tracer.open(
@@ -1382,6 +1441,16 @@ impl Instance {
                     }
                     return Ok(Step::HostCall(call));
                 }
+                if handle
+                    .host_error()
+                    .downcast_ref::<DirectTimeout>()
+                    .is_some()
+                {
+                    self.check_deadline()?;
+                    return Err(
+                        self.end(self.internal("a direct call timed out before its deadline"))
+                    );
+                }
                 if let Some(exit) = handle.host_error().downcast_ref::<GoExit>().copied() {
                     return self.go_exited(exit.0);
                 }
@@ -1393,6 +1462,7 @@ impl Instance {
                         results: Vec::new(),
                         http: None,
                         go: Some(pending.args.clone()),
+                        direct: false,
                     };
                     let (capability, result_at, ok_at) =
                         (pending.capability, pending.result_at, pending.ok_at);
@@ -1457,6 +1527,7 @@ impl Instance {
                         results: vec![ValueType::I64],
                         http: Some(request),
                         go: None,
+                        direct: false,
                     }));
                 }
                 if let Some(suspend) = handle.host_error().downcast_ref::<WasiSuspend>().copied() {
@@ -1477,10 +1548,19 @@ impl Instance {
                     return Ok(self.exited(status));
                 }
                 let error = handle.into_host_error();
+                if let Some(DirectStop(stop)) = error.downcast_ref::<DirectStop>() {
+                    return Err(self.end(stop.clone()));
+                }
                 let classified = classify(error, &self.store.data().limiter, &self.links, "call");
                 Err(self.end(classified))
             }
             Err(error) => {
+                if let Some(DirectStop(stop)) = error.downcast_ref::<DirectStop>() {
+                    return Err(self.end(stop.clone()));
+                }
+                if error.downcast_ref::<DirectTimeout>().is_some() {
+                    self.check_deadline()?;
+                }
                 if let Some(exit) = error.downcast_ref::<GoExit>().copied() {
                     return self.go_exited(exit.0);
                 }
@@ -1492,6 +1572,160 @@ impl Instance {
                 Err(self.end(classified))
             }
         }
+    }
+}
+
+/// The guest's arguments, typed by the link's signature.
+fn args_of(params: &[wasmi::Val], types: &[ValueType]) -> Vec<Value> {
+    params
+        .iter()
+        .zip(types)
+        .map(|(v, t)| Value::from_wasmi(v).unwrap_or(Value::zero(*t)))
+        .collect()
+}
+
+/// The exported memory named `memory`, or the only exported memory.
+fn exported_memory(instance: &wasmi::Instance, store: &Store<StoreState>) -> Option<wasmi::Memory> {
+    instance.get_memory(store, "memory").or_else(|| {
+        let mut memories = instance.exports(store).filter_map(|e| e.into_memory());
+        match (memories.next(), memories.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
+    })
+}
+
+/// Arguments and results of up to this many values stay on the stack in a direct call.
+const INLINE_VALUES: usize = 8;
+
+/// The host function of a direct grant: calls the instance's [`DirectHost`] from inside the
+/// guest's call, or suspends as any grant when there is none (or the call is traced).
+struct DirectTrampoline {
+    link: usize,
+    capability: CapabilityId,
+    import: String,
+    params: Vec<ValueType>,
+    results: Vec<ValueType>,
+    fuel: u64,
+}
+
+impl DirectTrampoline {
+    fn suspend(&self, params: &[wasmi::Val], direct: bool) -> wasmi::Error {
+        wasmi::Error::host(HostCallPending {
+            link: self.link,
+            args: args_of(params, &self.params),
+            direct,
+        })
+    }
+
+    fn call(
+        &self,
+        mut caller: wasmi::Caller<'_, StoreState>,
+        params: &[wasmi::Val],
+        outputs: &mut [wasmi::Val],
+    ) -> Result<(), wasmi::Error> {
+        {
+            let state = caller.data();
+            // A traced call records a span per host call: the step path does that.
+            if state.direct.is_none() || state.trace.is_some() {
+                return Err(self.suspend(params, false));
+            }
+        }
+        // The fuel first: a budget that cannot pay ends the call as any host call's would
+        // (the step path charges it and reports FUEL_EXHAUSTED).
+        let in_store = caller.get_fuel()?;
+        if self.fuel > 0 {
+            let ledger = &mut caller.data_mut().fuel;
+            if ledger.remaining(in_store) < self.fuel {
+                return Err(self.suspend(params, false));
+            }
+            let left = ledger.charge(in_store, self.fuel);
+            caller.set_fuel(left)?;
+        }
+        caller.data_mut().direct_calls += 1;
+
+        let mut args_inline = [Value::I32(0); INLINE_VALUES];
+        let mut args_heap = Vec::new();
+        let args: &mut [Value] = if params.len() <= INLINE_VALUES {
+            &mut args_inline[..params.len()]
+        } else {
+            args_heap.resize(params.len(), Value::I32(0));
+            &mut args_heap
+        };
+        for ((slot, v), t) in args.iter_mut().zip(params).zip(&self.params) {
+            *slot = Value::from_wasmi(v).unwrap_or(Value::zero(*t));
+        }
+        let mut results_inline = [Value::I32(0); INLINE_VALUES];
+        let mut results_heap = Vec::new();
+        let results: &mut [Value] = if self.results.len() <= INLINE_VALUES {
+            &mut results_inline[..self.results.len()]
+        } else {
+            results_heap.resize(self.results.len(), Value::I32(0));
+            &mut results_heap
+        };
+        for (slot, t) in results.iter_mut().zip(&self.results) {
+            *slot = Value::zero(*t);
+        }
+
+        let memory = caller.data().memory;
+        let (data, state): (&mut [u8], &mut StoreState) = match memory {
+            Some(m) => m.data_and_store_mut(&mut caller),
+            None => (&mut [], caller.data_mut()),
+        };
+        let Some(host) = state.direct.as_mut() else {
+            return Err(self.suspend(params, false));
+        };
+        let answer = host.call(DirectCall {
+            link: self.link,
+            capability: self.capability,
+            args,
+            results,
+            memory: data,
+        });
+        let deadline = state.deadline;
+        match answer {
+            DirectAnswer::Answered => {}
+            DirectAnswer::Suspend => return Err(self.suspend(params, true)),
+            DirectAnswer::Fail(error) => {
+                let capability = self.capability.0;
+                let error = if error.details().capability.is_none() {
+                    error.with(|d| d.capability = Some(capability))
+                } else {
+                    error
+                };
+                return Err(wasmi::Error::host(DirectStop(error)));
+            }
+        }
+        if let Some((i, (value, ty))) = results
+            .iter()
+            .zip(&self.results)
+            .enumerate()
+            .find(|(_, (v, t))| v.ty() != **t)
+        {
+            let capability = self.capability.0;
+            return Err(wasmi::Error::host(DirectStop(
+                Error::new(
+                    ErrorCode::HostError,
+                    format!(
+                        "results of capability {} ({}): value {i} is {}, declared {ty}",
+                        self.capability,
+                        self.import,
+                        value.ty()
+                    ),
+                )
+                .with(|d| d.capability = Some(capability)),
+            )));
+        }
+        // As after any host call: the deadline may have passed while the host worked.
+        if let Some((started, timeout_ms)) = deadline {
+            if started.elapsed().as_millis() > u128::from(timeout_ms) {
+                return Err(wasmi::Error::host(DirectTimeout));
+            }
+        }
+        for (out, value) in outputs.iter_mut().zip(results.iter()) {
+            *out = value.to_wasmi();
+        }
+        Ok(())
     }
 }
 

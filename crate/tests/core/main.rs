@@ -9,6 +9,7 @@ mod call_memory_limit;
 mod cancel;
 mod data_abi;
 mod data_guests;
+mod direct_host;
 mod fixtures;
 mod fuel;
 mod host_calls;
