@@ -53,7 +53,7 @@ native-test:
 # The release module: opt-level 3, fat LTO, wasmi's indirect dispatch, wasm-opt off
 # (Debian's binaryen 108 breaks it; see crate/Cargo.toml).
 build:
-	wasm-pack build --release --target web --out-dir ../pkg --out-name nestbox crate
+	wasm-pack build --release --target web --out-dir ../pkg --out-name nestbox crate -- --features native-tier
 	@ls -l pkg/nestbox_bg.wasm | awk '{print "pkg/nestbox_bg.wasm: " $$5 " bytes"}'
 	@gzip -9c pkg/nestbox_bg.wasm | wc -c | awk '{print "gzip -9: " $$1 " bytes"}'
 
