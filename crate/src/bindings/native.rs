@@ -263,8 +263,12 @@ impl Core {
                 })?;
             let values = match values_from_js(&types, &results, "results of a host call") {
                 Ok(values) => values,
-                // Typed wrongly: the core's own check ends the call with HOST_ERROR.
-                Err(_) => Vec::new(),
+                // The host function broke its signature: the call ends with HOST_ERROR, as
+                // the interpreter's `resumeHost` does.
+                Err(e) => {
+                    let error = Error::new(ErrorCode::HostError, e.message());
+                    return Err(instance.fail_host(error, fuel_left));
+                }
             };
             instance.host_results(&values, fuel_left)?;
             Ok(values_to_js(&values))
