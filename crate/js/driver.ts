@@ -122,7 +122,7 @@ function cancelRecord(core: Core, instanceId: number): ErrorRecord {
  * The code the core is told: the error's own when it is one of {@link HOST_FAILURE_CODES}
  * (`TRAP` only as a memory view's `memory_out_of_bounds`), else `HOST_ERROR`.
  */
-function hostFailureCode(error: ErrorRecord): CoreHostFailureCode {
+export function hostFailureCode(error: ErrorRecord): CoreHostFailureCode {
   const code = HOST_FAILURE_CODES.find((c) => c === error.code);
   if (code === undefined) return 'HOST_ERROR';
   if (code === 'TRAP' && error.details['trapCode'] !== 'memory_out_of_bounds') return 'HOST_ERROR';
@@ -136,7 +136,15 @@ function hostFailureCode(error: ErrorRecord): CoreHostFailureCode {
  * own code and message with the core's details (metrics, capability) underneath.
  */
 function failHost(core: Core, instanceId: number, error: ErrorRecord): ErrorRecord {
-  const ended = core.failHost(instanceId, error.message, hostFailureCode(error));
+  return mergeHostFailure(core.failHost(instanceId, error.message, hostFailureCode(error)), error);
+}
+
+/**
+ * The error a host failure ends a call with: `error`'s own code and message (a `HOST_ERROR`
+ * keeps the core's message) with the core's details (`ended`: metrics, capability) under
+ * `error`'s. Shared by both tiers (the native one ends the call with `nativeFailHost`).
+ */
+export function mergeHostFailure(ended: ErrorRecord, error: ErrorRecord): ErrorRecord {
   if (error.code === 'HOST_ERROR')
     return { ...ended, details: { ...ended.details, ...error.details, metrics: ended.details.metrics } };
   return {

@@ -461,6 +461,100 @@ impl Sandbox {
     }
 }
 
+#[cfg(feature = "native-tier")]
+impl Sandbox {
+    /// Loads `bytes` for the native tier: exactly [`Sandbox::load_with`]'s checks and audit
+    /// entries (size, SHA-256, deny list, trust policy and signature, module shape,
+    /// validation), then the instrumentation pass with this sandbox's limits
+    /// ([`InstrumentConfig::from_limits`](crate::native::InstrumentConfig::from_limits)).
+    /// The embedder compiles the instrumented bytes with its own engine.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sandbox::load_with`]; and the pass's (`INVALID_MODULE`, `IMPORT_NOT_GRANTED` for
+    /// an import from `nestbox`, `MEMORY_LIMIT` / `TABLE_LIMIT` for a minimum over the limit),
+    /// recorded as a failed `load` entry with `engine: native`.
+    pub fn load_native(
+        &self,
+        bytes: &[u8],
+        expected: &Digest,
+        provenance: &Provenance,
+    ) -> Result<(Module, crate::native::Instrumented), Error> {
+        let module = self.load_with(bytes, expected, provenance)?;
+        let config = crate::native::InstrumentConfig::from_limits(&self.limits);
+        match crate::native::instrument(bytes, &config) {
+            Ok(instrumented) => Ok((module, instrumented)),
+            Err(e) => {
+                self.audit.record(
+                    Record::new(AuditEvent::Load)
+                        .failed(e.code())
+                        .module(module.digest())
+                        .with("engine", "native")
+                        .with("reason", e.message()),
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Links `module` (loaded with [`Sandbox::load_native`]) against `grants` for the
+    /// native tier: the same import checks, instance slot and `instantiate`/`grant` audit
+    /// entries as [`Sandbox::instantiate`]. The embedder then instantiates the instrumented
+    /// module with its engine, binding each granted import as
+    /// [`NativeInstance::links`](crate::instance::native::NativeInstance::links) says.
+    ///
+    /// # Errors
+    ///
+    /// `IMPORT_NOT_GRANTED`, `SIGNATURE_MISMATCH`, `INSTANCE_LIMIT`, `INVALID_ARGUMENT` (a
+    /// module of another sandbox; `trap_on_grow_failure`, which this tier cannot honour).
+    pub fn instantiate_native(
+        &self,
+        module: &Module,
+        grants: &Grants,
+    ) -> Result<crate::instance::native::NativeInstance, Error> {
+        self.check_owner(module)?;
+        let result = InstanceSlot::acquire(&self.live_instances, self.limits.max_instances)
+            .and_then(|slot| {
+                crate::instance::native::NativeInstance::new(
+                    module,
+                    grants,
+                    &self.limits,
+                    slot,
+                    self.audit.clone(),
+                )
+            });
+        let record = Record::new(AuditEvent::Instantiate)
+            .module(module.digest())
+            .with("engine", "native");
+        match &result {
+            Ok(_) => {
+                self.audit.record(record);
+                for grant in grants.iter() {
+                    self.audit.record(
+                        Record::new(AuditEvent::Grant)
+                            .module(module.digest())
+                            .with("import", grant.qualified_name())
+                            .with("capability", grant.capability.0.to_string())
+                            .with("signature", grant.signature.to_string()),
+                    );
+                }
+            }
+            Err(e) => {
+                self.audit
+                    .record(record.failed(e.code()).with("reason", e.message()));
+                if e.code().is_limit() {
+                    self.audit.record(
+                        Record::new(AuditEvent::Limit)
+                            .failed(e.code())
+                            .module(module.digest()),
+                    );
+                }
+            }
+        }
+        result
+    }
+}
+
 impl Sandbox {
     /// Instantiates a Go `js/wasm` guest (`GOOS=js GOARCH=wasm`): its `gojs` imports are
     /// linked to the membrane ([`gojs`](crate::gojs)), whose `js.Global()` holds exactly

@@ -491,7 +491,7 @@ fn value_to_js(value: &Value) -> JsValue {
     }
 }
 
-fn values_to_js(values: &[Value]) -> JsValue {
+pub(crate) fn values_to_js(values: &[Value]) -> JsValue {
     values.iter().map(value_to_js).collect::<Array>().into()
 }
 

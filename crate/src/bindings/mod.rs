@@ -15,6 +15,8 @@ mod audit;
 mod convert;
 mod direct;
 mod gojs;
+#[cfg(feature = "native-tier")]
+mod native;
 mod policy;
 
 use std::collections::BTreeMap;
@@ -353,6 +355,9 @@ pub struct Core {
     sandbox: Sandbox,
     modules: BTreeMap<u32, Module>,
     instances: BTreeMap<u32, InstanceEntry>,
+    /// The native tier's instances (their ids from the same counter as `instances`).
+    #[cfg(feature = "native-tier")]
+    natives: BTreeMap<u32, crate::instance::native::NativeInstance>,
     /// The id the next module gets; ids start at 1 and are never reused.
     next_module_id: u32,
     /// The id the next instance gets; ids start at 1 and are never reused.
@@ -403,6 +408,8 @@ impl Core {
             sandbox,
             modules: BTreeMap::new(),
             instances: BTreeMap::new(),
+            #[cfg(feature = "native-tier")]
+            natives: BTreeMap::new(),
             next_module_id: 1,
             next_instance_id: 1,
         })
@@ -752,6 +759,10 @@ impl Core {
         #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
     ) -> Result<(), JsValue> {
         let id = index_from_js(&instance_id, "instanceId").map_err(throw)?;
+        #[cfg(feature = "native-tier")]
+        if self.natives.remove(&id).is_some() {
+            return Ok(());
+        }
         match self.instances.remove(&id) {
             Some(_) => Ok(()),
             None => Err(throw(unknown_id("instance", id))),

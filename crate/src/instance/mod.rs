@@ -49,6 +49,8 @@ mod classify;
 pub mod driver;
 mod go;
 mod link;
+#[cfg(feature = "native-tier")]
+pub mod native;
 
 /// Per-call options. They can only tighten the sandbox's [`Limits`], never loosen them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
