@@ -176,7 +176,6 @@ export class DirectHost implements CoreDirectHost {
       this.#i64 = new BigInt64Array(this.#memory.buffer, this.#scratch, this.#slots);
     }
     const params = entry.params;
-    const arg = (i: number): Value => (params[i] === 'i64' ? (this.#i64[i] ?? 0n) : (this.#f64[i] ?? 0));
     this.#base = base;
     this.#bytes = bytes;
     const view = link.view;
@@ -190,16 +189,16 @@ export class DirectHost implements CoreDirectHost {
           returned = fn(view);
           break;
         case 1:
-          returned = fn(view, arg(0));
+          returned = fn(view, this.#arg(params, 0));
           break;
         case 2:
-          returned = fn(view, arg(0), arg(1));
+          returned = fn(view, this.#arg(params, 0), this.#arg(params, 1));
           break;
         case 3:
-          returned = fn(view, arg(0), arg(1), arg(2));
+          returned = fn(view, this.#arg(params, 0), this.#arg(params, 1), this.#arg(params, 2));
           break;
         default:
-          returned = fn(view, ...params.map((_, i) => arg(i)));
+          returned = fn(view, ...params.map((_, i) => this.#arg(params, i)));
       }
     } catch (thrown) {
       view.close();
@@ -232,6 +231,11 @@ export class DirectHost implements CoreDirectHost {
     if (verdict.kind === 'results' && verdict.results.every((v, i) => this.#put(i, declared[i], v))) return ANSWERED;
     this.#owed = verdict;
     return SUSPEND;
+  }
+
+  /** Argument `i` from the scratch, as its declared type reads. */
+  #arg(params: readonly ValueType[], i: number): Value {
+    return params[i] === 'i64' ? (this.#i64[i] ?? 0n) : (this.#f64[i] ?? 0);
   }
 
   /** Writes one result as its declared type takes it; false when it does not (as the core's check). */
