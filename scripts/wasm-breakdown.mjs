@@ -22,7 +22,7 @@ if (!namesPath || !shippedPath || !outPath) {
 const PARTS = [
   ['wasmi: translator (guest load)', (n) => /^<?wasmi::(engine::translator|module::)/.test(n)],
   ['wasmi: executor (guest run)', (n) => /^<?wasmi::engine::executor/.test(n)],
-  ['wasmi: rest (store, linker, instances)', (n) => /^<?wasmi(_core|_collections)?(\[|::)/.test(n)],
+  ['wasmi: store, linker, instances', (n) => /^<?wasmi(_core|_collections)?(\[|::)/.test(n)],
   ['wasmi_ir (instruction encoding)', (n) => /^<?wasmi_ir(\[|::)/.test(n)],
   ['wasmparser (validation, parsing)', (n) => /^<?wasmparser(\[|::)/.test(n)],
   ['nestbox: bindings (JS conversion)', (n) => /^<?nestbox::bindings/.test(n)],
@@ -31,7 +31,7 @@ const PARTS = [
   ['nestbox: data ABI (Extism)', (n) => /^<?nestbox::data/.test(n)],
   ['nestbox: audit, policy, integrity', (n) => /^<?nestbox::(audit|policy|integrity)/.test(n)],
   ['nestbox: trace', (n) => /^<?nestbox::trace/.test(n)],
-  ['nestbox: sandbox, instance, rest', (n) => /^<?nestbox(\[|::)/.test(n)],
+  ['nestbox: sandbox, instance, module…', (n) => /^<?nestbox(\[|::)/.test(n)],
   ['ed25519 (curve25519, sha512)', (n) => /^<?(ed25519|curve25519|sha2::sha512)/.test(n)],
   ['sha2 (SHA-256)', (n) => /^<?sha2(\[|::)/.test(n)],
   ['serde, serde_json', (n) => /^<?(serde|zmij|itoa|ryu)/.test(n)],
@@ -44,7 +44,7 @@ const PARTS = [
         n,
       ),
   ],
-  ['core, alloc, std: rest (drops, sort, closures…)', (n) => /^<?(core|alloc|std|hashbrown|dlmalloc)/.test(n)],
+  ['core/alloc/std: drops, sort, closures…', (n) => /^<?(core|alloc|std|hashbrown|dlmalloc)/.test(n)],
 ];
 
 /**
@@ -211,7 +211,8 @@ const gz = (buf) => gzipSync(buf, { level: 9 }).length;
 const parts = [...chunks]
   .map(([part, list]) => {
     const joined = Buffer.concat(list);
-    return { part, functions: list.length, raw: joined.length, gzip: joined.length ? gz(joined) : 0 };
+    const functions = part.startsWith('data') ? 0 : list.length;
+    return { part, functions, raw: joined.length, gzip: joined.length ? gz(joined) : 0 };
   })
   .filter((p) => p.raw > 0)
   .sort((a, b) => b.gzip - a.gzip);
