@@ -130,7 +130,7 @@ guests: setup-guests
 wasi-node: guests
 	node tests/wasi/node-runner.mjs
 
-bench: setup-web build package guests
+bench: setup-web build package guests size-breakdown
 	$(CARGO) bench -p nestbox --bench compute
 	node bench/browser/run.mjs
 	$(MAKE) --no-print-directory bench-data
