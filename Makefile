@@ -9,7 +9,7 @@ CARGO ?= cargo
 
 .PHONY: setup-guests guests wasi-node
 .PHONY: demo test setup-rust setup-web setup-browsers browsers-test lint native-test build web-test package browser-test bench clean
-.PHONY: demo-native www demo-smoke bench-browser
+.PHONY: demo-native www demo-smoke bench-browser size-breakdown
 .PHONY: bench-wasi-browser bench-wasi fuzz fuzz-smoke node-test soak bench-data
 
 # Port 8080 (PORT=… to change), or a free one when it is taken; the URL is printed.
@@ -130,7 +130,7 @@ guests: setup-guests
 wasi-node: guests
 	node tests/wasi/node-runner.mjs
 
-bench: setup-web build package guests
+bench: setup-web build package guests size-breakdown
 	$(CARGO) bench -p nestbox --bench compute
 	node bench/browser/run.mjs
 	$(MAKE) --no-print-directory bench-data
@@ -146,9 +146,19 @@ bench-wasi: guests
 	tests/wasi/work/bench-native.sh
 
 # In headless Chromium: cold start, capability calls vs a bare postMessage, cancel latency,
-# nestbox vs the browser's own engine, package size. Printed, not asserted (about 15 s).
-bench-browser: setup-web build package
+# nestbox vs the browser's own engine, package size and the core's wasm by part (from
+# size-breakdown). Printed, not asserted (about 15 s, plus the names build the first time).
+bench-browser: setup-web build package size-breakdown
 	node bench/browser/run.mjs
+
+# Where the bytes of pkg/nestbox_bg.wasm are: the core built again with the cargo profile
+# `names` (release with its function names kept: the same code, never shipped; about as long
+# as `build` the first time, seconds when nothing changed), each function attributed to a part
+# (wasmi's translator and executor, wasmparser, nestbox's modules, serde, ed25519, fmt…) by
+# scripts/wasm-breakdown.mjs into target/size-breakdown.json, which `bench-browser` prints.
+size-breakdown: build
+	$(CARGO) build -q -p nestbox --lib --target wasm32-unknown-unknown --profile names
+	node scripts/wasm-breakdown.mjs target/wasm32-unknown-unknown/names/nestbox.wasm pkg/nestbox_bg.wasm target/size-breakdown.json
 
 # The soak (bench/browser/soak.mjs): 5 rounds × 100 sandboxes (a dedicated worker and a
 # capability each) × 1,000 capability calls, all concurrent, disposed and recreated every

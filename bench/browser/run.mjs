@@ -99,13 +99,33 @@ const section = (title) => console.log(`-- ${title}`);
 
 function packageSizes() {
   const gz = (buf) => gzipSync(buf, { level: 9 }).length;
-  const wasm = readFileSync(join(pkg, 'nestbox_bg.wasm'));
+  const wasm = readdirSync(pkg)
+    .filter((f) => f.endsWith('.wasm'))
+    .sort()
+    .map((name) => {
+      const body = readFileSync(join(pkg, name));
+      return { name, raw: body.length, gz: gz(body) };
+    });
   const js = readdirSync(pkg)
     .filter((f) => f.endsWith('.js'))
     .map((f) => readFileSync(join(pkg, f)));
   const jsRaw = js.reduce((sum, b) => sum + b.length, 0);
   const jsGz = js.reduce((sum, b) => sum + gz(b), 0);
-  return { wasmRaw: wasm.length, wasmGz: gz(wasm), jsFiles: js.length, jsRaw, jsGz };
+  const wasmRaw = wasm.reduce((sum, w) => sum + w.raw, 0);
+  const wasmGz = wasm.reduce((sum, w) => sum + w.gz, 0);
+  return { wasm, wasmRaw, wasmGz, jsFiles: js.length, jsRaw, jsGz };
+}
+
+/**
+ * `make size-breakdown`'s JSON (scripts/wasm-breakdown.mjs: the core's wasm by part, from a
+ * names-kept build of the same code), or `undefined` when it was not made.
+ */
+function sizeBreakdown() {
+  try {
+    return JSON.parse(readFileSync(join(root, 'target', 'size-breakdown.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 // ---- run ----
@@ -207,9 +227,25 @@ try {
 
   section('package size (pkg/)');
   const size = packageSizes();
-  row('nestbox_bg.wasm', bytes(size.wasmRaw), `gzip -9 (zlib) ${text(bytes(size.wasmGz))}`);
+  for (const w of size.wasm) row(w.name, bytes(w.raw), `gzip -9 (zlib) ${text(bytes(w.gz))}`);
   row(`JS (${size.jsFiles} files)`, bytes(size.jsRaw), `gzip -9 (zlib) ${text(bytes(size.jsGz))}, each file`);
   row('total', bytes(size.wasmRaw + size.jsRaw), `gzip -9 (zlib) ${text(bytes(size.wasmGz + size.jsGz))}`);
+  const breakdown = sizeBreakdown();
+  const core = size.wasm.find((w) => w.name === 'nestbox_bg.wasm');
+  if (breakdown === undefined) {
+    console.log('(no breakdown by part: `make size-breakdown` writes target/size-breakdown.json)');
+  } else {
+    const stale = core !== undefined && breakdown.raw !== core.raw;
+    section(
+      `nestbox_bg.wasm by part (make size-breakdown; code bytes, gzip -9 of each part alone)${stale ? ` — STALE: measured on a ${breakdown.raw} B build` : ''}`,
+    );
+    for (const part of breakdown.parts)
+      row(
+        `  ${part.part}`,
+        bytes(part.raw),
+        `gzip -9 (zlib) ${text(bytes(part.gzip))}${part.functions ? ` · ${part.functions} functions` : ''}`,
+      );
+  }
   const isolated = await page.evaluate(() => crossOriginIsolated);
   if (!isolated) console.log('(performance.now() is coarsened to 0.1 ms here: the page is not cross-origin isolated)');
   for (const message of chromium.messages) console.log(`page: ${message}`);
