@@ -336,6 +336,33 @@ impl Sandbox {
         self.audit.record(record);
     }
 
+    /// One `grant` entry per capability an instantiation linked (both tiers).
+    fn record_grants(&self, module: &Module, grants: &Grants) {
+        for grant in grants.iter() {
+            self.audit.record(
+                Record::new(AuditEvent::Grant)
+                    .module(module.digest())
+                    .with("import", grant.qualified_name())
+                    .with("capability", grant.capability.0.to_string())
+                    .with("signature", grant.signature.to_string()),
+            );
+        }
+    }
+
+    /// An instantiation that failed: its `instantiate` entry `record` marked failed, and a
+    /// `limit` entry when a limit refused it (both tiers).
+    fn record_refused(&self, record: Record, module: &Module, e: &Error) {
+        self.audit
+            .record(record.failed(e.code()).with("reason", e.message()));
+        if e.code().is_limit() {
+            self.audit.record(
+                Record::new(AuditEvent::Limit)
+                    .failed(e.code())
+                    .module(module.digest()),
+            );
+        }
+    }
+
     /// Links `module` against `grants` and instantiates it in a fresh store.
     ///
     /// # Errors
@@ -411,27 +438,9 @@ impl Sandbox {
                             .with("maxResponseBytes", http.max_response_bytes.to_string()),
                     );
                 }
-                for grant in grants.iter() {
-                    self.audit.record(
-                        Record::new(AuditEvent::Grant)
-                            .module(module.digest())
-                            .with("import", grant.qualified_name())
-                            .with("capability", grant.capability.0.to_string())
-                            .with("signature", grant.signature.to_string()),
-                    );
-                }
+                self.record_grants(module, grants);
             }
-            Err(e) => {
-                self.audit
-                    .record(record.failed(e.code()).with("reason", e.message()));
-                if e.code().is_limit() {
-                    self.audit.record(
-                        Record::new(AuditEvent::Limit)
-                            .failed(e.code())
-                            .module(module.digest()),
-                    );
-                }
-            }
+            Err(e) => self.record_refused(record, module, e),
         }
         result
     }
@@ -529,27 +538,9 @@ impl Sandbox {
         match &result {
             Ok(_) => {
                 self.audit.record(record);
-                for grant in grants.iter() {
-                    self.audit.record(
-                        Record::new(AuditEvent::Grant)
-                            .module(module.digest())
-                            .with("import", grant.qualified_name())
-                            .with("capability", grant.capability.0.to_string())
-                            .with("signature", grant.signature.to_string()),
-                    );
-                }
+                self.record_grants(module, grants);
             }
-            Err(e) => {
-                self.audit
-                    .record(record.failed(e.code()).with("reason", e.message()));
-                if e.code().is_limit() {
-                    self.audit.record(
-                        Record::new(AuditEvent::Limit)
-                            .failed(e.code())
-                            .module(module.digest()),
-                    );
-                }
-            }
+            Err(e) => self.record_refused(record, module, e),
         }
         result
     }

@@ -833,26 +833,7 @@ impl Instance {
                 );
             }
         };
-        if matches!(
-            error.code(),
-            ErrorCode::CapabilityRevoked | ErrorCode::CapabilityQuota
-        ) {
-            self.audit.record(
-                Record::new(AuditEvent::Deny)
-                    .failed(error.code())
-                    .module(self.module.digest())
-                    .with(
-                        "capability",
-                        capability.map_or_else(String::new, |c| c.to_string()),
-                    )
-                    .with("reason", error.message()),
-            );
-        }
-        let error = if error.details().capability.is_none() {
-            error.with(|d| d.capability = capability)
-        } else {
-            error
-        };
+        let error = host_denial(&self.audit, &self.module, capability, error);
         self.close_host_span(Vec::new(), Some((error.code().as_str(), error.message())));
         self.end(error)
     }
@@ -1757,6 +1738,37 @@ impl Drop for Instance {
         self.zero_memories();
         self.audit
             .record(Record::new(AuditEvent::Dispose).module(self.module.digest()));
+    }
+}
+
+/// A host call failed with `error` on capability `capability`: a refusal of the capability
+/// layer (revoked, over quota) becomes a `deny` entry, and the error names the capability
+/// unless it already does. Shared by both tiers.
+pub(crate) fn host_denial(
+    audit: &Recorder,
+    module: &Module,
+    capability: Option<u32>,
+    error: Error,
+) -> Error {
+    if matches!(
+        error.code(),
+        ErrorCode::CapabilityRevoked | ErrorCode::CapabilityQuota
+    ) {
+        audit.record(
+            Record::new(AuditEvent::Deny)
+                .failed(error.code())
+                .module(module.digest())
+                .with(
+                    "capability",
+                    capability.map_or_else(String::new, |c| c.to_string()),
+                )
+                .with("reason", error.message()),
+        );
+    }
+    if error.details().capability.is_none() {
+        error.with(|d| d.capability = capability)
+    } else {
+        error
     }
 }
 

@@ -475,26 +475,7 @@ impl NativeInstance {
             );
         };
         let capability = self.links.get(link).map(|l| l.capability.0);
-        if matches!(
-            error.code(),
-            ErrorCode::CapabilityRevoked | ErrorCode::CapabilityQuota
-        ) {
-            self.audit.record(
-                Record::new(AuditEvent::Deny)
-                    .failed(error.code())
-                    .module(self.module.digest())
-                    .with(
-                        "capability",
-                        capability.map_or_else(String::new, |c| c.to_string()),
-                    )
-                    .with("reason", error.message()),
-            );
-        }
-        let error = if error.details().capability.is_none() {
-            error.with(|d| d.capability = capability)
-        } else {
-            error
-        };
+        let error = super::host_denial(&self.audit, &self.module, capability, error);
         self.end(error, fuel_left)
     }
 
