@@ -58,6 +58,10 @@ const GUESTS = {
         (br $l)))
       (local.get $acc))
     (func (export "log") (call $log (i32.const 16) (i32.const 20))))`,
+  // A start function that calls a capability while instantiating.
+  start_host: `(module (import "env" "next" (func $next (param i32) (result i32)))
+    (func $s (drop (call $next (i32.const 1)))) (start $s)
+    (func (export "answer") (result i32) (i32.const 42)))`,
   // A memory whose minimum (100 pages) is over a small limit.
   big_memory: `(module (memory (export "memory") 100) (func (export "answer") (result i32) (i32.const 42)))`,
   // A guest naming the instrumenter's own import or counters.
@@ -473,4 +477,34 @@ test('where JSPI is missing, engine native is INVALID_ARGUMENT naming what is mi
   assert.equal(out.code, 'INVALID_ARGUMENT');
   assert.equal(out.details.engine, 'native');
   assert.match(out.details.missing, /WebAssembly\./);
+});
+
+test('a start function: its fuel is startFuel; out of its budget FUEL_EXHAUSTED; a capability call HOST_ERROR', async (t) => {
+  if (needsJspi(t)) return;
+  const out = await browser.page.evaluate(() =>
+    window.both({}, async ({ sb, engine }) => {
+      const { nb, fx } = window;
+      const burn = await sb.load(fx.start_burn.url, { integrity: fx.start_burn.integrity, engine });
+      const inst = await sb.instantiate(burn);
+      const small = await nb.createSandbox({ engine, limits: { fuel: 10_000 } });
+      const smallBurn = await small.load(fx.start_burn.url, { integrity: fx.start_burn.integrity });
+      const exhausted = await window.caught(small.instantiate(smallBurn));
+      small.dispose();
+      const next = nb.capability(() => 1, { params: ['i32'], results: ['i32'] });
+      const host = await sb.load(window.nx.start_host.bytes, { integrity: window.nx.start_host.integrity });
+      const called = await window.caught(sb.instantiate(host, { imports: { env: { next } } }));
+      return {
+        startFuel: inst.startFuel,
+        answer: (await inst.call('answer')).results,
+        exhausted: exhausted.code,
+        called: called.code,
+      };
+    }),
+  );
+  assert.ok(out.native.startFuel > 300_000, `start fuel ${out.native.startFuel}`);
+  assert.deepEqual(out.native.answer, [42]);
+  assert.equal(out.native.exhausted, 'FUEL_EXHAUSTED');
+  assert.equal(out.native.called, 'HOST_ERROR');
+  assert.equal(out.interpreter.exhausted, out.native.exhausted);
+  assert.equal(out.interpreter.called, out.native.called);
 });
