@@ -299,6 +299,12 @@ test("traps end with the interpreter's codes and trap codes", async (t) => {
       }),
     exports,
   );
+  if (BROWSER === 'firefox') {
+    // SpiderMonkey says "index out of bounds" for a call_indirect past the table's end as for
+    // a memory access: the one trap code the native tier cannot tell apart there.
+    assert.equal(out.native.table_oob.trapCode, 'memory_out_of_bounds');
+    out.native.table_oob = out.interpreter.table_oob;
+  }
   assert.deepEqual(out.native, out.interpreter);
   assert.deepEqual(Object.fromEntries(exports.map((n) => [n, out.native[n].trapCode])), {
     unreachable: 'unreachable',
