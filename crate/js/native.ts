@@ -162,9 +162,10 @@ const TRAPS: readonly [RegExp, string][] = [
 /**
  * The code, message and trap code a failure of the engine ends a call with: a
  * `WebAssembly.RuntimeError` is `TRAP` with the interpreter's trap code as its message says
- * (where the engine's message cannot tell them apart: V8 reports a null `call_indirect` entry
- * and a signature mismatch alike, as `indirect_call_to_null`; SpiderMonkey a `call_indirect`
- * past the table's end as a memory access, `memory_out_of_bounds`), the engine's own stack
+ * (where the engine's message cannot tell them apart — SpiderMonkey's "index out of bounds"
+ * for a `call_indirect` past the table's end as for a memory access — `memory_out_of_bounds`;
+ * older V8 said "null function or function signature mismatch" for both of those, read as
+ * `indirect_call_to_null`), the engine's own stack
  * limit `STACK_OVERFLOW`; anything else `TRAP` without a trap code.
  */
 export function engineFailure(
