@@ -137,7 +137,14 @@ test('a plain guest runs on the native tier: results, i64, fuel, engine', async 
     const answer = await inst.call('answer');
     const add = await inst.call('add', [2n ** 40n, 5n]);
     const count = await inst.call('count', [1000]);
-    const result = { answer, add: add.results, count, engine: inst.engine, moduleEngine: mod.engine };
+    // The embedder's view of the guest's memory between calls reads the engine's memory.
+    await inst.memory.write(100, new Uint8Array([1, 2, 3]));
+    const memory = {
+      size: await inst.memory.size(),
+      read: [...(await inst.memory.read(99, 5))],
+      outside: await window.caught(inst.memory.read(65_535, 2)),
+    };
+    const result = { answer, add: add.results, count, engine: inst.engine, moduleEngine: mod.engine, memory };
     sb.dispose();
     return result;
   });
@@ -147,6 +154,10 @@ test('a plain guest runs on the native tier: results, i64, fuel, engine', async 
   assert.ok(out.count.metrics.fuelConsumed > 1000, `fuel ${out.count.metrics.fuelConsumed}`);
   assert.equal(out.engine, 'native');
   assert.equal(out.moduleEngine, 'native');
+  assert.equal(out.memory.size, 65_536);
+  assert.deepEqual(out.memory.read, [0, 1, 2, 3, 0]);
+  assert.equal(out.memory.outside.code, 'TRAP');
+  assert.equal(out.memory.outside.details.trapCode, 'memory_out_of_bounds');
 });
 
 test('an endless loop ends with FUEL_EXHAUSTED after its budget, in slices', async (t) => {
@@ -364,6 +375,7 @@ test('capabilities take the same host-call path: sync, async, a throw, revocatio
     const before = await window.caught(granted.inst.call('run', [2]));
     nb.revoke(revocable);
     const revokedRun = await window.caught(granted.inst.call('run', [2]));
+    const ungranted = await window.caught(granted.sb.instantiate(granted.mod, { imports: { env: { log } } }));
     granted.sb.dispose();
     const { sb, inst } = await window.native(
       'caps',
@@ -379,6 +391,7 @@ test('capabilities take the same host-call path: sync, async, a throw, revocatio
       quota: quota.result,
       before: before.value,
       revokedRun,
+      ungranted,
       logged,
     };
   });
@@ -393,6 +406,8 @@ test('capabilities take the same host-call path: sync, async, a throw, revocatio
   assert.deepEqual(out.before.results, [1]);
   assert.equal(out.revokedRun.code, 'CAPABILITY_REVOKED', JSON.stringify(out.revokedRun));
   assert.deepEqual(out.logged, ['hello from the guest']);
+  assert.equal(out.ungranted.code, 'IMPORT_NOT_GRANTED', JSON.stringify(out.ungranted));
+  assert.deepEqual(out.ungranted.details.imports, ['env.next']);
 });
 
 test('metrics, progress and fuel: deterministic across runs and slice sizes', async (t) => {
