@@ -547,3 +547,29 @@ test('a start function: its fuel is startFuel; out of its budget FUEL_EXHAUSTED;
   assert.equal(out.interpreter.exhausted, out.native.exhausted);
   assert.equal(out.interpreter.called, out.native.called);
 });
+
+test('a replaced worker: the native module is loaded again for the native tier, and runs', async (t) => {
+  if (needsJspi(t)) return;
+  const out = await browser.page.evaluate(async () => {
+    const sb = await window.nb.createSandbox({ engine: 'native', workerUrl: '/tests/evil-worker.js' });
+    const mod = await sb.load(window.nx.plain.bytes, { integrity: window.nx.plain.integrity });
+    const inst = await sb.instantiate(mod);
+    // pages/evil-worker.js: a call of `__crash` throws an uncaught error in the worker.
+    const crashed = await window.caught(inst.call('__crash'));
+    const fresh = await sb.instantiate(mod);
+    const result = {
+      crashed,
+      engine: fresh.engine,
+      answer: (await fresh.call('answer')).results,
+      restarts: sb.stats.workerRestarts,
+      loads: (await sb.audit.entries()).filter((e) => e.event === 'load').length,
+    };
+    sb.dispose();
+    return result;
+  });
+  assert.equal(out.crashed.code, 'WORKER_CRASHED');
+  assert.equal(out.engine, 'native');
+  assert.deepEqual(out.answer, [42]);
+  assert.equal(out.restarts, 1);
+  assert.equal(out.loads, 2, 'loaded again in the new worker');
+});
