@@ -108,7 +108,8 @@ use crate::value::{Signature, Value, ValueType};
 use self::clock::Clock;
 use self::fd::FdTable;
 use self::fs::{Fs, NodeId};
-use self::memory::{Iovec, WasiMemory};
+use self::memory::Iovec;
+pub(crate) use self::memory::WasiMemory;
 use self::random::Rng;
 
 /// The import namespace of WASI preview1.
@@ -1138,14 +1139,14 @@ fn charge<T: WasiView>(caller: &mut Caller<'_, T>, cost: u64) -> Result<(), wasm
 /// Finishes the suspended call after the caller resumed it (after [`WasiSuspend::Sleep`],
 /// or after stdin got data or closed): writes its results to guest memory and returns the
 /// errno the guest gets, and the bytes moved.
-pub(crate) fn complete(data: &mut [u8], wasi: &mut WasiCtx) -> (u16, u64) {
+pub(crate) fn complete(mem: WasiMemory<'_>, wasi: &mut WasiCtx) -> (u16, u64) {
     let Some(suspended) = wasi.suspended.take() else {
         return (wasip1::ERRNO_INTR.raw(), 0);
     };
     // The instance charges what this moved after it returns (`FUEL_EXHAUSTED` if the budget
     // cannot pay); what it moves is bounded by the guest's request and the bytes buffered.
     let mut cx = Cx {
-        mem: WasiMemory::new(data),
+        mem,
         wasi,
         moved: 0,
         work: 0,
