@@ -1038,16 +1038,7 @@ pub(crate) fn define<T: WasiView>(
                         fuel_budget: ledger.budget(),
                         starved: false,
                     };
-                    // Not even the call itself can be paid: nothing runs.
-                    let outcome = cx
-                        .reserve(0)
-                        .and_then(|()| (func.call)(&mut cx, &Args(params)));
-                    let cost = if cx.starved {
-                        // The call ends for want of fuel: all that is left is consumed.
-                        cx.fuel_left
-                    } else {
-                        cx.cost_with(0)
-                    };
+                    let (outcome, cost) = run(func, &mut cx, params);
                     (outcome, cost, cx.moved)
                 };
                 charge(&mut caller, cost)?;
@@ -1064,6 +1055,19 @@ pub(crate) fn define<T: WasiView>(
         )
         .map_err(|e| Error::invalid_argument(format!("cannot link {}: {e}", func.name)))?;
     Ok(())
+}
+
+/// Runs `func` with `params` in `cx` (both tiers call it): what it returns, and what it costs.
+pub(crate) fn run(func: &WasiFunc, cx: &mut Cx<'_>, params: &[wasmi::Val]) -> (SysResult, u64) {
+    // Not even the call itself can be paid: nothing runs.
+    let outcome = cx.reserve(0).and_then(|()| (func.call)(cx, &Args(params)));
+    let cost = if cx.starved {
+        // The call ends for want of fuel: all that is left is consumed.
+        cx.fuel_left
+    } else {
+        cx.cost_with(0)
+    };
+    (outcome, cost)
 }
 
 /// Records the span of one WASI call. A call that suspends the guest (a sleep, a read of an
