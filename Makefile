@@ -51,9 +51,10 @@ native-test:
 	$(CARGO) test -p nestbox --features native-tier --test native
 
 # The release module: opt-level 3, fat LTO, wasmi's indirect dispatch, wasm-opt off
-# (Debian's binaryen 108 breaks it; see crate/Cargo.toml).
+# (Debian's binaryen 108 breaks it; see crate/Cargo.toml); with the native tier (feature
+# `native-tier`: the instrumentation pass and the books of `engine: 'native'`).
 build:
-	wasm-pack build --release --target web --out-dir ../pkg --out-name nestbox crate
+	wasm-pack build --release --target web --out-dir ../pkg --out-name nestbox crate -- --features native-tier
 	@ls -l pkg/nestbox_bg.wasm | awk '{print "pkg/nestbox_bg.wasm: " $$5 " bytes"}'
 	@gzip -9c pkg/nestbox_bg.wasm | wc -c | awk '{print "gzip -9: " $$1 " bytes"}'
 

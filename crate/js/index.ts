@@ -50,6 +50,7 @@ export type {
   CallResult,
   DataCallResult,
   DataInput,
+  Engine,
   LogLine,
   InstantiateOptions,
   LoadOptions,

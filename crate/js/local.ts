@@ -492,7 +492,13 @@ export class LocalSandbox extends Resource {
   /** As the page's `Sandbox.load`. */
   async load(source: ModuleSourceLike, options: LoadOptions): Promise<LocalModule> {
     inner(this);
-    const { integrity, signature, origin } = loadOptionsOf(options);
+    const { integrity, signature, origin, engine } = loadOptionsOf(options);
+    if (engine === 'native') {
+      throw invalidArgument(
+        "engine 'native' runs in a page sandbox (createSandbox), not in nestbox/worker's local sandbox, which interprets",
+        { engine: 'native' },
+      );
+    }
     const { bytes, origin: fetched } = await fetchModule(source);
     const provenance = provenanceOf(origin, fetched, signature);
     const state = inner(this);

@@ -8,8 +8,8 @@
 
 import type { CoreCallOptions, CoreLimits, CoreValue } from './nestbox.js';
 import { DEFAULT_LIMITS, TRACE_SPANS } from './constants.js';
-import { invalidArgument, SandboxError } from './errors.js';
-import type { CallOptions, LoadOptions, ModuleSourceLike, ProgressSample, SandboxLimits } from './types.js';
+import { invalidArgument, record, SandboxError, type ErrorRecord } from './errors.js';
+import type { CallOptions, Engine, LoadOptions, ModuleSourceLike, ProgressSample, SandboxLimits } from './types.js';
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -22,6 +22,36 @@ export function onlyFields(value: Record<string, unknown>, known: readonly strin
       throw invalidArgument(`${what}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')})`);
     }
   }
+}
+
+/** A checked `engine` option (`undefined` when absent). */
+export function engineOf(value: unknown, what: string): Engine | undefined {
+  if (value === undefined || value === 'interpreter' || value === 'native') return value;
+  throw invalidArgument(`${what} must be 'interpreter' or 'native', got ${String(value)}`, { engine: String(value) });
+}
+
+/** The names of the JSPI features this JavaScript engine lacks (empty: the native tier runs here). */
+export function jspiMissing(): string[] {
+  const wasm = WebAssembly as unknown as Partial<Record<'Suspending' | 'promising', unknown>>;
+  const missing: string[] = [];
+  if (typeof wasm.Suspending !== 'function') missing.push('WebAssembly.Suspending');
+  if (typeof wasm.promising !== 'function') missing.push('WebAssembly.promising');
+  return missing;
+}
+
+/**
+ * `INVALID_ARGUMENT` (`details.engine: 'native'`, `details.missing`) when this JavaScript
+ * engine cannot run the native tier; `undefined` when it can. Checked on the page (early) and
+ * in the worker (where the guest runs).
+ */
+export function jspiRefusal(): ErrorRecord | undefined {
+  const missing = jspiMissing();
+  if (missing.length === 0) return undefined;
+  return record(
+    'INVALID_ARGUMENT',
+    `engine 'native' needs JavaScript Promise Integration, and this JavaScript engine lacks ${missing.join(' and ')}; use engine 'interpreter'`,
+    { engine: 'native', missing: missing.join(', ') },
+  );
 }
 
 /**

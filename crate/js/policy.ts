@@ -15,9 +15,9 @@
 
 import type { CorePolicy, CoreProvenance } from './nestbox.js';
 import { invalidArgument, SandboxError } from './errors.js';
-import { onlyFields } from './options.js';
+import { engineOf, onlyFields } from './options.js';
 import { isNode, readFileUrl } from './platform.js';
-import type { LoadOptions, ModuleSourceLike } from './types.js';
+import type { Engine, LoadOptions, ModuleSourceLike } from './types.js';
 
 /**
  * Which code a sandbox may load. Every field is optional; a sandbox without a policy loads
@@ -87,10 +87,11 @@ export function loadOptionsOf(options: unknown): {
   integrity: string;
   signature: string | undefined;
   origin: string | undefined;
+  engine: Engine | undefined;
 } {
   if (!isObject(options)) throw invalidArgument('load options {integrity} are required');
-  onlyFields(options, ['integrity', 'signature', 'origin'], 'load options');
-  const { integrity, signature, origin } = options as Partial<LoadOptions>;
+  onlyFields(options, ['integrity', 'signature', 'origin', 'engine'], 'load options');
+  const { integrity, signature, origin, engine } = options as Partial<LoadOptions>;
   if (typeof integrity !== 'string') {
     throw invalidArgument('load options: integrity ("sha256-<base64>" or 64 hex digits) is required');
   }
@@ -101,6 +102,7 @@ export function loadOptionsOf(options: unknown): {
     integrity,
     signature,
     origin: origin === undefined ? undefined : originOf(origin, 'load options: origin'),
+    engine: engineOf(engine, 'load options: engine'),
   };
 }
 

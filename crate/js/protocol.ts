@@ -45,10 +45,10 @@ import type {
 import { isAuditEntry } from './audit.js';
 import { isErrorRecord, type ErrorRecord } from './errors.js';
 import { goDataProblem, type GoPhase } from './gojs.js';
-import type { GoData } from './types.js';
+import type { Engine, GoData } from './types.js';
 
 /** Bumped whenever a message changes shape; both sides refuse any other version. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** The version field of every message. */
 export type ProtocolVersion = typeof PROTOCOL_VERSION;
@@ -67,7 +67,8 @@ export type Request =
       deniedDigests?: string[];
     }
   | { type: 'close' }
-  | { type: 'load'; bytes: Uint8Array; integrity: string; provenance?: CoreProvenance }
+  /** `engine`: which tier runs the module (default `'interpreter'`); the reply says which did. */
+  | { type: 'load'; bytes: Uint8Array; integrity: string; provenance?: CoreProvenance; engine?: Engine }
   | { type: 'instantiate'; moduleId: number; grants: CoreGrant[]; data?: CoreDataConfig }
   | { type: 'instantiateWasi'; moduleId: number; config: CoreWasiConfig }
   /** A Go js/wasm guest; `globals` hold capability ids as `{ __nestboxCapability: id }`. */
@@ -135,7 +136,7 @@ export interface CallFinished {
 export interface ReplyMap {
   open: Record<string, never>;
   close: Record<string, never>;
-  load: { module: CoreModule };
+  load: { module: CoreModule; engine: Engine };
   /** `startFuel`: what the module's start function consumed (0 without one). */
   instantiate: { instanceId: number; startFuel: number };
   instantiateWasi: { instanceId: number; startFuel: number };
@@ -344,6 +345,11 @@ export function valuesMismatch(values: readonly unknown[], types: readonly strin
   return undefined;
 }
 
+/** One of the engines (`'interpreter'`, `'native'`). */
+export function isEngine(value: unknown): value is Engine {
+  return value === 'interpreter' || value === 'native';
+}
+
 /** A non-negative integer a `number` represents exactly. */
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
@@ -399,7 +405,7 @@ function isReplyValue(type: RequestType, value: unknown): boolean {
   if (!isDict(value)) return false;
   switch (type) {
     case 'load':
-      return isModuleRecord(value['module']);
+      return isModuleRecord(value['module']) && isEngine(value['engine']);
     case 'instantiate':
     case 'instantiateWasi':
       return isId(value['instanceId']) && isFuel(value['startFuel']);

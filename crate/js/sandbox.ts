@@ -76,7 +76,15 @@ import { workerFactory as startWorker, type WorkerFactory } from './spawn.js';
 import { AsyncMemoryView, type GuestMemory, type MemoryAccess } from './memory.js';
 import { watchForLeak, unwatchLeak } from './lifecycle.js';
 import { sandboxClosed, sandboxOpened, spareKey, takeConnection } from './spare.js';
-import { callOptions, coreLimits, onlyFields, timeoutOf, type CheckedCallOptions } from './options.js';
+import {
+  callOptions,
+  coreLimits,
+  engineOf,
+  jspiRefusal,
+  onlyFields,
+  timeoutOf,
+  type CheckedCallOptions,
+} from './options.js';
 import { DEFAULT_LIMITS } from './constants.js';
 import { corePolicy, fetchModule, loadOptionsOf, provenanceOf, type TrustPolicy } from './policy.js';
 import { traceProblem } from './trace.js';
@@ -98,6 +106,7 @@ import type {
   CallResult,
   DataCallResult,
   DataInput,
+  Engine,
   GoCallOptions,
   GoData,
   GoInstantiateOptions,
@@ -161,6 +170,14 @@ export interface SandboxOptions extends WorkerPoolOptions {
    * adopts nor keeps one. Ignored with `worker`.
    */
   spareWorker?: boolean;
+  /**
+   * Which engine runs this sandbox's guests (default `'interpreter'`; `load`'s `engine`
+   * overrides it per module). `'native'` runs them on the browser's own WebAssembly engine,
+   * instrumented to meter themselves, and needs JavaScript Promise Integration
+   * (`WebAssembly.Suspending` / `promising`): without it, `INVALID_ARGUMENT` with
+   * `details.engine: 'native'` and `details.missing`. See the README's "Native tier".
+   */
+  engine?: Engine;
 }
 
 /** Counters of a sandbox over its lifetime. */
@@ -288,9 +305,10 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
   if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');
   onlyFields(
     options as Record<string, unknown>,
-    ['limits', 'workerUrl', 'worker', 'watchdogGraceMs', 'policy', 'onAudit', 'spareWorker'],
+    ['limits', 'workerUrl', 'worker', 'watchdogGraceMs', 'policy', 'onAudit', 'spareWorker', 'engine'],
     'createSandbox options',
   );
+  const engine = checkedEngine(options.engine, 'engine') ?? 'interpreter';
   const limits = coreLimits(options.limits);
   const policy = corePolicy(options.policy);
   const onAudit = options.onAudit;
@@ -320,7 +338,7 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
     }
     owned = true;
   }
-  const session = new Session(connection, owned, limits, { policy, onAudit });
+  const session = new Session(connection, owned, limits, { policy, onAudit, engine });
   try {
     await session.ensureOpen();
   } catch (error) {
@@ -340,6 +358,19 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
 
 // ---- internals ----
 
+/**
+ * A checked `engine` option; `'native'` where this JavaScript engine has no JSPI is refused
+ * here already (the worker checks again).
+ */
+function checkedEngine(value: unknown, what: string): Engine | undefined {
+  const engine = engineOf(value, what);
+  if (engine === 'native') {
+    const refusal = jspiRefusal();
+    if (refusal !== undefined) throw errorFromRecord(refusal);
+  }
+  return engine;
+}
+
 interface ModuleState {
   readonly session: Session;
   /** Keeps the sandbox reachable while its modules (and so its instances) are: not a leak. */
@@ -348,6 +379,8 @@ interface ModuleState {
   readonly integrity: string;
   /** Origin and signature, given again when the module is loaded in a new worker. */
   readonly provenance: CoreProvenance;
+  /** Which engine runs its instances. */
+  readonly engine: Engine;
   /** The worker generation `moduleId` belongs to. */
   generation: number;
   moduleId: number;
@@ -358,6 +391,8 @@ interface InstanceState {
   readonly session: Session;
   readonly generation: number;
   readonly instanceId: number;
+  /** Which engine runs it (its module's). */
+  readonly engine: Engine;
   readonly links: readonly Link[];
   /** The module's exports: a call's reply must have the results of the export's signature. */
   readonly exports: readonly CoreExport[];
@@ -412,6 +447,8 @@ export class Session implements ConnectionClient {
   stats = { calls: 0, denials: 0 };
   /** The trust policy the core is opened with in every worker. */
   readonly policy: CorePolicy | undefined;
+  /** The engine of modules loaded without one. */
+  readonly engine: Engine;
   /** The audit log as the page holds it (authoritative: it outlives workers). */
   readonly audit: AuditTrail;
   /** Set while the page replaces the worker on purpose (recycling), for the log's link entry. */
@@ -426,13 +463,18 @@ export class Session implements ConnectionClient {
     connection: WorkerConnection,
     owned: boolean,
     limits: CoreLimits,
-    extra: { policy?: CorePolicy | undefined; onAudit?: ((entry: AuditEntry) => void) | undefined } = {},
+    extra: {
+      policy?: CorePolicy | undefined;
+      onAudit?: ((entry: AuditEntry) => void) | undefined;
+      engine?: Engine;
+    } = {},
   ) {
     this.connection = connection;
     this.owned = owned;
     this.limits = limits;
     this.timeoutMs = timeoutOf(limits);
     this.policy = extra.policy;
+    this.engine = extra.engine ?? 'interpreter';
     this.audit = new AuditTrail(extra.onAudit);
     this.sandboxId = connection.register(this);
     this.#stopRevokes = listenForRevokes(this);
@@ -499,9 +541,10 @@ export class Session implements ConnectionClient {
           bytes: state.bytes,
           integrity: state.integrity,
           provenance: state.provenance,
+          engine: state.engine,
         },
         this.watchdogMs,
-        loadCheck(state.bytes),
+        loadCheck(state.bytes, state.engine),
       );
       state.generation = generation;
       state.moduleId = module.moduleId;
@@ -906,9 +949,10 @@ export class Session implements ConnectionClient {
   }
 }
 
-/** A `load` reply must describe the bytes that were sent. */
-function loadCheck(bytes: Uint8Array): ReplyCheck<ReplyMap['load']> {
-  return ({ module }) => {
+/** A `load` reply must describe the bytes that were sent, loaded for the engine asked for. */
+function loadCheck(bytes: Uint8Array, engine: Engine): ReplyCheck<ReplyMap['load']> {
+  return ({ module, engine: loaded }) => {
+    if (loaded !== engine) return `a module loaded for engine ${String(loaded)}, but ${engine} was asked for`;
     if (module.sizeBytes !== bytes.length)
       return `a module of ${module.sizeBytes} bytes, but ${bytes.length} were sent`;
     for (const e of module.exports) {
@@ -997,16 +1041,17 @@ export class Sandbox extends Resource {
   async load(source: ModuleSourceLike, options: LoadOptions): Promise<SandboxModule> {
     const session = sessionOf(this, 'this');
     session.checkAlive();
-    const { integrity, signature, origin } = loadOptionsOf(options);
+    const { integrity, signature, origin, engine: asked } = loadOptionsOf(options);
+    const engine = checkedEngine(asked, 'load options: engine') ?? session.engine;
     const fetched = await fetchModule(source);
     const provenance = provenanceOf(origin, fetched.origin, signature);
     const { bytes } = fetched;
     await session.ensureOpen();
     const generation = session.connection.generation;
     const { module } = await session.send(
-      { type: 'load', bytes, integrity, provenance },
+      { type: 'load', bytes, integrity, provenance, engine },
       session.watchdogMs,
-      loadCheck(bytes),
+      loadCheck(bytes, engine),
     );
     const state: ModuleState = {
       session,
@@ -1014,6 +1059,7 @@ export class Sandbox extends Resource {
       bytes,
       integrity,
       provenance,
+      engine,
       generation,
       moduleId: module.moduleId,
       dropped: false,
@@ -1054,6 +1100,7 @@ export class Sandbox extends Resource {
       session,
       generation,
       instanceId,
+      engine: state.engine,
       startFuel,
       links: linked.links,
       exports: module.exports,
@@ -1101,6 +1148,7 @@ export class Sandbox extends Resource {
           session,
           generation,
           instanceId,
+          engine: state.engine,
           startFuel,
           links: linked.links,
           exports: module.exports,
@@ -1154,6 +1202,7 @@ export class Sandbox extends Resource {
       session,
       generation,
       instanceId,
+      engine: state.engine,
       startFuel,
       links: linked.links,
       exports: module.exports,
@@ -1199,6 +1248,7 @@ export class Sandbox extends Resource {
       session,
       generation,
       instanceId,
+      engine: state.engine,
       startFuel: 0,
       links: [],
       exports: [],
@@ -1241,11 +1291,14 @@ export class SandboxModule extends Resource implements ModuleInfo {
   readonly imports: readonly CoreImport[];
   /** {@inheritDoc ModuleInfo.exports} */
   readonly exports: readonly CoreExport[];
+  /** Which engine runs its instances (`load`'s `engine`, or the sandbox's). */
+  readonly engine: Engine;
 
   /** @internal Made by {@link Sandbox.load}. */
   constructor(state: ModuleState, record: CoreModule) {
     super();
     moduleStates.set(this, state);
+    this.engine = state.engine;
     this.digest = record.digest;
     this.sizeBytes = record.sizeBytes;
     this.imports = Object.freeze(record.imports);
@@ -1289,12 +1342,15 @@ export class SandboxInstance extends Resource {
    * a failed instantiation reports it in `details.metrics.fuelConsumed`.
    */
   readonly startFuel: number;
+  /** Which engine runs it: `'interpreter'` (wasmi, in the core) or `'native'` (the browser's). */
+  readonly engine: Engine;
 
   /** @internal Made by {@link Sandbox.instantiate}. */
   constructor(state: InstanceState, module: SandboxModule) {
     super();
     instanceStates.set(this, state);
     this.module = module;
+    this.engine = state.engine;
     this.startFuel = state.startFuel;
     const access = state.session.access(state);
     const idle = (): void => {

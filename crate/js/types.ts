@@ -20,6 +20,13 @@ export interface CapabilityToken {
 /** The imports option: `{ [module]: { [name]: token } }`. */
 export type ImportsObject = Readonly<Record<string, Readonly<Record<string, CapabilityToken>>>>;
 
+/**
+ * Which engine runs a guest: `'interpreter'` (the default: wasmi inside nestbox's core) or
+ * `'native'` (the browser's own WebAssembly engine, the guest instrumented to meter itself;
+ * needs JavaScript Promise Integration).
+ */
+export type Engine = 'interpreter' | 'native';
+
 /** A WebAssembly numeric type. */
 export type ValueType = 'i32' | 'i64' | 'f32' | 'f64';
 
@@ -169,6 +176,12 @@ export interface LoadOptions {
    * this is all the policy knows.
    */
   origin?: string;
+  /**
+   * Which engine runs this module's instances (default: the sandbox's `engine`). `'native'`
+   * needs JavaScript Promise Integration (`WebAssembly.Suspending`); without it the load is
+   * `INVALID_ARGUMENT` with `details.engine` and `details.missing`.
+   */
+  engine?: Engine;
 }
 
 /** Options of `instantiate`. */

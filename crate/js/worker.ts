@@ -41,6 +41,8 @@ import {
   type WasiControl,
 } from './driver.js';
 import type { GoData } from './types.js';
+import { DEFAULT_LIMITS } from './constants.js';
+import { loadNative, NativeInstance, type NativeModule } from './native.js';
 import {
   PROTOCOL_VERSION,
   type FromWorker,
@@ -82,6 +84,12 @@ interface SandboxState {
   wasi: Set<number>;
   /** The Go js/wasm instances (their calls are Go calls). */
   go: Set<number>;
+  /** The modules loaded for the native tier (`engine: 'native'`), by module id. */
+  nativeModules: Map<number, NativeModule>;
+  /** The native tier's instances, by instance id (the core's ids, shared with the interpreter's). */
+  natives: Map<number, NativeInstance>;
+  /** A native start function's fuel: the sandbox's `limits.fuel` (as the interpreter's). */
+  startBudget: bigint;
   /** Set by `close`: the core is freed once the last call has ended. */
   closing: boolean;
   /** How many of the core's audit entries were sent to the page. */
@@ -239,11 +247,12 @@ async function runCall(
         stderr.buffer,
       ]),
   };
+  const native = state.natives.get(message.instanceId);
   // After a slice, for a call that asked: the core's metrics so far and the memory now.
   const progress = (): void => {
-    const metrics = state.core.progress(message.instanceId);
+    const metrics = native === undefined ? state.core.progress(message.instanceId) : native.progress();
     if (metrics === undefined) return;
-    const memoryBytes = state.core.memorySize(message.instanceId);
+    const memoryBytes = native === undefined ? state.core.memorySize(message.instanceId) : native.memoryBytes();
     post({ v: PROTOCOL_VERSION, type: 'progress', sandboxId, callId: message.id, metrics, memoryBytes });
   };
   const go = message.go;
@@ -256,16 +265,25 @@ async function runCall(
   try {
     const { core } = state;
     const id = message.instanceId;
+    if (native !== undefined && (go !== undefined || message.input !== undefined)) {
+      throw record(
+        'INVALID_ARGUMENT',
+        `${go === undefined ? 'data calls' : 'Go guests'} do not run on engine 'native'; use engine 'interpreter'`,
+        { engine: 'native' },
+      );
+    }
     const finished =
-      go === undefined
-        ? await drive(core, id, message.exportName, message.args, message.options, control, message.input)
-        : await driveGo(core, id, control, () =>
-            go.phase === 'main'
-              ? core.startGoMain(id, message.options)
-              : go.phase === 'export'
-                ? core.startGoExport(id, message.exportName, go.args, message.options)
-                : core.startGoTimers(id, message.options),
-          );
+      native !== undefined
+        ? await native.call(message.exportName, message.args, message.options, control)
+        : go === undefined
+          ? await drive(core, id, message.exportName, message.args, message.options, control, message.input)
+          : await driveGo(core, id, control, () =>
+              go.phase === 'main'
+                ? core.startGoMain(id, message.options)
+                : go.phase === 'export'
+                  ? core.startGoExport(id, message.exportName, go.args, message.options)
+                  : core.startGoTimers(id, message.options),
+            );
     const value: ReplyMap['call'] = { results: finished.results, metrics: finished.metrics };
     if (finished.exitCode !== undefined) value.exitCode = finished.exitCode;
     const transfer: Transferable[] = [];
@@ -306,6 +324,28 @@ function answerStdin(id: number, answer: StdinAnswer): void {
   const settle = stdinWaits.get(id);
   if (settle === undefined) return;
   settle(answer.ok ? { kind: 'data', bytes: answer.bytes, eof: answer.eof } : { kind: 'fail', error: answer.error });
+}
+
+/** The refusal of `what` (WASI, Go) for a module loaded for the native tier. */
+function nativeRefusal(what: string): ErrorRecord {
+  return record(
+    'INVALID_ARGUMENT',
+    `${what} guests do not run on engine 'native'; load them with engine 'interpreter'`,
+    {
+      engine: 'native',
+    },
+  );
+}
+
+/** A native start function's fuel: the sandbox's `limits.fuel` (checked by the core), at most 2^63 - 1. */
+function startBudgetOf(fuel: unknown): bigint {
+  const max = 2n ** 63n - 1n;
+  try {
+    const budget = BigInt((fuel as number | bigint | undefined) ?? DEFAULT_LIMITS.fuel);
+    return budget > max ? max : budget;
+  } catch {
+    return BigInt(DEFAULT_LIMITS.fuel);
+  }
 }
 
 /** Ends the worker: it could not load nestbox's core (`reason`), and says so once. */
@@ -376,6 +416,9 @@ function handle(message: ToWorker): void {
       }
       sandboxes.set(sandboxId, {
         core,
+        nativeModules: new Map(),
+        natives: new Map(),
+        startBudget: startBudgetOf(message.limits.fuel),
         calls: new Map(),
         wasi: new Set(),
         go: new Set(),
@@ -401,10 +444,41 @@ function handle(message: ToWorker): void {
         close(sandboxId, state);
         reply(id, 'close', {});
         break;
-      case 'load':
-        reply(id, 'load', { module: core.load(message.bytes, message.integrity, message.provenance) });
+      case 'load': {
+        const engine = message.engine ?? 'interpreter';
+        if (engine !== 'interpreter' && engine !== 'native') {
+          throw record('INVALID_ARGUMENT', `engine must be 'interpreter' or 'native', got ${String(engine)}`);
+        }
+        if (engine === 'native') {
+          loadNative(core, message.bytes, message.integrity, message.provenance).then(
+            (loaded) => {
+              state.nativeModules.set(loaded.record.moduleId, loaded);
+              reply(id, 'load', { module: loaded.record, engine });
+            },
+            (thrown: unknown) => fail(id, thrown),
+          );
+          break;
+        }
+        reply(id, 'load', { module: core.load(message.bytes, message.integrity, message.provenance), engine });
         break;
+      }
       case 'instantiate': {
+        const loaded = state.nativeModules.get(message.moduleId);
+        if (loaded !== undefined) {
+          if (message.data !== undefined) {
+            throw record('INVALID_ARGUMENT', "the data ABI does not run on engine 'native'; use engine 'interpreter'", {
+              engine: 'native',
+            });
+          }
+          NativeInstance.create(core, message.moduleId, message.grants, loaded.compiled, state.startBudget).then(
+            (native) => {
+              state.natives.set(native.instanceId, native);
+              reply(id, 'instantiate', { instanceId: native.instanceId, startFuel: native.startFuel });
+            },
+            (thrown: unknown) => fail(id, thrown),
+          );
+          break;
+        }
         const instanceId =
           message.data === undefined
             ? core.instantiate(message.moduleId, message.grants)
@@ -413,12 +487,14 @@ function handle(message: ToWorker): void {
         break;
       }
       case 'instantiateWasi': {
+        if (state.nativeModules.has(message.moduleId)) throw nativeRefusal('WASI');
         const instanceId = core.instantiateWasi(message.moduleId, message.config);
         state.wasi.add(instanceId);
         reply(id, 'instantiateWasi', { instanceId, startFuel: core.startFuel(instanceId) });
         break;
       }
       case 'instantiateGo': {
+        if (state.nativeModules.has(message.moduleId)) throw nativeRefusal('Go js/wasm');
         const instanceId = core.instantiateGo(message.moduleId, message.config);
         state.go.add(instanceId);
         reply(id, 'instantiateGo', { instanceId });
@@ -446,24 +522,39 @@ function handle(message: ToWorker): void {
         break;
       }
       case 'memoryRead': {
-        const bytes = core.memoryRead(message.instanceId, message.ptr, message.len);
+        const native = state.natives.get(message.instanceId);
+        const bytes =
+          native === undefined
+            ? core.memoryRead(message.instanceId, message.ptr, message.len)
+            : native.memoryRead(message.ptr, message.len);
         reply(id, 'memoryRead', { bytes }, [bytes.buffer]);
         break;
       }
-      case 'memoryWrite':
-        core.memoryWrite(message.instanceId, message.ptr, message.bytes);
+      case 'memoryWrite': {
+        const native = state.natives.get(message.instanceId);
+        if (native === undefined) core.memoryWrite(message.instanceId, message.ptr, message.bytes);
+        else native.memoryWrite(message.ptr, message.bytes);
         reply(id, 'memoryWrite', {});
         break;
-      case 'memorySize':
-        reply(id, 'memorySize', { sizeBytes: core.memorySize(message.instanceId) });
+      }
+      case 'memorySize': {
+        const native = state.natives.get(message.instanceId);
+        const sizeBytes = native === undefined ? core.memorySize(message.instanceId) : native.memoryBytes();
+        reply(id, 'memorySize', { sizeBytes });
         break;
-      case 'dropInstance':
+      }
+      case 'dropInstance': {
+        const native = state.natives.get(message.instanceId);
+        if (native !== undefined) native.dropped = true;
+        state.natives.delete(message.instanceId);
         core.dropInstance(message.instanceId);
         state.wasi.delete(message.instanceId);
         state.go.delete(message.instanceId);
         reply(id, 'dropInstance', {});
         break;
+      }
       case 'dropModule':
+        state.nativeModules.delete(message.moduleId);
         core.dropModule(message.moduleId);
         reply(id, 'dropModule', {});
         break;

@@ -125,7 +125,7 @@ test('a host request while no call is in flight is refused: no capability runs',
       // The call is over: a host request in its name now is forged.
       await p.send({
         inject: {
-          v: 3,
+          v: window.nb.PROTOCOL_VERSION,
           type: 'host',
           id: 1_000_000,
           sandboxId: call.sandboxId,
@@ -170,7 +170,7 @@ test("shared pool: a host request naming another sandbox's capability, or its ow
       const bRun = window.caught(bInst.call('spin'));
       const bCall = await p.callSeen('spin');
       const forged = {
-        v: 3,
+        v: window.nb.PROTOCOL_VERSION,
         type: 'host',
         id: 1_000_000,
         callId: bCall.id,
@@ -226,7 +226,7 @@ test('a second host request for a call that already waits for one is refused', a
       await window.until(() => release !== undefined);
       await p.send({
         inject: {
-          v: 3,
+          v: window.nb.PROTOCOL_VERSION,
           type: 'host',
           id: 1_000_000,
           sandboxId: call.sandboxId,
@@ -400,6 +400,24 @@ test("a call's reply with more results than the export's signature is refused", 
   assertContained(out, /2 results, the signature has 1/);
 });
 
+test('a load reply with a bad engine value, or another engine than asked for, is refused', async () => {
+  for (const [engine, reason] of [
+    ['turbo', /reply \d+ to load: malformed value/],
+    ['native', /a module loaded for engine native, but interpreter was asked for/],
+  ]) {
+    const out = await browser.page.evaluate(
+      (engine) =>
+        window.scenario(async ({ sb, p, fx }) => {
+          await p.send({ rewrite: 'loadEngine', engine });
+          return { error: await window.caught(sb.load(fx.spin.url, { integrity: fx.spin.integrity })) };
+        }),
+      engine,
+    );
+    assertViolation(out.error);
+    assertContained(out, reason);
+  }
+});
+
 test('a memory read reply of another length than asked for is refused', async () => {
   const out = await browser.page.evaluate(() =>
     window.scenario(async ({ sb, p, nb, fx }) => {
@@ -527,7 +545,9 @@ test('a progress notice for a call that did not ask for progress is refused', as
       const running = window.caught(inst.call('spin', [], { timeoutMs: 10_000 }));
       const { id, sandboxId } = await p.callSeen('spin');
       const metrics = { fuelConsumed: 1, slices: 1, hostCalls: 0, peakMemoryBytes: 0, wallTimeUs: 1 };
-      await p.send({ inject: { v: 3, type: 'progress', sandboxId, callId: id, metrics, memoryBytes: 0 } });
+      await p.send({
+        inject: { v: window.nb.PROTOCOL_VERSION, type: 'progress', sandboxId, callId: id, metrics, memoryBytes: 0 },
+      });
       return { error: await running };
     }),
   );
@@ -565,7 +585,9 @@ test('a reply to a request the page never sent is refused', async () => {
     window.scenario(async ({ sb, p, fx }) => {
       const mod = await sb.load(fx.spin.url, { integrity: fx.spin.integrity });
       const inst = await sb.instantiate(mod);
-      await p.send({ inject: { v: 3, type: 'reply', id: 999_999, ok: true, request: 'cancel', value: {} } });
+      await p.send({
+        inject: { v: window.nb.PROTOCOL_VERSION, type: 'reply', id: 999_999, ok: true, request: 'cancel', value: {} },
+      });
       await window.until(() => sb.stats.protocolViolations > 0);
       return { lost: await window.caught(inst.call('answer')) };
     }),

@@ -26,6 +26,9 @@ const REWRITES = {
     m.type === 'reply' &&
     m.ok &&
     m.request === 'call' && { ...m, value: { ...m.value, results: [...m.value.results, 0] } },
+  // A load reply claiming the module was loaded for engine `engine` (not the one asked for).
+  loadEngine: (m, { engine }) =>
+    m.type === 'reply' && m.ok && m.request === 'load' && { ...m, value: { ...m.value, engine } },
   // A memory read one byte short.
   shortRead: (m) =>
     m.type === 'reply' && m.ok && m.request === 'memoryRead' && { ...m, value: { bytes: m.value.bytes.slice(1) } },
