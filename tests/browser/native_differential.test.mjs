@@ -49,6 +49,30 @@ const DIVERGENT = {
   },
 };
 
+/**
+ * Known differences, by fixture and step: each tier's entry as it is today (without the step
+ * and the error's wording), asserted exactly, so a fix shows up as a failure asking for the
+ * entry's removal. Found by this test and reported to the native tier's authors.
+ */
+const KNOWN_DIFFERENCES = {
+  'start_burn/a fuel limit under the start function': {
+    why: "a start function out of fuel: the interpreter's error has the metrics and no limit, the native tier's the limit and no metrics",
+    interpreter: { error: { code: 'FUEL_EXHAUSTED', metrics: { hostCalls: 0, denials: 0, peakMemoryBytes: 0 } } },
+    native: { error: { code: 'FUEL_EXHAUSTED', limit: '100000' } },
+  },
+  'tenant_memory/grow(-1): 2^32-1 pages, a new instance': {
+    why: 'memory.grow of 2^32-1 pages: the interpreter answers -1; the native tier charges 1,024 fuel per page asked for before the engine refuses the growth, 4.4e12 fuel, past any budget',
+    interpreter: { results: ['-1'], metrics: { hostCalls: 0, denials: 0, peakMemoryBytes: 131072 } },
+    native: {
+      error: {
+        code: 'FUEL_EXHAUSTED',
+        limit: '10000000000',
+        metrics: { hostCalls: 0, denials: 0, peakMemoryBytes: 131072 },
+      },
+    },
+  },
+};
+
 let browser;
 /** Why the native tier cannot run here (no JSPI), or undefined. */
 let noJspi;
@@ -93,7 +117,16 @@ for (const name of FIXTURES) {
     const native = await run('scenario', name, 'native');
     for (const e of interpreter)
       assert.equal(e.error?.notSandboxError, undefined, `${name} ${e.step}: ${e.error?.notSandboxError}`);
-    assert.equal(firstDifference(comparable(interpreter), comparable(native)), null);
+    const [a, b] = [comparable(interpreter), comparable(native)];
+    for (const [i, e] of a.entries()) {
+      const known = KNOWN_DIFFERENCES[`${name}/${e.step}`];
+      if (known === undefined) continue;
+      const { step: _a, ...mine } = e;
+      const { step: _b, ...theirs } = b[i] ?? {};
+      assert.deepEqual([mine, theirs], [known.interpreter, known.native], `${name}/${e.step}: ${known.why}`);
+      b[i] = e;
+    }
+    assert.equal(firstDifference(a, b), null);
     assert.ok(interpreter.length > 0);
   });
 }

@@ -329,7 +329,7 @@ const SCENARIOS = {
       try {
         const mod = await load(sb, 'tenant_memory');
         const inst = await sb.instantiate(mod);
-        for (const pages of [0, 1, 3, 100_000, -1, 0])
+        for (const pages of [0, 1, 3, 100_000, 0])
           await t.step(`grow(${pages})`, async () => callOf(await inst.call('grow', [pages])));
         await t.step('memory size seen by the page', async () => ({ bytes: await inst.memory.size() }));
         await t.step('grow(1) with a 5-page call limit', async () =>
@@ -339,6 +339,7 @@ const SCENARIOS = {
           callOf(await inst.call('answer', [], { maxMemoryBytes: 65536 })),
         );
         inst.dispose();
+        await t.step('grow(-1): 2^32-1 pages, a new instance', () => callOnce(sb, mod, {}, 'grow', [-1]));
       } finally {
         sb.dispose();
       }
@@ -357,8 +358,11 @@ const SCENARIOS = {
     }
     const tiny = await sandbox(tier, { maxMemoryBytes: 65536 });
     try {
-      const mod = await load(tiny, 'tenant_memory');
-      await t.step('a minimum over the sandbox limit', () => callOnce(tiny, mod, {}, 'answer'));
+      // The interpreter refuses it at instantiation, the native tier already at load (its
+      // instrumentation clamps the memory's maximum to the limit then): one step, one outcome.
+      await t.step('a minimum over the sandbox limit', async () =>
+        callOnce(tiny, await load(tiny, 'tenant_memory'), {}, 'answer'),
+      );
     } finally {
       tiny.dispose();
     }
