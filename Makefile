@@ -147,10 +147,13 @@ bench-wasi: guests
 	tests/wasi/work/bench-native.sh
 
 # In headless Chromium: cold start, capability calls vs a bare postMessage, cancel latency,
-# nestbox vs the browser's own engine, package size and the core's wasm by part (from
-# size-breakdown). Printed, not asserted (about 15 s, plus the names build the first time).
-bench-browser: setup-web build package size-breakdown
+# the four compute kernels (fib, LCG, SHA-256, matmul) as the plain module, on the native tier
+# and on the interpreter, package size and the core's wasm by part (from size-breakdown); then
+# the WASI "real work" benchmark on the native tier vs @bjorn3/browser_wasi_shim (hence
+# guests). Printed, not asserted (about a minute, plus the names build the first time).
+bench-browser: setup-web build package guests size-breakdown
 	node bench/browser/run.mjs
+	node tests/browser/bench-wasi.mjs --engines native
 
 # Where the bytes of pkg/nestbox_bg.wasm are: the core built again with the cargo profile
 # `names` (release with its function names kept: the same code, never shipped; about as long
@@ -170,8 +173,8 @@ soak: setup-web build package
 	node bench/browser/soak.mjs
 
 # The WASI benchmark's browser half: the same guests (tests/wasi/work's programs, stdio over
-# 4 MiB) in nestbox's runWasi and on Chromium's own engine under @bjorn3/browser_wasi_shim,
-# wall ms and the ratio. Printed, not asserted (about a minute).
+# 4 MiB) in nestbox's runWasi (interpreter and native tier) and on Chromium's own engine under
+# @bjorn3/browser_wasi_shim, wall ms and the ratios. Printed, not asserted (about a minute).
 bench-wasi-browser: setup-web guests build package
 	node tests/browser/bench-wasi.mjs
 

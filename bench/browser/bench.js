@@ -171,51 +171,84 @@ export async function cancelLatency(fx, runs, runMs) {
 }
 
 /**
- * One export run `runs` times by the browser's own engine (WebAssembly.instantiate on this
- * page) and by nestbox (a fresh instance each time: the same work each run). Medians.
+ * `runs` timed calls of `call()` (each resolving to `{ result, ... }`) after one untimed
+ * warm-up: V8 starts wasm in its baseline tier (Liftoff) and optimizes a hot function in the
+ * background, and the comparison is with its optimized code. Every call must give the
+ * warm-up's result. Median, min and max wall ms (as the page sees it) and the last call's data.
  */
-export async function compute(fx, name, exportName, args, runs) {
-  const bytes = await (await fetch(fx[name].url)).arrayBuffer();
-  const { instance } = await WebAssembly.instantiate(bytes);
-  const native = [];
-  // One untimed call first: V8 starts wasm in its baseline tier (Liftoff) and optimizes a
-  // function in the background once it is hot; the comparison is with its optimized code.
-  let nativeResult = instance.exports[exportName](...args);
+async function timedCalls(what, call, runs) {
+  const first = await call();
   await sleep(100);
+  const times = [];
+  let last = first;
   for (let i = 0; i < runs; i++) {
-    // Repeated until ≥ 20 ms per sample: performance.now() is coarse (100 µs) on a page that
-    // is not cross-origin isolated, and fib(27) takes about 1 ms here.
-    let reps = 0;
     const t0 = now();
-    do {
-      nativeResult = instance.exports[exportName](...args);
-      reps++;
-    } while (now() - t0 < 20);
-    native.push((now() - t0) / reps);
+    last = await call();
+    times.push(now() - t0);
+    check(`${what}, call ${i + 1} vs the first`, last.result, first.result);
   }
+  return { ...last, ms: median(times), minMs: Math.min(...times), maxMs: Math.max(...times) };
+}
 
-  const sb = sandboxes[0];
-  const mod = await sb.load(fx[name].url, { integrity: fx[name].integrity });
-  const page = [];
-  const core = [];
-  let fuel;
-  for (let i = 0; i < runs; i++) {
-    const inst = await sb.instantiate(mod);
-    const t0 = now();
-    const { results, metrics } = await inst.call(exportName, args);
-    page.push(now() - t0);
-    core.push(metrics.wallTimeUs / 1000);
-    fuel = metrics.fuelConsumed;
-    check(`${exportName}(${args}) nestbox vs browser`, results[0], nativeResult);
-    inst.dispose();
+/** The plain column: the uninstrumented module in a worker of its own (plain-worker.js). */
+async function plainKernel(fx, name, exportName, args, runs) {
+  const worker = new Worker('./plain-worker.js');
+  const ask = (message) =>
+    new Promise((resolve, reject) => {
+      worker.onmessage = ({ data }) => (data.ok ? resolve(data) : reject(new Error(`plain-worker: ${data.error}`)));
+      worker.onerror = (e) => reject(new Error(`plain-worker: ${e.message}`));
+      worker.postMessage(message);
+    });
+  try {
+    await ask({ op: 'compile', url: new URL(fx[name].url, location.href).href });
+    return await timedCalls(`${exportName}(${args}) plain`, () => ask({ op: 'call', exportName, args }), runs);
+  } finally {
+    worker.terminate();
   }
-  return {
-    result: String(nativeResult),
-    nativeMs: median(native),
-    nestboxMs: median(page),
-    coreMs: median(core),
-    fuel,
-  };
+}
+
+/**
+ * A nestbox column: `options` for createSandbox (`{}` is the interpreter, `{ engine: 'native' }`
+ * the native tier); a new instance for every call, the call alone timed. When the sandbox or
+ * the load is refused (no native tier in this build, no JSPI in this browser) the column is
+ * `{ unavailable }` with the error's code and message.
+ */
+async function nestboxKernel(fx, name, exportName, args, runs, options) {
+  let sb;
+  let mod;
+  try {
+    sb = await createSandbox({ ...options, limits: { timeoutMs: 120_000 } });
+    mod = await sb.load(fx[name].url, { integrity: fx[name].integrity });
+  } catch (e) {
+    sb?.dispose();
+    return { unavailable: `${e.code ?? e.name}: ${e.message}` };
+  }
+  try {
+    const call = async () => {
+      const inst = await sb.instantiate(mod);
+      try {
+        const { results, metrics } = await inst.call(exportName, args);
+        return { result: String(results[0]), fuel: metrics.fuelConsumed, coreMs: metrics.wallTimeUs / 1000 };
+      } finally {
+        inst.dispose();
+      }
+    };
+    return await timedCalls(`${exportName}(${args}) ${JSON.stringify(options)}`, call, runs);
+  } finally {
+    sb.dispose();
+  }
+}
+
+/**
+ * One compute kernel in three columns, each in a dedicated worker: the plain module on the
+ * browser's engine, nestbox's native tier (the instrumented module on the same engine) and
+ * nestbox's interpreter. Results are strings (checksums); run.mjs compares the columns.
+ */
+export async function kernel(fx, name, exportName, args, runs) {
+  const plain = await plainKernel(fx, name, exportName, args, runs);
+  const native = await nestboxKernel(fx, name, exportName, args, runs, { engine: 'native' });
+  const interpreter = await nestboxKernel(fx, name, exportName, args, runs, {});
+  return { plain, native, interpreter };
 }
 
 /** Disposes the sandboxes this page made. */

@@ -5,7 +5,8 @@
 //
 // The page (bench/browser/index.html + bench.js) imports the built package from /pkg/ with no
 // bundler; the guests are compiled from WAT here with the npm `wabt` package:
-//   fib.wat, loop.wat       crate/benches/guests (the native `make bench` guests)
+//   fib.wat, loop.wat,      crate/benches/guests (the native `make bench` guests: the
+//   sha256.wat, matmul.wat   four compute kernels)
 //   log_and_double.wat,     tests/browser/fixtures (a first call with one capability call,
 //   host_loop.wat, spin.wat  n sequential capability calls, an infinite loop)
 import { createHash } from 'node:crypto';
@@ -25,6 +26,8 @@ const pkg = join(root, 'pkg');
 const GUESTS = [
   'crate/benches/guests/fib.wat',
   'crate/benches/guests/loop.wat',
+  'crate/benches/guests/sha256.wat',
+  'crate/benches/guests/matmul.wat',
   'tests/browser/fixtures/log_and_double.wat',
   'tests/browser/fixtures/host_loop.wat',
   'tests/browser/fixtures/spin.wat',
@@ -36,7 +39,15 @@ const POSTMESSAGE_TRIPS = 3_000;
 const CALL_ROUNDS = 3;
 const CANCEL_RUNS = 9;
 const CANCEL_AFTER_MS = 50;
-const COMPUTE_RUNS = 3;
+/** Timed calls per column of each compute kernel (after one untimed warm-up call). */
+const COMPUTE_RUNS = 5;
+/** The compute kernels: guest, export, arguments, label (the sizes of the native `make bench`). */
+const KERNELS = [
+  ['fib', 'fib', [30], 'fib(30)'],
+  ['loop', 'lcg', [50_000_000], 'lcg 50M'],
+  ['sha256', 'sha256_sum', [4 << 20], 'sha256 4 MiB'],
+  ['matmul', 'matmul', [200], 'matmul 200'],
+];
 const COLD_START_RUNS = 10;
 const GUEST_LOAD_RUNS = 5;
 /** The synthetic guest of the guest-load rows: this many functions of arithmetic. */
@@ -128,6 +139,58 @@ function sizeBreakdown() {
   }
 }
 
+/**
+ * The compute table: one row per kernel, the plain module's time and each nestbox column's
+ * time and ratio to it, then the geomeans. A column whose checksum differs from the plain
+ * module's is an error (thrown), never a number.
+ */
+function computeTable(kernels) {
+  const cell = (c, plain) =>
+    c.unavailable
+      ? 'n/a'
+      : `${text(ms(c.ms)).padStart(11)} ${`${fmt(c.ms / plain.ms, c.ms / plain.ms < 10 ? 2 : 0)}×`.padStart(7)}`;
+  console.log(
+    `${'kernel'.padEnd(14)} ${'plain'.padStart(11)}   ${'native tier'.padEnd(19)}   ${'interpreter'.padEnd(19)}   checksum`,
+  );
+  for (const k of kernels) {
+    for (const [column, c] of [
+      ['native tier', k.native],
+      ['interpreter', k.interpreter],
+    ]) {
+      if (!c.unavailable && c.result !== k.plain.result)
+        throw new Error(`${k.label}: the ${column} returned ${c.result}, the plain module ${k.plain.result}`);
+    }
+    console.log(
+      `${k.label.padEnd(14)} ${text(ms(k.plain.ms)).padStart(11)}   ${cell(k.native, k.plain).padEnd(19)}   ${cell(k.interpreter, k.plain).padEnd(19)}   ${k.plain.result}`,
+    );
+  }
+  const geomean = (column) => {
+    if (kernels.some((k) => k[column].unavailable)) return 'n/a';
+    const logs = kernels.map((k) => Math.log(k[column].ms / k.plain.ms));
+    return `${fmt(Math.exp(logs.reduce((a, b) => a + b, 0) / logs.length), 2)}×`;
+  };
+  console.log(
+    `geomean over the ${kernels.length} kernels: native/plain ${geomean('native')} (goal ≤ 1.5×) · interpreter/plain ${geomean('interpreter')}`,
+  );
+  const native = kernels.find((k) => k.native.unavailable)?.native.unavailable;
+  if (native) console.log(`native tier: n/a (engine not available: ${native})`);
+  for (const k of kernels) {
+    const notes = [];
+    for (const [column, c] of [
+      ['native', k.native],
+      ['interpreter', k.interpreter],
+    ]) {
+      if (!c.unavailable)
+        notes.push(
+          `${column} ${fmt(c.fuel / 1e6, 1)} Mfuel, core ${text(ms(c.coreMs))}, min ${text(ms(c.minMs))} max ${text(ms(c.maxMs))}`,
+        );
+    }
+    console.log(
+      `  ${k.label}: plain min ${text(ms(k.plain.minMs))} max ${text(ms(k.plain.maxMs))} · ${notes.join(' · ')}`,
+    );
+  }
+}
+
 // ---- run ----
 
 const { files, manifest } = await compileGuests();
@@ -210,19 +273,13 @@ try {
   const cancel = await run('cancelLatency', manifest, CANCEL_RUNS, CANCEL_AFTER_MS);
   row('abort() → rejection', ms(cancel.medianMs), `min ${text(ms(cancel.minMs))} · max ${text(ms(cancel.maxMs))}`);
 
-  section(`compute: the browser's own engine (WebAssembly.instantiate) vs nestbox, same page (${COMPUTE_RUNS} runs)`);
-  for (const [name, exportName, args, label] of [
-    ['fib', 'fib', [27], 'fib(27)'],
-    ['loop', 'lcg', [50_000_000], 'lcg(50M)'],
-  ]) {
-    const c = await run('compute', manifest, name, exportName, args, COMPUTE_RUNS);
-    row(`${label}: browser's engine`, ms(c.nativeMs), `= ${c.result}`);
-    row(
-      `${label}: nestbox (page round trip)`,
-      ms(c.nestboxMs),
-      `= ${c.result} · core ${text(ms(c.coreMs))} · ${fmt(c.fuel / 1e6, 1)} Mfuel · ${fmt(c.fuel / 1e3 / c.coreMs, 0)} Mfuel/s · ${fmt(c.nestboxMs / c.nativeMs, 0)}× the browser`,
-    );
-  }
+  section(
+    `compute kernels: plain module vs nestbox's native tier and interpreter, each in a dedicated worker (median of ${COMPUTE_RUNS} calls after a warm-up, page round trip)`,
+  );
+  const kernels = [];
+  for (const [name, exportName, args, label] of KERNELS)
+    kernels.push({ label, ...(await run('kernel', manifest, name, exportName, args, COMPUTE_RUNS)) });
+  computeTable(kernels);
   await run('disposeAll');
 
   section('package size (pkg/)');

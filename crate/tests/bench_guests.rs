@@ -140,6 +140,20 @@ fn sha256_matches_sha2_crate() {
 }
 
 #[test]
+fn sha256_sum_folds_the_digest() {
+    let (_sandbox, mut guest) = instance("sha256");
+    for len in [0usize, 1, 64, 1000, 100_000] {
+        let outcome = run(&mut guest, "sha256_sum", &[Value::I32(len as i32)]);
+        let digest = Sha256::digest(sha256_input(len));
+        let fold = digest
+            .chunks_exact(8)
+            .map(|w| i64::from_le_bytes(w.try_into().expect("8-byte chunk")))
+            .fold(0, |acc, w| acc ^ w);
+        assert_eq!(outcome.results, vec![Value::I64(fold)], "sha256_sum({len})");
+    }
+}
+
+#[test]
 fn matmul_matches_native() {
     let (_sandbox, mut guest) = instance("matmul");
     for n in [0usize, 1, 2, 7, 16, 33] {
