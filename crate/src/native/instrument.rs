@@ -16,9 +16,12 @@
 //!   [`InstrumentConfig::max_call_depth`], a call of `stack_overflow` followed by
 //!   `unreachable`; `depth -= 1` before every `return`, `return_call*` and at its end (a branch
 //!   to the function's own label is turned into one to a block around the body, so it passes
-//!   the decrement too); at the start of every basic block, `fuel -= its static cost` and, when
-//!   the fuel is negative, the refuel path; before every bulk operator, `fuel -=` its dynamic
-//!   cost (see [`cost`](super::cost) for the model and where blocks start);
+//!   the decrement too); at the start of every basic block, `fuel -= its static cost`; at a
+//!   function's entry, a loop's header and before every bulk operator (after `fuel -=` its
+//!   dynamic cost), when the fuel is negative, the refuel path (see [`cost`](super::cost) for
+//!   the model and where blocks start). The counter is a local of each function between calls,
+//!   written back to the global before every call, bulk operator and exit, and read again after
+//!   every call; every injected `if` is hinted unlikely (`metadata.code.branch_hint`);
 //! - memory and table maxima clamped to the limits (set when absent).
 //!
 //! The host's side of the contract: it sets `nestbox_fuel` before each call (and reads it
@@ -800,18 +803,37 @@ impl<'i> Emitter<'i> {
         f.instruction(&Instruction::LocalSet(fuel));
     }
 
-    /// `fuel -= cost; if fuel < 0 { refuel() }`; nothing for a free block.
-    fn charge(&self, f: &mut Function, cost: u64, fuel: u32, hints: &mut Vec<BranchHint>) {
-        if cost == 0 {
+    /// `fuel -= cost`, then, where `check`, `if fuel < 0 { refuel() }`.
+    ///
+    /// Only a function's entry and a loop's header check (and bulk operators, before they
+    /// run): every endless path passes one of them, and between two of them a function runs
+    /// each of its blocks at most once, so the fuel can go below zero by at most one function's
+    /// straight-line cost before a check refuels or ends the call. The host sees that
+    /// overdraft as fuel consumed (and `FUEL_EXHAUSTED` past the budget).
+    fn charge(
+        &self,
+        f: &mut Function,
+        cost: u64,
+        check: bool,
+        fuel: u32,
+        hints: &mut Vec<BranchHint>,
+    ) {
+        if cost == 0 && !check {
             return;
         }
         f.instruction(&Instruction::LocalGet(fuel));
-        f.instruction(&Instruction::I64Const(
-            i64::try_from(cost).unwrap_or(i64::MAX),
-        ));
-        f.instruction(&Instruction::I64Sub);
-        f.instruction(&Instruction::LocalTee(fuel));
-        self.refuel_if_negative(f, fuel, hints);
+        if cost > 0 {
+            f.instruction(&Instruction::I64Const(
+                i64::try_from(cost).unwrap_or(i64::MAX),
+            ));
+            f.instruction(&Instruction::I64Sub);
+        }
+        if check {
+            f.instruction(&Instruction::LocalTee(fuel));
+            self.refuel_if_negative(f, fuel, hints);
+        } else {
+            f.instruction(&Instruction::LocalSet(fuel));
+        }
     }
 
     /// With the new fuel on the stack: `if fuel < 0 { flush; refuel(); reload }`.
@@ -932,7 +954,7 @@ impl<'i> Emitter<'i> {
         }
         self.reload(&mut f, fuel);
         let mut costs = plan.block_costs.iter().copied();
-        self.charge(&mut f, costs.next().unwrap_or(0), fuel, &mut hints);
+        self.charge(&mut f, costs.next().unwrap_or(0), true, fuel, &mut hints);
 
         let mut depth = 0u32;
         let mut reader = body.get_operators_reader().map_err(invalid)?;
@@ -980,7 +1002,7 @@ impl<'i> Emitter<'i> {
                 let next = costs
                     .next()
                     .ok_or_else(|| invalid("a basic block the plan did not see"))?;
-                self.charge(&mut f, next, fuel, &mut hints);
+                self.charge(&mut f, next, c.flow == Flow::Loop, fuel, &mut hints);
             }
         }
         if f.byte_len() > MAX_INSTRUMENTED_BODY_BYTES {
