@@ -893,6 +893,14 @@ impl NativeInstance {
         if let Some(call) = self.call.as_mut() {
             call.peak_memory_bytes = call.peak_memory_bytes.max(memory_bytes);
         }
+        // The guest keeps its fuel in a local between calls, so after a trap the global holds
+        // the value of its last call, refill or bulk operator: the fuel used since is unknown.
+        // The whole slice counts as used (never less than ran; the same for the same run).
+        let fuel_left = if error.code() == ErrorCode::Trap {
+            fuel_left.min(0)
+        } else {
+            fuel_left
+        };
         self.end(error, fuel_left)
     }
 

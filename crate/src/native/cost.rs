@@ -16,8 +16,9 @@
 //! up front for the code up to its end; the native tier charges each basic block's static cost
 //! at the block's start and the dynamic part of a bulk operator just before it runs. So a
 //! native-tier count is the number of executed operators (free ones left out) plus the dynamic
-//! charges plus the locals charge — at most a whole block more than what ran, when a block ends
-//! in a trap — while the interpreter's count also pays for code it skipped. The locals charge
+//! charges plus the locals charge (when a call ends in a trap the host counts the whole slice it
+//! ran on: the count since the guest last wrote it back is lost) — while the interpreter's count
+//! also pays for code it skipped. The locals charge
 //! is the native tier's own (the interpreter does not meter zeroing locals, wasmi #2038).
 
 use wasmparser::Operator;

@@ -156,3 +156,38 @@ fn declared_locals_are_charged_at_entry() {
     };
     assert_eq!(cost("many") - cost("few"), 16 / 8);
 }
+
+#[test]
+fn an_endless_loop_whose_header_is_free_still_runs_out() {
+    // The header block (`block`, `end`) costs nothing and the `br` after it is not a checked
+    // block: the loop header must check anyway, or this loop would never refuel.
+    let bytes = wat(r#"(module (func (export "spin") (loop (block) (br 0))))"#);
+    let meta = instrument(&bytes, &config());
+    let mut run = Run::instrumented(&meta, 10_000, 100).expect("instantiates");
+    assert_eq!(run.call("spin", &[]).err(), Some(Ended::OutOfFuel));
+    // It ran on its slices until the budget was gone: 10,000 fuel, one per iteration.
+    assert!(run.store.data().out_of_fuel_calls >= 100);
+}
+
+#[test]
+fn straight_line_code_may_overdraw_until_the_next_check() {
+    // One entry check, then blocks that only subtract: the call finishes with the counter
+    // below zero, and the overdraft is counted.
+    let bytes = wat(
+        r#"(module (func (export "branches") (param i32) (result i32)
+      (if (result i32) (local.get 0) (then (i32.const 1)) (else (i32.const 2)))
+      (i32.const 3) i32.add))"#,
+    );
+    let meta = instrument(&bytes, &config());
+    let mut run = Run::instrumented(&meta, 1 << 20, 1).expect("instantiates");
+    let before = run.consumed(config().start_fuel);
+    assert!(matches!(
+        run.call("branches", &[Val::I32(1)]).expect("runs")[..],
+        [Val::I32(4)]
+    ));
+    assert!(
+        run.fuel() < 0,
+        "the blocks after the entry overdrew the slice of 1"
+    );
+    assert!(run.consumed(config().start_fuel) - before >= 4);
+}

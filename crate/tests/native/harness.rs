@@ -109,8 +109,9 @@ fn ended(host: &Host, e: &wasmi::Error) -> Ended {
 pub struct Run {
     pub store: Store<Host>,
     instance: wasmi::Instance,
-    /// Start fuel the start function did not use, taken out before the first call.
-    discarded: u64,
+    /// Start fuel the start function did not use (below zero: its overdraft), taken out
+    /// before the first call.
+    discarded: i64,
 }
 
 impl Run {
@@ -135,7 +136,7 @@ impl Run {
         let Val::I64(left) = fuel.get(&run.store) else {
             panic!("{FUEL_EXPORT} is an i64");
         };
-        run.discarded = u64::try_from(left).unwrap_or(0);
+        run.discarded = left;
         fuel.set(&mut run.store, Val::I64(0)).expect("set fuel");
         run.store.data_mut().fuel = Some(fuel);
         Ok(run)
@@ -181,9 +182,11 @@ impl Run {
     /// Fuel consumed so far (the start function's included): all that was ever in the
     /// counter minus what is left.
     pub fn consumed(&self, start_fuel: u64) -> u64 {
-        (start_fuel + self.store.data().granted - self.discarded)
-            .checked_sub(u64::try_from(self.fuel()).unwrap_or(0))
-            .expect("the counter never holds more than was granted")
+        // The counter may be below zero: the blocks since the last check overdrew it.
+        let consumed = i128::from(start_fuel) + i128::from(self.store.data().granted)
+            - i128::from(self.discarded)
+            - i128::from(self.fuel());
+        u64::try_from(consumed).expect("the counter never holds more than was granted")
     }
 
     /// Calls `export` with `args`. The fuel left carries over from call to call (so
