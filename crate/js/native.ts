@@ -378,19 +378,33 @@ export class NativeInstance {
     return wrapped;
   }
 
-  /** The guest's `nestbox.out_of_fuel`: a slice ended. Yields, then refuels from the budget. */
-  async outOfFuel(): Promise<void> {
+  /**
+   * The guest's `nestbox.out_of_fuel`: a slice ended. Refuels from the budget, after a yield
+   * to the event loop when the last one is {@link YIELD_MS} old. Without a yield it returns
+   * no promise, so JSPI does not suspend the guest: a slice costs one core call, not a stack
+   * switch.
+   */
+  outOfFuel(): Promise<void> | undefined {
     const call = this.#call;
     if (call === undefined || this.#fuel === undefined) {
       throw new NativeStop(record('FUEL_EXHAUSTED', 'out_of_fuel outside a call'));
     }
     if (performance.now() - call.lastYield >= YIELD_MS) {
-      await nextMacrotask();
-      call.lastYield = performance.now();
+      return nextMacrotask().then(() => {
+        call.lastYield = performance.now();
+        this.#refuel(call);
+      });
     }
+    this.#refuel(call);
+    return undefined;
+  }
+
+  #refuel(call: NativeCall): void {
+    const fuel = this.#fuel;
+    if (fuel === undefined) throw new NativeStop(record('FUEL_EXHAUSTED', 'out_of_fuel outside a call'));
     if (this.dropped || call.control.cancelled()) throw this.#cancelled();
     try {
-      this.#fuel.value = this.#core.nativeRefuel(this.instanceId, this.#fuelLeft(), this.memoryBytes());
+      fuel.value = this.#core.nativeRefuel(this.instanceId, this.#fuelLeft(), this.memoryBytes());
     } catch (thrown) {
       throw new NativeStop(thrown);
     }
