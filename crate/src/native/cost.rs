@@ -8,7 +8,7 @@
 //! | `nop`, `drop`, `block`, `loop`, `else`, `end`, `unreachable`, `return` | 0 |
 //! | every other operator (calls, `br*`, loads, stores, arithmetic, …) | 1 |
 //! | `memory.fill` / `memory.copy` / `memory.init` | + 1 per 64 bytes of their length |
-//! | `memory.grow` | + 1,024 per page asked for (64 KiB / 64) |
+//! | `memory.grow` | + 1,024 per page asked for (64 KiB / 64), at most for the pages the memory limit allows |
 //! | `table.fill` / `table.copy` / `table.init` / `table.grow` | + 1 per 16 elements (4-byte references / 64) |
 //! | a function's entry | + 1 per 8 declared locals (zeroed on every call: 8 bytes / 64) |
 //!

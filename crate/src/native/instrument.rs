@@ -859,8 +859,22 @@ impl<'i> Emitter<'i> {
         let (left, shift) = dynamic.shift();
         f.instruction(&Instruction::LocalTee(scratch));
         f.instruction(&Instruction::LocalGet(fuel));
-        f.instruction(&Instruction::LocalGet(scratch));
-        f.instruction(&Instruction::I64ExtendI32U);
+        if dynamic == Dynamic::Pages {
+            // `min(pages, limit)`: a growth past the limit fails (-1) as in the interpreter,
+            // charged for at most the pages the limit allows rather than all it asked for.
+            let cap = i64::try_from(memory_limit_pages(self.config)).unwrap_or(i64::MAX);
+            f.instruction(&Instruction::I64Const(cap));
+            f.instruction(&Instruction::LocalGet(scratch));
+            f.instruction(&Instruction::I64ExtendI32U);
+            f.instruction(&Instruction::LocalGet(scratch));
+            f.instruction(&Instruction::I64ExtendI32U);
+            f.instruction(&Instruction::I64Const(cap));
+            f.instruction(&Instruction::I64GtU);
+            f.instruction(&Instruction::Select);
+        } else {
+            f.instruction(&Instruction::LocalGet(scratch));
+            f.instruction(&Instruction::I64ExtendI32U);
+        }
         f.instruction(&Instruction::I64Const(shift));
         f.instruction(&if left {
             Instruction::I64Shl

@@ -191,3 +191,20 @@ fn straight_line_code_may_overdraw_until_the_next_check() {
     );
     assert!(run.consumed(config().start_fuel) - before >= 4);
 }
+
+#[test]
+fn a_growth_past_the_limit_fails_and_is_charged_at_most_the_limit() {
+    // The interpreter answers -1 to a `memory.grow` of 2^32 - 1 pages; so must this tier,
+    // not run out of fuel charging for 4 billion pages.
+    let bytes = wat(r#"(module (memory 1)
+      (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#);
+    let meta = instrument(&bytes, &config());
+    let limit_pages = config().max_memory_bytes / 65_536;
+    let mut run = Run::instrumented(&meta, 1 << 40, 1 << 20).expect("instantiates");
+    let before = run.consumed(config().start_fuel);
+    let got = run.call("grow", &[Val::I32(-1)]).expect("runs");
+    assert!(matches!(got[..], [Val::I32(-1)]), "{got:?}");
+    let charged = run.consumed(config().start_fuel) - before;
+    assert!(charged >= limit_pages * 1_024, "{charged}");
+    assert!(charged < limit_pages * 1_024 + 100, "{charged}");
+}
