@@ -22,7 +22,15 @@
  * @module
  */
 
-import type { Core, CoreCallOptions, CoreGrant, CoreModule, CoreProvenance, CoreValue } from './nestbox.js';
+import type {
+  Core,
+  CoreCallOptions,
+  CoreGrant,
+  CoreModule,
+  CoreProvenance,
+  CoreValue,
+  CoreWasiConfig,
+} from './nestbox.js';
 import { record, type ErrorRecord } from './errors.js';
 import {
   hostFailureCode,
@@ -33,6 +41,7 @@ import {
   type HostStep,
 } from './driver.js';
 import { jspiRefusal } from './options.js';
+import { drainOutput, WASI_MODULE, WasiExit, wasiImports, type NativeWasiHost } from './native-wasi.js';
 
 /** The JSPI parts of the `WebAssembly` namespace (not yet in TypeScript's lib). */
 interface Jspi {
@@ -95,21 +104,6 @@ export interface NativeModule {
 }
 
 /**
- * The reason a module cannot run on the native tier yet, or `undefined`. (WASI guests: the
- * `wasi_snapshot_preview1` imports come with `nativeImports`; until then they are refused
- * here, at load.)
- */
-function notYetSupported(module: CoreModule): ErrorRecord | undefined {
-  const wasi = module.imports.filter((i) => i.module === 'wasi_snapshot_preview1');
-  if (wasi.length === 0) return undefined;
-  return record(
-    'INVALID_ARGUMENT',
-    "WASI guests do not run on engine 'native' yet (it has no wasi_snapshot_preview1); load it with engine 'interpreter'",
-    { engine: 'native', missing: 'wasi_snapshot_preview1', imports: wasi.map((i) => `${i.module}.${i.name}`) },
-  );
-}
-
-/**
  * Loads `bytes` for the native tier: JSPI present, the core's checks and instrumentation,
  * then the engine's compilation. Rejects with an error record; the module is not kept in
  * the core unless all of it succeeded.
@@ -123,11 +117,6 @@ export async function loadNative(
   const refusal = jspiRefusal();
   if (refusal !== undefined) throw refusal;
   const { module, bytes: instrumented } = instrument(core, bytes, integrity, provenance);
-  const unsupported = notYetSupported(module);
-  if (unsupported !== undefined) {
-    core.dropModule(module.moduleId);
-    throw unsupported;
-  }
   try {
     return { record: module, compiled: await compile(instrumented) };
   } catch (thrown) {
@@ -209,6 +198,7 @@ interface NativeCall {
 function nativeImports(
   instance: NativeInstance,
   links: readonly { module: string; name: string }[],
+  wasi: readonly string[],
 ): WebAssembly.Imports {
   const { Suspending } = jspi();
   const imports: Record<string, Record<string, unknown>> = Object.create(null) as Record<
@@ -224,7 +214,8 @@ function nativeImports(
   for (const [i, link] of links.entries()) {
     namespace(link.module)[link.name] = new Suspending((...args: never[]) => instance.host(i, args));
   }
-  // ---- WASI (`wasi_snapshot_preview1`) imports will be added here (native-wasi.ts). ----
+  // WASI (`wasi_snapshot_preview1`): the core's syscalls over the guest's memory (native-wasi.ts).
+  if (wasi.length > 0) imports[WASI_MODULE] = wasiImports(instance.wasiHost(), wasi, Suspending);
   return imports as WebAssembly.Imports;
 }
 
@@ -237,6 +228,8 @@ export class NativeInstance {
   #memory: WebAssembly.Memory | undefined;
   readonly #promising = new Map<string, (...args: unknown[]) => Promise<unknown>>();
   #call: NativeCall | undefined;
+  /** Made with WASI: its output is drained after every slice, host call and wait, and at the end. */
+  #wasi = false;
   /** Fuel the start function consumed while instantiating. */
   startFuel = 0;
   /** Set once dropped: a suspended call ends when it resumes. */
@@ -259,12 +252,17 @@ export class NativeInstance {
     grants: CoreGrant[],
     compiled: WebAssembly.Module,
     startBudget: bigint,
+    wasiConfig?: CoreWasiConfig,
   ): Promise<NativeInstance> {
-    const { instanceId, links } = core.instantiateNative(moduleId, grants);
+    const { instanceId, links, wasi } =
+      wasiConfig === undefined
+        ? core.instantiateNative(moduleId, grants)
+        : core.instantiateNativeWasi(moduleId, { ...wasiConfig, grants });
     const native = new NativeInstance(core, instanceId);
+    native.#wasi = wasiConfig !== undefined;
     let instance: WebAssembly.Instance;
     try {
-      instance = await WebAssembly.instantiate(compiled, nativeImports(native, links));
+      instance = await WebAssembly.instantiate(compiled, nativeImports(native, links, wasi));
     } catch (thrown) {
       core.dropInstance(instanceId);
       throw startFailure(thrown, links.length, startBudget);
@@ -361,10 +359,12 @@ export class NativeInstance {
       return core.nativeFinish(id, result, this.#fuelLeft(), this.memoryBytes()) as FinishedStep;
     } catch (thrown) {
       if (thrown instanceof NativeStop) throw thrown.thrown;
+      if (thrown instanceof WasiExit) return thrown.step;
       const failure = engineFailure(thrown);
       throw this.#abort(failure.code, failure.message, failure.trapCode).thrown;
     } finally {
       this.#call = undefined;
+      this.#drain(control);
     }
   }
 
@@ -394,7 +394,45 @@ export class NativeInstance {
     } catch (thrown) {
       throw new NativeStop(thrown);
     }
+    this.#drain(call.control);
     call.control.progress?.();
+  }
+
+  /** A WASI instance's output since the last drain, to its owner (never throws: a crashed core is seen by the next core call). */
+  #drain(control: DriveControl): void {
+    if (!this.#wasi) return;
+    try {
+      drainOutput(this.#core, this.instanceId, control.wasi);
+    } catch {
+      // The core crashed: the call's next step reports it.
+    }
+  }
+
+  /** What the WASI imports (native-wasi.ts) need of this instance. */
+  wasiHost(): NativeWasiHost {
+    return {
+      core: this.#core,
+      instanceId: this.instanceId,
+      memory: () => this.#memory,
+      fuel: () => this.#fuel,
+      control: () => this.#call?.control,
+      dropped: () => this.dropped,
+      stop: (thrown) => new NativeStop(thrown),
+      end: (error) => {
+        const stop = this.#cancelled();
+        if (error === undefined) return stop;
+        const ended = stop.thrown as ErrorRecord;
+        // As the interpreter's driver: the error's own code, message and details, the core's metrics.
+        return new NativeStop({
+          code: error.code,
+          message: error.message,
+          details: { ...ended.details, ...error.details, metrics: ended.details?.metrics },
+        });
+      },
+      resumed: () => {
+        if (this.#call !== undefined) this.#call.lastYield = performance.now();
+      },
+    };
   }
 
   /** The guest's `nestbox.stack_overflow`: past the call-depth limit. */
@@ -421,6 +459,7 @@ export class NativeInstance {
     if (call === undefined || this.#fuel === undefined) {
       throw new NativeStop(record('HOST_ERROR', 'a capability was called outside a call'));
     }
+    this.#drain(call.control);
     let step: HostStep;
     try {
       const started = core.nativeHost(id, link, args, this.#fuelLeft(), this.memoryBytes());

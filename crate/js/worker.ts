@@ -326,7 +326,7 @@ function answerStdin(id: number, answer: StdinAnswer): void {
   settle(answer.ok ? { kind: 'data', bytes: answer.bytes, eof: answer.eof } : { kind: 'fail', error: answer.error });
 }
 
-/** The refusal of `what` (WASI, Go) for a module loaded for the native tier. */
+/** The refusal of `what` (Go js/wasm) for a module loaded for the native tier. */
 function nativeRefusal(what: string): ErrorRecord {
   return record(
     'INVALID_ARGUMENT',
@@ -487,7 +487,19 @@ function handle(message: ToWorker): void {
         break;
       }
       case 'instantiateWasi': {
-        if (state.nativeModules.has(message.moduleId)) throw nativeRefusal('WASI');
+        const loaded = state.nativeModules.get(message.moduleId);
+        if (loaded !== undefined) {
+          const { grants = [], ...config } = message.config;
+          NativeInstance.create(core, message.moduleId, grants, loaded.compiled, state.startBudget, config).then(
+            (native) => {
+              state.natives.set(native.instanceId, native);
+              state.wasi.add(native.instanceId);
+              reply(id, 'instantiateWasi', { instanceId: native.instanceId, startFuel: native.startFuel });
+            },
+            (thrown: unknown) => fail(id, thrown),
+          );
+          break;
+        }
         const instanceId = core.instantiateWasi(message.moduleId, message.config);
         state.wasi.add(instanceId);
         reply(id, 'instantiateWasi', { instanceId, startFuel: core.startFuel(instanceId) });

@@ -521,20 +521,55 @@ impl Sandbox {
         module: &Module,
         grants: &Grants,
     ) -> Result<crate::instance::native::NativeInstance, Error> {
+        self.instantiate_native_inner(module, grants, None)
+    }
+
+    /// [`Sandbox::instantiate_native`] for a WASI guest: its `wasi_snapshot_preview1` imports
+    /// are linked to the preview1 functions configured by `config` (args, environment,
+    /// preopens, stdin, output caps, quotas, determinism), and `config.grants` to the
+    /// capabilities, as [`Sandbox::instantiate_wasi`] does. The embedder binds each WASI
+    /// import ([`NativeInstance::wasi_functions`](crate::instance::native::NativeInstance::wasi_functions))
+    /// to [`NativeInstance::wasi_call`](crate::instance::native::NativeInstance::wasi_call).
+    ///
+    /// # Errors
+    ///
+    /// As [`Sandbox::instantiate_native`] and [`Sandbox::instantiate_wasi`]; `INVALID_ARGUMENT`
+    /// for a module that imports the data ABI (not on this tier).
+    pub fn instantiate_native_wasi(
+        &self,
+        module: &Module,
+        config: &WasiConfig,
+    ) -> Result<crate::instance::native::NativeInstance, Error> {
         self.check_owner(module)?;
+        let wasi = WasiCtx::new(config)?;
+        self.instantiate_native_inner(module, &config.grants, Some(wasi))
+    }
+
+    fn instantiate_native_inner(
+        &self,
+        module: &Module,
+        grants: &Grants,
+        wasi: Option<WasiCtx>,
+    ) -> Result<crate::instance::native::NativeInstance, Error> {
+        self.check_owner(module)?;
+        let has_wasi = wasi.is_some();
         let result = InstanceSlot::acquire(&self.live_instances, self.limits.max_instances)
             .and_then(|slot| {
                 crate::instance::native::NativeInstance::new(
                     module,
                     grants,
+                    wasi,
                     &self.limits,
                     slot,
                     self.audit.clone(),
                 )
             });
-        let record = Record::new(AuditEvent::Instantiate)
+        let mut record = Record::new(AuditEvent::Instantiate)
             .module(module.digest())
             .with("engine", "native");
+        if has_wasi {
+            record = record.with("wasi", "preview1");
+        }
         match &result {
             Ok(_) => {
                 self.audit.record(record);

@@ -421,7 +421,7 @@ fn types_from_js(value: &JsValue, what: &str) -> Result<Vec<ValueType>, Error> {
 // ---- values ----
 
 /// One value of type `ty` (see the module docs for what each type accepts).
-fn value_from_js(ty: ValueType, value: &JsValue, what: &str) -> Result<Value, Error> {
+pub(crate) fn value_from_js(ty: ValueType, value: &JsValue, what: &str) -> Result<Value, Error> {
     match ty {
         ValueType::I32 => match value.as_f64() {
             Some(f)

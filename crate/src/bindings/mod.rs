@@ -587,6 +587,11 @@ impl Core {
         &mut self,
         #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
     ) -> Result<JsValue, JsValue> {
+        #[cfg(feature = "native-tier")]
+        if let Some(native) = self.native_by_id(&instance_id) {
+            let (stdout, stderr) = native.take_output();
+            return Ok(output_to_js(&stdout, &stderr));
+        }
         let entry = self.instance_mut(&instance_id).map_err(throw)?;
         let (stdout, stderr) = entry.instance.take_output();
         Ok(output_to_js(&stdout, &stderr))
@@ -614,6 +619,10 @@ impl Core {
         &mut self,
         #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
     ) -> Result<JsValue, JsValue> {
+        #[cfg(feature = "native-tier")]
+        if let Some(native) = self.native_by_id(&instance_id) {
+            return files_to_js(&native.wasi_files()).map_err(throw);
+        }
         let entry = self.instance_mut(&instance_id).map_err(throw)?;
         files_to_js(&entry.instance.wasi_files()).map_err(throw)
     }
@@ -910,9 +919,13 @@ impl Core {
         bytes: &JsValue,
         eof: &JsValue,
     ) -> Result<(), Error> {
-        let entry = self.instance_mut(instance_id)?;
         let bytes = bytes_from_js(bytes, "bytes")?;
         let eof = bool_from_js(eof, "eof")?;
+        #[cfg(feature = "native-tier")]
+        if let Some(native) = self.native_by_id(instance_id) {
+            return native.push_stdin(&bytes, eof);
+        }
+        let entry = self.instance_mut(instance_id)?;
         entry.instance.push_stdin(&bytes, eof)
     }
 

@@ -11,14 +11,18 @@ use wasm_bindgen::prelude::*;
 
 use super::convert::{
     array_from_js, bytes_from_js, call_options_from_js, error_to_js, grants_from_js, index_from_js,
-    metrics_to_js, module_to_js, step_to_js, string_from_js, values_from_js, values_to_js,
+    metrics_to_js, module_to_js, step_to_js, string_from_js, value_from_js, values_from_js,
+    values_to_js, wait_to_js, wasi_config_from_js,
 };
 use super::{Core, take_id, throw, unknown_id};
 use crate::error::{Error, ErrorCode, TrapCode};
 use crate::instance::InstanceState;
-use crate::instance::native::NativeInstance;
+use crate::instance::native::{NativeInstance, NativeWasiStep};
 use crate::integrity::Digest;
 use crate::value::{Value, ValueType};
+use crate::wasi::WasiMemory;
+use js_sys::WebAssembly;
+use wasm_bindgen::JsCast;
 
 fn set(target: &Object, key: &str, value: &JsValue) {
     // Setting a plain data property on a fresh object cannot fail.
@@ -43,6 +47,99 @@ fn bytes_count(value: &JsValue, what: &str) -> Result<u64, Error> {
     }
 }
 
+/// The guest's memory (`undefined`/`null`: it exports none) and its fuel global.
+fn wasi_handles(
+    memory: &JsValue,
+    fuel: &JsValue,
+) -> Result<(Option<WebAssembly::Memory>, WebAssembly::Global), Error> {
+    let memory = if memory.is_undefined() || memory.is_null() {
+        None
+    } else {
+        Some(
+            memory
+                .clone()
+                .dyn_into::<WebAssembly::Memory>()
+                .map_err(|_| Error::invalid_argument("memory must be a WebAssembly.Memory"))?,
+        )
+    };
+    let global = fuel
+        .clone()
+        .dyn_into::<WebAssembly::Global>()
+        .map_err(|_| Error::invalid_argument("fuel must be the guest's WebAssembly.Global"))?;
+    Ok((memory, global))
+}
+
+/// A WASI call's arguments (i32 numbers, i64 `BigInt`s), typed by its parameters. On the hot
+/// path of every WASI call: read straight from the array, no message built unless one is wrong.
+fn wasi_args_from_js(params: &[ValueType], args: &JsValue) -> Result<Vec<Value>, Error> {
+    if !Array::is_array(args) {
+        return Err(Error::invalid_argument("args must be an array"));
+    }
+    let array = args.unchecked_ref::<Array>();
+    if array.length() as usize != params.len() {
+        return Err(Error::invalid_argument(format!(
+            "arguments of a WASI call: expected {} values, got {}",
+            params.len(),
+            array.length()
+        )));
+    }
+    params
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| value_from_js(*ty, &array.get(i as u32), "arguments of a WASI call"))
+        .collect()
+}
+
+/// A WASI call's outcome for the worker; the fuel goes straight into the guest's global.
+fn wasi_step_to_js(step: NativeWasiStep, global: &WebAssembly::Global) -> Result<JsValue, Error> {
+    match step {
+        NativeWasiStep::Return { errno, fuel } => {
+            global.set_value(&JsValue::from(fuel));
+            Ok(JsValue::from(errno))
+        }
+        NativeWasiStep::Wait { wait, fuel } => {
+            global.set_value(&JsValue::from(fuel));
+            let record = Object::new();
+            set(&record, "wait", &wait_to_js(wait));
+            Ok(record.into())
+        }
+        NativeWasiStep::Exit(step) => {
+            let record = Object::new();
+            set(&record, "step", &step_to_js(&step, None)?);
+            Ok(record.into())
+        }
+    }
+}
+
+impl Core {
+    /// Keeps `instance` and returns `{instanceId, links, wasi}` for the worker.
+    fn insert_native(&mut self, instance: NativeInstance) -> Result<JsValue, Error> {
+        let links: Array = instance
+            .links()
+            .into_iter()
+            .map(|l| {
+                let link = Object::new();
+                set(&link, "module", &JsValue::from_str(&l.module));
+                set(&link, "name", &JsValue::from_str(&l.name));
+                set(&link, "capability", &JsValue::from(l.capability));
+                JsValue::from(link)
+            })
+            .collect();
+        let wasi: Array = instance
+            .wasi_functions()
+            .into_iter()
+            .map(JsValue::from_str)
+            .collect();
+        let id = take_id(&mut self.next_instance_id, "instance")?;
+        self.natives.insert(id, instance);
+        let record = Object::new();
+        set(&record, "instanceId", &JsValue::from(id));
+        set(&record, "links", &links);
+        set(&record, "wasi", &wasi);
+        Ok(record.into())
+    }
+}
+
 /// The codes a native call may be ended with by the worker (its engine trapped, the caller
 /// cancelled): anything else is refused.
 const ABORT_CODES: [ErrorCode; 6] = [
@@ -55,6 +152,13 @@ const ABORT_CODES: [ErrorCode; 6] = [
 ];
 
 impl Core {
+    /// The native instance with this id, if it is one (the ids of both tiers come from one
+    /// counter, so `takeOutput`, `wasiFiles` and `pushStdin` serve both).
+    pub(super) fn native_by_id(&mut self, id: &JsValue) -> Option<&mut NativeInstance> {
+        let id = index_from_js(id, "instanceId").ok()?;
+        self.natives.get_mut(&id)
+    }
+
     fn native_mut(&mut self, id: &JsValue) -> Result<&mut NativeInstance, Error> {
         let id = index_from_js(id, "instanceId")?;
         self.natives
@@ -103,7 +207,7 @@ impl Core {
     ///
     /// Throws `IMPORT_NOT_GRANTED`, `SIGNATURE_MISMATCH`, `INSTANCE_LIMIT`,
     /// `INVALID_ARGUMENT`.
-    #[wasm_bindgen(js_name = instantiateNative, unchecked_return_type = "{ instanceId: number; links: { module: string; name: string; capability: number }[] }")]
+    #[wasm_bindgen(js_name = instantiateNative, unchecked_return_type = "{ instanceId: number; links: { module: string; name: string; capability: number }[]; wasi: string[] }")]
     pub fn instantiate_native(
         &mut self,
         #[wasm_bindgen(js_name = moduleId, unchecked_param_type = "number")] module_id: JsValue,
@@ -117,23 +221,94 @@ impl Core {
                 .get(&module_id)
                 .ok_or_else(|| unknown_id("module", module_id))?;
             let instance = self.sandbox.instantiate_native(module, &grants)?;
-            let links: Array = instance
-                .links()
-                .into_iter()
-                .map(|l| {
-                    let link = Object::new();
-                    set(&link, "module", &JsValue::from_str(&l.module));
-                    set(&link, "name", &JsValue::from_str(&l.name));
-                    set(&link, "capability", &JsValue::from(l.capability));
-                    JsValue::from(link)
-                })
-                .collect();
-            let id = take_id(&mut self.next_instance_id, "instance")?;
-            self.natives.insert(id, instance);
-            let record = Object::new();
-            set(&record, "instanceId", &JsValue::from(id));
-            set(&record, "links", &links);
-            Ok(record.into())
+            self.insert_native(instance)
+        };
+        run().map_err(throw)
+    }
+
+    /// `instantiateNativeWasi(moduleId, config)`: `instantiateNative` for a WASI guest, with
+    /// `instantiateWasi`'s configuration (`config.grants` are its other capabilities).
+    /// Returns `{instanceId, links, wasi}`: `wasi[i]` is the name of the i-th preview1
+    /// function the module imports, which the worker binds to `nativeWasi(id, i, …)`.
+    ///
+    /// Throws as `instantiateNative` and `instantiateWasi`.
+    #[wasm_bindgen(js_name = instantiateNativeWasi, unchecked_return_type = "{ instanceId: number; links: { module: string; name: string; capability: number }[]; wasi: string[] }")]
+    pub fn instantiate_native_wasi(
+        &mut self,
+        #[wasm_bindgen(js_name = moduleId, unchecked_param_type = "number")] module_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "CoreWasiConfig")] config: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let mut run = || -> Result<JsValue, Error> {
+            let module_id = index_from_js(&module_id, "moduleId")?;
+            let config = wasi_config_from_js(&config)?;
+            let module = self
+                .modules
+                .get(&module_id)
+                .ok_or_else(|| unknown_id("module", module_id))?;
+            let mut instance = self.sandbox.instantiate_native_wasi(module, &config)?;
+            // As `instantiateWasi`: the package streams the output and keeps its own copy.
+            instance.set_retain_output(false);
+            self.insert_native(instance)
+        };
+        run().map_err(throw)
+    }
+
+    /// `nativeWasi(instanceId, func, args, memory, fuel)`: the guest called its WASI
+    /// function number `func` with `args` (i64 as `BigInt`). Runs the interpreter's syscall
+    /// code against `memory` (the guest's `WebAssembly.Memory`, or `undefined` when it exports
+    /// none: every pointer is then `EFAULT`), reading and setting `fuel` (the guest's
+    /// `nestbox_fuel` global). Returns the errno (a number) for the guest; or
+    /// `{wait}` — the guest waits (a sleep: wait `durationMs`; empty stdin: feed `pushStdin`),
+    /// then `nativeWasiResume`; or `{step}` — `proc_exit` ended the call with this `finished`
+    /// step (`exitCode`): unwind the guest.
+    ///
+    /// Throws what ends the call (`OUTPUT_LIMIT`, `FUEL_EXHAUSTED`, `TIMEOUT`, `MEMORY_LIMIT`,
+    /// `HOST_ERROR`, with metrics; the instance is poisoned) and `INVALID_ARGUMENT` (no call,
+    /// another call pending, no WASI, a bad `memory` or `fuel`: nothing changes).
+    #[wasm_bindgen(js_name = nativeWasi, unchecked_return_type = "number | { wait: CoreWasiWait } | { step: CoreStep }")]
+    pub fn native_wasi(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] func: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "unknown[]")] args: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "WebAssembly.Memory | undefined")] memory: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "WebAssembly.Global")] fuel: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let mut run = || -> Result<JsValue, Error> {
+            let func = index_from_js(&func, "func")? as usize;
+            let (memory, global) = wasi_handles(&memory, &fuel)?;
+            let fuel_left = fuel_from_js(&global.value())?;
+            let instance = self.native_mut(&instance_id)?;
+            let params = instance
+                .wasi_params(func)
+                .ok_or_else(|| Error::invalid_argument(format!("unknown WASI function {func}")))?;
+            let values = wasi_args_from_js(&params, &args)?;
+            let step =
+                instance.wasi_call_in(func, &values, WasiMemory::js(memory.as_ref()), fuel_left)?;
+            wasi_step_to_js(step, &global)
+        };
+        run().map_err(throw)
+    }
+
+    /// `nativeWasiResume(instanceId, memory, fuel)`: continues the WASI call that returned
+    /// `{wait}`, once its sleep is over or stdin got data or ended (`pushStdin`). Returns as
+    /// `nativeWasi` (`{wait}` again while stdin is still empty).
+    ///
+    /// Throws `TIMEOUT`, `FUEL_EXHAUSTED`, `MEMORY_LIMIT` (the call ended), `INVALID_ARGUMENT`
+    /// (no WASI call waits).
+    #[wasm_bindgen(js_name = nativeWasiResume, unchecked_return_type = "number | { wait: CoreWasiWait } | { step: CoreStep }")]
+    pub fn native_wasi_resume(
+        &mut self,
+        #[wasm_bindgen(js_name = instanceId, unchecked_param_type = "number")] instance_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "WebAssembly.Memory | undefined")] memory: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "WebAssembly.Global")] fuel: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let mut run = || -> Result<JsValue, Error> {
+            let (memory, global) = wasi_handles(&memory, &fuel)?;
+            let fuel_left = fuel_from_js(&global.value())?;
+            let instance = self.native_mut(&instance_id)?;
+            let step = instance.wasi_resume_in(WasiMemory::js(memory.as_ref()), fuel_left)?;
+            wasi_step_to_js(step, &global)
         };
         run().map_err(throw)
     }

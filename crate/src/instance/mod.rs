@@ -993,7 +993,10 @@ impl Instance {
             Some(m) => m.data_and_store_mut(&mut self.store),
             None => (&mut [], self.store.data_mut()),
         };
-        let completed = state.wasi.as_mut().map(|w| wasi::complete(data, w));
+        let completed = state
+            .wasi
+            .as_mut()
+            .map(|w| wasi::complete(wasi::WasiMemory::new(data), w));
         let Some((errno, moved)) = completed else {
             return Err(self.end(self.internal("a wasi step without wasi")));
         };

@@ -17,11 +17,17 @@
 //! 3. at every call of a granted import: [`NativeInstance::host_call`] returns the
 //!    [`Step::HostCall`] to run (after charging the host-call fuel), then
 //!    [`NativeInstance::host_results`] checks the answer (or [`NativeInstance::fail_host`]);
-//! 4. at the end: [`NativeInstance::finish`] with the results, or [`NativeInstance::abort`] with
+//! 4. at every call of a WASI function (an instance made with WASI):
+//!    [`NativeInstance::wasi_call`] runs the same syscall code as the interpreter against the
+//!    guest's memory and returns the errno (and the new `nestbox_fuel`), a wait (sleep, empty
+//!    stdin: after it, [`NativeInstance::wasi_resume`]) or the exit (`proc_exit`);
+//! 5. at the end: [`NativeInstance::finish`] with the results, or [`NativeInstance::abort`] with
 //!    the error the engine's trap maps to.
 //!
 //! Fuel books: the guest consumed `given - nestbox_fuel`, where `given` is everything the
 //! host put in (the first slice and every refill, each replacing what was left).
+
+use std::collections::BTreeMap;
 
 use web_time::Instant;
 
@@ -33,6 +39,9 @@ use crate::limits::{InstanceSlot, Limits};
 use crate::metrics::Metrics;
 use crate::module::{ItemKind, Module};
 use crate::value::{Signature, Value, ValueType};
+use crate::wasi::{
+    self, Cx, Fail, FsTree, WasiCtx, WasiFunc, WasiMemory, WasiStop, WasiSuspend, WasiWait,
+};
 
 use super::link::{Link, link_imports};
 use super::{CallOptions, InstanceState, Outcome, Step};
@@ -65,12 +74,41 @@ struct NativeCall {
     peak_memory_bytes: u64,
     /// The link of the host call being answered.
     pending: Option<usize>,
+    /// What the suspended WASI call waits for.
+    wasi_wait: Option<WasiWait>,
+}
+
+/// What a WASI call of a native guest came to (when it did not end the call with an error).
+#[derive(Debug)]
+pub enum NativeWasiStep {
+    /// The function returns `errno` to the guest; set `nestbox_fuel` to `fuel`.
+    Return {
+        /// The errno (0: success).
+        errno: u16,
+        /// The value to set `nestbox_fuel` to (the call's charge taken; may be negative).
+        fuel: i64,
+    },
+    /// The guest waits (a sleep or empty stdin): wait, then
+    /// [`NativeInstance::wasi_resume`]. `nestbox_fuel` becomes `fuel`.
+    Wait {
+        /// What it waits for (a sleep is cut to the call's deadline).
+        wait: WasiWait,
+        /// The value to set `nestbox_fuel` to.
+        fuel: i64,
+    },
+    /// `proc_exit`: the call is over (a result, not an error, as in the interpreter): this
+    /// is its [`Step::Finished`] with `exit_code`. The embedder unwinds the guest's stack.
+    Exit(Step),
 }
 
 /// A guest instantiated for the native tier (see the [module docs](self)).
 pub struct NativeInstance {
     module: Module,
     links: Vec<Link>,
+    /// The WASI state of an instance made with WASI.
+    wasi: Option<WasiCtx>,
+    /// The preview1 functions the module imports, in the order of first import.
+    wasi_funcs: Vec<&'static WasiFunc>,
     limits: Limits,
     call: Option<NativeCall>,
     poisoned: Option<(ErrorCode, String)>,
@@ -90,11 +128,14 @@ impl core::fmt::Debug for NativeInstance {
 
 impl NativeInstance {
     /// Links `module` against `grants` as [`Instance`](super::Instance) does (every import
-    /// must be granted with its exact type; WASI, data and Go namespaces are not linked on this
-    /// tier, so they are ungranted imports like any other).
+    /// must be granted with its exact type); with `wasi`, its `wasi_snapshot_preview1` imports
+    /// are linked to the preview1 functions, as
+    /// [`Sandbox::instantiate_wasi`](crate::Sandbox::instantiate_wasi) does. The data and Go
+    /// namespaces are not available on this tier.
     pub(crate) fn new(
         module: &Module,
         grants: &Grants,
+        wasi: Option<WasiCtx>,
         limits: &Limits,
         slot: InstanceSlot,
         audit: Recorder,
@@ -104,8 +145,23 @@ impl NativeInstance {
                 "the native tier cannot end a call at a refused memory.grow (trapOnGrowFailure); use the interpreter",
             ));
         }
-        let (links, wasi, data, go) = link_imports(module, grants, false, false)?;
-        if !(wasi.is_empty() && data.is_empty() && go.is_empty()) {
+        if wasi.is_some() {
+            if let Some(g) = grants.iter().find(|g| g.module == wasi::WASI_MODULE) {
+                return Err(Error::invalid_argument(format!(
+                    "{} is granted as a capability, but WASI provides the {} namespace",
+                    g.qualified_name(),
+                    wasi::WASI_MODULE
+                )));
+            }
+        }
+        let (links, wasi_funcs, data, go) = link_imports(module, grants, wasi.is_some(), false)?;
+        if !data.is_empty() {
+            return Err(Error::invalid_argument(format!(
+                "the data ABI ({}) is not available on the native tier; use the interpreter",
+                crate::data::DATA_MODULE
+            )));
+        }
+        if !go.is_empty() {
             return Err(Error::invalid_argument(
                 "internal: the native tier linked a built-in namespace",
             ));
@@ -113,6 +169,8 @@ impl NativeInstance {
         Ok(Self {
             module: module.clone(),
             links,
+            wasi,
+            wasi_funcs,
             limits: limits.clone(),
             call: None,
             poisoned: None,
@@ -137,6 +195,69 @@ impl NativeInstance {
                 capability: l.capability.0,
             })
             .collect()
+    }
+
+    /// The names of the WASI functions the module imports (an instance made with WASI), in
+    /// the order [`NativeInstance::wasi_call`] numbers them.
+    pub fn wasi_functions(&self) -> Vec<&'static str> {
+        self.wasi_funcs.iter().map(|f| f.name).collect()
+    }
+
+    /// The parameter types of WASI function number `func`.
+    pub fn wasi_params(&self, func: usize) -> Option<Vec<ValueType>> {
+        self.wasi_funcs.get(func).map(|f| f.signature().params)
+    }
+
+    /// Whether the instance was made with WASI.
+    pub fn has_wasi(&self) -> bool {
+        self.wasi.is_some()
+    }
+
+    /// The stdout and stderr written since the last take (empty without WASI).
+    pub fn take_output(&mut self) -> (Vec<u8>, Vec<u8>) {
+        self.wasi
+            .as_mut()
+            .map(WasiCtx::take_output)
+            .unwrap_or_default()
+    }
+
+    /// Whether the WASI output stays in the instance once taken (as
+    /// [`Instance::set_retain_output`](super::Instance::set_retain_output)).
+    pub fn set_retain_output(&mut self, retain: bool) {
+        if let Some(wasi) = self.wasi.as_mut() {
+            wasi.set_retain_output(retain);
+        }
+    }
+
+    /// Everything written to stdout and stderr and retained (empty without WASI).
+    pub fn wasi_output(&self) -> (Vec<u8>, Vec<u8>) {
+        self.wasi.as_ref().map(WasiCtx::output).unwrap_or_default()
+    }
+
+    /// Each WASI preopen's tree as it is now, by guest path (empty without WASI).
+    pub fn wasi_files(&self) -> BTreeMap<String, FsTree> {
+        self.wasi.as_ref().map(WasiCtx::files).unwrap_or_default()
+    }
+
+    /// Appends `bytes` to an async stdin and/or ends it (as
+    /// [`Instance::push_stdin`](super::Instance::push_stdin)).
+    ///
+    /// # Errors
+    ///
+    /// `INVALID_ARGUMENT` without WASI, when stdin was given as bytes, or when it already
+    /// ended and `bytes` is not empty.
+    pub fn push_stdin(&mut self, bytes: &[u8], eof: bool) -> Result<(), Error> {
+        match self.wasi.as_mut() {
+            Some(wasi) => wasi.push_stdin(bytes, eof),
+            None => Err(Error::invalid_argument(
+                "this instance was not created with WASI, so it has no stdin",
+            )),
+        }
+    }
+
+    /// What the suspended WASI call waits for, if one is.
+    pub fn wasi_wait(&self) -> Option<WasiWait> {
+        self.call.as_ref()?.wasi_wait
     }
 
     /// The parameter types of granted import number `link`.
@@ -231,6 +352,10 @@ impl NativeInstance {
             .with(|d| d.limit = Some(memory_limit)));
         }
         self.memory_bytes = memory_bytes;
+        if let Some(wasi) = self.wasi.as_mut() {
+            wasi.suspended = None;
+            wasi.start_call();
+        }
         let slice = self.limits.fuel_per_slice.min(budget);
         self.call = Some(NativeCall {
             started: Instant::now(),
@@ -245,6 +370,7 @@ impl NativeInstance {
             memory_limit,
             peak_memory_bytes: memory_bytes,
             pending: None,
+            wasi_wait: None,
         });
         Ok(slice)
     }
@@ -360,7 +486,7 @@ impl NativeInstance {
     ) -> Result<(Step, i64), Error> {
         match self.call.as_ref() {
             None => return Err(Self::no_call()),
-            Some(call) if call.pending.is_some() => {
+            Some(call) if call.pending.is_some() || call.wasi_wait.is_some() => {
                 return Err(Error::invalid_argument(
                     "a host call is already pending on this instance",
                 ));
@@ -421,6 +547,222 @@ impl NativeInstance {
             }),
             left,
         ))
+    }
+
+    /// The guest called WASI function number `func` (in the order of
+    /// [`NativeInstance::wasi_functions`]) with `args`; its global reads `fuel_left`. Runs the
+    /// interpreter's syscall code over `memory` (the guest's linear memory) with this instance's WASI state, and charges its
+    /// fuel as the interpreter does (`host_call_fuel` plus what it moved and walked; what the
+    /// budget cannot pay ends the call with `FUEL_EXHAUSTED`, nothing copied). WASI calls
+    /// are not host calls in the metrics, as in the interpreter.
+    ///
+    /// # Errors
+    ///
+    /// What ends the call: `OUTPUT_LIMIT`, `FUEL_EXHAUSTED`, `TIMEOUT` (at a wait),
+    /// `MEMORY_LIMIT` (the call's own limit), `HOST_ERROR` (arguments of the wrong types, an
+    /// unknown function: a broken engine); `INVALID_ARGUMENT` when no call runs, another host
+    /// or WASI call is pending, or the instance has no WASI (nothing changes then).
+    pub fn wasi_call(
+        &mut self,
+        func: usize,
+        args: &[Value],
+        memory: &mut [u8],
+        fuel_left: i64,
+    ) -> Result<NativeWasiStep, Error> {
+        self.wasi_call_in(func, args, WasiMemory::new(memory), fuel_left)
+    }
+
+    /// [`NativeInstance::wasi_call`] over either kind of guest memory (the binding's is the
+    /// guest's JS `WebAssembly.Memory`).
+    pub(crate) fn wasi_call_in(
+        &mut self,
+        func: usize,
+        args: &[Value],
+        mem: WasiMemory<'_>,
+        fuel_left: i64,
+    ) -> Result<NativeWasiStep, Error> {
+        match self.call.as_ref() {
+            None => return Err(Self::no_call()),
+            Some(call) if call.pending.is_some() || call.wasi_wait.is_some() => {
+                return Err(Error::invalid_argument(
+                    "a host or WASI call is already pending on this instance",
+                ));
+            }
+            Some(_) => {}
+        }
+        if self.wasi.is_none() {
+            return Err(Error::invalid_argument(
+                "this instance was not created with WASI",
+            ));
+        }
+        let Some(f) = self.wasi_funcs.get(func).copied() else {
+            return Err(self.end(
+                Error::new(
+                    ErrorCode::HostError,
+                    format!("internal: unknown WASI function {func}"),
+                ),
+                fuel_left,
+            ));
+        };
+        let signature = f.signature();
+        if let Err(e) = Signature::check(
+            &format!("arguments of {}.{}", wasi::WASI_MODULE, f.name),
+            &signature.params,
+            args,
+        ) {
+            let message = e.message().to_owned();
+            return Err(self.end(Error::new(ErrorCode::HostError, message), fuel_left));
+        }
+        self.observe_memory(mem.size_bytes(), fuel_left)?;
+        let host_call_fuel = self.limits.host_call_fuel;
+        let (Some(call), Some(wasi_ctx)) = (self.call.as_ref(), self.wasi.as_mut()) else {
+            return Err(Self::no_call());
+        };
+        let budget = call.budget;
+        let remaining = budget.saturating_sub(Self::consumed(call, fuel_left));
+        let params: Vec<wasmi::Val> = args.iter().map(|v| v.to_wasmi()).collect();
+        let mut cx = Cx {
+            mem,
+            wasi: wasi_ctx,
+            moved: 0,
+            work: 0,
+            base_fuel: host_call_fuel,
+            fuel_left: remaining,
+            fuel_budget: budget,
+            starved: false,
+        };
+        let (outcome, cost) = wasi::run(f, &mut cx, &params);
+        let left = fuel_left.saturating_sub(i64::try_from(cost).unwrap_or(i64::MAX));
+        match outcome {
+            Ok(()) => Ok(NativeWasiStep::Return {
+                errno: 0,
+                fuel: left,
+            }),
+            Err(Fail::Errno(errno)) => Ok(NativeWasiStep::Return {
+                errno: errno.raw(),
+                fuel: left,
+            }),
+            Err(Fail::Stop(stop)) => {
+                if let Some(status) = stop.i32_exit_status() {
+                    return Ok(NativeWasiStep::Exit(self.exited(status, left)));
+                }
+                if let Some(suspend) = stop.downcast_ref::<WasiSuspend>().copied() {
+                    self.check_deadline(left)?;
+                    let wait = match suspend {
+                        WasiSuspend::Sleep { duration_ns } => WasiWait::Sleep {
+                            duration_ns: self.clip_to_deadline(duration_ns),
+                        },
+                        WasiSuspend::ReadStdin { max_bytes } => WasiWait::ReadStdin { max_bytes },
+                    };
+                    if let Some(call) = self.call.as_mut() {
+                        call.wasi_wait = Some(wait);
+                    }
+                    return Ok(NativeWasiStep::Wait { wait, fuel: left });
+                }
+                let error = match stop.downcast_ref::<WasiStop>() {
+                    Some(WasiStop(e)) => e.clone(),
+                    None => Error::new(
+                        ErrorCode::HostError,
+                        format!("internal: WASI {} stopped the guest: {stop}", f.name),
+                    ),
+                };
+                Err(self.end(error, left))
+            }
+        }
+    }
+
+    /// Continues the WASI call that waits ([`NativeWasiStep::Wait`]): after a sleep, its
+    /// `poll_oneoff` returns (ready stdin is reported, else its earliest clock fires); after
+    /// an empty stdin, the read completes if stdin got data or ended
+    /// ([`NativeInstance::push_stdin`]), otherwise it waits again. As the interpreter's
+    /// `resume`.
+    ///
+    /// # Errors
+    ///
+    /// `TIMEOUT` (the deadline passed), `FUEL_EXHAUSTED` (the budget cannot pay what the
+    /// completion moved), `MEMORY_LIMIT` (each ends the call); `INVALID_ARGUMENT` when no
+    /// WASI call waits (nothing changes).
+    pub fn wasi_resume(
+        &mut self,
+        memory: &mut [u8],
+        fuel_left: i64,
+    ) -> Result<NativeWasiStep, Error> {
+        self.wasi_resume_in(WasiMemory::new(memory), fuel_left)
+    }
+
+    /// [`NativeInstance::wasi_resume`] over either kind of guest memory.
+    pub(crate) fn wasi_resume_in(
+        &mut self,
+        mem: WasiMemory<'_>,
+        fuel_left: i64,
+    ) -> Result<NativeWasiStep, Error> {
+        let Some(wait) = self.call.as_ref().and_then(|c| c.wasi_wait) else {
+            return Err(Error::invalid_argument(
+                "the running call is not waiting in a WASI call",
+            ));
+        };
+        self.check_deadline(fuel_left)?;
+        self.observe_memory(mem.size_bytes(), fuel_left)?;
+        let Some(wasi_ctx) = self.wasi.as_mut() else {
+            return Err(Self::no_call());
+        };
+        if matches!(wait, WasiWait::ReadStdin { .. }) && !wasi_ctx.stdin_ready() {
+            // Still nothing to read: keep waiting.
+            return Ok(NativeWasiStep::Wait {
+                wait,
+                fuel: fuel_left,
+            });
+        }
+        let (errno, moved) = wasi::complete(mem, wasi_ctx);
+        if let Some(call) = self.call.as_mut() {
+            call.wasi_wait = None;
+        }
+        let cost = wasi::fuel_cost(0, moved);
+        let Some(call) = self.call.as_ref() else {
+            return Err(Self::no_call());
+        };
+        if Self::consumed(call, fuel_left).saturating_add(cost) > call.budget {
+            let budget = call.budget;
+            return Err(self.end(
+                Error::new(
+                    ErrorCode::FuelExhausted,
+                    format!("fuel budget of {budget} exhausted"),
+                )
+                .with(|d| d.limit = Some(budget)),
+                fuel_left,
+            ));
+        }
+        let fuel = fuel_left.saturating_sub(i64::try_from(cost).unwrap_or(i64::MAX));
+        Ok(NativeWasiStep::Return { errno, fuel })
+    }
+
+    /// A sleep no longer than the time left before the deadline (plus the 1 ms the deadline
+    /// check needs to see it passed), as the interpreter's.
+    fn clip_to_deadline(&self, duration_ns: u64) -> u64 {
+        let Some(call) = self.call.as_ref() else {
+            return duration_ns;
+        };
+        let limit_ns = u128::from(call.timeout_ms.saturating_add(1)) * 1_000_000;
+        let left = limit_ns.saturating_sub(call.started.elapsed().as_nanos());
+        duration_ns.min(u64::try_from(left).unwrap_or(u64::MAX))
+    }
+
+    /// The guest exited (WASI `proc_exit`): a result, not an error (the instance stays
+    /// usable), as in the interpreter.
+    fn exited(&mut self, status: i32, fuel_left: i64) -> Step {
+        let metrics = self.metrics(fuel_left);
+        self.record_call("ok", &metrics, Some(&format!("exit:{status}")));
+        self.call = None;
+        if let Some(wasi) = self.wasi.as_mut() {
+            wasi.suspended = None;
+        }
+        Step::Finished(Outcome {
+            results: Vec::new(),
+            exit_code: Some(status),
+            metrics,
+            output: None,
+            go_result: None,
+        })
     }
 
     /// The result types the pending host call must be answered with.
@@ -496,6 +838,15 @@ impl NativeInstance {
         let Some(call) = self.call.as_ref() else {
             return Err(Self::no_call());
         };
+        if call.pending.is_some() || call.wasi_wait.is_some() {
+            return Err(self.end(
+                Error::new(
+                    ErrorCode::Trap,
+                    "call: the engine returned while a host or WASI call was pending",
+                ),
+                fuel_left,
+            ));
+        }
         if !Signature::matches(&call.result_types, &results) {
             return Err(self.end(
                 Error::new(
@@ -577,6 +928,9 @@ impl NativeInstance {
             );
         }
         self.call = None;
+        if let Some(wasi) = self.wasi.as_mut() {
+            wasi.suspended = None;
+        }
         self.poisoned = Some((error.code(), error.message().to_owned()));
         error.with(|d| d.metrics = Some(metrics))
     }

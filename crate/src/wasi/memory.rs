@@ -9,6 +9,17 @@
 //! went wrong on its stderr, which the caller keeps. It adds the fixed-width little-endian
 //! accessors and the iovec reader the syscalls need, with checked arithmetic on every guest
 //! offset.
+//!
+//! The same syscalls serve both tiers, over one of two backends:
+//! - the interpreter's: wasmi's memory lent as a `&mut [u8]` for the call, read in place
+//!   (a read borrows, nothing is copied);
+//! - the native tier's (feature `native-tier`, wasm32 only): the guest's JS
+//!   `WebAssembly.Memory`, whose bytes are not nestbox's own. Its `buffer` is taken once per
+//!   WASI call (the guest cannot grow its memory while a syscall runs; after a growth the old
+//!   buffer is detached, so a later call takes the new one), and exactly the ranges a syscall
+//!   reads or writes are copied, after the same bounds check.
+
+use std::borrow::Cow;
 
 use wasip1::{ERRNO_FAULT, ERRNO_ILSEQ, ERRNO_INVAL, ERRNO_NAMETOOLONG, Errno};
 
@@ -30,29 +41,60 @@ pub(crate) struct Iovec {
 
 /// A bounds-checked view of guest memory whose errors are `EFAULT`.
 pub(crate) struct WasiMemory<'a> {
-    inner: GuestMemory<'a>,
+    inner: Backend<'a>,
+}
+
+/// Where the guest's bytes are.
+enum Backend<'a> {
+    /// The interpreter's memory, lent for one host call.
+    Slice(GuestMemory<'a>),
+    /// The native tier's: a view of the guest's `WebAssembly.Memory` buffer.
+    #[cfg(all(feature = "native-tier", target_arch = "wasm32"))]
+    Js(JsMemory),
 }
 
 impl<'a> WasiMemory<'a> {
     pub(crate) fn new(data: &'a mut [u8]) -> Self {
         Self {
-            inner: GuestMemory::new(data),
+            inner: Backend::Slice(GuestMemory::new(data)),
         }
     }
 
-    /// The `len` bytes at `ptr`.
-    pub(crate) fn read(&self, ptr: u32, len: u32) -> Result<&[u8], Errno> {
-        self.inner.read(ptr, len).map_err(|_| ERRNO_FAULT)
+    /// The memory's size in bytes.
+    #[cfg_attr(not(feature = "native-tier"), allow(dead_code))]
+    pub(crate) fn size_bytes(&self) -> u64 {
+        match &self.inner {
+            Backend::Slice(m) => m.size_bytes() as u64,
+            #[cfg(all(feature = "native-tier", target_arch = "wasm32"))]
+            Backend::Js(m) => u64::from(m.len),
+        }
+    }
+
+    /// The `len` bytes at `ptr`: borrowed from the interpreter's memory, copied from a JS one.
+    pub(crate) fn read(&self, ptr: u32, len: u32) -> Result<Cow<'_, [u8]>, Errno> {
+        match &self.inner {
+            Backend::Slice(m) => m.read(ptr, len).map(Cow::Borrowed).map_err(|_| ERRNO_FAULT),
+            #[cfg(all(feature = "native-tier", target_arch = "wasm32"))]
+            Backend::Js(m) => m.read(ptr, len).map(Cow::Owned),
+        }
     }
 
     /// Copies `bytes` to `ptr`, all or nothing.
     pub(crate) fn write(&mut self, ptr: u32, bytes: &[u8]) -> Result<(), Errno> {
-        self.inner.write(ptr, bytes).map_err(|_| ERRNO_FAULT)
+        match &mut self.inner {
+            Backend::Slice(m) => m.write(ptr, bytes).map_err(|_| ERRNO_FAULT),
+            #[cfg(all(feature = "native-tier", target_arch = "wasm32"))]
+            Backend::Js(m) => m.write(ptr, bytes),
+        }
     }
 
     /// Checks that `len` bytes at `ptr` are inside memory, without touching them.
     pub(crate) fn check(&self, ptr: u32, len: u32) -> Result<(), Errno> {
-        self.read(ptr, len).map(|_| ())
+        let size = self.size_bytes();
+        match u64::from(ptr).checked_add(u64::from(len)) {
+            Some(end) if end <= size => Ok(()),
+            _ => Err(ERRNO_FAULT),
+        }
     }
 
     pub(crate) fn write_u32(&mut self, ptr: u32, value: u32) -> Result<(), Errno> {
@@ -72,7 +114,7 @@ impl<'a> WasiMemory<'a> {
         if bytes.contains(&0) {
             return Err(ERRNO_INVAL);
         }
-        core::str::from_utf8(bytes)
+        core::str::from_utf8(&bytes)
             .map(str::to_owned)
             .map_err(|_| ERRNO_ILSEQ)
     }
@@ -138,6 +180,64 @@ impl<'a> WasiMemory<'a> {
 /// The total length of an iovec list (fits in `u32`: checked when it was read).
 pub(crate) fn total_len(iovs: &[Iovec]) -> u32 {
     iovs.iter().fold(0u32, |acc, i| acc.saturating_add(i.len))
+}
+
+/// The native tier's guest memory: a `Uint8Array` over its `WebAssembly.Memory`'s buffer as
+/// it was when the WASI call began.
+#[cfg(all(feature = "native-tier", target_arch = "wasm32"))]
+pub(crate) struct JsMemory {
+    view: js_sys::Uint8Array,
+    /// The buffer's length (a memory of 4 GiB or more reads as 0 here: every access is
+    /// `EFAULT`, which fails closed; the native tier's limits keep memories far smaller).
+    len: u32,
+}
+
+#[cfg(all(feature = "native-tier", target_arch = "wasm32"))]
+impl WasiMemory<'static> {
+    /// A view of `memory` (`None`: a guest without an exported memory, where every pointer is
+    /// `EFAULT`, as in the interpreter).
+    pub(crate) fn js(memory: Option<&js_sys::WebAssembly::Memory>) -> Self {
+        let view = match memory {
+            Some(m) => js_sys::Uint8Array::new(&m.buffer()),
+            None => js_sys::Uint8Array::new_with_length(0),
+        };
+        let len = view.length();
+        Self {
+            inner: Backend::Js(JsMemory { view, len }),
+        }
+    }
+}
+
+#[cfg(all(feature = "native-tier", target_arch = "wasm32"))]
+impl JsMemory {
+    /// The view of `len` bytes at `ptr`, checked to lie in the buffer.
+    fn range(&self, ptr: u32, len: u32) -> Result<js_sys::Uint8Array, Errno> {
+        let end = ptr.checked_add(len).ok_or(ERRNO_FAULT)?;
+        if end > self.len {
+            return Err(ERRNO_FAULT);
+        }
+        let sub = self.view.subarray(ptr, end);
+        // A buffer detached under us (it cannot be: the guest is suspended in this call)
+        // would give a shorter view; `copy_to`/`copy_from` would panic, so it is EFAULT.
+        if sub.length() != len {
+            return Err(ERRNO_FAULT);
+        }
+        Ok(sub)
+    }
+
+    fn read(&self, ptr: u32, len: u32) -> Result<Vec<u8>, Errno> {
+        let sub = self.range(ptr, len)?;
+        let mut out = vec![0u8; len as usize];
+        sub.copy_to(&mut out);
+        Ok(out)
+    }
+
+    fn write(&mut self, ptr: u32, bytes: &[u8]) -> Result<(), Errno> {
+        let len = u32::try_from(bytes.len()).map_err(|_| ERRNO_FAULT)?;
+        let sub = self.range(ptr, len)?;
+        sub.copy_from(bytes);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -108,7 +108,8 @@ use crate::value::{Signature, Value, ValueType};
 use self::clock::Clock;
 use self::fd::FdTable;
 use self::fs::{Fs, NodeId};
-use self::memory::{Iovec, WasiMemory};
+use self::memory::Iovec;
+pub(crate) use self::memory::WasiMemory;
 use self::random::Rng;
 
 /// The import namespace of WASI preview1.
@@ -1037,16 +1038,7 @@ pub(crate) fn define<T: WasiView>(
                         fuel_budget: ledger.budget(),
                         starved: false,
                     };
-                    // Not even the call itself can be paid: nothing runs.
-                    let outcome = cx
-                        .reserve(0)
-                        .and_then(|()| (func.call)(&mut cx, &Args(params)));
-                    let cost = if cx.starved {
-                        // The call ends for want of fuel: all that is left is consumed.
-                        cx.fuel_left
-                    } else {
-                        cx.cost_with(0)
-                    };
+                    let (outcome, cost) = run(func, &mut cx, params);
                     (outcome, cost, cx.moved)
                 };
                 charge(&mut caller, cost)?;
@@ -1063,6 +1055,19 @@ pub(crate) fn define<T: WasiView>(
         )
         .map_err(|e| Error::invalid_argument(format!("cannot link {}: {e}", func.name)))?;
     Ok(())
+}
+
+/// Runs `func` with `params` in `cx` (both tiers call it): what it returns, and what it costs.
+pub(crate) fn run(func: &WasiFunc, cx: &mut Cx<'_>, params: &[wasmi::Val]) -> (SysResult, u64) {
+    // Not even the call itself can be paid: nothing runs.
+    let outcome = cx.reserve(0).and_then(|()| (func.call)(cx, &Args(params)));
+    let cost = if cx.starved {
+        // The call ends for want of fuel: all that is left is consumed.
+        cx.fuel_left
+    } else {
+        cx.cost_with(0)
+    };
+    (outcome, cost)
 }
 
 /// Records the span of one WASI call. A call that suspends the guest (a sleep, a read of an
@@ -1138,14 +1143,14 @@ fn charge<T: WasiView>(caller: &mut Caller<'_, T>, cost: u64) -> Result<(), wasm
 /// Finishes the suspended call after the caller resumed it (after [`WasiSuspend::Sleep`],
 /// or after stdin got data or closed): writes its results to guest memory and returns the
 /// errno the guest gets, and the bytes moved.
-pub(crate) fn complete(data: &mut [u8], wasi: &mut WasiCtx) -> (u16, u64) {
+pub(crate) fn complete(mem: WasiMemory<'_>, wasi: &mut WasiCtx) -> (u16, u64) {
     let Some(suspended) = wasi.suspended.take() else {
         return (wasip1::ERRNO_INTR.raw(), 0);
     };
     // The instance charges what this moved after it returns (`FUEL_EXHAUSTED` if the budget
     // cannot pay); what it moves is bounded by the guest's request and the bytes buffered.
     let mut cx = Cx {
-        mem: WasiMemory::new(data),
+        mem,
         wasi,
         moved: 0,
         work: 0,
