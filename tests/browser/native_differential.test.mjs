@@ -61,17 +61,6 @@ const KNOWN_DIFFERENCES = {
     interpreter: { error: { code: 'FUEL_EXHAUSTED', metrics: { hostCalls: 0, denials: 0, peakMemoryBytes: 0 } } },
     native: { error: { code: 'FUEL_EXHAUSTED', limit: '100000' } },
   },
-  'tenant_memory/grow(-1): 2^32-1 pages, a new instance': {
-    why: 'memory.grow of 2^32-1 pages: the interpreter answers -1; the native tier charges 1,024 fuel per page asked for before the engine refuses the growth, 4.4e12 fuel, past any budget',
-    interpreter: { results: ['-1'], metrics: { hostCalls: 0, denials: 0, peakMemoryBytes: 131072 } },
-    native: {
-      error: {
-        code: 'FUEL_EXHAUSTED',
-        limit: '10000000000',
-        metrics: { hostCalls: 0, denials: 0, peakMemoryBytes: 131072 },
-      },
-    },
-  },
 };
 
 let browser;
