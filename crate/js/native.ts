@@ -139,10 +139,7 @@ class NativeStop {
 /** How a trap of the engine maps to the interpreter's codes (V8's and SpiderMonkey's messages). */
 const TRAPS: readonly [RegExp, string][] = [
   [/unreachable/i, 'unreachable'],
-  [
-    /table index is out of bounds|table (access )?out of bounds|element segment|index out of bounds.*table/i,
-    'table_out_of_bounds',
-  ],
+  [/table index (is )?out of bounds|table (access )?out of bounds|element segment/i, 'table_out_of_bounds'],
   [/memory access out of bounds|out of bounds memory|data segment|index out of bounds/i, 'memory_out_of_bounds'],
   [/divide by zero|remainder by zero|division by zero/i, 'integer_division_by_zero'],
   [/divide result unrepresentable|integer overflow/i, 'integer_overflow'],
@@ -153,16 +150,22 @@ const TRAPS: readonly [RegExp, string][] = [
 
 /**
  * The code, message and trap code a failure of the engine ends a call with: a
- * `WebAssembly.RuntimeError` is `TRAP` with the interpreter's trap code (as its message says;
- * V8 reports a null `call_indirect` entry and a signature mismatch alike, as
- * `indirect_call_to_null`), the engine's own stack limit (`RangeError`) `STACK_OVERFLOW`;
- * anything else `TRAP` without a trap code.
+ * `WebAssembly.RuntimeError` is `TRAP` with the interpreter's trap code as its message says
+ * (where the engine's message cannot tell them apart — SpiderMonkey's "index out of bounds"
+ * for a `call_indirect` past the table's end as for a memory access — `memory_out_of_bounds`;
+ * older V8 said "null function or function signature mismatch" for both of those, read as
+ * `indirect_call_to_null`), the engine's own stack
+ * limit `STACK_OVERFLOW`; anything else `TRAP` without a trap code.
  */
 export function engineFailure(
   thrown: unknown,
   context = 'call',
 ): { code: 'TRAP' | 'STACK_OVERFLOW'; message: string; trapCode: string | undefined } {
-  if (thrown instanceof RangeError && /call stack/i.test(thrown.message)) {
+  // V8: RangeError "Maximum call stack size exceeded"; SpiderMonkey: InternalError "too much recursion".
+  const overflow =
+    (thrown instanceof RangeError && /call stack/i.test(thrown.message)) ||
+    (thrown instanceof Error && thrown.name === 'InternalError' && /too much recursion/i.test(thrown.message));
+  if (overflow) {
     return {
       code: 'STACK_OVERFLOW',
       message: `${context}: call stack exhausted (recursion deeper than the engine's stack)`,
