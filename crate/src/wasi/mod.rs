@@ -729,6 +729,7 @@ pub(crate) struct WasiFunc {
 
 impl WasiFunc {
     /// Its parameter types (no allocation: the native tier checks them at every call).
+    #[cfg(feature = "native-tier")]
     pub(crate) fn params(&self) -> &'static [ValueType] {
         self.params
     }
