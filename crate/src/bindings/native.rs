@@ -282,7 +282,7 @@ impl Core {
             let params = instance
                 .wasi_params(func)
                 .ok_or_else(|| Error::invalid_argument(format!("unknown WASI function {func}")))?;
-            let values = wasi_args_from_js(&params, &args)?;
+            let values = wasi_args_from_js(params, &args)?;
             let step =
                 instance.wasi_call_in(func, &values, WasiMemory::js(memory.as_ref()), fuel_left)?;
             wasi_step_to_js(step, &global)

@@ -204,8 +204,8 @@ impl NativeInstance {
     }
 
     /// The parameter types of WASI function number `func`.
-    pub fn wasi_params(&self, func: usize) -> Option<Vec<ValueType>> {
-        self.wasi_funcs.get(func).map(|f| f.signature().params)
+    pub fn wasi_params(&self, func: usize) -> Option<&'static [ValueType]> {
+        self.wasi_funcs.get(func).map(|f| f.params())
     }
 
     /// Whether the instance was made with WASI.
@@ -604,13 +604,16 @@ impl NativeInstance {
                 fuel_left,
             ));
         };
-        let signature = f.signature();
-        if let Err(e) = Signature::check(
-            &format!("arguments of {}.{}", wasi::WASI_MODULE, f.name),
-            &signature.params,
-            args,
-        ) {
-            let message = e.message().to_owned();
+        if !Signature::matches(f.params(), args) {
+            // The message is built only for a broken engine, not on every call.
+            let message = match Signature::check(
+                &format!("arguments of {}.{}", wasi::WASI_MODULE, f.name),
+                f.params(),
+                args,
+            ) {
+                Err(e) => e.message().to_owned(),
+                Ok(()) => "arguments do not match".to_owned(),
+            };
             return Err(self.end(Error::new(ErrorCode::HostError, message), fuel_left));
         }
         self.observe_memory(mem.size_bytes(), fuel_left)?;

@@ -254,6 +254,24 @@ mod tests {
     }
 
     #[test]
+    fn the_interpreters_memory_is_read_in_place_and_checked_without_a_copy() {
+        let mut buf = b"0123456789".to_vec();
+        let mut m = WasiMemory::new(&mut buf);
+        assert_eq!(m.size_bytes(), 10);
+        assert!(matches!(m.read(2, 3), Ok(Cow::Borrowed(b"234"))));
+        assert_eq!(m.check(0, 10), Ok(()));
+        assert_eq!(m.check(10, 0), Ok(()));
+        assert_eq!(m.check(10, 1), Err(ERRNO_FAULT));
+        assert_eq!(m.check(u32::MAX, u32::MAX), Err(ERRNO_FAULT));
+        assert_eq!(m.write(8, b"abc"), Err(ERRNO_FAULT));
+        m.write(7, b"abc").expect("fits exactly");
+        assert_eq!(m.read(0, 10).as_deref(), Ok(&b"0123456abc"[..]));
+        let empty = WasiMemory::new(&mut []);
+        assert_eq!(empty.read(0, 0).as_deref(), Ok(&b""[..]));
+        assert_eq!(empty.check(0, 1), Err(ERRNO_FAULT));
+    }
+
+    #[test]
     fn iovec_totals_must_not_overflow() {
         let mut buf = vec![0u8; 64];
         // Two iovecs of len 0x8000_0000 each: their sum overflows u32.

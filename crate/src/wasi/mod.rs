@@ -728,6 +728,12 @@ pub(crate) struct WasiFunc {
 }
 
 impl WasiFunc {
+    /// Its parameter types (no allocation: the native tier checks them at every call).
+    #[cfg(feature = "native-tier")]
+    pub(crate) fn params(&self) -> &'static [ValueType] {
+        self.params
+    }
+
     /// The type a guest must import it with.
     pub(crate) fn signature(&self) -> Signature {
         Signature::new(self.params.iter().copied(), self.results.iter().copied())

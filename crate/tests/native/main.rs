@@ -12,3 +12,4 @@ mod overhead;
 mod refusals;
 mod results;
 mod stack;
+mod wasi;
