@@ -28,8 +28,13 @@ const TABLE: u64 = 10_000;
 const DEPTH: u32 = 500;
 const MAX_CALLS: usize = 8;
 
-/// Runs one native-tier case. `Err` is a bug of the pass, described.
+/// Runs one native-tier case (on its own thread: [`crate::CASE_STACK_BYTES`]). `Err` is a bug
+/// of the pass, described.
 pub fn run_native_case(data: &[u8]) -> Result<Labels, String> {
+    crate::on_case_stack(|| native_case(data))
+}
+
+fn native_case(data: &[u8]) -> Result<Labels, String> {
     let mut labels = Labels::new();
     let mut u = Unstructured::new(data);
     let generated = catch_unwind(AssertUnwindSafe(|| module(&mut u)));
