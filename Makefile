@@ -62,11 +62,11 @@ build:
 # ones against wasmi alone. A bounded run here (seeded, so the same cases every time); `make fuzz`
 # runs longer from a random start. Failing cases land in fuzz/regressions/ (replayed by the tests).
 fuzz-smoke:
-	$(CARGO) run --release -q -p nestbox-fuzz -- --seconds 60
-	$(CARGO) run --release -q -p nestbox-fuzz -- --native --seconds 20
+	$(CARGO) run --profile fuzz -q -p nestbox-fuzz -- --seconds 60
+	$(CARGO) run --profile fuzz -q -p nestbox-fuzz -- --native --seconds 20
 
 fuzz:
-	$(CARGO) run --release -q -p nestbox-fuzz -- --seconds $${FUZZ_SECONDS:-1800} --seed $$RANDOM$$RANDOM
+	$(CARGO) run --profile fuzz -q -p nestbox-fuzz -- --seconds $${FUZZ_SECONDS:-1800} --seed $$RANDOM$$RANDOM
 
 # In plain Node (no browser): the TypeScript constants against the core's coreConstants(), the
 # page's SHA-256 and HTTP URL checks, the extism-pdk plugin under Extism's own JS runtime

@@ -75,17 +75,52 @@ pub type Labels = Vec<String>;
 /// Runs one case. `Err` is a bug: a panic, an unexpected code, a broken invariant or a
 /// difference from wasmi, described.
 pub fn run_case(data: &[u8]) -> Result<Labels, String> {
-    match catch_unwind(AssertUnwindSafe(|| Case::new(data).run())) {
-        Ok(result) => result,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_else(|| "?".to_owned());
-            Err(format!("panic: {message}"))
-        }
-    }
+    on_case_stack(
+        || match catch_unwind(AssertUnwindSafe(|| Case::new(data).run())) {
+            Ok(result) => result,
+            Err(panic) => Err(format!("panic: {}", panic_message(&*panic))),
+        },
+    )
+}
+
+/// The host stack every case runs on (a thread of its own): 512 MiB, reserved, not committed
+/// (the pages a case touches are).
+///
+/// wasmi's native dispatch is a chain of handler calls that LLVM turns into jumps, except in
+/// the `memory.grow` and `table.grow` handlers with a non-constant operand (wasmi PR #1946
+/// left them: they need the unstable `become`). Each such grow executed keeps a host frame of
+/// about 100–160 bytes until the root call returns, so a loop of grows uses host stack in
+/// proportion to the fuel it runs on: measured, 1,000,000 fuel of `memory.grow (local.get 0)`
+/// needs 64–128 MiB. A native case runs at most about 2,000,000 fuel in one root call (the
+/// start fuel left over plus a call's budget), an interpreter case at most 1,048,576 (a slice,
+/// or a differential call), so 512 MiB covers both with room. Not covered: an interpreter
+/// case's start function, which runs its whole budget (up to 2^25 fuel) in one go. A case that
+/// overflows aborts the process; `main` keeps it as `regressions/crash-….bin` on the next run.
+pub const CASE_STACK_BYTES: usize = 512 << 20;
+
+/// Runs `f` on a thread with [`CASE_STACK_BYTES`] of stack. A panic on it (in a build that
+/// unwinds) is returned as a bug, as is failing to start the thread (the case did not run).
+pub(crate) fn on_case_stack(
+    f: impl FnOnce() -> Result<Labels, String> + Send,
+) -> Result<Labels, String> {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("fuzz-case".to_owned())
+            .stack_size(CASE_STACK_BYTES)
+            .spawn_scoped(scope, f)
+            .map_err(|e| format!("cannot start the case's thread: {e}"))?;
+        thread
+            .join()
+            .unwrap_or_else(|panic| Err(format!("panic: {}", panic_message(&*panic))))
+    })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// Where failing cases are kept (and replayed from by `tests/regressions.rs`).

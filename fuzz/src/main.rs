@@ -78,6 +78,15 @@ fn main() -> ExitCode {
         }
         let _ = std::fs::remove_file(&current);
     }
+    // One line per panic (a caught one is a case's outcome, not the run's end).
+    std::panic::set_hook(Box::new(|info| eprintln!("nestbox-fuzz: {info}")));
+    if cfg!(panic = "abort") {
+        eprintln!(
+            "nestbox-fuzz: this build aborts on a panic, so a panic inside wasmi ends the run \
+             (the case is kept as regressions/crash-….bin next time); build with \
+             `--profile fuzz` to catch it and go on"
+        );
+    }
     let deadline = seconds.map(|s| Instant::now() + Duration::from_secs(s));
     let started = Instant::now();
     let mut tally = Tally::default();

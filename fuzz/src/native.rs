@@ -28,8 +28,13 @@ const TABLE: u64 = 10_000;
 const DEPTH: u32 = 500;
 const MAX_CALLS: usize = 8;
 
-/// Runs one native-tier case. `Err` is a bug of the pass, described.
+/// Runs one native-tier case (on its own thread: [`crate::CASE_STACK_BYTES`]). `Err` is a bug
+/// of the pass, described.
 pub fn run_native_case(data: &[u8]) -> Result<Labels, String> {
+    crate::on_case_stack(|| native_case(data))
+}
+
+fn native_case(data: &[u8]) -> Result<Labels, String> {
     let mut labels = Labels::new();
     let mut u = Unstructured::new(data);
     let generated = catch_unwind(AssertUnwindSafe(|| module(&mut u)));
@@ -53,7 +58,12 @@ pub fn run_native_case(data: &[u8]) -> Result<Labels, String> {
         return Ok(labels);
     }
     let instrumented = match catch_unwind(|| native::instrument(&bytes, &config)) {
-        Err(_) => return Err("native::instrument panicked".to_owned()),
+        Err(panic) => {
+            return Err(format!(
+                "native::instrument panicked: {}",
+                crate::panic_message(&*panic)
+            ));
+        }
         Ok(Err(e)) if matches!(e.code(), ErrorCode::MemoryLimit | ErrorCode::TableLimit) => {
             labels.push(format!("instrument:{}", e.code()));
             return Ok(labels);
@@ -66,16 +76,44 @@ pub fn run_native_case(data: &[u8]) -> Result<Labels, String> {
         return Err(format!("the instrumented module does not validate: {e}"));
     }
     let seed = u.arbitrary::<u64>().unwrap_or(0);
-    // wasmi's translator has open bugs of its own (SECURITY.md): a panic inside wasmi, on
-    // either side, is not the pass's.
     let compared = catch_unwind(AssertUnwindSafe(|| {
         compare(&bytes, &instrumented.bytes, seed, &mut labels)
     }));
     match compared {
         Ok(result) => result?,
-        Err(_) => labels.push("run:wasmi-panicked".to_owned()),
+        Err(panic) => {
+            // wasmi's translator has open bugs of its own (SECURITY.md: `unreachable!()` for
+            // some integer stores), reached lazily at a function's first call. Which module
+            // makes it panic is found by translating each one eagerly: the original (wasmi's
+            // bug, nothing to compare), only the instrumented one (wasmi's bug too — the
+            // output validates — but one the pass's output reaches: labelled on its own), or
+            // neither, when the panic came from running and is reported.
+            let message = crate::panic_message(&*panic);
+            match (
+                translates(original_engine(), &bytes),
+                translates(instrumented_engine(), &instrumented.bytes),
+            ) {
+                (false, _) => labels.push("run:wasmi-translator-panicked".to_owned()),
+                (true, false) => {
+                    labels.push("run:wasmi-translator-panicked-instrumented-only".to_owned())
+                }
+                (true, true) => return Err(format!("panic while comparing: {message}")),
+            }
+        }
     }
     Ok(labels)
+}
+
+/// Whether wasmi translates every function of `bytes` without panicking (eagerly, with
+/// `engine`'s other settings).
+fn translates(engine: wasmi::Engine, bytes: &[u8]) -> bool {
+    let mut config = engine.config().clone();
+    config.compilation_mode(wasmi::CompilationMode::Eager);
+    let engine = wasmi::Engine::new(&config);
+    catch_unwind(AssertUnwindSafe(|| {
+        wasmi::Module::new(&engine, bytes).is_ok()
+    }))
+    .is_ok()
 }
 
 /// A pure module (no imports): its exports are what get compared.

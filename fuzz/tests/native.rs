@@ -42,6 +42,33 @@ fn every_native_regression_replays_clean() {
     }
 }
 
+/// The saved native cases that stop at a wasmi bug still stop there, as labelled: when one
+/// does not, wasmi is fixed and the case compares again (then drop it from this list).
+#[test]
+fn native_cases_at_wasmi_bugs_still_end_there() {
+    let cases = [
+        // wasmi 2.0.0's translator: `unreachable!()` for an i32 store whose pointer and value
+        // are the same register (`local.tee 0 local.get 0 i32.store`), in the original module,
+        // at its first call (SECURITY.md, "Fuzzing"; `regressions/open/` for the interpreter).
+        (
+            "wasmi-store-rr-unreachable-seed-48557.bin",
+            "run:wasmi-translator-panicked",
+        ),
+        // wasmi's native dispatch keeps a host frame per `table.grow` with a register delta
+        // (wasmi PR #1946): a start function's `return_call` loop through one overflowed the
+        // main thread's 8 MiB; on the case's own stack it runs out of fuel in both tiers.
+        ("seed-46984.bin", "instantiate:limit"),
+    ];
+    for (file, label) in cases {
+        let bytes = std::fs::read(regressions_dir().join("native").join(file)).expect("read");
+        let labels = run_native_case(&bytes).unwrap_or_else(|bug| panic!("{file}: {bug}"));
+        assert!(
+            labels.iter().any(|l| l == label),
+            "{file}: now {labels:?}, not {label}"
+        );
+    }
+}
+
 /// wasmi 2.0.0 bug (open): after an `if`, `select(1, x, x == 0)` with `x = 0` gives 0, not 1,
 /// so a guarded division traps. Not the pass's (the module here is not instrumented); the
 /// native fuzz cases hit it because wasm-smith guards divisions that way and the pass adds
