@@ -175,33 +175,13 @@ function runWasi(spec, tier) {
   return browser.page.evaluate(
     async ({ spec, tier }) => {
       const { nb } = window;
-      const b64 = (s) => Uint8Array.from(atob(s), (ch) => ch.charCodeAt(0));
       const text = (bytes) => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
       window.diffSandboxes ??= {};
       window.diffSandboxes[tier] ??= await nb.createSandbox(tier === 'native' ? { engine: 'native' } : {});
       const sb = window.diffSandboxes[tier];
       const mod = await sb.load(spec.url, { integrity: spec.integrity });
-      let stdin;
-      if (spec.stdin?.url) stdin = new Uint8Array(await (await fetch(spec.stdin.url)).arrayBuffer());
-      else if (spec.stdin?.text !== undefined) stdin = spec.stdin.text;
-      const preopens = spec.preopens.map((p) => ({
-        ...p,
-        files: Object.fromEntries(Object.entries(p.files).map(([k, v]) => [k, v === null ? null : b64(v)])),
-      }));
-      const options = {
-        args: spec.args,
-        env: spec.env,
-        preopens,
-        stdin,
-        limits: spec.limits,
-        timeoutMs: spec.timeoutMs,
-      };
-      if (spec.deterministic) {
-        options.deterministic = {
-          seed: BigInt(spec.deterministic.seed),
-          startTimeNs: BigInt(spec.deterministic.startTimeNs),
-        };
-      }
+      const { wasiOptions } = await import('/tests/wasi-options.js');
+      const options = await wasiOptions(spec);
       const t0 = performance.now();
       try {
         const r = await sb.runWasi(mod, options);

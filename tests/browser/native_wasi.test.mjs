@@ -10,18 +10,12 @@
 // cancel or a deadline during a sleep ends it.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import wabtInit from 'wabt';
 import { BROWSER, openBrowser } from './harness.mjs';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
-const wasiDir = join(root, 'tests', 'wasi');
-const manifest = JSON.parse(readFileSync(join(wasiDir, 'programs.json'), 'utf8'));
-const guestsDir = process.env.WASI_GUESTS_DIR ?? join(root, manifest.guests_dir);
+import { check, firstMismatch, guest, guestsDir, manifest, specOf, wasiDir } from './wasi-cases.mjs';
 
 /** Hostile WASI guests, as WAT. Each writes what it found to stdout, or exits with it. */
 const GUESTS = {
@@ -180,80 +174,12 @@ function needsJspi(t) {
   return true;
 }
 
-// ---- the manifest, as the page needs it (as wasi.test.mjs) ----
-
-function guest(lang, program) {
-  const file = join(guestsDir, lang, `${program}.wasm`);
-  assert.ok(existsSync(file), `${file} is missing: run \`make guests\` (or set WASI_GUESTS_DIR)`);
-  const integrity = `sha256-${createHash('sha256').update(readFileSync(file)).digest('base64')}`;
-  return { url: `/guests/${lang}/${program}.wasm`, integrity };
-}
-
-function treeOf(dir, prefix = '', out = {}) {
-  for (const name of readdirSync(dir).sort()) {
-    const path = join(dir, name);
-    const rel = `${prefix}${name}`;
-    if (statSync(path).isDirectory()) {
-      out[rel] = null;
-      treeOf(path, `${rel}/`, out);
-    } else {
-      out[rel] = readFileSync(path).toString('base64');
-    }
-  }
-  return out;
-}
-
-const camel = (s) => s.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
-
-function specOf(c) {
-  let stdin = null;
-  if (c.stdin?.file) stdin = { url: `/wasi/${c.stdin.file}` };
-  else if (c.stdin?.text !== undefined) stdin = { text: c.stdin.text };
-  else if (c.stdin?.repeat !== undefined) stdin = { text: c.stdin.repeat.repeat(c.stdin.times) };
-  return {
-    args: [c.argv0, ...c.args],
-    env: c.env,
-    stdin,
-    preopens: c.preopens.map((p) => ({
-      guestPath: p.guest,
-      readOnly: p.readonly,
-      files: p.fixture ? treeOf(join(wasiDir, p.fixture)) : {},
-    })),
-    limits: Object.fromEntries(Object.entries(c.limits ?? {}).map(([k, v]) => [camel(k), v])),
-    deterministic: c.deterministic && {
-      seed: String(c.deterministic.seed),
-      startTimeNs: String(c.deterministic.start_time_ns),
-    },
-    timeoutMs: c.timeout_ms ?? 30_000,
-  };
-}
-
 /** The case run on both engines: `{interpreter, native}`. */
 function runBoth(source, spec) {
   return browser.page.evaluate(
     async ({ source, spec }) => {
-      const b64 = (s) => Uint8Array.from(atob(s), (ch) => ch.charCodeAt(0));
-      let stdin;
-      if (spec.stdin?.url) stdin = new Uint8Array(await (await fetch(spec.stdin.url)).arrayBuffer());
-      else if (spec.stdin?.text !== undefined) stdin = spec.stdin.text;
-      const preopens = spec.preopens.map((p) => ({
-        ...p,
-        files: Object.fromEntries(Object.entries(p.files).map(([k, v]) => [k, v === null ? null : b64(v)])),
-      }));
-      const options = {
-        args: spec.args,
-        env: spec.env,
-        preopens,
-        stdin,
-        limits: spec.limits,
-        timeoutMs: spec.timeoutMs,
-      };
-      if (spec.deterministic) {
-        options.deterministic = {
-          seed: BigInt(spec.deterministic.seed),
-          startTimeNs: BigInt(spec.deterministic.startTimeNs),
-        };
-      }
+      const { wasiOptions } = await import('/tests/wasi-options.js');
+      const options = await wasiOptions(spec);
       return {
         interpreter: await window.runOn('interpreter', source, options),
         native: await window.runOn('native', source, options),
@@ -263,73 +189,8 @@ function runBoth(source, spec) {
   );
 }
 
-// ---- expected output: the rules of tests/wasi/README.md (as wasi.test.mjs) ----
-
-function lineRegex(line) {
-  const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  let src = '';
-  let last = 0;
-  for (const m of line.matchAll(/\{([^{}]*)\}/g)) {
-    src += escape(line.slice(last, m.index));
-    const p = m[1];
-    if (p === 'int') src += '-?[0-9]+';
-    else if (p === 'hex') src += '[0-9a-f]+';
-    else if (p === '*') src += '.*';
-    else if (p.includes('|')) src += `(?:${p.split('|').map(escape).join('|')})`;
-    else src += escape(m[0]);
-    last = m.index + m[0].length;
-  }
-  return new RegExp(`^${src}${escape(line.slice(last))}$`, 's');
-}
-
-function firstMismatch(expected, actual) {
-  const want = expected.split('\n');
-  const got = (actual ?? '').split('\n');
-  for (let i = 0; i < Math.max(want.length, got.length); i++) {
-    if (want[i] === undefined || got[i] === undefined || !lineRegex(want[i]).test(got[i])) {
-      return `line ${i + 1}: got ${JSON.stringify(got[i] ?? '<end>')}, expected ${JSON.stringify(want[i] ?? '<end>')}`;
-    }
-  }
-  return null;
-}
-
-function generatedLines(lines) {
-  let out = '';
-  for (let i = 0; i < lines; i++) out += `${String(i).padStart(63, '0')}\n`;
-  return out;
-}
-
 /** Whether an expected file has placeholders (then two runs may differ in them). */
 const exact = (file) => file !== undefined && !readFileSync(join(wasiDir, file), 'utf8').includes('{');
-
-function check(c, lang, run, what) {
-  const e = c.expect;
-  if (e.error) {
-    assert.equal(run.error, e.error, `${what}: expected ${e.error}, got ${JSON.stringify(run).slice(0, 300)}`);
-  } else {
-    assert.equal(run.error, undefined, `${what}: ${run.error}: ${run.message}`);
-    assert.equal(run.exitCode, e.exit_code, what);
-  }
-  const stdoutFile = e.stdout_by_language?.[lang] ?? e.stdout;
-  if (stdoutFile) {
-    const diff = firstMismatch(readFileSync(join(wasiDir, stdoutFile), 'utf8'), run.stdout);
-    assert.equal(diff, null, `${what}: stdout ${diff}`);
-  }
-  if (e.stderr) {
-    const diff = firstMismatch(readFileSync(join(wasiDir, e.stderr), 'utf8'), run.stderr);
-    assert.equal(diff, null, `${what}: stderr ${diff}`);
-  }
-  if (e.stdout_generated) {
-    const g = e.stdout_generated;
-    const full = generatedLines(g.lines_of_64_bytes);
-    if (g.cut_at_most_bytes !== undefined) {
-      assert.ok(run.stdout.length <= g.cut_at_most_bytes, `${what}: stdout ${run.stdout.length} bytes`);
-      assert.ok(full.startsWith(run.stdout), `${what}: stdout is a prefix of the generated lines`);
-    } else {
-      assert.equal(run.stdout, full, what);
-    }
-  }
-}
 
 const timings = [];
 
@@ -337,7 +198,7 @@ for (const c of manifest.cases) {
   for (const lang of c.languages) {
     test(`${c.name}/${lang}: native as the interpreter (programs.json)`, async (t) => {
       if (needsJspi(t)) return;
-      const { interpreter, native } = await runBoth(guest(lang, c.program), specOf(c));
+      const { interpreter, native } = await runBoth(guest(lang, c.program), specOf(c, lang));
       assert.equal(native.engine, 'native');
       assert.equal(interpreter.engine, 'interpreter');
       check(c, lang, interpreter, 'interpreter');

@@ -1,7 +1,8 @@
 // The WASI cases of tests/wasi/programs.json as the browser tests need them: where the built
 // guests are, each case as a spec the page can run (`specOf`), and the expected-output rules
-// of tests/wasi/README.md (`check`, `firstMismatch`). Used by wasi.test.mjs and
-// native_differential.test.mjs.
+// of tests/wasi/README.md (`check`, `firstMismatch`). Used by wasi.test.mjs,
+// native_wasi.test.mjs and native_differential.test.mjs. `$WASI_GUESTS_DIR` overrides where the
+// built guests are (the manifest's guests_dir).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -12,14 +13,14 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 export const wasiDir = join(root, 'tests', 'wasi');
 export const manifest = JSON.parse(readFileSync(join(wasiDir, 'programs.json'), 'utf8'));
-export const guestsDir = join(root, manifest.guests_dir);
+export const guestsDir = process.env.WASI_GUESTS_DIR ?? join(root, manifest.guests_dir);
 
 // ---- the manifest, as the page needs it ----
 
 /** `{url, integrity}` of a built guest; fails the test when it was not built. */
 export function guest(lang, program) {
   const file = join(guestsDir, lang, `${program}.wasm`);
-  assert.ok(existsSync(file), `${file} is missing: run \`make guests\``);
+  assert.ok(existsSync(file), `${file} is missing: run \`make guests\` (or set WASI_GUESTS_DIR)`);
   const integrity = `sha256-${createHash('sha256').update(readFileSync(file)).digest('base64')}`;
   return { url: `/guests/${lang}/${program}.wasm`, integrity };
 }
@@ -91,7 +92,7 @@ function lineRegex(line) {
 /** Null when `actual` matches the expected file's text, else where the first line differs. */
 export function firstMismatch(expected, actual) {
   const want = expected.split('\n');
-  const got = actual.split('\n');
+  const got = (actual ?? '').split('\n');
   for (let i = 0; i < Math.max(want.length, got.length); i++) {
     if (want[i] === undefined || got[i] === undefined || !lineRegex(want[i]).test(got[i])) {
       return `line ${i + 1}: got ${JSON.stringify(got[i] ?? '<end>')}, expected ${JSON.stringify(want[i] ?? '<end>')}`;
@@ -107,31 +108,33 @@ export function generatedLines(lines) {
   return out;
 }
 
-export function check(c, lang, run) {
+/** Asserts `run` is what case `c` expects in `lang`; `what` (e.g. the engine) prefixes each message. */
+export function check(c, lang, run, what = '') {
+  const at = what ? `${what}: ` : '';
   const e = c.expect;
   if (e.error) {
-    assert.equal(run.error, e.error, `expected ${e.error}, got ${JSON.stringify(run).slice(0, 300)}`);
+    assert.equal(run.error, e.error, `${at}expected ${e.error}, got ${JSON.stringify(run).slice(0, 300)}`);
   } else {
-    assert.equal(run.error, undefined, `${run.error}: ${run.message}`);
-    assert.equal(run.exitCode, e.exit_code);
+    assert.equal(run.error, undefined, `${at}${run.error}: ${run.message}`);
+    assert.equal(run.exitCode, e.exit_code, `${at}exit code`);
   }
   const stdoutFile = e.stdout_by_language?.[lang] ?? e.stdout;
   if (stdoutFile) {
     const diff = firstMismatch(readFileSync(join(wasiDir, stdoutFile), 'utf8'), run.stdout);
-    assert.equal(diff, null, `stdout ${diff}`);
+    assert.equal(diff, null, `${at}stdout ${diff}`);
   }
   if (e.stderr) {
     const diff = firstMismatch(readFileSync(join(wasiDir, e.stderr), 'utf8'), run.stderr);
-    assert.equal(diff, null, `stderr ${diff}`);
+    assert.equal(diff, null, `${at}stderr ${diff}`);
   }
   if (e.stdout_generated) {
     const g = e.stdout_generated;
     const full = generatedLines(g.lines_of_64_bytes);
     if (g.cut_at_most_bytes !== undefined) {
-      assert.ok(run.stdout.length <= g.cut_at_most_bytes, `stdout ${run.stdout.length} bytes`);
-      assert.ok(full.startsWith(run.stdout), 'stdout is a prefix of the generated lines');
+      assert.ok(run.stdout.length <= g.cut_at_most_bytes, `${at}stdout ${run.stdout.length} bytes`);
+      assert.ok(full.startsWith(run.stdout), `${at}stdout is a prefix of the generated lines`);
     } else {
-      assert.equal(run.stdout, full);
+      assert.equal(run.stdout, full, `${at}generated stdout`);
     }
   }
 }
