@@ -451,15 +451,7 @@ impl NativeInstance {
             return Ok(u64::try_from(fuel_left).unwrap_or(0));
         }
         if remaining == 0 {
-            let budget = call.budget;
-            return Err(self.end(
-                Error::new(
-                    ErrorCode::FuelExhausted,
-                    format!("fuel budget of {budget} exhausted"),
-                )
-                .with(|d| d.limit = Some(budget)),
-                fuel_left,
-            ));
+            return Err(self.fuel_exhausted(fuel_left));
         }
         let refill = slice.min(remaining);
         call.given = consumed + refill;
@@ -519,15 +511,7 @@ impl NativeInstance {
         call.host_calls += 1;
         let consumed = Self::consumed(call, fuel_left);
         if consumed.saturating_add(cost) > call.budget {
-            let budget = call.budget;
-            return Err(self.end(
-                Error::new(
-                    ErrorCode::FuelExhausted,
-                    format!("fuel budget of {budget} exhausted"),
-                )
-                .with(|d| d.limit = Some(budget)),
-                fuel_left,
-            ));
+            return Err(self.fuel_exhausted(fuel_left));
         }
         let left = fuel_left.saturating_sub(i64::try_from(cost).unwrap_or(i64::MAX));
         self.check_deadline(left)?;
@@ -725,15 +709,7 @@ impl NativeInstance {
             return Err(Self::no_call());
         };
         if Self::consumed(call, fuel_left).saturating_add(cost) > call.budget {
-            let budget = call.budget;
-            return Err(self.end(
-                Error::new(
-                    ErrorCode::FuelExhausted,
-                    format!("fuel budget of {budget} exhausted"),
-                )
-                .with(|d| d.limit = Some(budget)),
-                fuel_left,
-            ));
+            return Err(self.fuel_exhausted(fuel_left));
         }
         let fuel = fuel_left.saturating_sub(i64::try_from(cost).unwrap_or(i64::MAX));
         Ok(NativeWasiStep::Return { errno, fuel })
@@ -864,15 +840,7 @@ impl NativeInstance {
         if metrics.fuel_consumed > self.call.as_ref().map_or(0, |c| c.budget) {
             // The last block was charged past the budget and never refuelled: the
             // interpreter would not have run it either.
-            let budget = self.call.as_ref().map_or(0, |c| c.budget);
-            return Err(self.end(
-                Error::new(
-                    ErrorCode::FuelExhausted,
-                    format!("fuel budget of {budget} exhausted"),
-                )
-                .with(|d| d.limit = Some(budget)),
-                fuel_left,
-            ));
+            return Err(self.fuel_exhausted(fuel_left));
         }
         self.record_call("ok", &metrics, Some(&values_digest(&results).to_sri()));
         self.call = None;
@@ -926,6 +894,19 @@ impl NativeInstance {
     }
 
     /// Ends the call with `error`: metrics, the `call` (and `limit`) audit entries, poisoned.
+    /// Ends the call with `FUEL_EXHAUSTED` (its budget as the limit).
+    fn fuel_exhausted(&mut self, fuel_left: i64) -> Error {
+        let budget = self.call.as_ref().map_or(0, |c| c.budget);
+        self.end(
+            Error::new(
+                ErrorCode::FuelExhausted,
+                format!("fuel budget of {budget} exhausted"),
+            )
+            .with(|d| d.limit = Some(budget)),
+            fuel_left,
+        )
+    }
+
     fn end(&mut self, error: Error, fuel_left: i64) -> Error {
         let metrics = self.metrics(fuel_left);
         self.record_call(error.code().as_str(), &metrics, None);
