@@ -307,3 +307,28 @@ fn wasi_is_linked_only_for_a_wasi_instance_and_cannot_be_granted() {
         .expect_err("a grant in WASI's namespace");
     assert_eq!(granted.code(), ErrorCode::InvalidArgument);
 }
+
+#[test]
+fn a_trapped_call_counts_its_whole_slice_a_cancelled_one_what_ran() {
+    // After an engine trap the guest's counter holds its value at the last write-back, so the
+    // fuel used since is unknown: the whole slice counts. A cancel happens at a suspension,
+    // where the counter is exact.
+    let sandbox = Sandbox::new(Limits::default()).expect("limits");
+    let bytes = wat(r#"(module (func (export "f")))"#);
+    let (module, _) = sandbox
+        .load_native(&bytes, &Digest::of(&bytes), &Provenance::default())
+        .expect("loads");
+    for (code, counted) in [(ErrorCode::Trap, None), (ErrorCode::Cancelled, Some(10))] {
+        let mut native = sandbox
+            .instantiate_native(&module, &Grants::new())
+            .expect("instantiates");
+        let slice = native
+            .start("f", &[], &CallOptions::default(), 0)
+            .expect("starts");
+        let left = i64::try_from(slice).expect("slice") - 10;
+        let error = native.abort(nestbox::Error::new(code, "ended"), left, 0);
+        assert_eq!(error.code(), code);
+        let consumed = error.metrics().expect("metrics").fuel_consumed;
+        assert_eq!(consumed, counted.unwrap_or(slice), "{code:?}");
+    }
+}
